@@ -1,0 +1,187 @@
+"""Secure defaults in one place, kept apart from the wiring.
+
+Everything a construct creates on the user's behalf comes from here, so the security
+posture can be read (and reviewed) in one file.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+"""Retention of the log groups the constructs create."""
+
+DEFAULT_QUEUE_RETENTION = Duration.days(14)
+"""Longest SQS retention: a dead-lettered event waits two weeks for an operator."""
+
+
+def new_encryption_key(scope: Construct, construct_id: str, description: str) -> kms.Key:
+    """A customer-managed key with rotation, kept when the stack is deleted."""
+    return kms.Key(
+        scope,
+        construct_id,
+        description=description,
+        enable_key_rotation=True,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+def allow_service_to_use_key(key: kms.IKey, service: str, actions: Optional[list[str]] = None) -> None:
+    """Let an AWS service (CloudWatch, EventBridge, Logs ...) encrypt with a key we created.
+
+    A key brought by the user is left alone: its policy is theirs to manage (the README says
+    which services need it).
+    """
+    if not isinstance(key, kms.Key):
+        return
+    stack = Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=f"Allow{service.split('.')[0].capitalize()}ToUseTheKey",
+            principals=[iam.ServicePrincipal(service)],
+            actions=actions or ["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy, "*" means this key
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+        )
+    )
+
+
+def allow_logs_to_use_key(key: kms.IKey) -> None:
+    """CloudWatch Logs encrypts a log group only if the key policy lets its regional principal."""
+    if not isinstance(key, kms.Key):
+        return
+    stack = Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchLogsToUseTheKey",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                     "kms:Describe*"],
+            resources=["*"],  # in a key policy, "*" means this key
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"
+                    )
+                }
+            },
+        )
+    )
+
+
+def new_secure_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    versioned: bool,
+    removal_policy: RemovalPolicy,
+    event_bridge_enabled: bool = False,
+    encryption_key: Optional[kms.IKey] = None,
+    access_logs_bucket: Optional[s3.IBucket] = None,
+    access_logs_prefix: Optional[str] = None,
+    lifecycle_rules: Optional[list[s3.LifecycleRule]] = None,
+) -> s3.Bucket:
+    """Private, TLS-only, encrypted, access-logged bucket."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+        encryption_key=encryption_key,
+        bucket_key_enabled=bool(encryption_key),
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=versioned,
+        event_bridge_enabled=event_bridge_enabled,
+        removal_policy=removal_policy,
+        auto_delete_objects=False,
+        server_access_logs_bucket=access_logs_bucket,
+        server_access_logs_prefix=access_logs_prefix,
+        lifecycle_rules=lifecycle_rules,
+    )
+
+
+def new_access_logs_bucket(
+    scope: Construct, construct_id: str, removal_policy: RemovalPolicy
+) -> s3.Bucket:
+    """Target of S3 server access logs: S3 supports only SSE-S3 there, not SSE-KMS.
+
+    Object ownership is left to CDK: it grants log delivery by bucket policy or, in apps
+    without the ``@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`` flag, by ACL.
+    """
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        versioned=True,
+        removal_policy=removal_policy,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="ExpireAccessLogs",
+                expiration=Duration.days(365),
+                noncurrent_version_expiration=Duration.days(30),
+            )
+        ],
+    )
+
+
+def new_topic(scope: Construct, construct_id: str, encryption_key: kms.IKey) -> sns.Topic:
+    """KMS-encrypted, TLS-only topic that EventBridge and CloudWatch alarms may publish to."""
+    allow_service_to_use_key(encryption_key, "events.amazonaws.com")
+    allow_service_to_use_key(encryption_key, "cloudwatch.amazonaws.com")
+    return sns.Topic(scope, construct_id, master_key=encryption_key, enforce_ssl=True)
+
+
+def new_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: Optional[kms.IKey] = None,
+    visibility_timeout: Optional[Duration] = None,
+    dead_letter_queue: Optional[sqs.DeadLetterQueue] = None,
+) -> sqs.Queue:
+    """TLS-only, encrypted queue (SQS-managed keys unless the user brings a KMS key)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS if encryption_key else sqs.QueueEncryption.SQS_MANAGED,
+        encryption_master_key=encryption_key,
+        data_key_reuse=Duration.hours(1) if encryption_key else None,
+        enforce_ssl=True,
+        retention_period=DEFAULT_QUEUE_RETENTION,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
+    )
+
+
+def new_log_group(
+    scope: Construct,
+    construct_id: str,
+    *,
+    log_group_name: Optional[str],
+    retention: logs.RetentionDays,
+    encryption_key: Optional[kms.IKey],
+) -> logs.LogGroup:
+    if encryption_key is not None:
+        allow_logs_to_use_key(encryption_key)
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=log_group_name,
+        retention=retention,
+        encryption_key=encryption_key,
+        removal_policy=RemovalPolicy.RETAIN,
+    )

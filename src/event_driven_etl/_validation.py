@@ -1,0 +1,79 @@
+"""Collect every prop problem first, then raise one ValidationError (token-aware)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, Token
+
+from .errors import ValidationError
+
+
+def is_unresolved(value: Any) -> bool:
+    """True for CDK tokens, whose real value is only known at deploy time."""
+    if isinstance(value, Duration):
+        return bool(value.is_unresolved())
+    return isinstance(value, (str, int, float)) and Token.is_unresolved(value)
+
+
+def show(value: Any) -> str:
+    if isinstance(value, Duration):
+        return value.to_human_string()
+    return repr(value)
+
+
+class Problems:
+    """A list of prop problems for one construct; :meth:`raise_if_any` raises them together."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.items: list[str] = []
+
+    def add(self, prop: str, value: Any, allowed: str) -> None:
+        self.items.append(f"{prop}={show(value)}: {allowed}")
+
+    def require(self, ok: bool, prop: str, value: Any, allowed: str) -> None:
+        """Record a problem unless ``ok``; values that are tokens are never judged."""
+        if not ok and not is_unresolved(value):
+            self.add(prop, value, allowed)
+
+    def integer_in_range(self, prop: str, value: Any, low: int, high: int) -> None:
+        if value is None or is_unresolved(value):
+            return
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        self.require(ok, prop, value, f"must be a whole number from {low} to {high}")
+
+    def seconds_in_range(self, prop: str, value: Duration | None, low: float, high: float) -> None:
+        if value is None or is_unresolved(value):
+            return
+        seconds = value.to_milliseconds() / 1000
+        ok = low <= seconds <= high
+        self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}")
+
+    def merge(self, error: ValidationError) -> None:
+        self.items.extend(error.problems)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationError(self.owner, self.items)
+
+
+def _human(seconds: float) -> str:
+    if seconds and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} hour(s)"
+    if seconds and seconds % 60 == 0:
+        return f"{int(seconds // 60)} minute(s)"
+    return f"{seconds:g} second(s)"
+
+
+def key_filter_problems(problems: Problems, prop: str, value: str | None) -> None:
+    """Prefix/suffix filters: literal text as stored in S3, no leading '/', no wildcards."""
+    if value is None or is_unresolved(value):
+        return
+    if not isinstance(value, str) or not value:
+        problems.add(prop, value, "must be a non-empty string, or None for no filter")
+        return
+    if prop == "key_prefix" and value.startswith("/"):
+        problems.add(prop, value, "must not start with '/': S3 keys have no leading slash")
+    if len(value.encode("utf-8")) > 1024:
+        problems.add(prop, value[:40] + "...", "must be at most 1,024 bytes (S3's key limit)")

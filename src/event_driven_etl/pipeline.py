@@ -1,0 +1,310 @@
+"""EventDrivenEtlPipeline: S3 upload -> trigger Lambda -> Step Functions -> Glue -> SNS."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from . import _defaults
+from ._validation import Problems
+from .glue_job import DEFAULT_MAX_CONCURRENT_RUNS, GlueEtlJob, check_glue_job_props
+from .retry import Batching, RetryPolicy
+from .state_machine import EtlStateMachine, check_state_machine_props
+from .trigger import TriggerFunction, check_trigger_props
+
+MANIFEST_PREFIX = "manifests/"
+"""Key prefix (in the output bucket) of batch manifests; expired after 30 days."""
+
+
+class EventDrivenEtlPipeline(Construct):
+    """A complete event-driven ETL pipeline in one construct.
+
+    A new object in ``source_bucket`` (matching ``key_prefix``/``key_suffix``) raises an
+    EventBridge "Object Created" event; the trigger Lambda starts the workflow (once per
+    object, or once per batch with ``batching``); the workflow runs the Glue job to
+    completion, retrying transient Glue errors, and publishes a JSON notification with the
+    outcome to ``notification_topic``. Every part is secure by default: private, TLS-only,
+    encrypted buckets and topic, least-privilege roles, logged and traced workflow.
+
+    Example::
+
+        pipeline = EventDrivenEtlPipeline(self, "Pipeline", key_prefix="incoming/")
+        pipeline.notification_topic.add_subscription(subs.EmailSubscription("data@example.com"))
+    """
+
+    source_bucket: s3.IBucket
+    """Where new objects start the pipeline."""
+
+    output_bucket: s3.IBucket
+    """Where the Glue job writes its output (and batch manifests)."""
+
+    notification_topic: sns.ITopic
+    """Receives one JSON message per finished execution (``status`` SUCCEEDED or FAILED)."""
+
+    trigger: TriggerFunction
+    """The trigger Lambda and the event rule (and, with batching, the queue)."""
+
+    state_machine: EtlStateMachine
+    """The Step Functions workflow."""
+
+    glue_job: GlueEtlJob
+    """The Glue job and its role."""
+
+    encryption_key: kms.IKey
+    """The key of the topic, the Glue security configuration and the workflow logs."""
+
+    access_logs_bucket: Optional[s3.IBucket]
+    """Receives S3 server access logs of the buckets this construct created (None if it
+    created no bucket)."""
+
+    pipeline_name: str
+    """The ``pipeline`` field of notifications."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        source_bucket: Optional[s3.IBucket] = None,
+        glue_script: Optional[glue.Code] = None,
+        notification_topic: Optional[sns.ITopic] = None,
+        retry_policy: Optional[RetryPolicy] = None,
+        key_prefix: Optional[str] = None,
+        key_suffix: Optional[str] = None,
+        output_bucket: Optional[s3.IBucket] = None,
+        batching: Optional[Batching] = None,
+        pipeline_name: Optional[str] = None,
+        encryption_key: Optional[kms.IKey] = None,
+        notification_topic_key: Optional[kms.IKey] = None,
+        access_logs_bucket: Optional[s3.IBucket] = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        output_prefix: str = "processed/",
+        worker_type: glue.WorkerType = glue.WorkerType.G_1X,
+        number_of_workers: int = 2,
+        job_timeout: Duration = Duration.hours(1),
+        max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+        job_run_queuing: bool = False,
+        extra_job_arguments: Optional[Mapping[str, str]] = None,
+        workflow_timeout: Duration = Duration.hours(12),
+        include_execution_data: bool = False,
+        log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+    ) -> None:
+        """
+        :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
+            notifications are turned on for it. Default: - a new secure bucket
+        :param glue_script: The Glue job's PySpark script. Default: - the built-in script
+            shipped in the package
+        :param notification_topic: Topic for success and failure notifications.
+            Default: - a new KMS-encrypted topic
+        :param retry_policy: How the workflow retries transient Glue errors.
+            Default: ``RetryPolicy()``
+        :param key_prefix: Only objects whose key starts with this start the pipeline.
+            Default: - any key
+        :param key_suffix: Only objects whose key ends with this start the pipeline (with
+            ``key_prefix``, both must hold). Default: - any key
+        :param output_bucket: Bucket the Glue job writes to. Default: - a new secure bucket
+        :param batching: Group object events into one execution per batch.
+            Default: - one workflow execution per object
+        :param pipeline_name: The ``pipeline`` field of notifications. Default: - this
+            construct's path
+        :param encryption_key: Customer-managed key for the topic, the Glue job's security
+            configuration, the workflow logs, queues and (new) buckets. Default: - a new key
+            with rotation for topic, Glue and logs; S3- and SQS-managed keys elsewhere
+        :param notification_topic_key: KMS key of an encrypted topic you bring.
+            Default: - the topic's own key when CDK knows it
+        :param access_logs_bucket: Bucket for S3 server access logs of created buckets.
+            Default: - a new bucket, when this construct creates a bucket
+        :param removal_policy: What happens to created source and output buckets when the
+            stack is deleted. Default: ``RemovalPolicy.RETAIN``
+        :param output_prefix: Key prefix of the Glue output, ending in ``/``.
+            Default: "processed/"
+        :param worker_type: Glue worker type. Default: ``WorkerType.G_1X``
+        :param number_of_workers: Glue workers per run, at least 2. Default: 2
+        :param job_timeout: Longest a Glue run may take. Default: 1 hour
+        :param max_concurrent_runs: Glue runs at the same time. Default: 10
+        :param job_run_queuing: Let Glue queue runs over its limits. Default: False
+        :param extra_job_arguments: More ``--name: value`` arguments for your script.
+            Default: - none
+        :param workflow_timeout: Longest a workflow execution may take, retries included.
+            Default: 12 hours
+        :param include_execution_data: Log execution input/output (object keys) in the
+            workflow's log group. Default: False
+        :param log_retention: Retention of the log groups created. Default: one year
+        """
+        problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
+        check_trigger_props(
+            problems,
+            key_prefix=key_prefix,
+            key_suffix=key_suffix,
+            batching=batching,
+            timeout=None,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        check_state_machine_props(
+            problems,
+            retry_policy=retry_policy,
+            concurrency_retry=None,
+            pipeline_name=pipeline_name,
+            timeout=workflow_timeout,
+        )
+        check_glue_job_props(
+            problems,
+            output_prefix=output_prefix,
+            manifest_prefix=MANIFEST_PREFIX,
+            number_of_workers=number_of_workers,
+            max_concurrent_runs=max_concurrent_runs,
+            timeout=job_timeout,
+            extra_arguments=extra_job_arguments,
+        )
+        if isinstance(output_prefix, str) and output_prefix.startswith(MANIFEST_PREFIX):
+            problems.add("output_prefix", output_prefix, f"must not be under {MANIFEST_PREFIX!r}")
+        problems.raise_if_any()
+        super().__init__(scope, construct_id)
+
+        self.pipeline_name = pipeline_name or self.node.path
+        self.encryption_key = encryption_key or _defaults.new_encryption_key(
+            self, "EncryptionKey", f"event-driven-etl {self.node.path}: topic, Glue, logs"
+        )
+        self._key_prefix = key_prefix
+        self._output_prefix = output_prefix
+        self.access_logs_bucket = access_logs_bucket
+        if self.access_logs_bucket is None and (source_bucket is None or output_bucket is None):
+            self.access_logs_bucket = _defaults.new_access_logs_bucket(
+                self, "AccessLogsBucket", removal_policy
+            )
+        bucket_key = encryption_key  # only a key the user brings encrypts buckets by default
+        self.source_bucket = source_bucket or _defaults.new_secure_bucket(
+            self,
+            "SourceBucket",
+            versioned=True,
+            event_bridge_enabled=True,
+            removal_policy=removal_policy,
+            encryption_key=bucket_key,
+            access_logs_bucket=self.access_logs_bucket,
+            access_logs_prefix="source/",
+        )
+        self.output_bucket = output_bucket or _defaults.new_secure_bucket(
+            self,
+            "OutputBucket",
+            versioned=False,
+            removal_policy=removal_policy,
+            encryption_key=bucket_key,
+            access_logs_bucket=self.access_logs_bucket,
+            access_logs_prefix="output/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireManifests", prefix=MANIFEST_PREFIX, expiration=Duration.days(30)
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+            ],
+        )
+        self.notification_topic = notification_topic or _defaults.new_topic(
+            self, "NotificationTopic", self.encryption_key
+        )
+
+        if batching is None and max_concurrent_runs == 1:
+            Annotations.of(self).add_warning_v2(
+                "event-driven-etl:single-glue-run",
+                "max_concurrent_runs=1 with one execution per object: a burst of uploads queues "
+                "behind one Glue run and relies on retries; consider batching=Batching() or "
+                "a higher max_concurrent_runs.",
+            )
+        self.glue_job = GlueEtlJob(
+            self,
+            "GlueJob",
+            source_bucket=self.source_bucket,
+            output_bucket=self.output_bucket,
+            script=glue_script,
+            source_key_prefix=key_prefix,
+            output_prefix=output_prefix,
+            manifest_prefix=MANIFEST_PREFIX,
+            worker_type=worker_type,
+            number_of_workers=number_of_workers,
+            timeout=job_timeout,
+            max_concurrent_runs=max_concurrent_runs,
+            job_run_queuing=job_run_queuing,
+            extra_arguments=extra_job_arguments,
+            encryption_key=self.encryption_key,
+            output_encryption_key=encryption_key,
+        )
+        self.state_machine = EtlStateMachine(
+            self,
+            "Workflow",
+            glue_job=self.glue_job.job,
+            notification_topic=self.notification_topic,
+            notification_topic_key=notification_topic_key,
+            retry_policy=retry_policy,
+            pipeline_name=self.pipeline_name,
+            timeout=workflow_timeout,
+            encryption_key=self.encryption_key,
+            include_execution_data=include_execution_data,
+            log_retention=log_retention,
+        )
+        self.trigger = TriggerFunction(
+            self,
+            "Trigger",
+            state_machine=self.state_machine.state_machine,
+            source_bucket=self.source_bucket,
+            key_prefix=key_prefix,
+            key_suffix=key_suffix,
+            batching=batching,
+            manifest_bucket=self.output_bucket,
+            manifest_prefix=MANIFEST_PREFIX,
+            encryption_key=encryption_key,
+            log_retention=log_retention,
+        )
+
+    # ------------------------------------------------------------- grants
+
+    def grant_write_source(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` upload objects that start the pipeline (under ``key_prefix``).
+
+        Includes ``kms:Encrypt``/``GenerateDataKey`` on the bucket's key when it has one.
+        """
+        return self.source_bucket.grant_put(grantee, f"{self._key_prefix or ''}*")
+
+    def grant_read_output(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the Glue output (under ``output_prefix``), key included."""
+        grant = self.output_bucket.grant_read(grantee, f"{self._output_prefix}*")
+        self.glue_job.grant_read_output(grantee)
+        return grant
+
+    # ------------------------------------------------------------- events
+
+    def on_success(self, construct_id: str, *, description: Optional[str] = None) -> events.Rule:
+        """An EventBridge rule for executions of this pipeline that SUCCEEDED; add targets."""
+        return self._execution_rule(construct_id, ["SUCCEEDED"], description)
+
+    def on_failure(self, construct_id: str, *, description: Optional[str] = None) -> events.Rule:
+        """An EventBridge rule for executions that FAILED, TIMED_OUT or were ABORTED."""
+        return self._execution_rule(construct_id, ["FAILED", "TIMED_OUT", "ABORTED"], description)
+
+    def _execution_rule(
+        self, construct_id: str, statuses: list[str], description: Optional[str]
+    ) -> events.Rule:
+        return events.Rule(
+            self,
+            construct_id,
+            description=description or f"event-driven-etl: executions {'/'.join(statuses)}",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine.state_machine_arn],
+                    "status": statuses,
+                },
+            ),
+        )

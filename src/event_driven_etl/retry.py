@@ -1,0 +1,105 @@
+"""Value objects that tune the pipeline: :class:`RetryPolicy` and :class:`Batching`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration
+
+from ._validation import Problems
+
+MAX_RETRY_ATTEMPTS = 100
+MAX_BATCH_SIZE = 10_000
+MAX_BATCHING_WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the workflow retries the Glue job run on transient errors.
+
+    Transient errors are ``Glue.ConcurrentRunsExceededException`` (retried separately and
+    more generously, see ``EtlStateMachine``'s ``concurrency_retry``), throttling and Glue
+    internal errors. A run that *ends* FAILED is a data or code error and is retried only
+    when ``retry_failed_runs`` is true.
+
+    Validates itself on construction and raises :class:`ValidationError`.
+    """
+
+    max_attempts: int = 3
+    """Retries after the first attempt (0 turns retries off). Default: 3"""
+
+    interval: Duration = field(default_factory=lambda: Duration.seconds(30))
+    """Wait before the first retry. Default: 30 seconds"""
+
+    backoff_rate: float = 2.0
+    """Factor by which the wait grows with each retry (at least 1). Default: 2.0"""
+
+    max_delay: Duration | None = None
+    """Longest wait between two attempts. Default: - no limit besides the backoff"""
+
+    jitter: bool = True
+    """Randomise waits (full jitter) so a burst of executions does not retry in lockstep.
+    Default: True"""
+
+    retry_failed_runs: bool = False
+    """Also retry when the Glue run itself ends FAILED (``States.TaskFailed``). Default: False"""
+
+    def __post_init__(self) -> None:
+        problems = Problems("RetryPolicy")
+        problems.integer_in_range("max_attempts", self.max_attempts, 0, MAX_RETRY_ATTEMPTS)
+        if not isinstance(self.interval, Duration):
+            problems.add("interval", self.interval, "must be an aws_cdk.Duration")
+        else:
+            problems.seconds_in_range("interval", self.interval, 1, 24 * 3600)
+        rate = self.backoff_rate
+        ok = isinstance(rate, (int, float)) and not isinstance(rate, bool) and 1.0 <= rate <= 10
+        problems.require(ok, "backoff_rate", rate, "must be a number from 1.0 to 10.0")
+        if self.max_delay is not None:
+            if not isinstance(self.max_delay, Duration):
+                problems.add("max_delay", self.max_delay, "must be an aws_cdk.Duration or None")
+            else:
+                problems.seconds_in_range("max_delay", self.max_delay, 1, 24 * 3600)
+        problems.raise_if_any()
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Group object events into one workflow execution (and one Glue run) per batch.
+
+    The rule feeds an SQS queue (with a dead-letter queue) that the trigger Lambda reads in
+    batches. A batch is handed to Lambda when it holds ``max_batch_size`` events or when
+    ``max_batching_window`` has passed since the first one, whichever comes first.
+
+    Validates itself on construction and raises :class:`ValidationError`.
+    """
+
+    max_batch_size: int = 100
+    """Most object events in one execution, 1 to 10,000. Default: 100"""
+
+    max_batching_window: Duration = field(default_factory=lambda: Duration.minutes(1))
+    """Longest wait to fill a batch, up to 5 minutes; SQS requires a window above zero when
+    ``max_batch_size`` is over 10. Default: 1 minute"""
+
+    def __post_init__(self) -> None:
+        problems = Problems("Batching")
+        problems.integer_in_range("max_batch_size", self.max_batch_size, 1, MAX_BATCH_SIZE)
+        window = self.max_batching_window
+        if not isinstance(window, Duration):
+            problems.add("max_batching_window", window, "must be an aws_cdk.Duration")
+        else:
+            problems.seconds_in_range(
+                "max_batching_window", window, 0, MAX_BATCHING_WINDOW_SECONDS
+            )
+            size = self.max_batch_size
+            if (
+                isinstance(size, int)
+                and size > 10
+                and not window.is_unresolved()
+                and window.to_milliseconds() == 0
+            ):
+                problems.add(
+                    "max_batching_window",
+                    window,
+                    f"must be above zero when max_batch_size ({size}) is over 10 (an SQS rule)",
+                )
+        problems.raise_if_any()

@@ -1,0 +1,99 @@
+"""Two small fixes to moto's Step Functions ``glue:startJobRun.sync``, in one place.
+
+moto 5.2.5 runs state machines in-process, but its Glue ``.sync`` integration has two bugs:
+
+1. ``StateTaskServiceCallback._eval_integration_pattern`` calls
+   ``callback_endpoint.interrupt_all()`` in a ``finally`` even when there is no callback
+   endpoint (``None`` for every ``.sync`` task), so every Glue task fails with
+   ``'NoneType' object has no attribute 'interrupt_all'``.
+2. The Glue job run it returns (and puts in the failure cause) holds ``datetime`` values,
+   which its JSON encoder cannot serialise.
+
+The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
+other version they are skipped (newer versions may have fixed the bugs) and
+:func:`apply` says so in its return value.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from datetime import datetime
+from typing import Any
+
+PATCHED_MOTO_VERSIONS = frozenset({"5.2.5"})
+"""moto versions these patches are known to fix."""
+
+_BUGGY_LINE = "callback_endpoint.interrupt_all()"
+_FIXED_LINE = "if callback_endpoint is not None: callback_endpoint.interrupt_all()"
+_applied = False
+
+
+def apply() -> bool:
+    """Apply both patches once; return whether they are in effect."""
+    global _applied  # noqa: PLW0603 - patches are process-wide by nature
+    if _applied:
+        return True
+    import moto
+
+    if moto.__version__ not in PATCHED_MOTO_VERSIONS:
+        return False
+    _patch_interrupt_all()
+    _patch_glue_datetimes()
+    _applied = True
+    return True
+
+
+def _patch_interrupt_all() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as module,
+    )
+
+    cls = module.StateTaskServiceCallback
+    source = textwrap.dedent(inspect.getsource(cls._eval_integration_pattern))
+    if _BUGGY_LINE not in source:  # pragma: no cover - only on an unexpected moto build
+        return
+    namespace: dict[str, Any] = {}
+    exec(  # noqa: S102 - recompiles moto's own method with the one line fixed
+        compile(source.replace(_BUGGY_LINE, _FIXED_LINE), inspect.getfile(cls), "exec"),
+        vars(module),
+        namespace,
+    )
+    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]  # type: ignore[method-assign]
+
+
+class _JsonSafeGlueClient:
+    """Returns job runs with timestamps as epoch milliseconds, as Step Functions does."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_job_run(self, **kwargs: Any) -> Any:
+        return _epoch_millis(self._client.get_job_run(**kwargs))
+
+
+def _epoch_millis(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: _epoch_millis(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch_millis(v) for v in value]
+    return value
+
+
+def _patch_glue_datetimes() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as module,
+    )
+
+    cls = module.StateTaskServiceGlue
+    original = cls._get_glue_client
+
+    def json_safe_client(resource_runtime_part: Any, state_credentials: Any) -> Any:
+        return _JsonSafeGlueClient(original(resource_runtime_part, state_credentials))
+
+    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign, assignment]

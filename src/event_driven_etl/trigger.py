@@ -1,0 +1,346 @@
+"""TriggerFunction: the Lambda that turns S3 object events into workflow executions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from . import _defaults
+from ._validation import Problems, is_unresolved, key_filter_problems
+from .retry import Batching
+from .runtime.trigger.s3_events import encode_key
+
+HANDLER_DIR = Path(__file__).parent / "runtime" / "trigger"
+"""The handler's source, deployed as the function's code."""
+
+ASSET_EXCLUDES = ["__pycache__", "*.pyc", "__init__.py"]
+"""Kept out of the asset so its hash is the same before and after ``pip install``."""
+
+INLINE_LIMIT_BYTES = 64_000
+"""Object lists larger than this (as JSON) go to the Glue job as a manifest file."""
+
+MAX_RECEIVE_COUNT = 5
+"""Deliveries of one SQS message before it moves to the dead-letter queue."""
+
+
+class TriggerFunction(Construct):
+    """The trigger Lambda, and (with ``source_bucket``) the EventBridge rule that feeds it.
+
+    Per-object mode (no ``batching``): the rule invokes the function asynchronously for each
+    "Object Created" event; each object starts one execution whose name is derived from the
+    object's identity, so a redelivered event starts nothing new. Events that fail after
+    ``retry_attempts`` (or are older than ``max_event_age``) go to ``dead_letter_queue``.
+
+    Batching mode: the rule sends events to ``queue``; the function reads batches, drops
+    objects already taken (a DynamoDB mark per object version), and starts one execution per
+    batch. Messages it cannot process are returned as batch item failures and, after
+    5 receives, land in ``dead_letter_queue``.
+
+    Example::
+
+        TriggerFunction(self, "Trigger", state_machine=workflow.state_machine,
+                        source_bucket=bucket, key_prefix="incoming/")
+    """
+
+    function: lambda_.IFunction
+    """The trigger Lambda (Python, ARM64)."""
+
+    dead_letter_queue: sqs.IQueue
+    """Where events end that could not start an execution; alarm on it."""
+
+    rule: Optional[events.IRule]
+    """The "Object Created" rule (only when ``source_bucket`` is given)."""
+
+    queue: Optional[sqs.IQueue]
+    """The event queue between the rule and the function (batching mode only)."""
+
+    dedup_table: Optional[dynamodb.ITable]
+    """Marks of objects already taken by a batch (batching mode only)."""
+
+    log_group: logs.ILogGroup
+    """The function's log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        source_bucket: Optional[s3.IBucket] = None,
+        key_prefix: Optional[str] = None,
+        key_suffix: Optional[str] = None,
+        batching: Optional[Batching] = None,
+        manifest_bucket: Optional[s3.IBucket] = None,
+        manifest_prefix: str = "manifests/",
+        timeout: Optional[Duration] = None,
+        retry_attempts: int = 2,
+        max_event_age: Duration = Duration.hours(6),
+        encryption_key: Optional[kms.IKey] = None,
+        log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+    ) -> None:
+        """
+        :param state_machine: The workflow each object (or batch) starts.
+        :param source_bucket: The bucket whose "Object Created" events start the workflow; a
+            rule for it is created and events for other buckets are skipped.
+            Default: - no rule; events for any bucket are accepted
+        :param key_prefix: Only keys starting with this (as stored in S3) start the workflow.
+            Default: - any key
+        :param key_suffix: Only keys ending with this start the workflow; with ``key_prefix``
+            both must hold. Default: - any key
+        :param batching: Group events into one execution per batch through an SQS queue.
+            Default: - one execution per object
+        :param manifest_bucket: Where a batch too large to pass inline is written as a
+            manifest (batching mode). Default: - no manifests; batches are always inline
+        :param manifest_prefix: Key prefix of manifests. Default: "manifests/"
+        :param timeout: Function timeout. Default: - 1 minute, 5 minutes with batching
+        :param retry_attempts: Lambda retries of a failed asynchronous invocation (per-object
+            mode), 0 to 2. Default: 2
+        :param max_event_age: Oldest event Lambda still tries (per-object mode), 1 minute to
+            6 hours. Default: 6 hours
+        :param encryption_key: Key for the queues and the deduplication table.
+            Default: - SQS- and DynamoDB-managed encryption
+        :param log_retention: Retention of the function's log group. Default: one year
+        """
+        problems = Problems(f"TriggerFunction '{construct_id}'")
+        check_trigger_props(
+            problems,
+            key_prefix=key_prefix,
+            key_suffix=key_suffix,
+            batching=batching,
+            timeout=timeout,
+            retry_attempts=retry_attempts,
+            max_event_age=max_event_age,
+        )
+        if (key_prefix or key_suffix) and source_bucket is None:
+            problems.add(
+                "key_prefix/key_suffix",
+                key_prefix or key_suffix,
+                "filters need source_bucket, whose rule applies them",
+            )
+        problems.raise_if_any()
+        super().__init__(scope, construct_id)
+
+        timeout = timeout or (Duration.minutes(5) if batching else Duration.minutes(1))
+        self.log_group = _defaults.new_log_group(
+            self, "LogGroup", log_group_name=None, retention=log_retention, encryption_key=None
+        )
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="event-driven-etl trigger: start the workflow, write own logs",
+        )
+        self.dead_letter_queue = _defaults.new_queue(
+            self, "DeadLetterQueue", encryption_key=encryption_key
+        )
+        environment = {
+            "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+            "INLINE_LIMIT_BYTES": str(INLINE_LIMIT_BYTES),
+        }
+        if source_bucket is not None:
+            environment["SOURCE_BUCKET"] = source_bucket.bucket_name
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=ASSET_EXCLUDES),
+            timeout=timeout,
+            memory_size=256,
+            role=role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.TEXT,
+            environment=environment,
+            description="event-driven-etl: start the ETL workflow for new S3 objects",
+        )
+        self.log_group.grant_write(role)
+        state_machine.grant_start_execution(self.function)
+
+        self.queue = None
+        self.dedup_table = None
+        self.rule = None
+        if batching is not None:
+            self._wire_batching(batching, timeout, encryption_key, manifest_bucket, manifest_prefix)
+        else:
+            self.function.configure_async_invoke(
+                retry_attempts=retry_attempts,
+                max_event_age=max_event_age,
+                on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            )
+        if source_bucket is not None:
+            self.rule = self._object_created_rule(
+                source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
+            )
+
+    def _wire_batching(
+        self,
+        batching: Batching,
+        timeout: Duration,
+        encryption_key: Optional[kms.IKey],
+        manifest_bucket: Optional[s3.IBucket],
+        manifest_prefix: str,
+    ) -> None:
+        # AWS recommends a visibility timeout of six times the function timeout for SQS sources.
+        visibility = Duration.seconds(min(6 * timeout.to_seconds(), 12 * 3600))
+        self.queue = _defaults.new_queue(
+            self,
+            "EventQueue",
+            encryption_key=encryption_key,
+            visibility_timeout=visibility,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
+        table = dynamodb.Table(
+            self,
+            "DedupTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expires_at",
+            encryption=(
+                dynamodb.TableEncryption.CUSTOMER_MANAGED
+                if encryption_key
+                else dynamodb.TableEncryption.AWS_MANAGED
+            ),
+            encryption_key=encryption_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # Only short-lived deduplication marks live here.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        table.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        self.dedup_table = table
+        fn = self.function
+        assert isinstance(fn, lambda_.Function)
+        fn.add_environment("DEDUP_TABLE", table.table_name)
+        # A pending mark outlives the invocation that wrote it, then may be taken over.
+        fn.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))
+        if manifest_bucket is not None:
+            manifest_bucket.grant_put(fn, f"{manifest_prefix}*")
+            fn.add_environment("MANIFEST_BUCKET", manifest_bucket.bucket_name)
+            fn.add_environment("MANIFEST_PREFIX", manifest_prefix)
+        fn.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=batching.max_batch_size,
+                max_batching_window=batching.max_batching_window,
+                report_batch_item_failures=True,
+            )
+        )
+
+    def _object_created_rule(
+        self,
+        bucket: s3.IBucket,
+        key_prefix: Optional[str],
+        key_suffix: Optional[str],
+        retry_attempts: int,
+        max_event_age: Duration,
+    ) -> events.Rule:
+        enable_event_bridge(bucket)
+        detail: dict[str, object] = {"bucket": {"name": [bucket.bucket_name]}}
+        key_matcher = object_key_matcher(key_prefix, key_suffix)
+        if key_matcher is not None:
+            detail["object"] = {"key": key_matcher}
+        rule = events.Rule(
+            self,
+            "ObjectCreatedRule",
+            description="event-driven-etl: new objects in the source bucket",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"], detail=detail
+            ),
+        )
+        if self.queue is not None:
+            rule.add_target(
+                targets.SqsQueue(
+                    self.queue,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            )
+        else:
+            rule.add_target(
+                targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            )
+        return rule
+
+
+def check_trigger_props(
+    problems: Problems,
+    *,
+    key_prefix: Optional[str],
+    key_suffix: Optional[str],
+    batching: Optional[Batching],
+    timeout: Optional[Duration],
+    retry_attempts: int,
+    max_event_age: Duration,
+) -> None:
+    """Record every problem with TriggerFunction's props (the pipeline checks them up front)."""
+    key_filter_problems(problems, "key_prefix", key_prefix)
+    key_filter_problems(problems, "key_suffix", key_suffix)
+    problems.require(
+        batching is None or isinstance(batching, Batching),
+        "batching",
+        batching,
+        "must be a Batching or None",
+    )
+    problems.seconds_in_range("timeout", timeout, 10, 900)
+    problems.integer_in_range("retry_attempts", retry_attempts, 0, 2)
+    problems.seconds_in_range("max_event_age", max_event_age, 60, 6 * 3600)
+
+
+def object_key_matcher(key_prefix: Optional[str], key_suffix: Optional[str]) -> Optional[list[object]]:
+    """EventBridge matcher for the event's (URL-encoded) key.
+
+    Two matchers in one array mean OR in EventBridge, so prefix AND suffix become a single
+    wildcard ``prefix*suffix``.
+    """
+    if not key_prefix and not key_suffix:
+        return None
+    prefix = _encoded(key_prefix)
+    suffix = _encoded(key_suffix)
+    if prefix and suffix:
+        return [{"wildcard": f"{_escape_wildcard(prefix)}*{_escape_wildcard(suffix)}"}]
+    if prefix:
+        return [{"prefix": prefix}]
+    return [{"suffix": suffix}]
+
+
+def _encoded(value: Optional[str]) -> str:
+    if not value:
+        return ""
+    return value if is_unresolved(value) else encode_key(value)
+
+
+def _escape_wildcard(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("*", "\\*")
+
+
+def enable_event_bridge(bucket: s3.IBucket) -> None:
+    """Turn on EventBridge notifications, also on a bucket the user brings (not overridable).
+
+    Idempotent: a bucket created with ``event_bridge_enabled=True`` is left as it is.
+    """
+    bucket.enable_event_bridge_notification()
