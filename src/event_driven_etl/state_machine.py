@@ -40,6 +40,9 @@ DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
 )
 """Outlasts a burst: up to about 3 hours of waiting in randomised steps of at most 5 minutes."""
 
+FAILURE_ERROR = "EtlPipelineFailed"
+"""The error a failed execution ends with; its cause starts with the original error name."""
+
 _INPUT_DEFAULTS = {"objects": [], "manifest": ""}
 
 
@@ -128,7 +131,14 @@ class EtlStateMachine(Construct):
             "error": sfn.JsonPath.string_at("$.error.Error"),
             "cause": sfn.JsonPath.string_at("$.error.Cause"),
         })
-        failed = sfn.Fail(self, "Failed", error_path="$.error.Error", cause_path="$.error.Cause")
+        # Step Functions reserves "States." error names for itself, so the Fail state reports
+        # its own error and keeps the original error name and cause in the cause text.
+        failed = sfn.Fail(
+            self,
+            "Failed",
+            error=FAILURE_ERROR,
+            cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)",
+        )
         failure_details = self._failure_details()
         failure_details.afterwards().next(notify_failure).next(failed)
         run_job.add_catch(failure_details, errors=[sfn.Errors.ALL], result_path="$.error")

@@ -1,0 +1,879 @@
+"""LocalPipeline: run a synthesized EventDrivenEtlPipeline in-process, offline.
+
+What is real: the state machine definition from the template (intrinsics resolved to the
+emulated resources), the rule's event pattern, the trigger handler loaded from its
+synthesized asset directory, and the Glue script run on local PySpark. What is emulated
+(moto): S3, EventBridge, SQS, SNS, DynamoDB, the Glue control plane and Step Functions'
+interpreter. Lambda is not emulated: the handler is called in-process, with the
+asynchronous-invocation retries (per-object mode) or the SQS batch semantics (batching mode)
+the template configures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from urllib.parse import quote_plus
+
+from . import _moto_patches, _spark
+from ._template import (
+    ACCOUNT,
+    REGION,
+    PipelineNotFoundError,
+    Resolver,
+    StackTemplate,
+    load_from_assembly,
+)
+
+if TYPE_CHECKING:
+    from aws_cdk import Stack
+
+GlueRunner = Callable[[Path, dict[str, str]], None]
+"""Runs a Glue script with its job arguments; raising marks the run FAILED."""
+
+_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
+_active_jobs: dict[str, LocalPipeline] = {}
+_sequencer = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished workflow execution."""
+
+    execution_arn: str
+    name: str
+    status: str
+    """``"SUCCEEDED"``, ``"FAILED"``, ``"TIMED_OUT"`` or ``"ABORTED"``."""
+    objects: list[str]
+    """The ``s3://bucket/key`` URIs the run processed (read from the manifest if there is one)."""
+    manifest: Optional[str] = None
+    error: Optional[str] = None
+    cause: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GlueRun:
+    """One Glue job run the workflow started."""
+
+    run_id: str
+    arguments: dict[str, str]
+    status: str
+    error_message: Optional[str] = None
+    written: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Faults:
+    glue_failures: deque[tuple[str, str]] = field(default_factory=deque)
+    glue_start_errors: deque[str] = field(default_factory=deque)
+    start_execution_errors: deque[str] = field(default_factory=deque)
+
+
+class LocalPipeline:
+    """A synthesized pipeline running offline, for tests and demos.
+
+    Example::
+
+        with LocalPipeline.from_stack(stack, "Pipeline") as local:
+            local.put_object("incoming/a.csv", b"id,name\\n1,x\\n")
+            [run] = local.wait_for_runs()
+            assert run.status == "SUCCEEDED"
+    """
+
+    def __init__(
+        self,
+        stack: StackTemplate,
+        construct_path: str,
+        *,
+        glue_runner: Optional[GlueRunner] = None,
+        fast_retries: bool = True,
+        work_dir: Optional[Union[str, Path]] = None,
+    ) -> None:
+        """
+        :param stack: The synthesized stack (see :meth:`from_stack`).
+        :param construct_path: The pipeline's path, e.g. ``/MyStack/Pipeline``.
+        :param glue_runner: Runs the Glue script. Default: - the script runs on local PySpark
+        :param fast_retries: Shorten the workflow's retry waits to 1 second (attempt counts
+            and retried errors stay as synthesized). Default: True
+        :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
+        """
+        self._stack = stack
+        self._path = construct_path.rstrip("/")
+        self._glue_runner = glue_runner
+        self._fast_retries = fast_retries
+        self._work_dir = Path(work_dir) if work_dir else None
+        self._faults = _Faults()
+        self._events: list[dict[str, Any]] = []
+        self._notifications: list[dict[str, Any]] = []
+        self._glue_runs: list[GlueRun] = []
+        self._mock: Any = None
+        self._env_saved: dict[str, Optional[str]] = {}
+        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+        self._handler: Optional[ModuleType] = None
+        self._lock = threading.RLock()
+        self._discover()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_stack(cls, stack: Stack, construct_id: str, **options: Any) -> LocalPipeline:
+        """Synthesize ``stack``'s app and run the pipeline with id (or path) ``construct_id``."""
+        from aws_cdk import Stage
+
+        stage = Stage.of(stack)
+        if stage is None:  # pragma: no cover - every stack lives in an app
+            raise ValueError("the stack is not part of an App")
+        assembly = stage.synth(force=True)
+        artifact = assembly.get_stack_artifact(stack.artifact_id)
+        template = load_from_assembly(assembly.directory, artifact.stack_name)
+        return cls(template, f"/{stack.node.path}/{construct_id.strip('/')}", **options)
+
+    @classmethod
+    def from_cloud_assembly(
+        cls, directory: Union[str, Path], stack_name: str, construct_id: str, **options: Any
+    ) -> LocalPipeline:
+        """Run a pipeline from a ``cdk.out`` directory, e.g. after ``cdk synth``."""
+        template = load_from_assembly(directory, stack_name)
+        return cls(template, f"/{stack_name}/{construct_id.strip('/')}", **options)
+
+    def _required_id(self, relative: str) -> str:
+        logical_id = self._stack.logical_id(f"{self._path}/{relative}/Resource")
+        if logical_id is None:
+            raise PipelineNotFoundError(
+                f"no EventDrivenEtlPipeline at {self._path}: {relative} not found. "
+                "Pass the pipeline's construct id in that stack, e.g. 'Pipeline'."
+            )
+        return logical_id
+
+    def _discover(self) -> None:
+        resources = self._stack.resources
+        self._resources = resources
+        self._machine_id = self._required_id("Workflow/StateMachine")
+        self._job_id = self._required_id("GlueJob/Job")
+        self._function_id = self._required_id("Trigger/Function")
+        self._rule_id = self._required_id("Trigger/ObjectCreatedRule")
+        self._dlq_id = self._required_id("Trigger/DeadLetterQueue")
+        self._queue_id = self._stack.logical_id(f"{self._path}/Trigger/EventQueue/Resource")
+        self._table_id = self._stack.logical_id(f"{self._path}/Trigger/DedupTable/Resource")
+        self._resolver = Resolver(resources, fallback=lambda lid: lid.lower())
+        for logical_id, resource in resources.items():
+            self._name_resource(logical_id, resource)
+
+        function = resources[self._function_id]["Properties"]
+        self.handler_dir = self._stack.asset_path(self._resolve(function["Code"]["S3Key"]))
+        self._handler_entry = function.get("Handler", "handler.handler")
+        job = resources[self._job_id]["Properties"]
+        self.glue_script = self._stack.asset_path(
+            str(self._resolve(job["Command"]["ScriptLocation"]))
+        )
+        self._batch_size, self._max_receive = 1, 1
+        self._retry_attempts = 2
+        for resource in resources.values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::EventSourceMapping" and _refers_to(
+                props.get("FunctionName"), self._function_id
+            ):
+                self._batch_size = int(props.get("BatchSize", 10))
+            if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and _refers_to(
+                props.get("FunctionName"), self._function_id
+            ):
+                self._retry_attempts = int(props.get("MaximumRetryAttempts", 2))
+        if self._queue_id:
+            redrive = resources[self._queue_id]["Properties"].get("RedrivePolicy", {})
+            self._max_receive = int(redrive.get("maxReceiveCount", 5))
+
+    def _name_resource(self, logical_id: str, resource: dict[str, Any]) -> None:
+        kind = resource["Type"]
+        props = resource.get("Properties", {})
+        lowered = logical_id.lower()
+        physical: Optional[str] = None
+        arn: Optional[str] = None
+        if kind == "AWS::S3::Bucket":
+            physical = str(props.get("BucketName") or f"{lowered[:50]}-local")
+        elif kind == "AWS::SNS::Topic":
+            physical = arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}"
+        elif kind == "AWS::SQS::Queue":
+            physical = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{logical_id}"
+            arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}"
+        elif kind == "AWS::StepFunctions::StateMachine":
+            physical = arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+        elif kind == "AWS::Glue::Job":
+            physical = str(props.get("Name") or logical_id)
+        elif kind == "AWS::DynamoDB::Table":
+            physical = str(props.get("TableName") or logical_id)
+        if physical is not None:
+            self._resolver.physical[logical_id] = physical
+        if arn is not None:
+            self._resolver.arns[logical_id] = arn
+
+    def _resolve(self, value: Any) -> Any:
+        return self._resolver.resolve(value)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalPipeline:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the emulation and create the pipeline's resources in it."""
+        from moto import mock_aws
+
+        _moto_patches.apply()
+        self._set_environment()
+        self._tmp = tempfile.TemporaryDirectory(prefix="event-driven-etl-")
+        self._mirror = _spark.BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
+        self._mock = mock_aws(config=_MOTO_CONFIG)  # type: ignore[arg-type]
+        self._mock.start()
+        import boto3
+
+        self._s3 = boto3.client("s3", region_name=REGION)
+        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._sfn = boto3.client("stepfunctions", region_name=REGION)
+        self._create_resources()
+        _glue_hooks.install()
+        _active_jobs[self.glue_job_name] = self
+        self._handler = self._load_handler()
+
+    def stop(self) -> None:
+        """Stop the emulation; everything created in it is gone."""
+        _active_jobs.pop(getattr(self, "glue_job_name", ""), None)
+        if not _active_jobs:
+            _glue_hooks.uninstall()
+        if self._mock is not None:
+            self._wait_quietly()
+            self._mock.stop()
+            self._mock = None
+        for name, value in self._env_saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._env_saved = {}
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _wait_quietly(self) -> None:
+        try:
+            self._wait_idle(timeout=30)
+        except Exception:  # noqa: BLE001 - stopping anyway; in-flight runs are abandoned
+            return
+
+    def _set_environment(self) -> None:
+        fake = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        for name, value in fake.items():
+            self._env_saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    # ------------------------------------------------------------------ resources
+
+    def _create_resources(self) -> None:
+        import boto3
+
+        for logical_id, resource in self._resources.items():
+            if resource["Type"] == "AWS::S3::Bucket":
+                self._create_bucket(self._resolver.physical[logical_id], resource)
+        rule = self._resources[self._rule_id]["Properties"]
+        self.rule_pattern: dict[str, Any] = self._resolve(rule["EventPattern"])
+        self.source_bucket = str(self.rule_pattern["detail"]["bucket"]["name"][0])
+        self._create_bucket(self.source_bucket, None)
+        job = self._resources[self._job_id]["Properties"]
+        self.glue_job_name = str(self._resolver.physical[self._job_id])
+        default_arguments = {k: str(v) for k, v in self._resolve(job.get("DefaultArguments", {})).items()}
+        output_path = default_arguments.get("--output_path", "")
+        self.output_bucket = output_path[5:].split("/", 1)[0] if output_path.startswith("s3://") else ""
+        if self.output_bucket:
+            self._create_bucket(self.output_bucket, None)
+        boto3.client("glue", region_name=REGION).create_job(
+            Name=self.glue_job_name,
+            Role=_ROLE_ARN,
+            Command={"Name": "glueetl", "ScriptLocation": f"s3://local-assets/{self.glue_script.name}"},
+            DefaultArguments=default_arguments,
+            ExecutionProperty={
+                "MaxConcurrentRuns": int(job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1))
+            },
+            MaxRetries=int(job.get("MaxRetries", 0)),
+        )
+        self._create_queues()
+        self._create_table()
+        self._create_topic_capture()
+        self._create_state_machine()
+        self._create_rule()
+
+    def _create_bucket(self, name: str, resource: Optional[dict[str, Any]]) -> None:
+        existing = {b["Name"] for b in self._s3.list_buckets().get("Buckets", [])}
+        if name in existing:
+            return
+        self._s3.create_bucket(Bucket=name)
+        versioning = (resource or {}).get("Properties", {}).get("VersioningConfiguration", {})
+        if versioning.get("Status") == "Enabled":
+            self._s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": "Enabled"}
+            )
+
+    def _create_queues(self) -> None:
+        self.dead_letter_queue_url = self._sqs.create_queue(QueueName=self._dlq_id)["QueueUrl"]
+        dlq_arn = self._resolver.arns[self._dlq_id]
+        self.event_queue_url: Optional[str] = None
+        if self._queue_id:
+            self.event_queue_url = self._sqs.create_queue(
+                QueueName=self._queue_id,
+                Attributes={
+                    "VisibilityTimeout": "0",
+                    "RedrivePolicy": json.dumps(
+                        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self._max_receive}
+                    ),
+                },
+            )["QueueUrl"]
+        # Per-object mode: EventBridge's Lambda target, observed through a queue.
+        self._delivery_queue_url = self._sqs.create_queue(QueueName="local-lambda-deliveries")[
+            "QueueUrl"
+        ]
+
+    def _create_table(self) -> None:
+        if not self._table_id:
+            return
+        import boto3
+
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=self._resolver.physical[self._table_id],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _create_topic_capture(self) -> None:
+        import boto3
+
+        sns = boto3.client("sns", region_name=REGION)
+        definition = json.dumps(self._resources[self._machine_id]["Properties"])
+        self._topic_arns = []
+        for logical_id, resource in self._resources.items():
+            if resource["Type"] == "AWS::SNS::Topic" and logical_id in definition:
+                self._topic_arns.append(sns.create_topic(Name=logical_id)["TopicArn"])
+        capture = self._sqs.create_queue(QueueName="local-notifications")["QueueUrl"]
+        self._capture_queue_url = capture
+        capture_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-notifications"
+        for topic_arn in self._topic_arns:
+            sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=capture_arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+
+    def _create_state_machine(self) -> None:
+        props = self._resources[self._machine_id]["Properties"]
+        definition = str(self._resolve(props["DefinitionString"]))
+        for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
+            definition = definition.replace("${" + name + "}", str(value))
+        if self._fast_retries:
+            definition = json.dumps(_shorten_retries(json.loads(definition)))
+        self.definition = json.loads(definition)
+        self.state_machine_arn = self._sfn.create_state_machine(
+            name=self._machine_id, definition=definition, roleArn=_ROLE_ARN
+        )["stateMachineArn"]
+
+    def _create_rule(self) -> None:
+        import boto3
+
+        events = boto3.client("events", region_name=REGION)
+        events.put_rule(Name="object-created", EventPattern=json.dumps(self.rule_pattern))
+        target_queue = self.event_queue_url or self._delivery_queue_url
+        target_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{target_queue.rsplit('/', 1)[-1]}"
+        events.put_targets(Rule="object-created", Targets=[{"Id": "Target0", "Arn": target_arn}])
+        self._events_client = events
+
+    # ------------------------------------------------------------------ the handler
+
+    def _load_handler(self) -> ModuleType:
+        module_file, _, _ = self._handler_entry.rpartition(".")
+        path = self.handler_dir / f"{module_file}.py"
+        name = f"event_driven_etl_local_handler_{uuid.uuid4().hex}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # pragma: no cover
+            raise ImportError(f"cannot load the trigger handler from {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while it loads
+        sys.path.insert(0, str(self.handler_dir))
+        try:
+            for sibling in self.handler_dir.glob("*.py"):
+                sys.modules.pop(sibling.stem, None)  # a flat sibling from another asset
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(self.handler_dir))
+        return module
+
+    def _invoke_handler(self, event: dict[str, Any]) -> Any:
+        assert self._handler is not None
+        environment = {
+            k: str(v)
+            for k, v in self._resolve(
+                self._resources[self._function_id]["Properties"].get("Environment", {}).get(
+                    "Variables", {}
+                )
+            ).items()
+        }
+        saved = {k: os.environ.get(k) for k in environment}
+        os.environ.update(environment)
+        try:
+            self._install_client_faults()
+            entry = self._handler_entry.rpartition(".")[2]
+            return getattr(self._handler, entry)(event, _LambdaContext())
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def _install_client_faults(self) -> None:
+        handler = self._handler
+        if handler is None or not hasattr(handler, "set_clients"):
+            return
+        import boto3
+
+        handler.set_clients(
+            handler.Clients(
+                stepfunctions=_FaultyClient(
+                    boto3.client("stepfunctions", region_name=REGION),
+                    "start_execution",
+                    self._faults.start_execution_errors,
+                ),
+                dynamodb=boto3.client("dynamodb", region_name=REGION),
+                s3=boto3.client("s3", region_name=REGION),
+            )
+        )
+
+    # ------------------------------------------------------------------ events in
+
+    def put_object(
+        self, key: str, body: bytes, *, bucket: Optional[str] = None
+    ) -> dict[str, Any]:
+        """Upload into the source bucket and emit its "Object Created" event via EventBridge.
+
+        The event is realistic: URL-encoded key, a unique sequencer, the ETag, and the
+        version id when the bucket is versioned. Returns the event.
+        """
+        bucket = bucket or self.source_bucket
+        response = self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+        detail_object: dict[str, Any] = {
+            "key": quote_plus(key, safe="/"),
+            "size": len(body),
+            "etag": response["ETag"].strip('"'),
+            "sequencer": f"{next(_sequencer):018X}",
+        }
+        if response.get("VersionId") and response["VersionId"] != "null":
+            detail_object["version-id"] = response["VersionId"]
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": REGION,
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket},
+                "object": detail_object,
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": ACCOUNT,
+                "reason": "PutObject",
+            },
+        }
+        self.send_event(event)
+        return event
+
+    def redeliver(self, event: Optional[dict[str, Any]] = None) -> None:
+        """Deliver an event again (the last one by default), as EventBridge may."""
+        event = event or self._events[-1]
+        self.send_event({**event, "id": str(uuid.uuid4())})
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        """Put any event on the bus; the rule decides whether the pipeline sees it."""
+        self._events.append(event)
+        self._events_client.put_events(
+            Entries=[
+                {
+                    "Source": event.get("source", "custom"),
+                    "DetailType": event.get("detail-type", "custom"),
+                    "Detail": json.dumps(event.get("detail", {})),
+                    "Resources": event.get("resources", []),
+                }
+            ]
+        )
+        if not self.event_queue_url:
+            self._dispatch_per_object()
+
+    def _dispatch_per_object(self) -> None:
+        """Invoke the handler for each delivered event, like Lambda's asynchronous invoke."""
+        for body in self._drain(self._delivery_queue_url):
+            event = json.loads(body)
+            last_error: Optional[BaseException] = None
+            for _attempt in range(1 + self._retry_attempts):
+                try:
+                    self._invoke_handler(event)
+                    last_error = None
+                    break
+                except Exception as error:  # noqa: BLE001 - Lambda retries any error
+                    last_error = error
+            if last_error is not None:
+                self._sqs.send_message(
+                    QueueUrl=self.dead_letter_queue_url,
+                    MessageBody=json.dumps(
+                        {
+                            "requestContext": {"condition": "RetriesExhausted"},
+                            "requestPayload": event,
+                            "responsePayload": {
+                                "errorType": type(last_error).__name__,
+                                "errorMessage": str(last_error),
+                            },
+                        }
+                    ),
+                )
+
+    def _dispatch_batches(self) -> None:
+        """Hand the event queue to the handler in batches, as the SQS event source does."""
+        assert self.event_queue_url is not None
+        while True:
+            messages = self._receive(self.event_queue_url, self._batch_size)
+            if not messages:
+                return
+            records = [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "eventSource": "aws:sqs",
+                }
+                for m in messages
+            ]
+            try:
+                response = self._invoke_handler({"Records": records}) or {}
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            except Exception:  # noqa: BLE001 - a crashed invocation returns the whole batch
+                failed = {r["messageId"] for r in records}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    self._sqs.delete_message(
+                        QueueUrl=self.event_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+
+    def _receive(self, queue_url: str, limit: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < limit:
+            batch = self._sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(10, limit - len(messages)),
+                AttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                break
+            messages += batch
+        return messages
+
+    def _drain(self, queue_url: str) -> list[str]:
+        bodies = []
+        for message in self._receive(queue_url, 1_000_000):
+            bodies.append(message["Body"])
+            self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def flush(self) -> None:
+        """Deliver everything waiting (in batching mode: the batching window ends now)."""
+        if self.event_queue_url:
+            self._dispatch_batches()
+        else:
+            self._dispatch_per_object()
+
+    # ------------------------------------------------------------------ results
+
+    def wait_for_runs(self, timeout: float = 60) -> list[Run]:
+        """Deliver pending events, wait until no execution is in flight, return all runs.
+
+        Raises :class:`TimeoutError` if executions are still running after ``timeout`` seconds.
+        """
+        self.flush()
+        self._wait_idle(timeout)
+        return self.runs()
+
+    def _wait_idle(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = self._sfn.list_executions(
+                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+            )["executions"]
+            if not running:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(running)} execution(s) still running after {timeout} seconds"
+                )
+            time.sleep(0.1)
+
+    def runs(self) -> list[Run]:
+        """Every finished execution so far, oldest first."""
+        executions = self._sfn.list_executions(stateMachineArn=self.state_machine_arn)[
+            "executions"
+        ]
+        runs = []
+        for item in sorted(executions, key=lambda e: e["startDate"]):
+            if item["status"] == "RUNNING":
+                continue
+            described = self._sfn.describe_execution(executionArn=item["executionArn"])
+            payload = json.loads(described.get("input") or "{}")
+            runs.append(
+                Run(
+                    execution_arn=item["executionArn"],
+                    name=item["name"],
+                    status=item["status"],
+                    objects=self._objects_of(payload),
+                    manifest=payload.get("manifest") or None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                )
+            )
+        return runs
+
+    def _objects_of(self, payload: dict[str, Any]) -> list[str]:
+        objects = list(payload.get("objects") or [])
+        manifest = payload.get("manifest")
+        if manifest:
+            bucket, _, key = manifest[5:].partition("/")
+            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+            for line in text.splitlines():
+                line = line.strip()
+                if line:
+                    objects.append(json.loads(line) if line.startswith('"') else line)
+        return objects
+
+    @property
+    def notifications(self) -> list[dict[str, Any]]:
+        """Parsed JSON messages published to the notification topic, oldest first."""
+        for message in self._receive(self._capture_queue_url, 1_000_000):
+            body = json.loads(message["Body"])
+            attributes = {
+                k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()
+            }
+            self._notifications.append({**body, "_attributes": attributes} if attributes else body)
+            self._sqs.delete_message(
+                QueueUrl=self._capture_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        return [{k: v for k, v in n.items() if k != "_attributes"} for n in self._notifications]
+
+    @property
+    def notification_attributes(self) -> list[dict[str, Any]]:
+        """The SNS message attributes of each notification (``{"status": ...}``)."""
+        _ = self.notifications
+        return [dict(n.get("_attributes", {})) for n in self._notifications]
+
+    @property
+    def glue_runs(self) -> list[GlueRun]:
+        """Glue job runs started so far, with their arguments and outcome."""
+        return list(self._glue_runs)
+
+    def output_keys(self) -> list[str]:
+        """Keys in the output bucket (manifests excluded), sorted."""
+        keys = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.output_bucket):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(k for k in keys if not k.startswith("manifests/"))
+
+    def read_output_rows(self, prefix: str = "processed/") -> list[dict[str, Any]]:
+        """Rows of the Parquet output under ``prefix`` (needs pyspark)."""
+        spark = _spark.spark_session()
+        self._mirror.pull(self._s3, [self.output_bucket])
+        _spark.mount_bucket(spark, self.output_bucket, self._mirror.folder(self.output_bucket))
+        if not any(k.startswith(prefix) and k.endswith(".parquet") for k in self.output_keys()):
+            return []
+        frame = spark.read.parquet(f"s3://{self.output_bucket}/{prefix}")
+        return [row.asDict() for row in frame.collect()]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Messages in the dead-letter queue (consumed by reading)."""
+        return [json.loads(b) for b in self._drain(self.dead_letter_queue_url)]
+
+    # ------------------------------------------------------------------ fault injection
+
+    def fail_next_glue_run(self, error: str = "GlueJobFailed", cause: str = "injected failure") -> None:
+        """The next Glue run ends FAILED with ``error: cause`` as its error message."""
+        self._faults.glue_failures.append((error, cause))
+
+    def fail_glue_start(self, error_code: str, times: int = 1) -> None:
+        """The next ``times`` StartJobRun calls fail with ``Glue.<error_code>``."""
+        self._faults.glue_start_errors.extend([error_code] * times)
+
+    def concurrent_runs_exceeded(self, times: int = 1) -> None:
+        """The next ``times`` StartJobRun calls fail with ``ConcurrentRunsExceededException``."""
+        self.fail_glue_start("ConcurrentRunsExceededException", times)
+
+    def throttle_start_execution(self, times: int = 1) -> None:
+        """The trigger's next ``times`` StartExecution calls are throttled."""
+        self._faults.start_execution_errors.extend(["ThrottlingException"] * times)
+
+    # ------------------------------------------------------------------ the Glue run
+
+    def _start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
+        from moto.core.exceptions import JsonRESTError
+
+        with self._lock:
+            if self._faults.glue_start_errors:
+                code = self._faults.glue_start_errors.popleft()
+                raise JsonRESTError(code, f"{code} (injected by LocalPipeline)")
+            failure = self._faults.glue_failures.popleft() if self._faults.glue_failures else None
+        run_id = original(job, **kwargs)
+        fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
+        arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
+        status, message, written = "SUCCEEDED", None, []
+        if failure is not None:
+            status, message = "FAILED", f"{failure[0]}: {failure[1]}"
+        else:
+            try:
+                written = self._run_script(arguments)
+            except Exception as error:  # noqa: BLE001 - any script error fails the run
+                status, message = "FAILED", f"{type(error).__name__}: {error}"
+        fake_run.status = status
+        fake_run.error_message = message
+        self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
+        return str(run_id)
+
+    def _run_script(self, arguments: dict[str, str]) -> list[str]:
+        if self._glue_runner is not None:
+            self._glue_runner(self.glue_script, arguments)
+            return []
+        buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
+        with _spark._lock:  # noqa: SLF001 - one Spark run at a time in this process
+            spark = _spark.spark_session()
+            self._mirror.pull(self._s3, buckets)
+            for bucket in buckets:
+                _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
+            try:
+                _spark.run_script(self.glue_script, arguments)
+            finally:
+                written = self._mirror.push(self._s3, buckets)
+        return written
+
+
+class _GlueHooks:
+    """Route moto's Glue StartJobRun for jobs of an active LocalPipeline to that pipeline."""
+
+    def __init__(self) -> None:
+        self._original_start: Optional[Callable[..., str]] = None
+        self._original_as_dict: Optional[Callable[..., dict[str, Any]]] = None
+
+    def install(self) -> None:
+        if self._original_start is not None:
+            return
+        from moto.glue import models
+
+        original_start = models.FakeJob.start_job_run
+        original_as_dict = models.FakeJobRun.as_dict
+        self._original_start, self._original_as_dict = original_start, original_as_dict
+
+        def start_job_run(job: Any, **kwargs: Any) -> str:
+            pipeline = _active_jobs.get(job.name)
+            if pipeline is None:
+                return str(original_start(job, **kwargs))
+            return pipeline._start_glue_run(original_start, job, kwargs)  # noqa: SLF001
+
+        def as_dict(run: Any) -> dict[str, Any]:
+            data = original_as_dict(run)
+            if getattr(run, "error_message", None):
+                data["ErrorMessage"] = run.error_message
+            return data
+
+        models.FakeJob.start_job_run = start_job_run  # type: ignore[method-assign]
+        models.FakeJobRun.as_dict = as_dict  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original_start is None:
+            return
+        from moto.glue import models
+
+        models.FakeJob.start_job_run = self._original_start  # type: ignore[method-assign]
+        models.FakeJobRun.as_dict = self._original_as_dict  # type: ignore[method-assign, assignment]
+        self._original_start = self._original_as_dict = None
+
+
+_glue_hooks = _GlueHooks()
+
+
+class _FaultyClient:
+    """Wraps a boto3 client; raises queued errors on one operation before calling through."""
+
+    def __init__(self, client: Any, operation: str, errors: deque[str]) -> None:
+        self._client, self._operation, self._errors = client, operation, errors
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._operation:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            if self._errors:
+                from botocore.exceptions import ClientError
+
+                code = self._errors.popleft()
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
+            return attribute(**kwargs)
+
+        return call
+
+
+class _LambdaContext:
+    function_name = "local-trigger"
+    aws_request_id = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def _refers_to(value: Any, logical_id: str) -> bool:
+    return logical_id in json.dumps(value)
+
+
+def _shorten_retries(node: Any) -> Any:
+    if isinstance(node, dict):
+        result = {k: _shorten_retries(v) for k, v in node.items()}
+        if isinstance(result.get("Retry"), list):
+            for retrier in result["Retry"]:
+                retrier["IntervalSeconds"] = 1
+                retrier["BackoffRate"] = 1.0
+                retrier.pop("MaxDelaySeconds", None)
+                retrier.pop("JitterStrategy", None)
+        return result
+    if isinstance(node, list):
+        return [_shorten_retries(v) for v in node]
+    return node

@@ -1,0 +1,143 @@
+"""Run a Glue script on local Spark, with ``s3://bucket/...`` mapped to local folders.
+
+Hadoop's ``ViewFileSystemOverloadScheme`` takes over the ``s3`` scheme: each bucket is a
+mount table whose fallback link is a local folder that mirrors the emulated bucket. So the
+script reads and writes the same ``s3://`` URIs it would on Glue, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_lock = threading.RLock()
+_session: SparkSession | None = None
+_SCHEMES = ("s3", "s3a", "s3n")
+
+
+def spark_session() -> SparkSession:
+    """One local Spark session per process (starting the JVM takes seconds)."""
+    global _session  # noqa: PLW0603 - one JVM per process
+    with _lock:
+        if _session is None:
+            try:
+                from pyspark.sql import SparkSession
+            except ImportError as error:  # pragma: no cover - depends on the install
+                raise RuntimeError(
+                    "running the Glue script locally needs pyspark 3.5: "
+                    "pip install 'event-driven-etl[testing]'"
+                ) from error
+            builder = (
+                SparkSession.builder.master("local[2]")
+                .appName("event-driven-etl-local")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "2")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+            )
+            for scheme in _SCHEMES:
+                builder = builder.config(
+                    f"spark.hadoop.fs.{scheme}.impl",
+                    "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
+                ).config(f"spark.hadoop.fs.{scheme}.impl.disable.cache", "true")
+            builder = builder.config(
+                "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
+                "org.apache.hadoop.fs.LocalFileSystem",
+            )
+            _session = builder.getOrCreate()
+            _session.sparkContext.setLogLevel("ERROR")
+        return _session
+
+
+def mount_bucket(spark: SparkSession, bucket: str, folder: Path) -> None:
+    """Make ``s3://bucket/...`` read and write ``folder/...``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 - Hadoop conf lives there
+    conf.set(f"fs.viewfs.mounttable.{bucket}.linkFallback", folder.resolve().as_uri())
+
+
+def run_script(script: Path, arguments: Mapping[str, str]) -> None:
+    """Run a Glue script as Glue does: ``python script.py --name value ...`` in this process.
+
+    Runs one script at a time (``sys.argv`` is process-wide). The script's exceptions
+    propagate; ``SystemExit(0)`` counts as success.
+    """
+    argv = [str(script)]
+    for name, value in arguments.items():
+        argv += [name, value]
+    with _lock:
+        saved = sys.argv
+        sys.argv = argv
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                raise RuntimeError(f"script exited with status {exit_.code}") from exit_
+        finally:
+            sys.argv = saved
+
+
+class BucketMirror:
+    """Local folders that mirror emulated buckets around each Spark run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._snapshot: dict[Path, tuple[int, int]] = {}
+
+    def folder(self, bucket: str) -> Path:
+        return self.root / bucket
+
+    def pull(self, s3: Any, buckets: list[str]) -> None:
+        """Copy every object of ``buckets`` from the emulated S3 into the mirror."""
+        for bucket in buckets:
+            folder = self.folder(bucket)
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            paginator = s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key.endswith("/"):
+                        continue
+                    target = folder / key
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        self._snapshot = self._stat_all(buckets)
+
+    def push(self, s3: Any, buckets: list[str]) -> list[str]:
+        """Upload what the run wrote or changed back to the emulated S3; return the URIs."""
+        written = []
+        for path, stat in self._stat_all(buckets).items():
+            if self._snapshot.get(path) == stat:
+                continue
+            bucket, key = self._bucket_and_key(path)
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            written.append(f"s3://{bucket}/{key}")
+        return written
+
+    def _stat_all(self, buckets: list[str]) -> dict[Path, tuple[int, int]]:
+        stats = {}
+        for bucket in buckets:
+            for dirpath, _, files in os.walk(self.folder(bucket)):
+                for name in files:
+                    if name.endswith(".crc"):  # Hadoop's local checksums, not data
+                        continue
+                    path = Path(dirpath) / name
+                    stat = path.stat()
+                    stats[path] = (stat.st_size, stat.st_mtime_ns)
+        return stats
+
+    def _bucket_and_key(self, path: Path) -> tuple[str, str]:
+        relative = path.relative_to(self.root)
+        bucket, *parts = relative.parts
+        return bucket, "/".join(parts)
