@@ -1,0 +1,41 @@
+"""Template helpers shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk.assertions import Template
+
+
+def template_of(stack: Stack) -> Template:
+    return Template.from_stack(stack)
+
+
+def resources_of_type(template: Template, kind: str) -> dict[str, Any]:
+    return dict(template.find_resources(kind))
+
+
+def only_resource(template: Template, kind: str) -> dict[str, Any]:
+    found = resources_of_type(template, kind)
+    assert len(found) == 1, f"expected one {kind}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def state_machine_definition(template: Template) -> dict[str, Any]:
+    """The first state machine's definition, with intrinsics replaced by placeholders."""
+    machine = only_resource(template, "AWS::StepFunctions::StateMachine")
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
+    return dict(json.loads(text))
+
+
+def policy_statements(template: Template, role_logical_id_fragment: str) -> list[dict[str, Any]]:
+    """Every statement of the inline policies attached to roles whose id contains the fragment."""
+    statements: list[dict[str, Any]] = []
+    for policy in resources_of_type(template, "AWS::IAM::Policy").values():
+        roles = json.dumps(policy["Properties"].get("Roles", []))
+        if role_logical_id_fragment in roles:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
