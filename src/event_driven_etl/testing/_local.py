@@ -347,7 +347,7 @@ class LocalPipeline:
             self.event_queue_url = self._sqs.create_queue(
                 QueueName=self._queue_id,
                 Attributes={
-                    "VisibilityTimeout": "0",
+                    "VisibilityTimeout": "300",
                     "RedrivePolicy": json.dumps(
                         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self._max_receive}
                     ),
@@ -584,7 +584,15 @@ class LocalPipeline:
             except Exception:  # noqa: BLE001 - a crashed invocation returns the whole batch
                 failed = {r["messageId"] for r in records}
             for message in messages:
-                if message["MessageId"] not in failed:
+                if message["MessageId"] in failed:
+                    # The visibility timeout ends now: the message is delivered again (and,
+                    # after maxReceiveCount receives, moved to the dead-letter queue).
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self.event_queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+                else:
                     self._sqs.delete_message(
                         QueueUrl=self.event_queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
@@ -596,6 +604,7 @@ class LocalPipeline:
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=min(10, limit - len(messages)),
                 AttributeNames=["All"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not batch:
                 break

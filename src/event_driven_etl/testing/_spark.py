@@ -35,6 +35,8 @@ def spark_session() -> SparkSession:
                     "running the Glue script locally needs pyspark 3.5: "
                     "pip install 'event-driven-etl[testing]'"
                 ) from error
+            # Local runs bind to loopback only (no other address is reachable here anyway).
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = (
                 SparkSession.builder.master("local[2]")
                 .appName("event-driven-etl-local")

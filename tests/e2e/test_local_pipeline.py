@@ -1,0 +1,218 @@
+"""End to end, offline: the synthesized pipeline runs on moto with the Glue script on Spark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy
+from event_driven_etl.testing import LocalPipeline
+
+CSV = b"id,First Name\n1,Ann\n2,Bob\n"
+
+
+def _stack(tmp_path: Path, **props: object) -> Stack:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)  # type: ignore[arg-type]
+    return stack
+
+
+def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
+    """A Glue run that succeeds without Spark (for tests about delivery, not data)."""
+
+
+@pytest.mark.spark
+def test_upload_runs_the_job_and_notifies_success(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+        local.put_object("incoming/new orders.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.status == "SUCCEEDED"
+        assert run.objects == [f"s3://{local.source_bucket}/incoming/new orders.csv"]
+        [note] = local.notifications
+        assert note["status"] == "SUCCEEDED"
+        assert note["pipeline"] == "E2E/Pipeline"
+        assert note["execution"] == run.execution_arn
+        assert note["objects"] == run.objects
+        assert note["glue_job_run_id"] == local.glue_runs[0].run_id
+        assert local.notification_attributes == [{"status": "SUCCEEDED"}]
+        rows = local.read_output_rows()
+        assert sorted(r["first_name"] for r in rows) == ["Ann", "Bob"]
+        assert {r["_source_object"] for r in rows} == set(run.objects)
+        assert any(k.endswith(".parquet") for k in local.output_keys())
+
+
+def test_duplicate_delivery_runs_once(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        event = local.put_object("incoming/a.csv", CSV)
+        local.wait_for_runs()
+        local.redeliver(event)
+        local.redeliver(event)
+        assert len(local.wait_for_runs()) == 1
+        assert len(local.glue_runs) == 1
+
+
+def test_reupload_runs_again(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.put_object("incoming/a.csv", CSV)
+        local.put_object("incoming/a.csv", CSV + b"3,Cy\n")
+        runs = local.wait_for_runs()
+        assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+        assert runs[0].objects == runs[1].objects
+
+
+def test_key_outside_the_prefix_starts_nothing(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.put_object("elsewhere/a.csv", CSV)
+        assert local.wait_for_runs() == []
+        assert local.notifications == []
+
+
+def test_prefix_and_suffix_must_both_match(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, key_suffix=".csv")
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        local.put_object("incoming/a.json", b"{}")
+        local.put_object("other/b.csv", CSV)
+        local.put_object("incoming/c.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.objects == [f"s3://{local.source_bucket}/incoming/c.csv"]
+
+
+def test_glue_failure_notifies_failed_with_error_and_cause(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_next_glue_run(error="BadData", cause="column missing")
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.status == "FAILED"
+        assert run.error == "EtlPipelineFailed"
+        [note] = local.notifications
+        assert note["status"] == "FAILED"
+        assert note["error"] == "States.TaskFailed"
+        assert "BadData" in note["cause"] and "column missing" in note["cause"]
+        assert note["glue_job_run_id"] == local.glue_runs[0].run_id
+        assert note["objects"] == run.objects
+        assert local.notification_attributes == [{"status": "FAILED"}]
+
+
+@pytest.mark.spark
+def test_script_error_fails_the_run(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+        local.put_object("incoming/report.xlsx", b"not supported")
+        [run] = local.wait_for_runs()
+        assert run.status == "FAILED"
+        assert "unsupported object format" in local.notifications[0]["cause"]
+
+
+def test_concurrent_runs_exceeded_twice_is_retried_to_success(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.concurrent_runs_exceeded(times=2)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.status == "SUCCEEDED"
+        assert local.notifications[0]["status"] == "SUCCEEDED"
+
+
+def test_retries_exhausted_notifies_failed(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, retry_policy=RetryPolicy(max_attempts=2))
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_glue_start("InternalServiceException", times=3)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.status == "FAILED"
+        [note] = local.notifications
+        assert note["error"] == "Glue.InternalServiceException"
+        assert note["glue_job_run_id"] is None
+        assert local.glue_runs == []
+
+
+def test_throttled_start_execution_still_runs_once(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.throttle_start_execution(times=2)
+        local.put_object("incoming/a.csv", CSV)
+        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+
+
+def test_malformed_event_ends_in_the_dead_letter_queue(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.send_event(
+            {"source": "aws.s3", "detail-type": "Object Created",
+             "detail": {"bucket": {"name": local.source_bucket}, "object": {"key": "incoming/x", "size": "big"}}}
+        )
+        assert local.wait_for_runs() == []
+        [letter] = local.dead_letters()
+        assert "detail.object.size" in letter["responsePayload"]["errorMessage"]
+
+
+def test_batched_mode_processes_every_object_exactly_once(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, batching=Batching(max_batch_size=100))
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        events = [local.put_object(f"incoming/part-{i:03}.csv", CSV) for i in range(200)]
+        for event in events[:10]:
+            local.redeliver(event)
+        runs = local.wait_for_runs()
+        processed = [o for r in runs for o in r.objects]
+        assert all(r.status == "SUCCEEDED" for r in runs)
+        assert sorted(processed) == sorted({f"s3://{local.source_bucket}/incoming/part-{i:03}.csv" for i in range(200)})
+        assert len(processed) == 200
+        assert len(runs) == 2
+        assert local.dead_letters() == []
+
+
+def test_batch_too_large_to_pass_inline_goes_to_the_job_as_a_manifest(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, batching=Batching(max_batch_size=100))
+    long_dir = "/".join(["a-rather-long-folder-name"] * 38)  # keys near S3's 1,024-byte limit
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        for i in range(70):
+            local.put_object(f"incoming/{long_dir}/{i:02}.csv", CSV)
+        [run] = local.wait_for_runs()
+        assert run.status == "SUCCEEDED"
+        assert run.manifest and run.manifest.startswith(f"s3://{local.output_bucket}/manifests/")
+        assert len(set(run.objects)) == 70
+        [glue_run] = local.glue_runs
+        assert glue_run.arguments["--manifest"] == run.manifest
+        assert glue_run.arguments["--objects"] == "[]"
+        assert local.notifications[0]["manifest"] == run.manifest
+
+
+def test_wait_for_runs_returns_promptly_with_nothing_in_flight(tmp_path: Path) -> None:
+    import time
+
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        started = time.monotonic()
+        assert local.wait_for_runs(timeout=30) == []
+        assert time.monotonic() - started < 5
+
+
+def test_fails_wait_for_runs_past_its_timeout(tmp_path: Path) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def slow(_script: Path, _arguments: dict[str, str]) -> None:
+        release.wait(30)
+
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=slow) as local:
+        local.put_object("incoming/a.csv", CSV)
+        with pytest.raises(TimeoutError, match="still running after 0.5 seconds"):
+            local.wait_for_runs(timeout=0.5)
+        release.set()
+        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+
+
+def test_fails_from_stack_with_an_unknown_construct_id(tmp_path: Path) -> None:
+    from event_driven_etl.testing import PipelineNotFoundError
+
+    with pytest.raises(PipelineNotFoundError, match="no EventDrivenEtlPipeline at /E2E/Nope"):
+        LocalPipeline.from_stack(_stack(tmp_path), "Nope")
+
+
+def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    stack.node.root.synth()  # type: ignore[attr-defined]
+    with LocalPipeline.from_cloud_assembly(tmp_path / "cdk.out", "E2E", "Pipeline", glue_runner=_no_spark) as local:
+        local.put_object("incoming/a.csv", CSV)
+        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+        assert json.loads(json.dumps(local.notifications))[0]["status"] == "SUCCEEDED"
