@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -14,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from . import _defaults
+from . import _defaults, _operations
 from ._validation import Problems
 from .glue_job import DEFAULT_MAX_CONCURRENT_RUNS, GlueEtlJob, check_glue_job_props
 from .retry import Batching, RetryPolicy
@@ -69,6 +70,18 @@ class EventDrivenEtlPipeline(Construct):
     pipeline_name: str
     """The ``pipeline`` field of notifications."""
 
+    alarm_topic: sns.ITopic
+    """Receives alarm state changes and Glue job-state failures."""
+
+    alarms: list[cloudwatch.IAlarm]
+    """The alarms created (empty with ``alarms=False``)."""
+
+    glue_job_failed_rule: Optional[events.IRule]
+    """Sends failed Glue runs (also ones started elsewhere) to ``alarm_topic``."""
+
+    dashboard: Optional[cloudwatch.Dashboard]
+    """The CloudWatch dashboard (with ``dashboard=True``)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -97,6 +110,10 @@ class EventDrivenEtlPipeline(Construct):
         workflow_timeout: Duration = Duration.hours(12),
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+        alarms: bool = True,
+        alarm_topic: Optional[sns.ITopic] = None,
+        freshness_period: Optional[Duration] = None,
+        dashboard: bool = False,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -139,6 +156,14 @@ class EventDrivenEtlPipeline(Construct):
         :param include_execution_data: Log execution input/output (object keys) in the
             workflow's log group. Default: False
         :param log_retention: Retention of the log groups created. Default: one year
+        :param alarms: Create the alarms (executions failed, timed out, throttled, aborted;
+            trigger errors and throttles; dead-letter queue not empty) and the Glue
+            "Job State Change" rule. Default: True
+        :param alarm_topic: Where alarms and Glue job-state failures are sent.
+            Default: - the notification topic
+        :param freshness_period: Also alarm when no execution succeeded for this long.
+            Default: - no freshness alarm
+        :param dashboard: Create a CloudWatch dashboard. Default: False
         """
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
         check_trigger_props(
@@ -168,6 +193,9 @@ class EventDrivenEtlPipeline(Construct):
         )
         if isinstance(output_prefix, str) and output_prefix.startswith(MANIFEST_PREFIX):
             problems.add("output_prefix", output_prefix, f"must not be under {MANIFEST_PREFIX!r}")
+        problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
+        if alarm_topic is not None and not alarms:
+            problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
         problems.raise_if_any()
         super().__init__(scope, construct_id)
 
@@ -266,6 +294,71 @@ class EventDrivenEtlPipeline(Construct):
             encryption_key=encryption_key,
             log_retention=log_retention,
         )
+        self.alarm_topic = alarm_topic or self.notification_topic
+        self._create_operations(alarms, freshness_period, dashboard)
+
+    def _create_operations(
+        self, alarms: bool, freshness_period: Optional[Duration], dashboard: bool
+    ) -> None:
+        monitoring = Construct(self, "Monitoring")
+        self.alarms = []
+        self.glue_job_failed_rule = None
+        self.dashboard = None
+        if alarms:
+            specs = _operations.alarm_specs(
+                self.state_machine.state_machine,
+                self.trigger.metric_errors(),
+                self.trigger.metric_throttles(),
+                self.trigger.dead_letter_queue,
+            )
+            self.alarms += _operations.create_alarms(monitoring, specs, self.alarm_topic)
+            if freshness_period is not None:
+                self.alarms.append(
+                    _operations.create_freshness_alarm(
+                        monitoring,
+                        self.state_machine.state_machine,
+                        freshness_period,
+                        self.alarm_topic,
+                    )
+                )
+            self.glue_job_failed_rule = _operations.watch_glue_job_failures(
+                monitoring, self.glue_job.job, self.pipeline_name, self.alarm_topic
+            )
+        if dashboard:
+            self.dashboard = _operations.create_dashboard(
+                monitoring,
+                title=self.pipeline_name,
+                objects_received=self.metric_objects_received(),
+                state_machine=self.state_machine.state_machine,
+                glue_job_name=self.glue_job.job.job_name,
+                trigger_errors=self.trigger.metric_errors(),
+                dead_letter_queue=self.trigger.dead_letter_queue,
+            )
+
+    # ------------------------------------------------------------- metrics
+
+    def metric_objects_received(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """New objects that matched the rule (EventBridge ``MatchedEvents``). Sum over 5 min."""
+        metric = _operations.objects_received_metric(self.trigger.rule)
+        return metric.with_(period=period) if period else metric
+
+    def metric_executions_succeeded(
+        self, *, period: Optional[Duration] = None
+    ) -> cloudwatch.Metric:
+        """Workflow executions that SUCCEEDED. Sum over 5 minutes by default."""
+        return self.state_machine.metric_succeeded(period=period)
+
+    def metric_executions_failed(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Workflow executions that FAILED. Sum over 5 minutes by default."""
+        return self.state_machine.metric_failed(period=period)
+
+    def metric_execution_duration(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Workflow execution time in milliseconds. Average over 5 minutes by default."""
+        return self.state_machine.metric_duration(period=period)
+
+    def metric_trigger_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Errors of the trigger Lambda. Sum over 5 minutes by default."""
+        return self.trigger.metric_errors(period=period)
 
     # ------------------------------------------------------------- grants
 
@@ -275,6 +368,10 @@ class EventDrivenEtlPipeline(Construct):
         Includes ``kms:Encrypt``/``GenerateDataKey`` on the bucket's key when it has one.
         """
         return self.source_bucket.grant_put(grantee, f"{self._key_prefix or ''}*")
+
+    def grant_subscribe_notifications(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` subscribe to the notification topic."""
+        return self.notification_topic.grant_subscribe(grantee)
 
     def grant_read_output(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read the Glue output (under ``output_prefix``), key included."""

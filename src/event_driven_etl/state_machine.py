@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from aws_cdk import Duration, Names
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -43,6 +44,7 @@ DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
 FAILURE_ERROR = "EtlPipelineFailed"
 """The error a failed execution ends with; its cause starts with the original error name."""
 
+_PERIOD = Duration.minutes(5)
 _INPUT_DEFAULTS = {"objects": [], "manifest": ""}
 
 
@@ -169,6 +171,20 @@ class EtlStateMachine(Construct):
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
         self.state_machine = machine
+
+    # ------------------------------------------------------------------ metrics
+
+    def metric_succeeded(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Executions that SUCCEEDED. Sum over 5 minutes by default."""
+        return self.state_machine.metric_succeeded(period=period or _PERIOD, statistic="Sum")
+
+    def metric_failed(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Executions that FAILED. Sum over 5 minutes by default."""
+        return self.state_machine.metric_failed(period=period or _PERIOD, statistic="Sum")
+
+    def metric_duration(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Execution time in milliseconds. Average over 5 minutes by default."""
+        return self.state_machine.metric_time(period=period or _PERIOD, statistic="Average")
 
     # ------------------------------------------------------------------ states
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -187,6 +188,16 @@ class TriggerFunction(Construct):
             self.rule = self._object_created_rule(
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
             )
+
+    def metric_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Invocations that failed. Sum over 5 minutes by default."""
+        return self.function.metric_errors(period=period or Duration.minutes(5), statistic="Sum")
+
+    def metric_throttles(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
+        """Invocations that were throttled. Sum over 5 minutes by default."""
+        return self.function.metric_throttles(
+            period=period or Duration.minutes(5), statistic="Sum"
+        )
 
     def _wire_batching(
         self,

@@ -1,0 +1,187 @@
+"""Operations surface: alarms, the Glue job-state rule, dashboard, metrics, grants, events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
+from tests.helpers import policy_statements, resources_of_type, template_of
+
+DEFAULT_ALARMS = {
+    "ExecutionsFailedAlarm": ("AWS/States", "ExecutionsFailed", "Sum"),
+    "ExecutionsTimedOutAlarm": ("AWS/States", "ExecutionsTimedOut", "Sum"),
+    "ExecutionsThrottledAlarm": ("AWS/States", "ExecutionThrottled", "Sum"),
+    "ExecutionsAbortedAlarm": ("AWS/States", "ExecutionsAborted", "Sum"),
+    "TriggerErrorsAlarm": ("AWS/Lambda", "Errors", "Sum"),
+    "TriggerThrottlesAlarm": ("AWS/Lambda", "Throttles", "Sum"),
+    "DeadLetterQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+}
+
+
+def _alarms(stack: Stack) -> dict[str, dict[str, object]]:
+    found = resources_of_type(template_of(stack), "AWS::CloudWatch::Alarm")
+    result = {}
+    for logical_id, alarm in found.items():
+        name = next((n for n in list(DEFAULT_ALARMS) + ["FreshnessAlarm"] if n in logical_id), logical_id)
+        result[name] = alarm["Properties"]
+    return result
+
+
+@pytest.mark.parametrize("batching", [None, Batching()], ids=["per_object", "batching"])
+def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(stack: Stack, batching: Batching | None) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=batching)
+    topic_id = stack.get_logical_id(pipeline.notification_topic.node.default_child)  # type: ignore[arg-type]
+    alarms = _alarms(stack)
+    assert set(alarms) == set(DEFAULT_ALARMS)
+    for name, (namespace, metric, statistic) in DEFAULT_ALARMS.items():
+        alarm = alarms[name]
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (namespace, metric, statistic)
+        assert alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["EvaluationPeriods"] == 1
+        assert alarm["Period"] == 300
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["AlarmDescription"]
+    assert len(pipeline.alarms) == 7
+
+
+def test_separate_alarm_topic_receives_alarms(stack: Stack) -> None:
+    ops = sns.Topic(stack, "Ops")
+    EventDrivenEtlPipeline(stack, "Pipeline", alarm_topic=ops)
+    ops_id = stack.get_logical_id(ops.node.default_child)  # type: ignore[arg-type]
+    assert all(a["AlarmActions"] == [{"Ref": ops_id}] for a in _alarms(stack).values())
+
+
+def test_alarms_can_be_turned_off(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", alarms=False)
+    assert _alarms(stack) == {}
+    assert pipeline.glue_job_failed_rule is None
+
+
+def test_freshness_alarm_fires_when_nothing_succeeded(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", freshness_period=Duration.hours(6))
+    alarm = _alarms(stack)["FreshnessAlarm"]
+    assert alarm["MetricName"] == "ExecutionsSucceeded"
+    assert alarm["Period"] == 6 * 3600
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_fails_freshness_period_below_five_minutes(stack: Stack) -> None:
+    with pytest.raises(ValidationError, match=r"freshness_period=1 minute"):
+        EventDrivenEtlPipeline(stack, "Pipeline", freshness_period=Duration.minutes(1))
+
+
+def test_glue_job_state_change_rule_reshapes_failures_into_notifications(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    job_id = stack.get_logical_id(pipeline.glue_job.job.node.default_child)  # type: ignore[arg-type]
+    rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
+    [rule] = [r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.glue"]]
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change"],
+        "detail": {"jobName": [{"Ref": job_id}], "state": ["FAILED", "TIMEOUT", "ERROR"]},
+    }
+    [target] = rule["Properties"]["Targets"]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {
+        "detail-jobRunId": "$.detail.jobRunId",
+        "detail-state": "$.detail.state",
+        "detail-message": "$.detail.message",
+    }
+    template = transformer["InputTemplate"]
+    for fragment in ('"status":"FAILED"', '"glue_job_run_id":<detail-jobRunId>', '"cause":<detail-message>',
+                     '"error":"Glue job run <detail-state>"', '"pipeline":"TestStack/Pipeline"'):
+        assert fragment in template
+
+
+def test_topic_key_lets_eventbridge_and_cloudwatch_publish(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    key = resources_of_type(template_of(stack), "AWS::KMS::Key")[
+        stack.get_logical_id(pipeline.encryption_key.node.default_child)  # type: ignore[arg-type]
+    ]
+    principals = json.dumps(key["Properties"]["KeyPolicy"])
+    assert "events.amazonaws.com" in principals and "cloudwatch.amazonaws.com" in principals
+
+
+def test_dashboard_is_off_by_default_and_shows_the_pipeline_when_on(stack: Stack) -> None:
+    assert EventDrivenEtlPipeline(stack, "Quiet").dashboard is None
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", dashboard=True)
+    assert pipeline.dashboard is not None
+    [dashboard] = resources_of_type(template_of(stack), "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for title in ("Objects received", "Executions", "Glue run time", "Trigger errors", "Dead-letter queue depth"):
+        assert title in body
+    for metric in ("MatchedEvents", "ExecutionsSucceeded", "ExecutionsFailed", "glue.driver.aggregate.elapsedTime",
+                   "ApproximateNumberOfMessagesVisible"):
+        assert metric in body
+
+
+def test_metric_methods_name_the_right_metrics(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    assert pipeline.metric_executions_succeeded().metric_name == "ExecutionsSucceeded"
+    assert pipeline.metric_executions_failed().metric_name == "ExecutionsFailed"
+    assert pipeline.metric_execution_duration().metric_name == "ExecutionTime"
+    assert pipeline.metric_trigger_errors().metric_name == "Errors"
+    assert pipeline.metric_objects_received().metric_name == "MatchedEvents"
+    assert pipeline.metric_executions_failed(period=Duration.hours(1)).period.to_seconds() == 3600
+
+
+def test_grant_write_source_covers_the_prefix_and_the_bucket_key(stack: Stack) -> None:
+    key = kms.Key(stack, "Key")
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", encryption_key=key)
+    role = iam.Role(stack, "Uploader", assumed_by=iam.AccountRootPrincipal())
+    grant = pipeline.grant_write_source(role)
+    assert grant.success
+    statements = json.dumps(policy_statements(template_of(stack), "Uploader"))
+    assert "s3:PutObject" in statements and "/incoming/*" in statements
+    assert "kms:GenerateDataKey*" in statements
+
+
+def test_grant_read_output_covers_the_output_prefix(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    role = iam.Role(stack, "Reader", assumed_by=iam.AccountRootPrincipal())
+    assert pipeline.grant_read_output(role).success
+    statements = json.dumps(policy_statements(template_of(stack), "Reader"))
+    assert "s3:GetObject*" in statements and "/processed/*" in statements
+    assert "s3:PutObject" not in statements
+
+
+def test_grant_subscribe_notifications(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    role = iam.Role(stack, "Subscriber", assumed_by=iam.AccountRootPrincipal())
+    assert pipeline.grant_subscribe_notifications(role).success
+    assert "sns:Subscribe" in json.dumps(policy_statements(template_of(stack), "Subscriber"))
+
+
+def test_on_success_and_on_failure_return_rules_for_this_state_machine(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    pipeline.on_success("Succeeded")
+    pipeline.on_failure("Failed")
+    machine_id = stack.get_logical_id(pipeline.state_machine.state_machine.node.default_child)  # type: ignore[arg-type]
+    rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
+    patterns = [r["Properties"]["EventPattern"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.states"]]
+    assert {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [{"Ref": machine_id}], "status": ["SUCCEEDED"]},
+    } in patterns
+    assert any(p["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"] for p in patterns)
+
+
+def test_brought_bucket_grants_use_its_key(stack: Stack) -> None:
+    key = kms.Key(stack, "BucketKey")
+    bucket = s3.Bucket(stack, "Mine", encryption_key=key)
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=bucket)
+    role = iam.Role(stack, "Uploader", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_write_source(role)
+    key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
+    assert key_id in json.dumps(policy_statements(template_of(stack), "Uploader"))
