@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aspects, Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from . import _defaults
+from . import _defaults, _nag
 from ._validation import Problems, is_unresolved
 
 BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
@@ -171,6 +171,7 @@ class GlueEtlJob(Construct):
             source_bucket, output_bucket, source_key_prefix, output_prefix, manifest_prefix
         )
         self._grant_logs_and_metrics()
+        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
 
     def _grant_data_access(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from aws_cdk import Duration, Names
+from aws_cdk import Aspects, Duration, Names
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from . import _defaults
+from . import _defaults, _nag
 from ._validation import Problems
 from .retry import RetryPolicy
 
@@ -171,6 +171,7 @@ class EtlStateMachine(Construct):
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
         self.state_machine = machine
+        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
 
     # ------------------------------------------------------------------ metrics
 

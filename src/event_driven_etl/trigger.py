@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aspects, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from . import _defaults
+from . import _defaults, _nag
 from ._validation import Problems, is_unresolved, key_filter_problems
 from .retry import Batching
 from .runtime.trigger.s3_events import encode_key
@@ -184,10 +184,13 @@ class TriggerFunction(Construct):
                 max_event_age=max_event_age,
                 on_failure=destinations.SqsDestination(self.dead_letter_queue),
             )
+            _nag.acknowledge_destination_queue(self.dead_letter_queue)
         if source_bucket is not None:
             self.rule = self._object_created_rule(
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
             )
+            _nag.acknowledge_bucket_notifications_handler(self)
+        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
 
     def metric_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Invocations that failed. Sum over 5 minutes by default."""

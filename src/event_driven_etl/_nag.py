@@ -1,0 +1,147 @@
+"""cdk-nag acknowledgements the constructs apply to themselves, each scoped and explained.
+
+Only findings that cannot be fixed by configuration are acknowledged, each on the exact
+resource it concerns and with its reason. A wildcard that no rule below explains is left
+alone, so a new one shows up in every nag run (ours and our users').
+
+IAM5 findings are computed the way cdk-nag computes them (``flattenCfnReference``), so an
+acknowledgement names exactly one finding, e.g. ``AwsSolutions-IAM5[Action::s3:List*]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jsii
+from aws_cdk import Acknowledgment, IAspect, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct, IConstruct
+
+PACK = "AwsSolutions"
+BUCKET_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+"""CDK's singleton Lambda that turns on bucket notifications (EventBridge for the source)."""
+
+_CDK_GRANT_ACTIONS = {
+    "s3:GetObject*": "CDK's bucket read grant (GetObject, GetObjectVersion, ...)",
+    "s3:GetBucket*": "CDK's bucket read grant (GetBucketLocation, ...), on the pipeline's buckets",
+    "s3:List*": "CDK's bucket read grant (ListBucket, ...), on the pipeline's buckets",
+    "s3:DeleteObject*": "Spark's output committer deletes its temporary files under the prefix",
+    "s3:Abort*": "multipart uploads of large output files are aborted on failure",
+    "kms:ReEncrypt*": "CDK's key grant for encrypting data, scoped to the one pipeline key",
+    "kms:GenerateDataKey*": "KMS data keys for S3/SNS/Glue encryption, scoped to the one key",
+}
+
+Reason = Callable[[str, dict[str, Any]], Optional[str]]
+
+
+def flatten_cfn_reference(node: Any) -> str:
+    """cdk-nag's rendering of a resolved value into the string its findings use."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return str(delimiter).join(flatten_cfn_reference(i) for i in items)
+        if "Fn::Sub" in node:
+            return flatten_cfn_reference(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{flatten_cfn_reference(resource)}.{flatten_cfn_reference(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return flatten_cfn_reference(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{flatten_cfn_reference(node['Ref'])}>"
+    import json
+
+    return json.dumps(node, separators=(",", ":"))
+
+
+def wildcard_findings(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(finding, statement)`` for every wildcard action/resource of Allow statements."""
+    findings: list[tuple[str, dict[str, Any]]] = []
+    for statement in document.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        for action in _as_list(statement.get("Action")):
+            if "*" in action:
+                findings.append((f"Action::{action}", statement))
+        for resource in _as_list(statement.get("Resource")):
+            flat = flatten_cfn_reference(resource)
+            if "*" in flat:
+                findings.append((f"Resource::{flat}", statement))
+    return findings
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def explain_wildcard(finding: str, statement: dict[str, Any]) -> Optional[str]:
+    """Why a wildcard is needed, or None when it is not one we know to be necessary."""
+    kind, _, value = finding.partition("::")
+    actions = [str(a) for a in _as_list(statement.get("Action"))]
+    if kind == "Action":
+        return _CDK_GRANT_ACTIONS.get(value)
+    if value == "*":
+        if actions == ["cloudwatch:PutMetricData"] and statement.get("Condition"):
+            return "PutMetricData has no resource-level permissions; a condition limits it to Glue"
+        if all(a.startswith(("logs:", "xray:")) for a in actions):
+            return (
+                "Step Functions log delivery (logs:*LogDelivery*, logs:PutResourcePolicy, ...) "
+                "and X-Ray tracing support only Resource '*'"
+            )
+        return None
+    if all(a.startswith("s3:") for a in actions) and "/" in value.split(":::")[-1].split(">")[-1]:
+        return "object-level access under a key prefix of one of the pipeline's own buckets"
+    if all(a.startswith("logs:") for a in actions) and ":log-group:/aws-glue/" in value:
+        return "Glue names its log groups and streams at run time, all under /aws-glue/"
+    return None
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{PACK}-{rule}", reason=reason))
+
+
+@jsii.implements(IAspect)
+class AcknowledgeNecessaryWildcards:
+    """Acknowledges, on each IAM policy in scope, the IAM5 findings :func:`explain_wildcard`
+    explains. Runs as an aspect, so it sees every statement added until synthesis."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, iam.CfnPolicy):
+            return
+        document = Stack.of(node).resolve(node.policy_document)
+        for finding, statement in wildcard_findings(document):
+            reason = explain_wildcard(finding, statement)
+            if reason is not None:
+                acknowledge(node, f"IAM5[{finding}]", reason)
+
+
+def acknowledge_bucket_notifications_handler(scope: Construct) -> None:
+    """CDK's own notifications handler uses the AWS managed basic-execution policy."""
+    handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
+    role = handler.node.try_find_child("Role") if handler else None
+    if role is None:
+        return
+    acknowledge(
+        role,
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "CDK's BucketNotificationsHandler (turns on EventBridge for the source bucket) is "
+        "created by aws-cdk-lib with this managed policy; it is not configurable",
+    )
+
+
+def acknowledge_destination_queue(queue: sqs.IQueue) -> None:
+    """The per-object dead-letter queue is itself the end of the line: no DLQ of its own."""
+    acknowledge(
+        queue,
+        "SQS3",
+        "this queue is the dead-letter destination of the EventBridge target and the "
+        "trigger's asynchronous invocations; it is alarmed and needs no DLQ of its own",
+    )
