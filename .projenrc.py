@@ -30,6 +30,7 @@ project.default_task.reset("python .projenrc.py")  # type: ignore[union-attr]
 
 project.gitignore.exclude(
     ".venv/",
+    ".venv-checkov/",
     "__pycache__/",
     "*.pyc",
     "*.egg-info/",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -24,6 +24,15 @@ DEFAULT_QUEUE_RETENTION = Duration.days(14)
 """Longest SQS retention: a dead-lettered event waits two weeks for an operator."""
 
 
+def _first_time(key: kms.Key, service: str) -> bool:
+    """True once per key and service: key policy statements are added only once."""
+    done: set[str] = key.__dict__.setdefault("_event_driven_etl_key_services", set())
+    if service in done:
+        return False
+    done.add(service)
+    return True
+
+
 def new_encryption_key(scope: Construct, construct_id: str, description: str) -> kms.Key:
     """A customer-managed key with rotation, kept when the stack is deleted."""
     return kms.Key(
@@ -36,12 +45,12 @@ def new_encryption_key(scope: Construct, construct_id: str, description: str) ->
 
 
 def allow_service_to_use_key(key: kms.IKey, service: str, actions: Optional[list[str]] = None) -> None:
-    """Let an AWS service (CloudWatch, EventBridge, Logs ...) encrypt with a key we created.
+    """Let an AWS service (CloudWatch, EventBridge ...) encrypt with a key defined in this app.
 
-    A key brought by the user is left alone: its policy is theirs to manage (the README says
-    which services need it).
+    A key imported by ARN cannot be changed from here: its policy must already allow the
+    service (the README's security section lists which). Idempotent per key and service.
     """
-    if not isinstance(key, kms.Key):
+    if not isinstance(key, kms.Key) or not _first_time(key, service):
         return
     stack = Stack.of(key)
     key.add_to_resource_policy(
@@ -57,7 +66,7 @@ def allow_service_to_use_key(key: kms.IKey, service: str, actions: Optional[list
 
 def allow_logs_to_use_key(key: kms.IKey) -> None:
     """CloudWatch Logs encrypts a log group only if the key policy lets its regional principal."""
-    if not isinstance(key, kms.Key):
+    if not isinstance(key, kms.Key) or not _first_time(key, "logs"):
         return
     stack = Stack.of(key)
     key.add_to_resource_policy(
@@ -116,8 +125,8 @@ def new_access_logs_bucket(
 ) -> s3.Bucket:
     """Target of S3 server access logs: S3 supports only SSE-S3 there, not SSE-KMS.
 
-    Object ownership is left to CDK: it grants log delivery by bucket policy or, in apps
-    without the ``@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`` flag, by ACL.
+    Log delivery is granted by bucket policy (the pipeline sets CDK's
+    ``@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`` flag on itself), so ACLs stay off.
     """
     return s3.Bucket(
         scope,
@@ -126,6 +135,7 @@ def new_access_logs_bucket(
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         minimum_tls_version=1.2,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         versioned=True,
         removal_policy=removal_policy,
         lifecycle_rules=[
@@ -185,3 +195,27 @@ def new_log_group(
         encryption_key=encryption_key,
         removal_policy=RemovalPolicy.RETAIN,
     )
+
+
+def depend_only_on_role_policy(resource: CfnResource, role: iam.IRole) -> None:
+    """Keep the DependsOn on the role's policy, drop the one on the role itself.
+
+    CDK makes a resource depend on both; the role is already referenced by ``Fn::GetAtt``,
+    so cfn-lint reports that DependsOn as obsolete (W3005).
+    """
+    policy = role.node.try_find_child("DefaultPolicy")
+    policy_resource = policy.node.default_child if policy is not None else None
+    if isinstance(policy_resource, CfnElement):
+        resource.add_override("DependsOn", [Stack.of(resource).get_logical_id(policy_resource)])
+    else:
+        resource.add_deletion_override("DependsOn")
+
+
+def drop_bucket_notifications_handler_role_dependency(scope: Construct) -> None:
+    """The same obsolete DependsOn on CDK's own bucket-notifications handler function."""
+    handler = Stack.of(scope).node.try_find_child(
+        "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+    )
+    function = handler.node.default_child if handler is not None else None
+    if isinstance(function, CfnResource):
+        function.add_deletion_override("DependsOn")

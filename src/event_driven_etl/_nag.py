@@ -96,11 +96,19 @@ def explain_wildcard(finding: str, statement: dict[str, Any]) -> Optional[str]:
                 "and X-Ray tracing support only Resource '*'"
             )
         return None
-    if all(a.startswith("s3:") for a in actions) and "/" in value.split(":::")[-1].split(">")[-1]:
+    if all(a.startswith("s3:") for a in actions) and _is_object_arn(value):
+        if "-assets-" in value:
+            return "the Glue job reads its script object from the CDK asset bucket (aws_glue grant)"
         return "object-level access under a key prefix of one of the pipeline's own buckets"
     if all(a.startswith("logs:") for a in actions) and ":log-group:/aws-glue/" in value:
         return "Glue names its log groups and streams at run time, all under /aws-glue/"
     return None
+
+
+def _is_object_arn(flat_arn: str) -> bool:
+    """``<Bucket.Arn>/prefix*`` or ``arn:...:s3:::bucket/prefix*``: objects, not buckets."""
+    after_bucket = flat_arn.split(":::")[-1].split(">")[-1]
+    return "/" in after_bucket
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
@@ -112,13 +120,18 @@ class AcknowledgeNecessaryWildcards:
     """Acknowledges, on each IAM policy in scope, the IAM5 findings :func:`explain_wildcard`
     explains. Runs as an aspect, so it sees every statement added until synthesis."""
 
+    def __init__(self) -> None:
+        self._done: set[tuple[str, str]] = set()
+
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, iam.CfnPolicy):
             return
         document = Stack.of(node).resolve(node.policy_document)
         for finding, statement in wildcard_findings(document):
             reason = explain_wildcard(finding, statement)
-            if reason is not None:
+            key = (node.node.path, finding)
+            if reason is not None and key not in self._done:
+                self._done.add(key)
                 acknowledge(node, f"IAM5[{finding}]", reason)
 
 

@@ -22,6 +22,8 @@ from .retry import Batching, RetryPolicy
 from .state_machine import EtlStateMachine, check_state_machine_props
 from .trigger import TriggerFunction, check_trigger_props
 
+_S3_ACCESS_LOGS_BY_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
 MANIFEST_PREFIX = "manifests/"
 """Key prefix (in the output bucket) of batch manifests; expired after 30 days."""
 
@@ -134,8 +136,9 @@ class EventDrivenEtlPipeline(Construct):
         :param pipeline_name: The ``pipeline`` field of notifications. Default: - this
             construct's path
         :param encryption_key: Customer-managed key for the topic, the Glue job's security
-            configuration, the workflow logs, queues and (new) buckets. Default: - a new key
-            with rotation for topic, Glue and logs; S3- and SQS-managed keys elsewhere
+            configuration and output, log groups, queues, the deduplication table and the
+            buckets this construct creates. Default: - a new key with rotation for all of
+            these except the buckets, which use SSE-S3
         :param notification_topic_key: KMS key of an encrypted topic you bring.
             Default: - the topic's own key when CDK knows it
         :param access_logs_bucket: Bucket for S3 server access logs of created buckets.
@@ -198,6 +201,8 @@ class EventDrivenEtlPipeline(Construct):
             problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
         problems.raise_if_any()
         super().__init__(scope, construct_id)
+        # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
+        self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
 
         self.pipeline_name = pipeline_name or self.node.path
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
@@ -224,7 +229,7 @@ class EventDrivenEtlPipeline(Construct):
         self.output_bucket = output_bucket or _defaults.new_secure_bucket(
             self,
             "OutputBucket",
-            versioned=False,
+            versioned=True,
             removal_policy=removal_policy,
             encryption_key=bucket_key,
             access_logs_bucket=self.access_logs_bucket,
@@ -234,8 +239,9 @@ class EventDrivenEtlPipeline(Construct):
                     id="ExpireManifests", prefix=MANIFEST_PREFIX, expiration=Duration.days(30)
                 ),
                 s3.LifecycleRule(
-                    id="AbortIncompleteUploads",
+                    id="AbortIncompleteUploadsAndExpireOldVersions",
                     abort_incomplete_multipart_upload_after=Duration.days(7),
+                    noncurrent_version_expiration=Duration.days(30),
                 ),
             ],
         )
@@ -291,7 +297,7 @@ class EventDrivenEtlPipeline(Construct):
             batching=batching,
             manifest_bucket=self.output_bucket,
             manifest_prefix=MANIFEST_PREFIX,
-            encryption_key=encryption_key,
+            encryption_key=self.encryption_key,
             log_retention=log_retention,
         )
         self.alarm_topic = alarm_topic or self.notification_topic

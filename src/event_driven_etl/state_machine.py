@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from aws_cdk import Aspects, Duration, Names
+from aws_cdk import Aspects, CfnResource, Duration, Names
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -171,6 +171,9 @@ class EtlStateMachine(Construct):
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
         self.state_machine = machine
+        machine_resource = machine.node.default_child
+        if isinstance(machine_resource, CfnResource):
+            _defaults.depend_only_on_role_policy(machine_resource, machine.role)
         Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
 
     # ------------------------------------------------------------------ metrics

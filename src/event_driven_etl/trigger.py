@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Aspects, Duration, RemovalPolicy
+from aws_cdk import Aspects, CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -113,8 +113,8 @@ class TriggerFunction(Construct):
             mode), 0 to 2. Default: 2
         :param max_event_age: Oldest event Lambda still tries (per-object mode), 1 minute to
             6 hours. Default: 6 hours
-        :param encryption_key: Key for the queues and the deduplication table.
-            Default: - SQS- and DynamoDB-managed encryption
+        :param encryption_key: Key for the queues, the deduplication table and the log group.
+            Default: - SQS-, DynamoDB- and CloudWatch-Logs-managed encryption
         :param log_retention: Retention of the function's log group. Default: one year
         """
         problems = Problems(f"TriggerFunction '{construct_id}'")
@@ -138,8 +138,15 @@ class TriggerFunction(Construct):
 
         timeout = timeout or (Duration.minutes(5) if batching else Duration.minutes(1))
         self.log_group = _defaults.new_log_group(
-            self, "LogGroup", log_group_name=None, retention=log_retention, encryption_key=None
+            self,
+            "LogGroup",
+            log_group_name=None,
+            retention=log_retention,
+            encryption_key=encryption_key,
         )
+        if encryption_key is not None:
+            # EventBridge delivers into the (KMS-encrypted) queues with its own principal.
+            _defaults.allow_service_to_use_key(encryption_key, "events.amazonaws.com")
         role = iam.Role(
             self,
             "Role",
@@ -190,6 +197,10 @@ class TriggerFunction(Construct):
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
             )
             _nag.acknowledge_bucket_notifications_handler(self)
+            _defaults.drop_bucket_notifications_handler_role_dependency(self)
+        function_resource = self.function.node.default_child
+        if isinstance(function_resource, CfnResource):
+            _defaults.depend_only_on_role_policy(function_resource, role)
         Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
 
     def metric_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:

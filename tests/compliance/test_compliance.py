@@ -1,0 +1,114 @@
+"""Secure by default, proven: cdk-nag, cfn-lint and checkov on every example and on the
+default and maximal configurations, plus least privilege as an explicit table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from tests.compliance.configurations import CONFIGURATIONS, ROOT
+
+NAMES = sorted(CONFIGURATIONS)
+CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
+CHECKOV_SKIPS = {
+    "CKV_AWS_18": "access logging on the access-log bucket itself: logging it into itself would "
+    "loop, and S3 allows no further target without another bucket that has the same problem",
+    "CKV_AWS_116": "Lambda DLQ: the trigger has an on-failure destination queue (async) or is "
+    "fed by an SQS queue with a redrive policy; checkov only sees DeadLetterConfig",
+    "CKV_AWS_117": "Lambda in a VPC: the trigger calls only AWS APIs; a VPC adds NAT cost and "
+    "no protection",
+    "CKV_AWS_115": "Lambda reserved concurrency: left to the account; throttles are alarmed",
+    "CKV_AWS_173": "Lambda environment encryption: the variables hold resource names only, "
+    "encrypted at rest by Lambda's own key",
+}
+
+
+def _synth(name: str, tmp_path: Path, nag: bool = False) -> tuple[App, Stack, dict[str, Any]]:
+    app = App(outdir=str(tmp_path / name))
+    stack = CONFIGURATIONS[name](app)
+    if nag:
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    assembly = app.synth()
+    return app, stack, assembly.get_stack_by_name(stack.stack_name).template
+
+
+def _nag_violations(report_dir: Path) -> list[str]:
+    report = json.loads((report_dir / "validation-report.json").read_text())
+    found = []
+    for plugin in report.get("pluginReports", []):
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                found.append(f"{violation['ruleName']} at {construct['constructPath']}")
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(name: str, tmp_path: Path) -> None:
+    try:
+        _synth(name, tmp_path, nag=True)
+    except RuntimeError:
+        pass  # the report below says what failed
+    assert _nag_violations(tmp_path / name) == []
+
+
+def _acknowledgements(stack: Stack) -> list[tuple[str, str, str]]:
+    found = []
+    for construct in stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                for rule, reason in entry.data.items():
+                    path = construct.node.path.removeprefix(stack.node.path + "/")
+                    found.append((path, rule, reason))
+    return sorted(set(found))
+
+
+def test_every_acknowledgement_is_listed_with_its_reason(tmp_path: Path) -> None:
+    """A new acknowledgement changes this list: review it (UPDATE_SNAPSHOTS=1 to rewrite)."""
+    listed = {}
+    for name in ("default", "maximal"):
+        _, stack, _ = _synth(name, tmp_path)
+        listed[name] = [list(a) for a in _acknowledgements(stack)]
+    snapshot = ROOT / "tests" / "snapshots" / "nag_acknowledgements.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(json.dumps(listed, indent=2) + "\n")
+    assert listed == json.loads(snapshot.read_text())
+    for entries in listed.values():
+        assert all(reason.strip() for _, _, reason in entries)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cfn_lint_finds_no_errors_or_warnings(name: str, tmp_path: Path) -> None:
+    from cfnlint.api import lint_all
+
+    _, _, template = _synth(name, tmp_path)
+    matches = lint_all(json.dumps(template))
+    problems = [str(m) for m in matches if m.rule.id[0] in "EW"]
+    assert problems == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkov_fails_no_checks(name: str, tmp_path: Path) -> None:
+    if not CHECKOV.exists():
+        pytest.fail(f"checkov not installed at {CHECKOV}: run scripts/setup")
+    _, _, template = _synth(name, tmp_path)
+    path = tmp_path / f"{name}.template.json"
+    path.write_text(json.dumps(template))
+    result = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--output", "json",
+         "--quiet", "--compact", "--skip-check", ",".join(CHECKOV_SKIPS)],
+        capture_output=True, text=True, check=False,
+    )
+    report = json.loads(result.stdout or "{}")
+    reports = report if isinstance(report, list) else [report]
+    failed = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']}"
+        for r in reports for c in r.get("results", {}).get("failed_checks", [])
+    ]
+    assert failed == [], "\n".join(failed)
