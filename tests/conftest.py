@@ -17,6 +17,7 @@ from aws_cdk import App, Environment, Stack  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["event_driven_etl.testing.pytest_plugin"]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
@@ -197,6 +197,7 @@ class EventDrivenEtlPipeline(Construct):
         if isinstance(output_prefix, str) and output_prefix.startswith(MANIFEST_PREFIX):
             problems.add("output_prefix", output_prefix, f"must not be under {MANIFEST_PREFIX!r}")
         problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
+        _check_same_environment(problems, scope, source_bucket)
         if alarm_topic is not None and not alarms:
             problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
         problems.raise_if_any()
@@ -410,4 +411,26 @@ class EventDrivenEtlPipeline(Construct):
                     "status": statuses,
                 },
             ),
+        )
+
+
+def _check_same_environment(
+    problems: Problems, scope: Construct, source_bucket: Optional[s3.IBucket]
+) -> None:
+    """S3 sends a bucket's events to the default bus of the bucket's own account and region."""
+    if source_bucket is None:
+        return
+    stack = Stack.of(scope)
+    for field, theirs, ours in (
+        ("account", source_bucket.env.account, stack.account),
+        ("region", source_bucket.env.region, stack.region),
+    ):
+        if Token.is_unresolved(theirs) or Token.is_unresolved(ours) or theirs == ours:
+            continue
+        problems.add(
+            "source_bucket",
+            f"{source_bucket.bucket_name} ({field} {theirs})",
+            f"must be in the stack's {field} ({ours}): S3 delivers its events to EventBridge in "
+            f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
+            "into a bucket here.",
         )

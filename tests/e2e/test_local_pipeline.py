@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from aws_cdk import App, Stack
@@ -216,3 +217,30 @@ def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
         local.put_object("incoming/a.csv", CSV)
         assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
         assert json.loads(json.dumps(local.notifications))[0]["status"] == "SUCCEEDED"
+
+
+def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Path) -> None:
+    """Glue's concurrency limit (10 by default here) meets 50 executions at once: the
+    workflow's ConcurrentRunsExceeded retries carry every one of them to success."""
+    import time
+
+    def busy(_script: Path, _arguments: dict[str, str]) -> None:
+        time.sleep(2)
+
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=busy) as local:
+        for i in range(50):
+            local.put_object(f"incoming/burst-{i:02}.csv", CSV)
+        runs = local.wait_for_runs(timeout=240)
+        assert len(runs) == 50
+        assert [r.status for r in runs] == ["SUCCEEDED"] * 50
+        assert len({o for r in runs for o in r.objects}) == 50
+        assert len(local.glue_runs) == 50
+        assert local.glue_concurrency_rejections > 0  # the limit was really met
+
+
+def test_pytest_fixture_starts_and_stops_the_pipeline(
+    tmp_path: Path, local_pipeline: Callable[..., LocalPipeline], no_spark: Callable[..., None]
+) -> None:
+    local = local_pipeline(_stack(tmp_path), "Pipeline", glue_runner=no_spark)
+    local.put_object("incoming/a.csv", CSV)
+    assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]

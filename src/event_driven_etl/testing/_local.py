@@ -119,6 +119,9 @@ class LocalPipeline:
         self._events: list[dict[str, Any]] = []
         self._notifications: list[dict[str, Any]] = []
         self._glue_runs: list[GlueRun] = []
+        self._glue_workers: list[threading.Thread] = []
+        self.glue_concurrency_rejections = 0
+        """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
         self._mock: Any = None
         self._env_saved: dict[str, Optional[str]] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
@@ -263,6 +266,8 @@ class LocalPipeline:
             _glue_hooks.uninstall()
         if self._mock is not None:
             self._wait_quietly()
+            for worker in self._glue_workers:
+                worker.join(timeout=30)
             self._mock.stop()
             self._mock = None
         for name, value in self._env_saved.items():
@@ -761,9 +766,36 @@ class LocalPipeline:
                 code = self._faults.glue_start_errors.popleft()
                 raise JsonRESTError(code, f"{code} (injected by LocalPipeline)")
             failure = self._faults.glue_failures.popleft() if self._faults.glue_failures else None
-        run_id = original(job, **kwargs)
+        try:
+            run_id = str(original(job, **kwargs))
+        except Exception as error:
+            if type(error).__name__ == "ConcurrentRunsExceededException":
+                with self._lock:
+                    self.glue_concurrency_rejections += 1
+            raise
         fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
+        fake_run.__class__ = _held_job_run_class()  # its state is ours to set, not moto's clock
+        fake_run.status = "RUNNING"
         arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
+        # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
+        # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
+        worker = threading.Thread(
+            target=self._finish_glue_run,
+            args=(fake_run, run_id, arguments, failure),
+            name=f"glue-run-{run_id[:12]}",
+            daemon=True,
+        )
+        self._glue_workers.append(worker)
+        worker.start()
+        return run_id
+
+    def _finish_glue_run(
+        self,
+        fake_run: Any,
+        run_id: str,
+        arguments: dict[str, str],
+        failure: Optional[tuple[str, str]],
+    ) -> None:
         status, message, written = "SUCCEEDED", None, []
         if failure is not None:
             status, message = "FAILED", f"{failure[0]}: {failure[1]}"
@@ -772,10 +804,10 @@ class LocalPipeline:
                 written = self._run_script(arguments)
             except Exception as error:  # noqa: BLE001 - any script error fails the run
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
-        fake_run.status = status
         fake_run.error_message = message
-        self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
-        return str(run_id)
+        with self._lock:
+            self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
+        fake_run.status = status
 
     def _run_script(self, arguments: dict[str, str]) -> list[str]:
         if self._glue_runner is not None:
@@ -836,6 +868,26 @@ class _GlueHooks:
 
 
 _glue_hooks = _GlueHooks()
+_held_class: Optional[type] = None
+
+
+def _held_job_run_class() -> type:
+    """moto's FakeJobRun whose state changes only when set (moto's advances on each read)."""
+    global _held_class  # noqa: PLW0603 - made once, lazily, because moto is optional
+    if _held_class is None:
+        from moto.glue.models import FakeJobRun
+
+        class HeldJobRun(FakeJobRun):  # type: ignore[misc]  # moto is untyped
+            @property  # type: ignore[override]
+            def status(self) -> str:
+                return str(self.__dict__.get("_held_status", "RUNNING"))
+
+            @status.setter
+            def status(self, value: str) -> None:
+                self.__dict__["_held_status"] = value
+
+        _held_class = HeldJobRun
+    return _held_class
 
 
 class _FaultyClient:
