@@ -92,11 +92,14 @@ build.add_jobs(
             permissions=JobPermissions(contents=JobPermission.READ),
             steps=[
                 *SETUP_STEPS,
-                JobStep(name="Lint, type-check, test (API.md and projen freshness included)",
-                        run="bash scripts/test"),
+                JobStep(
+                    name="Lint, type-check, test (API.md and projen freshness included)",
+                    run="bash scripts/test",
+                ),
                 JobStep(
                     name="Generated files are current",
-                    run="PROJEN_DISABLE_POST=1 .venv/bin/python .projenrc.py && git diff --exit-code",
+                    run="PROJEN_DISABLE_POST=1 .venv/bin/python .projenrc.py "
+                    "&& git diff --exit-code",
                 ),
             ],
         )
@@ -113,8 +116,10 @@ release.add_jobs(
             steps=[
                 *SETUP_STEPS,
                 JobStep(name="Test", run="bash scripts/test"),
-                JobStep(name="Build wheel and sdist into dist/python, twine check",
-                        run="bash scripts/setup && npx projen package"),
+                JobStep(
+                    name="Build wheel and sdist into dist/python, twine check",
+                    run="bash scripts/setup && npx projen package",
+                ),
                 JobStep(
                     name="Publish to PyPI",
                     run="npx -p publib@latest publib-pypi dist/python",

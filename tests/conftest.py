@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,7 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_DEPRECATED", "quiet")
 
-from aws_cdk import App, Environment, Stack  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App, Environment, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["event_driven_etl.testing.pytest_plugin"]
@@ -31,7 +28,7 @@ def stack(app: App) -> Stack:
 
 
 @pytest.fixture
-def spark() -> Iterator[Any]:
+def spark() -> Any:
     from event_driven_etl.testing._spark import spark_session
 
-    yield spark_session()
+    return spark_session()

@@ -26,7 +26,11 @@ def test_api_md_is_generated_from_the_current_docstrings(tmp_path: Path) -> None
 
 def test_projen_leaves_the_tree_unchanged(tmp_path: Path) -> None:
     tracked = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     copy = tmp_path / "copy"
     for name in tracked:
@@ -37,10 +41,16 @@ def test_projen_leaves_the_tree_unchanged(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
     env = {**os.environ, "PROJEN_DISABLE_POST": "1"}
     subprocess.run([sys.executable, ".projenrc.py"], cwd=copy, check=True, env=env)
-    changed = [n for n in tracked if (copy / n).is_file() and (copy / n).read_bytes() != (ROOT / n).read_bytes()]
+    changed = [
+        n
+        for n in tracked
+        if (copy / n).is_file() and (copy / n).read_bytes() != (ROOT / n).read_bytes()
+    ]
     generated = json.loads((copy / ".projen" / "files.json").read_text())["files"]
     missing = [n for n in generated if (copy / n).exists() and not (ROOT / n).exists()]
-    assert changed == [] and missing == [], f"run .projenrc.py: changed {changed}, missing {missing}"
+    assert changed == [] and missing == [], (
+        f"run .projenrc.py: changed {changed}, missing {missing}"
+    )
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])

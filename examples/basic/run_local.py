@@ -19,9 +19,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from app import build  # type: ignore[import-not-found]  # noqa: E402 - this folder, on sys.path
 from aws_cdk import App  # noqa: E402
 
-from app import build  # noqa: E402
 from event_driven_etl.testing import LocalPipeline  # noqa: E402
 
 

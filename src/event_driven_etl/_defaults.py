@@ -44,7 +44,9 @@ def new_encryption_key(scope: Construct, construct_id: str, description: str) ->
     )
 
 
-def allow_service_to_use_key(key: kms.IKey, service: str, actions: Optional[list[str]] = None) -> None:
+def allow_service_to_use_key(
+    key: kms.IKey, service: str, actions: Optional[list[str]] = None
+) -> None:
     """Let an AWS service (CloudWatch, EventBridge ...) encrypt with a key defined in this app.
 
     A key imported by ARN cannot be changed from here: its policy must already allow the
@@ -55,7 +57,7 @@ def allow_service_to_use_key(key: kms.IKey, service: str, actions: Optional[list
     stack = Stack.of(key)
     key.add_to_resource_policy(
         iam.PolicyStatement(
-            sid=f"Allow{service.split('.')[0].capitalize()}ToUseTheKey",
+            sid=f"Allow{service.split('.', maxsplit=1)[0].capitalize()}ToUseTheKey",
             principals=[iam.ServicePrincipal(service)],
             actions=actions or ["kms:Decrypt", "kms:GenerateDataKey*"],
             resources=["*"],  # in a key policy, "*" means this key
@@ -73,8 +75,13 @@ def allow_logs_to_use_key(key: kms.IKey) -> None:
         iam.PolicyStatement(
             sid="AllowCloudWatchLogsToUseTheKey",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                     "kms:Describe*"],
+            actions=[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
             resources=["*"],  # in a key policy, "*" means this key
             conditions={
                 "ArnLike": {

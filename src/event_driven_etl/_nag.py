@@ -107,7 +107,7 @@ def explain_wildcard(finding: str, statement: dict[str, Any]) -> Optional[str]:
 
 def _is_object_arn(flat_arn: str) -> bool:
     """``<Bucket.Arn>/prefix*`` or ``arn:...:s3:::bucket/prefix*``: objects, not buckets."""
-    after_bucket = flat_arn.split(":::")[-1].split(">")[-1]
+    after_bucket = flat_arn.rsplit(":::", maxsplit=1)[-1].rsplit(">", maxsplit=1)[-1]
     return "/" in after_bucket
 
 

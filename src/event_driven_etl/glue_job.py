@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 from aws_cdk import Aspects, Duration, Stack
 from aws_cdk import aws_glue as glue
@@ -196,7 +197,9 @@ class GlueEtlJob(Construct):
     def _grant_logs_and_metrics(self) -> None:
         stack = Stack.of(self)
         # Glue picks its log group and stream names at run time, all under /aws-glue/.
-        log_groups = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
+        log_groups = (
+            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
+        )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
@@ -209,7 +212,7 @@ class GlueEtlJob(Construct):
                 resources=[log_groups, f"{log_groups}:log-stream:*"],
             )
         )
-        # PutMetricData has no resource-level permissions; the condition keeps it to Glue's namespace.
+        # PutMetricData has no resource-level permissions; a condition keeps it to Glue's.
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PublishGlueMetrics",
@@ -235,7 +238,9 @@ def check_glue_job_props(
         if isinstance(prefix, str) and is_unresolved(prefix):
             continue
         problems.require(
-            isinstance(prefix, str) and prefix.endswith("/") and not prefix.startswith("/")
+            isinstance(prefix, str)
+            and prefix.endswith("/")
+            and not prefix.startswith("/")
             and len(prefix) > 1,
             prop,
             prefix,
@@ -250,7 +255,9 @@ def check_glue_job_props(
         if name in RESERVED_ARGUMENTS:
             reserved = ", ".join(sorted(RESERVED_ARGUMENTS))
             problems.add(
-                "extra_arguments", name, f"the pipeline sets this argument itself (reserved: {reserved})"
+                "extra_arguments",
+                name,
+                f"the pipeline sets this argument itself (reserved: {reserved})",
             )
         elif not (isinstance(name, str) and name.startswith("--")):
             problems.add("extra_arguments", name, "argument names must start with '--'")

@@ -87,9 +87,7 @@ class Batching:
         if not isinstance(window, Duration):
             problems.add("max_batching_window", window, "must be an aws_cdk.Duration")
         else:
-            problems.seconds_in_range(
-                "max_batching_window", window, 0, MAX_BATCHING_WINDOW_SECONDS
-            )
+            problems.seconds_in_range("max_batching_window", window, 0, MAX_BATCHING_WINDOW_SECONDS)
             size = self.max_batch_size
             if (
                 isinstance(size, int)

@@ -122,17 +122,26 @@ class EtlStateMachine(Construct):
         self.pipeline_name = pipeline_name or self.node.path
         self._topic = notification_topic
 
-        run_job = self._glue_task(glue_job, retry_policy or RetryPolicy(),
-                                  concurrency_retry or DEFAULT_CONCURRENCY_RETRY)
-        notify_success = self._notify("Notify success", "SUCCEEDED", {
-            "glue_job_run_id": sfn.JsonPath.string_at("$.glue.Id"),
-            "glue_job_run_state": sfn.JsonPath.string_at("$.glue.JobRunState"),
-        })
-        notify_failure = self._notify("Notify failure", "FAILED", {
-            "glue_job_run_id": sfn.JsonPath.string_at("$.failed_run.run.Id"),
-            "error": sfn.JsonPath.string_at("$.error.Error"),
-            "cause": sfn.JsonPath.string_at("$.error.Cause"),
-        })
+        run_job = self._glue_task(
+            glue_job, retry_policy or RetryPolicy(), concurrency_retry or DEFAULT_CONCURRENCY_RETRY
+        )
+        notify_success = self._notify(
+            "Notify success",
+            "SUCCEEDED",
+            {
+                "glue_job_run_id": sfn.JsonPath.string_at("$.glue.Id"),
+                "glue_job_run_state": sfn.JsonPath.string_at("$.glue.JobRunState"),
+            },
+        )
+        notify_failure = self._notify(
+            "Notify failure",
+            "FAILED",
+            {
+                "glue_job_run_id": sfn.JsonPath.string_at("$.failed_run.run.Id"),
+                "error": sfn.JsonPath.string_at("$.error.Error"),
+                "cause": sfn.JsonPath.string_at("$.error.Cause"),
+            },
+        )
         # Step Functions reserves "States." error names for itself, so the Fail state reports
         # its own error and keeps the original error name and cause in the cause text.
         failed = sfn.Fail(
@@ -146,10 +155,11 @@ class EtlStateMachine(Construct):
         run_job.add_catch(failure_details, errors=[sfn.Errors.ALL], result_path="$.error")
 
         definition = self._normalise_input().next(run_job).next(notify_success)
+        unique_name = Names.unique_resource_name(self, max_length=200)
         self.log_group = _defaults.new_log_group(
             self,
             "LogGroup",
-            log_group_name=f"/aws/vendedlogs/states/{Names.unique_resource_name(self, max_length=200)}",
+            log_group_name=f"/aws/vendedlogs/states/{unique_name}",
             retention=log_retention,
             encryption_key=encryption_key,
         )
@@ -215,10 +225,12 @@ class EtlStateMachine(Construct):
             "Run Glue job",
             glue_job_name=job.job_name,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            arguments=sfn.TaskInput.from_object({
-                "--objects": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
-                "--manifest": sfn.JsonPath.string_at("$.manifest"),
-            }),
+            arguments=sfn.TaskInput.from_object(
+                {
+                    "--objects": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
+                    "--manifest": sfn.JsonPath.string_at("$.manifest"),
+                }
+            ),
             result_selector={
                 "Id": sfn.JsonPath.string_at("$.Id"),
                 "JobRunState": sfn.JsonPath.string_at("$.JobRunState"),
@@ -308,4 +320,3 @@ def _retry_props(errors: tuple[str, ...], policy: RetryPolicy) -> dict[str, Any]
         "max_delay": policy.max_delay,
         "jitter_strategy": sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE,
     }
-

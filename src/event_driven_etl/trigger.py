@@ -209,9 +209,7 @@ class TriggerFunction(Construct):
 
     def metric_throttles(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Invocations that were throttled. Sum over 5 minutes by default."""
-        return self.function.metric_throttles(
-            period=period or Duration.minutes(5), statistic="Sum"
-        )
+        return self.function.metric_throttles(period=period or Duration.minutes(5), statistic="Sum")
 
     def _wire_batching(
         self,
@@ -336,7 +334,9 @@ def check_trigger_props(
     problems.seconds_in_range("max_event_age", max_event_age, 60, 6 * 3600)
 
 
-def object_key_matcher(key_prefix: Optional[str], key_suffix: Optional[str]) -> Optional[list[object]]:
+def object_key_matcher(
+    key_prefix: Optional[str], key_suffix: Optional[str]
+) -> Optional[list[object]]:
     """EventBridge matcher for the event's (URL-encoded) key.
 
     Two matchers in one array mean OR in EventBridge, so prefix AND suffix become a single

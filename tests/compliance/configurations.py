@@ -29,14 +29,24 @@ def maximal_stack(app: App) -> Stack:
     stack.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
     key = kms.Key(stack, "CustomerKey", enable_key_rotation=True)
     logs_bucket = s3.Bucket(
-        stack, "AccessLogs", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True,
+        stack,
+        "AccessLogs",
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        versioned=True,
         removal_policy=RemovalPolicy.RETAIN,
     )
     raw = s3.Bucket(
-        stack, "Raw", encryption=s3.BucketEncryption.KMS, encryption_key=key, enforce_ssl=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True,
-        server_access_logs_bucket=logs_bucket, server_access_logs_prefix="raw/",
+        stack,
+        "Raw",
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        versioned=True,
+        server_access_logs_bucket=logs_bucket,
+        server_access_logs_prefix="raw/",
     )
     notifications = sns.Topic(stack, "Notifications", master_key=key, enforce_ssl=True)
     alarms = sns.Topic(stack, "Alarms", master_key=key, enforce_ssl=True)
@@ -74,5 +84,7 @@ def _example(name: str) -> Callable[[App], Stack]:
 CONFIGURATIONS: dict[str, Callable[[App], Stack]] = {
     "default": default_stack,
     "maximal": maximal_stack,
-    **{p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))},
+    **{
+        p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))
+    },
 }

@@ -39,8 +39,16 @@ def test_construct_ids_and_logical_ids_are_stable(stack: Stack) -> None:
 
 def test_construct_ids_are_pascal_case(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
-    own = ["EncryptionKey", "AccessLogsBucket", "SourceBucket", "OutputBucket", "NotificationTopic",
-           "GlueJob", "Workflow", "Trigger"]
+    own = [
+        "EncryptionKey",
+        "AccessLogsBucket",
+        "SourceBucket",
+        "OutputBucket",
+        "NotificationTopic",
+        "GlueJob",
+        "Workflow",
+        "Trigger",
+    ]
     assert [c.node.id for c in pipeline.node.children if c.node.id in own] == own
     for child in pipeline.node.children:
         assert child.node.id[0].isupper(), child.node.id

@@ -13,7 +13,15 @@ from event_driven_etl.runtime.glue import etl_job
 
 
 def test_parse_args_reads_glue_style_arguments() -> None:
-    argv = ["--JOB_ID", "j1", "--objects", '["s3://b/k"]', "--manifest", "", "--output_path=s3://o/p/"]
+    argv = [
+        "--JOB_ID",
+        "j1",
+        "--objects",
+        '["s3://b/k"]',
+        "--manifest",
+        "",
+        "--output_path=s3://o/p/",
+    ]
     args = etl_job.parse_args(argv)
     assert args["objects"] == '["s3://b/k"]'
     assert args["output_path"] == "s3://o/p/"
@@ -21,7 +29,10 @@ def test_parse_args_reads_glue_style_arguments() -> None:
 
 
 def test_empty_argument_value_is_kept_empty() -> None:
-    assert etl_job.parse_args(["--manifest", "--objects", "[]"]) == {"manifest": "", "objects": "[]"}
+    assert etl_job.parse_args(["--manifest", "--objects", "[]"]) == {
+        "manifest": "",
+        "objects": "[]",
+    }
 
 
 @pytest.mark.parametrize(
@@ -40,19 +51,30 @@ def test_column_names_are_normalised_and_unique(names: list[str], expected: list
 
 @pytest.mark.parametrize(
     ("uri", "fmt"),
-    [("s3://b/a.csv", "csv"), ("s3://b/a.CSV.gz", "csv"), ("s3://b/a.jsonl", "json"), ("s3://b/x.parquet", "parquet")],
+    [
+        ("s3://b/a.csv", "csv"),
+        ("s3://b/a.CSV.gz", "csv"),
+        ("s3://b/a.jsonl", "json"),
+        ("s3://b/x.parquet", "parquet"),
+    ],
 )
 def test_object_format_follows_the_extension(uri: str, fmt: str) -> None:
     assert etl_job.object_format(uri) == fmt
 
 
 def test_fails_unsupported_format_names_the_object_and_the_allowed_ones() -> None:
-    with pytest.raises(etl_job.JobInputError, match=r"unsupported object format for 's3://b/a.xlsx': expected one of .csv"):
+    with pytest.raises(
+        etl_job.JobInputError,
+        match=r"unsupported object format for 's3://b/a.xlsx': expected one of .csv",
+    ):
         etl_job.object_format("s3://b/a.xlsx")
 
 
 def test_manifest_lines_accept_json_strings_and_bare_uris() -> None:
-    assert etl_job.parse_manifest_lines(['"s3://b/a b.csv"', "s3://b/c.csv", ""]) == ["s3://b/a b.csv", "s3://b/c.csv"]
+    assert etl_job.parse_manifest_lines(['"s3://b/a b.csv"', "s3://b/c.csv", ""]) == [
+        "s3://b/a b.csv",
+        "s3://b/c.csv",
+    ]
 
 
 def test_hadoop_glob_characters_are_escaped() -> None:
@@ -97,5 +119,7 @@ def test_main_reads_a_manifest(spark: Any, tmp_path: Path) -> None:
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text(json.dumps(data.as_uri()) + "\n")
     out = tmp_path / "out"
-    rows = etl_job.main(["--objects", "[]", "--manifest", manifest.as_uri(), "--output_path", out.as_uri() + "/"])
+    rows = etl_job.main(
+        ["--objects", "[]", "--manifest", manifest.as_uri(), "--output_path", out.as_uri() + "/"]
+    )
     assert rows == 1

@@ -21,14 +21,19 @@ def test_per_object_mode_retries_then_dead_letters_async_invocations(stack: Stac
     config = only_resource(template_of(stack), "AWS::Lambda::EventInvokeConfig")["Properties"]
     assert config["MaximumRetryAttempts"] == 2
     assert config["MaximumEventAgeInSeconds"] == 6 * 3600
-    assert config["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [dlq, "Arn"]}}}
+    assert config["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": [dlq, "Arn"]}}
+    }
 
 
-def test_per_object_rule_target_has_its_own_retry_policy_and_dead_letter_queue(stack: Stack) -> None:
+def test_per_object_rule_target_has_its_own_retry_policy_and_dead_letter_queue(
+    stack: Stack,
+) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     dlq = _id(stack, pipeline.trigger.dead_letter_queue)
     rule = next(
-        r for r in resources_of_type(template_of(stack), "AWS::Events::Rule").values()
+        r
+        for r in resources_of_type(template_of(stack), "AWS::Events::Rule").values()
         if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]
     )
     [target] = rule["Properties"]["Targets"]
@@ -37,19 +42,29 @@ def test_per_object_rule_target_has_its_own_retry_policy_and_dead_letter_queue(s
     assert target["Arn"] == {"Fn::GetAtt": [_id(stack, pipeline.trigger.function), "Arn"]}
 
 
-def test_batching_puts_an_encrypted_queue_with_dead_letter_queue_before_the_function(stack: Stack) -> None:
+def test_batching_puts_an_encrypted_queue_with_dead_letter_queue_before_the_function(
+    stack: Stack,
+) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching(max_batch_size=500))
     template = template_of(stack)
     assert pipeline.trigger.queue is not None
-    queue = resources_of_type(template, "AWS::SQS::Queue")[_id(stack, pipeline.trigger.queue)]["Properties"]
+    queue = resources_of_type(template, "AWS::SQS::Queue")[_id(stack, pipeline.trigger.queue)][
+        "Properties"
+    ]
     dlq = _id(stack, pipeline.trigger.dead_letter_queue)
-    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 5}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+        "maxReceiveCount": 5,
+    }
     assert queue["VisibilityTimeout"] == 6 * 300  # six times the 5-minute function timeout
     assert "KmsMasterKeyId" in queue
-    function = resources_of_type(template, "AWS::Lambda::Function")[_id(stack, pipeline.trigger.function)]
+    function = resources_of_type(template, "AWS::Lambda::Function")[
+        _id(stack, pipeline.trigger.function)
+    ]
     assert function["Properties"]["Timeout"] == 300
     rule = next(
-        r for r in resources_of_type(template, "AWS::Events::Rule").values()
+        r
+        for r in resources_of_type(template, "AWS::Events::Rule").values()
         if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]
     )
     [target] = rule["Properties"]["Targets"]
@@ -59,7 +74,9 @@ def test_batching_puts_an_encrypted_queue_with_dead_letter_queue_before_the_func
 
 def test_batching_event_source_reports_batch_item_failures(stack: Stack) -> None:
     EventDrivenEtlPipeline(
-        stack, "Pipeline", batching=Batching(max_batch_size=1000, max_batching_window=Duration.seconds(90))
+        stack,
+        "Pipeline",
+        batching=Batching(max_batch_size=1000, max_batching_window=Duration.seconds(90)),
     )
     mapping = only_resource(template_of(stack), "AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping["BatchSize"] == 1000
@@ -85,36 +102,52 @@ def test_batching_dedup_table_remembers_taken_objects_for_a_while(stack: Stack) 
 def test_batching_function_may_write_marks_and_manifests_only(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
     template = template_of(stack)
-    function = resources_of_type(template, "AWS::Lambda::Function")[_id(stack, pipeline.trigger.function)]
+    function = resources_of_type(template, "AWS::Lambda::Function")[
+        _id(stack, pipeline.trigger.function)
+    ]
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["DEDUP_TABLE"] == {"Ref": _id(stack, pipeline.trigger.dedup_table)}
     assert variables["MANIFEST_BUCKET"] == {"Ref": _id(stack, pipeline.output_bucket)}
     assert variables["MANIFEST_PREFIX"] == "manifests/"
     statements = policy_statements(template, "PipelineTriggerRole")
     dynamo = next(s for s in statements if "dynamodb:PutItem" in json.dumps(s["Action"]))
-    assert sorted(dynamo["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert sorted(dynamo["Action"]) == [
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ]
     puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
     assert puts and all("/manifests/*" in json.dumps(s["Resource"]) for s in puts)
 
 
 def test_manifests_expire(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
-    bucket = resources_of_type(template_of(stack), "AWS::S3::Bucket")[_id(stack, pipeline.output_bucket)]
+    bucket = resources_of_type(template_of(stack), "AWS::S3::Bucket")[
+        _id(stack, pipeline.output_bucket)
+    ]
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert {"Id": "ExpireManifests", "Prefix": "manifests/", "ExpirationInDays": 30, "Status": "Enabled"} in rules
+    assert {
+        "Id": "ExpireManifests",
+        "Prefix": "manifests/",
+        "ExpirationInDays": 30,
+        "Status": "Enabled",
+    } in rules
 
 
 def test_warns_at_synth_when_one_glue_run_meets_per_object_mode(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", max_concurrent_runs=1)
     Annotations.from_stack(stack).has_warning(
-        "/TestStack/Pipeline", Match.string_like_regexp("max_concurrent_runs=1 with one execution per object")
+        "/TestStack/Pipeline",
+        Match.string_like_regexp("max_concurrent_runs=1 with one execution per object"),
     )
 
 
 def test_no_warning_with_batching_or_more_concurrency(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Batched", max_concurrent_runs=1, batching=Batching())
     EventDrivenEtlPipeline(stack, "Default")
-    Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("max_concurrent_runs=1"))
+    Annotations.from_stack(stack).has_no_warning(
+        "*", Match.string_like_regexp("max_concurrent_runs=1")
+    )
 
 
 def test_glue_job_run_queuing_is_off_unless_asked(stack: Stack) -> None:

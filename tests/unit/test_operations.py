@@ -29,20 +29,26 @@ def _alarms(stack: Stack) -> dict[str, dict[str, object]]:
     found = resources_of_type(template_of(stack), "AWS::CloudWatch::Alarm")
     result = {}
     for logical_id, alarm in found.items():
-        name = next((n for n in list(DEFAULT_ALARMS) + ["FreshnessAlarm"] if n in logical_id), logical_id)
+        name = next((n for n in [*DEFAULT_ALARMS, "FreshnessAlarm"] if n in logical_id), logical_id)
         result[name] = alarm["Properties"]
     return result
 
 
 @pytest.mark.parametrize("batching", [None, Batching()], ids=["per_object", "batching"])
-def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(stack: Stack, batching: Batching | None) -> None:
+def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(
+    stack: Stack, batching: Batching | None
+) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=batching)
     topic_id = stack.get_logical_id(pipeline.notification_topic.node.default_child)  # type: ignore[arg-type]
     alarms = _alarms(stack)
     assert set(alarms) == set(DEFAULT_ALARMS)
     for name, (namespace, metric, statistic) in DEFAULT_ALARMS.items():
         alarm = alarms[name]
-        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (namespace, metric, statistic)
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+            namespace,
+            metric,
+            statistic,
+        )
         assert alarm["Threshold"] == 0
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["EvaluationPeriods"] == 1
@@ -84,7 +90,9 @@ def test_glue_job_state_change_rule_reshapes_failures_into_notifications(stack: 
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     job_id = stack.get_logical_id(pipeline.glue_job.job.node.default_child)  # type: ignore[arg-type]
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
-    [rule] = [r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.glue"]]
+    [rule] = [
+        r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.glue"]
+    ]
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.glue"],
         "detail-type": ["Glue Job State Change"],
@@ -98,8 +106,13 @@ def test_glue_job_state_change_rule_reshapes_failures_into_notifications(stack: 
         "detail-message": "$.detail.message",
     }
     template = transformer["InputTemplate"]
-    for fragment in ('"status":"FAILED"', '"glue_job_run_id":<detail-jobRunId>', '"cause":<detail-message>',
-                     '"error":"Glue job run <detail-state>"', '"pipeline":"TestStack/Pipeline"'):
+    for fragment in (
+        '"status":"FAILED"',
+        '"glue_job_run_id":<detail-jobRunId>',
+        '"cause":<detail-message>',
+        '"error":"Glue job run <detail-state>"',
+        '"pipeline":"TestStack/Pipeline"',
+    ):
         assert fragment in template
 
 
@@ -118,10 +131,21 @@ def test_dashboard_is_off_by_default_and_shows_the_pipeline_when_on(stack: Stack
     assert pipeline.dashboard is not None
     [dashboard] = resources_of_type(template_of(stack), "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for title in ("Objects received", "Executions", "Glue run time", "Trigger errors", "Dead-letter queue depth"):
+    for title in (
+        "Objects received",
+        "Executions",
+        "Glue run time",
+        "Trigger errors",
+        "Dead-letter queue depth",
+    ):
         assert title in body
-    for metric in ("MatchedEvents", "ExecutionsSucceeded", "ExecutionsFailed", "glue.driver.aggregate.elapsedTime",
-                   "ApproximateNumberOfMessagesVisible"):
+    for metric in (
+        "MatchedEvents",
+        "ExecutionsSucceeded",
+        "ExecutionsFailed",
+        "glue.driver.aggregate.elapsedTime",
+        "ApproximateNumberOfMessagesVisible",
+    ):
         assert metric in body
 
 
@@ -168,7 +192,11 @@ def test_on_success_and_on_failure_return_rules_for_this_state_machine(stack: St
     pipeline.on_failure("Failed")
     machine_id = stack.get_logical_id(pipeline.state_machine.state_machine.node.default_child)  # type: ignore[arg-type]
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
-    patterns = [r["Properties"]["EventPattern"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.states"]]
+    patterns = [
+        r["Properties"]["EventPattern"]
+        for r in rules.values()
+        if r["Properties"]["EventPattern"]["source"] == ["aws.states"]
+    ]
     assert {
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],

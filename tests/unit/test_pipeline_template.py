@@ -44,7 +44,9 @@ def test_trigger_environment_names_the_real_state_machine(stack: Stack) -> None:
         "AWS::Lambda::Function",
         {
             "Handler": "handler.handler",
-            "Environment": {"Variables": Match.object_like({"STATE_MACHINE_ARN": {"Ref": machine_id}})},
+            "Environment": {
+                "Variables": Match.object_like({"STATE_MACHINE_ARN": {"Ref": machine_id}})
+            },
         },
     )
     assert "arn:aws:states:region" not in json.dumps(template.to_json())
@@ -175,7 +177,8 @@ def test_created_buckets_are_private_encrypted_tls_only(stack: Stack) -> None:
     for policy in resources_of_type(template, "AWS::S3::BucketPolicy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
-            s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"}
+            s["Effect"] == "Deny"
+            and s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"}
             for s in statements
         )
 
@@ -203,9 +206,9 @@ def test_glue_task_waits_for_the_job_with_sync(stack: Stack) -> None:
 
 def test_glue_task_receives_the_objects_as_job_arguments(stack: Stack) -> None:
     _pipeline(stack)
-    arguments = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Parameters"][
-        "Arguments"
-    ]
+    arguments = state_machine_definition(template_of(stack))["States"]["Run Glue job"][
+        "Parameters"
+    ]["Arguments"]
     assert arguments == {
         "--objects.$": "States.JsonToString($.objects)",
         "--manifest.$": "$.manifest",
@@ -251,7 +254,9 @@ def test_any_error_is_caught_notified_and_fails_the_execution(stack: Stack) -> N
     _pipeline(stack)
     states = state_machine_definition(template_of(stack))["States"]
     catch = states["Run Glue job"]["Catch"]
-    assert catch == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Glue run failed?"}]
+    assert catch == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Glue run failed?"}
+    ]
     assert states["Read failed run"]["Next"] == "Notify failure"
     assert states["No Glue run"]["Next"] == "Notify failure"
     assert states["Notify failure"]["Next"] == "Failed"
@@ -275,18 +280,22 @@ def test_notifications_carry_the_contract_fields_and_status_attribute(stack: Sta
     assert success["Message"]["execution.$"] == "$$.Execution.Id"
     assert success["Message"]["objects.$"] == "$.objects"
     assert success["Message"]["glue_job_run_id.$"] == "$.glue.Id"
-    assert success["MessageAttributes"] == {"status": {"DataType": "String", "StringValue": "SUCCEEDED"}}
+    assert success["MessageAttributes"] == {
+        "status": {"DataType": "String", "StringValue": "SUCCEEDED"}
+    }
     assert failure["Message"]["status"] == "FAILED"
     assert failure["Message"]["error.$"] == "$.error.Error"
     assert failure["Message"]["cause.$"] == "$.error.Cause"
-    assert failure["MessageAttributes"] == {"status": {"DataType": "String", "StringValue": "FAILED"}}
+    assert failure["MessageAttributes"] == {
+        "status": {"DataType": "String", "StringValue": "FAILED"}
+    }
 
 
 def test_pipeline_name_overrides_the_construct_path(stack: Stack) -> None:
     _pipeline(stack, pipeline_name="orders-ingest")
-    message = state_machine_definition(template_of(stack))["States"]["Notify success"]["Parameters"][
-        "Message"
-    ]
+    message = state_machine_definition(template_of(stack))["States"]["Notify success"][
+        "Parameters"
+    ]["Message"]
     assert message["pipeline"] == "orders-ingest"
 
 
@@ -319,7 +328,11 @@ def test_brought_topic_with_its_key_gets_publish_and_key_grants(stack: Stack) ->
     topic = sns.Topic.from_topic_arn(stack, "Topic", "arn:aws:sns:eu-west-1:111111111111:ops")
     _pipeline(stack, notification_topic=topic, notification_topic_key=key)
     statements = policy_statements(template_of(stack), "PipelineWorkflowStateMachineRole")
-    assert {"Action": "sns:Publish", "Effect": "Allow", "Resource": "arn:aws:sns:eu-west-1:111111111111:ops"} in statements
+    assert {
+        "Action": "sns:Publish",
+        "Effect": "Allow",
+        "Resource": "arn:aws:sns:eu-west-1:111111111111:ops",
+    } in statements
     assert any(s["Resource"] == "arn:aws:kms:eu-west-1:111111111111:key/abc" for s in statements)
 
 
@@ -333,7 +346,9 @@ def test_created_topic_is_kms_encrypted_and_tls_only(stack: Stack) -> None:
     assert "KmsMasterKeyId" in topic["Properties"]
     policy = only_resource(template, "AWS::SNS::TopicPolicy")
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"} for s in statements)
+    assert any(
+        s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"} for s in statements
+    )
 
 
 # ---------------------------------------------------------------- Glue job
@@ -384,7 +399,9 @@ def test_glue_role_is_least_privilege(stack: Stack) -> None:
     _pipeline(stack, key_prefix="incoming/")
     template = template_of(stack)
     role = next(
-        r for k, r in resources_of_type(template, "AWS::IAM::Role").items() if k.startswith("PipelineGlueJobRole")
+        r
+        for k, r in resources_of_type(template, "AWS::IAM::Role").items()
+        if k.startswith("PipelineGlueJobRole")
     )
     assert "ManagedPolicyArns" not in role["Properties"]
     statements = policy_statements(template, "PipelineGlueJobRole")

@@ -60,8 +60,12 @@ def test_encoded_keys_decode_to_themselves(key: str) -> None:
 
 def test_identity_ignores_the_eventbridge_event_id() -> None:
     detail = {"bucket": {"name": "b"}, "object": {"key": "a.csv", "etag": "e", "sequencer": "1"}}
-    first = parse_object_created({"id": "1", "source": "aws.s3", "detail-type": "Object Created", "detail": detail})
-    again = parse_object_created({"id": "2", "source": "aws.s3", "detail-type": "Object Created", "detail": detail})
+    first = parse_object_created(
+        {"id": "1", "source": "aws.s3", "detail-type": "Object Created", "detail": detail}
+    )
+    again = parse_object_created(
+        {"id": "2", "source": "aws.s3", "detail-type": "Object Created", "detail": detail}
+    )
     assert first.identity == again.identity
 
 
@@ -81,16 +85,27 @@ def test_space_encoded_as_plus_is_decoded() -> None:
         ({"source": "aws.s3", "detail-type": "Object Deleted"}, "not an S3 'Object Created' event"),
         ({"source": "aws.s3", "detail-type": "Object Created"}, "detail must be a JSON object"),
         (
-            {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {}, "object": {"key": "k"}}},
+            {
+                "source": "aws.s3",
+                "detail-type": "Object Created",
+                "detail": {"bucket": {}, "object": {"key": "k"}},
+            },
             "detail.bucket.name must be a non-empty string",
         ),
         (
-            {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": ""}}},
+            {
+                "source": "aws.s3",
+                "detail-type": "Object Created",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": ""}},
+            },
             "detail.object.key must be a non-empty string",
         ),
         (
-            {"source": "aws.s3", "detail-type": "Object Created",
-             "detail": {"bucket": {"name": "b"}, "object": {"key": "k", "size": -1}}},
+            {
+                "source": "aws.s3",
+                "detail-type": "Object Created",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "k", "size": -1}},
+            },
             "detail.object.size must be a non-negative integer",
         ),
     ],

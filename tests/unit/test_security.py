@@ -21,10 +21,17 @@ IAM_TABLE = Path(__file__).resolve().parents[1] / "snapshots" / "iam_table.json"
 ALLOWED_STAR_ACTIONS = {
     # Service requirement: these APIs have no resource-level permissions.
     "cloudwatch:PutMetricData",
-    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
-    "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
     "xray:PutTraceSegments",
 }
 
@@ -47,12 +54,26 @@ def iam_table(stack: Stack) -> dict[str, list[str]]:
         for role in policy["Properties"]["Roles"]:
             lines = table.setdefault(_flatten(role), set())
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-                condition = f" if {json.dumps(statement['Condition'], sort_keys=True)}" if "Condition" in statement else ""
+                actions = (
+                    statement["Action"]
+                    if isinstance(statement["Action"], list)
+                    else [statement["Action"]]
+                )
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                condition = (
+                    f" if {json.dumps(statement['Condition'], sort_keys=True)}"
+                    if "Condition" in statement
+                    else ""
+                )
                 for action in actions:
                     for resource in resources:
-                        lines.add(f"{statement['Effect']} {action} on {_flatten(resource)}{condition}")
+                        lines.add(
+                            f"{statement['Effect']} {action} on {_flatten(resource)}{condition}"
+                        )
     return {role: sorted(lines) for role, lines in sorted(table.items())}
 
 
@@ -70,7 +91,9 @@ def test_every_role_permission_matches_the_reviewed_table(app: Any) -> None:
 
 
 @pytest.mark.parametrize("batching", [None, Batching()], ids=["per_object", "batching"])
-def test_resource_star_only_where_the_service_requires_it(stack: Stack, batching: Batching | None) -> None:
+def test_resource_star_only_where_the_service_requires_it(
+    stack: Stack, batching: Batching | None
+) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", batching=batching)
     star_actions = set()
     for role, lines in iam_table(stack).items():
@@ -108,7 +131,10 @@ def test_created_buckets_log_access_to_the_access_log_bucket(stack: Stack) -> No
     assert pipeline.access_logs_bucket is not None
     logs_id = _id(stack, pipeline.access_logs_bucket)
     buckets = resources_of_type(template_of(stack), "AWS::S3::Bucket")
-    for bucket, prefix in ((pipeline.source_bucket, "source/"), (pipeline.output_bucket, "output/")):
+    for bucket, prefix in (
+        (pipeline.source_bucket, "source/"),
+        (pipeline.output_bucket, "output/"),
+    ):
         assert buckets[_id(stack, bucket)]["Properties"]["LoggingConfiguration"] == {
             "DestinationBucketName": {"Ref": logs_id},
             "LogFilePrefix": prefix,
@@ -120,14 +146,20 @@ def test_brought_access_log_bucket_is_used_and_none_is_created(stack: Stack) -> 
     mine = s3.Bucket(stack, "MyLogs")
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", access_logs_bucket=mine)
     assert pipeline.access_logs_bucket is mine
-    assert not [k for k in resources_of_type(template_of(stack), "AWS::S3::Bucket") if "AccessLogsBucket" in k]
+    assert not [
+        k
+        for k in resources_of_type(template_of(stack), "AWS::S3::Bucket")
+        if "AccessLogsBucket" in k
+    ]
 
 
 def test_workflow_excludes_execution_data_from_logs_unless_asked(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Quiet")
     EventDrivenEtlPipeline(stack, "Verbose", include_execution_data=True)
     machines = resources_of_type(template_of(stack), "AWS::StepFunctions::StateMachine")
-    flags = sorted(m["Properties"]["LoggingConfiguration"]["IncludeExecutionData"] for m in machines.values())
+    flags = sorted(
+        m["Properties"]["LoggingConfiguration"]["IncludeExecutionData"] for m in machines.values()
+    )
     assert flags == [False, True]
 
 
@@ -147,7 +179,10 @@ def test_customer_key_encrypts_buckets_topic_queues_table_and_logs(stack: Stack)
     for logical_id in ("PipelineSourceBucket", "PipelineOutputBucket"):
         [bucket] = [b for k, b in buckets.items() if k.startswith(logical_id)]
         rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-        assert rule["ServerSideEncryptionByDefault"] == {"KMSMasterKeyID": key_arn, "SSEAlgorithm": "aws:kms"}
+        assert rule["ServerSideEncryptionByDefault"] == {
+            "KMSMasterKeyID": key_arn,
+            "SSEAlgorithm": "aws:kms",
+        }
     assert only_resource(template, "AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"] == key_arn
     for queue in resources_of_type(template, "AWS::SQS::Queue").values():
         assert queue["Properties"]["KmsMasterKeyId"] == key_arn
@@ -161,11 +196,19 @@ def test_customer_key_encrypts_buckets_topic_queues_table_and_logs(stack: Stack)
 def test_customer_key_policy_admits_exactly_the_services_that_use_it(stack: Stack) -> None:
     key = kms.Key(stack, "CustomerKey")
     EventDrivenEtlPipeline(stack, "Pipeline", encryption_key=key, batching=Batching())
-    policy = resources_of_type(template_of(stack), "AWS::KMS::Key")[_id(stack, key)]["Properties"]["KeyPolicy"]
+    policy = resources_of_type(template_of(stack), "AWS::KMS::Key")[_id(stack, key)]["Properties"][
+        "KeyPolicy"
+    ]
     services = {
-        json.dumps(s["Principal"]["Service"]) for s in policy["Statement"] if "Service" in s.get("Principal", {})
+        json.dumps(s["Principal"]["Service"])
+        for s in policy["Statement"]
+        if "Service" in s.get("Principal", {})
     }
-    assert services == {'"cloudwatch.amazonaws.com"', '"events.amazonaws.com"', '"logs.eu-west-1.amazonaws.com"'}
+    assert services == {
+        '"cloudwatch.amazonaws.com"',
+        '"events.amazonaws.com"',
+        '"logs.eu-west-1.amazonaws.com"',
+    }
 
 
 def test_topic_imported_without_its_key_gets_publish_only(stack: Stack) -> None:
@@ -177,14 +220,24 @@ def test_topic_imported_without_its_key_gets_publish_only(stack: Stack) -> None:
 
 
 def test_fails_source_bucket_in_another_account(stack: Stack) -> None:
-    foreign = s3.Bucket.from_bucket_attributes(stack, "Foreign", bucket_name="their-raw", account="222222222222")
-    with pytest.raises(ValidationError, match=r"source_bucket='their-raw \(account 222222222222\)': must be in the stack's account \(111111111111\)"):
+    foreign = s3.Bucket.from_bucket_attributes(
+        stack, "Foreign", bucket_name="their-raw", account="222222222222"
+    )
+    with pytest.raises(
+        ValidationError,
+        match=r"source_bucket='their-raw \(account 222222222222\)': "
+        r"must be in the stack's account \(111111111111\)",
+    ):
         EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=foreign)
 
 
 def test_fails_source_bucket_in_another_region(stack: Stack) -> None:
-    foreign = s3.Bucket.from_bucket_attributes(stack, "Foreign", bucket_name="us-raw", region="us-east-1")
-    with pytest.raises(ValidationError, match=r"region us-east-1\)': must be in the stack's region \(eu-west-1\)"):
+    foreign = s3.Bucket.from_bucket_attributes(
+        stack, "Foreign", bucket_name="us-raw", region="us-east-1"
+    )
+    with pytest.raises(
+        ValidationError, match=r"region us-east-1\)': must be in the stack's region \(eu-west-1\)"
+    ):
         EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=foreign)
 
 

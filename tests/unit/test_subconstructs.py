@@ -31,9 +31,17 @@ def test_glue_etl_job_takes_a_custom_script(stack: Stack, tmp_path: object) -> N
     script = Path(str(tmp_path)) / "my_job.py"
     script.write_text("print('hello')\n")
     source, output = s3.Bucket(stack, "Raw"), s3.Bucket(stack, "Curated")
-    GlueEtlJob(stack, "Job", source_bucket=source, output_bucket=output, script=glue.Code.from_asset(str(script)))
+    GlueEtlJob(
+        stack,
+        "Job",
+        source_bucket=source,
+        output_bucket=output,
+        script=glue.Code.from_asset(str(script)),
+    )
     outdir = Path(stack.node.root.synth().directory)  # type: ignore[attr-defined]
-    location = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]["Command"]["ScriptLocation"]
+    location = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]["Command"][
+        "ScriptLocation"
+    ]
     assert (outdir / f"asset.{location.rsplit('/', 1)[-1]}").read_text() == "print('hello')\n"
 
 
@@ -52,7 +60,9 @@ def test_state_machine_around_an_imported_job(stack: Stack) -> None:
 
 def test_trigger_function_alone_needs_only_a_state_machine(stack: Stack) -> None:
     job = glue.Job.from_job_attributes(stack, "Existing", job_name="nightly-etl")
-    workflow = EtlStateMachine(stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T"))
+    workflow = EtlStateMachine(
+        stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T")
+    )
     trigger = TriggerFunction(stack, "Trigger", state_machine=workflow.state_machine)
     template = template_of(stack)
     assert trigger.rule is None
@@ -63,7 +73,9 @@ def test_trigger_function_alone_needs_only_a_state_machine(stack: Stack) -> None
 
 def test_trigger_function_with_a_source_bucket_skips_other_buckets(stack: Stack) -> None:
     job = glue.Job.from_job_attributes(stack, "Existing", job_name="nightly-etl")
-    workflow = EtlStateMachine(stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T"))
+    workflow = EtlStateMachine(
+        stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T")
+    )
     bucket = s3.Bucket(stack, "Raw")
     TriggerFunction(stack, "Trigger", state_machine=workflow.state_machine, source_bucket=bucket)
     functions = resources_of_type(template_of(stack), "AWS::Lambda::Function")

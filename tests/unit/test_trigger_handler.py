@@ -28,7 +28,12 @@ def object_event(
     version_id: str | None = None,
     event_id: str = "event-1",
 ) -> dict[str, Any]:
-    obj: dict[str, Any] = {"key": encode_key(key), "size": size, "etag": etag, "sequencer": sequencer}
+    obj: dict[str, Any] = {
+        "key": encode_key(key),
+        "size": size,
+        "etag": etag,
+        "sequencer": sequencer,
+    }
     if version_id:
         obj["version-id"] = version_id
     return {
@@ -170,15 +175,25 @@ def test_keys_are_decoded_once_to_the_key_as_stored(aws: dict[str, Any], key: st
     assert len(run["name"]) <= 80
 
 
-def test_fails_malformed_event_raises_for_the_retry_and_dead_letter_path(aws: dict[str, Any]) -> None:
-    with pytest.raises(MalformedEventError, match="detail.object must be a JSON object"):
-        handler.handler({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": BUCKET}}})
+def test_fails_malformed_event_raises_for_the_retry_and_dead_letter_path(
+    aws: dict[str, Any],
+) -> None:
+    with pytest.raises(MalformedEventError, match=r"detail\.object must be a JSON object"):
+        handler.handler(
+            {
+                "source": "aws.s3",
+                "detail-type": "Object Created",
+                "detail": {"bucket": {"name": BUCKET}},
+            }
+        )
     assert executions(aws) == []
 
 
 def test_fails_event_of_another_kind(aws: dict[str, Any]) -> None:
     with pytest.raises(MalformedEventError, match="not an S3 'Object Created' event"):
-        handler.handler({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"})
+        handler.handler(
+            {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}
+        )
 
 
 class _Flaky:
@@ -195,8 +210,10 @@ class _Flaky:
         return self.real.start_execution(**kwargs)
 
 
-def test_throttled_start_execution_is_retried(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handler.time, "sleep", lambda _s: None)
+def test_throttled_start_execution_is_retried(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("time.sleep", lambda _s: None)
     flaky = _Flaky(aws["sfn"], ["ThrottlingException", "ThrottlingException"])
     handler.set_clients(handler.Clients(stepfunctions=flaky))
     handler.handler(object_event("a.csv"))
@@ -216,7 +233,9 @@ def test_fails_start_execution_with_a_permanent_error_raises(aws: dict[str, Any]
 
 
 def test_batch_starts_exactly_one_execution_for_its_objects(batching: dict[str, Any]) -> None:
-    result = handler.handler(sqs_records(object_event("a.csv", sequencer="1"), object_event("b.csv", sequencer="2")))
+    result = handler.handler(
+        sqs_records(object_event("a.csv", sequencer="1"), object_event("b.csv", sequencer="2"))
+    )
     assert result == {"batchItemFailures": []}
     [run] = executions(batching)
     assert run["input"] == {"objects": [f"s3://{BUCKET}/a.csv", f"s3://{BUCKET}/b.csv"]}
@@ -231,7 +250,9 @@ def test_duplicates_within_a_batch_appear_once(batching: dict[str, Any]) -> None
 
 def test_object_taken_by_an_earlier_batch_is_not_taken_again(batching: dict[str, Any]) -> None:
     handler.handler(sqs_records(object_event("a.csv", sequencer="1")))
-    handler.handler(sqs_records(object_event("a.csv", sequencer="1"), object_event("b.csv", sequencer="2")))
+    handler.handler(
+        sqs_records(object_event("a.csv", sequencer="1"), object_event("b.csv", sequencer="2"))
+    )
     runs = executions(batching)
     assert len(runs) == 2
     assert sorted(o for r in runs for o in r["input"]["objects"]) == [
@@ -251,7 +272,11 @@ def test_malformed_records_are_batch_item_failures_and_do_not_poison_the_batch(
     batching: dict[str, Any],
 ) -> None:
     result = handler.handler(
-        sqs_records("not json", {"source": "aws.s3", "detail-type": "Object Created"}, object_event("ok.csv"))
+        sqs_records(
+            "not json",
+            {"source": "aws.s3", "detail-type": "Object Created"},
+            object_event("ok.csv"),
+        )
     )
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
     [run] = executions(batching)
@@ -260,7 +285,11 @@ def test_malformed_records_are_batch_item_failures_and_do_not_poison_the_batch(
 
 def test_other_bucket_and_folder_markers_are_skipped_in_a_batch(batching: dict[str, Any]) -> None:
     result = handler.handler(
-        sqs_records(object_event("x.csv", bucket="other"), object_event("dir/", size=0), object_event("ok.csv"))
+        sqs_records(
+            object_event("x.csv", bucket="other"),
+            object_event("dir/", size=0),
+            object_event("ok.csv"),
+        )
     )
     assert result == {"batchItemFailures": []}
     [run] = executions(batching)
@@ -270,9 +299,11 @@ def test_other_bucket_and_folder_markers_are_skipped_in_a_batch(batching: dict[s
 def test_failed_start_reports_messages_and_releases_marks_for_redelivery(
     batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handler.time, "sleep", lambda _s: None)
+    monkeypatch.setattr("time.sleep", lambda _s: None)
     flaky = _Flaky(batching["sfn"], ["ThrottlingException"] * 6)
-    handler.set_clients(handler.Clients(stepfunctions=flaky, dynamodb=batching["dynamodb"], s3=batching["s3"]))
+    handler.set_clients(
+        handler.Clients(stepfunctions=flaky, dynamodb=batching["dynamodb"], s3=batching["s3"])
+    )
     batch = sqs_records(object_event("a.csv", sequencer="1"), object_event("b.csv", sequencer="2"))
     result = handler.handler(batch)
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
@@ -283,7 +314,9 @@ def test_failed_start_reports_messages_and_releases_marks_for_redelivery(
     assert len(run["input"]["objects"]) == 2
 
 
-def test_pending_mark_with_expired_lease_is_taken_over(batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pending_mark_with_expired_lease_is_taken_over(
+    batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LEASE_SECONDS", "-1")  # every mark's lease has already run out
     marks = handler.DedupMarks.from_env()
     assert marks is not None
@@ -295,7 +328,9 @@ def test_pending_mark_with_expired_lease_is_taken_over(batching: dict[str, Any],
     assert len(executions(batching)) == 1
 
 
-def test_large_batch_is_passed_as_a_manifest(batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_batch_is_passed_as_a_manifest(
+    batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("INLINE_LIMIT_BYTES", "200")
     events = [object_event(f"incoming/file-{i:03}.csv", sequencer=f"{i:04}") for i in range(20)]
     handler.handler(sqs_records(*events))
@@ -303,6 +338,8 @@ def test_large_batch_is_passed_as_a_manifest(batching: dict[str, Any], monkeypat
     manifest = run["input"]["manifest"]
     assert run["input"]["object_count"] == 20
     assert manifest.startswith("s3://out-bucket/manifests/") and manifest.endswith(".jsonl")
-    body = batching["s3"].get_object(Bucket="out-bucket", Key=manifest.split("/", 3)[3])["Body"].read()
+    body = (
+        batching["s3"].get_object(Bucket="out-bucket", Key=manifest.split("/", 3)[3])["Body"].read()
+    )
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert lines == sorted(f"s3://{BUCKET}/incoming/file-{i:03}.csv" for i in range(20))

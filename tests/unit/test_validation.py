@@ -24,12 +24,16 @@ def test_validation_error_is_a_value_error() -> None:
 
 
 def test_fails_retry_policy_with_negative_attempts() -> None:
-    with pytest.raises(ValidationError, match=r"max_attempts=-1: must be a whole number from 0 to 100"):
+    with pytest.raises(
+        ValidationError, match=r"max_attempts=-1: must be a whole number from 0 to 100"
+    ):
         RetryPolicy(max_attempts=-1)
 
 
 def test_fails_retry_policy_with_backoff_below_one() -> None:
-    with pytest.raises(ValidationError, match=r"backoff_rate=0.5: must be a number from 1.0 to 10.0"):
+    with pytest.raises(
+        ValidationError, match=r"backoff_rate=0.5: must be a number from 1.0 to 10.0"
+    ):
         RetryPolicy(backoff_rate=0.5)
 
 
@@ -46,17 +50,24 @@ def test_fails_retry_policy_collects_every_problem() -> None:
 
 
 def test_fails_batching_size_out_of_range() -> None:
-    with pytest.raises(ValidationError, match=r"max_batch_size=20000: must be a whole number from 1 to 10000"):
+    with pytest.raises(
+        ValidationError, match=r"max_batch_size=20000: must be a whole number from 1 to 10000"
+    ):
         Batching(max_batch_size=20_000)
 
 
 def test_fails_batching_window_over_five_minutes() -> None:
-    with pytest.raises(ValidationError, match=r"max_batching_window=6 minutes: must be from 0 second\(s\) to 5 minute\(s\)"):
+    with pytest.raises(
+        ValidationError,
+        match=r"max_batching_window=6 minutes: must be from 0 second\(s\) to 5 minute\(s\)",
+    ):
         Batching(max_batching_window=Duration.minutes(6))
 
 
 def test_fails_batching_over_ten_without_window() -> None:
-    with pytest.raises(ValidationError, match=r"must be above zero when max_batch_size \(50\) is over 10"):
+    with pytest.raises(
+        ValidationError, match=r"must be above zero when max_batch_size \(50\) is over 10"
+    ):
         Batching(max_batch_size=50, max_batching_window=Duration.seconds(0))
 
 
@@ -74,7 +85,9 @@ def test_fails_empty_suffix(stack: Stack) -> None:
         EventDrivenEtlPipeline(stack, "Pipeline", key_suffix="")
 
 
-def test_fails_pipeline_collects_problems_of_all_parts_before_creating_anything(stack: Stack) -> None:
+def test_fails_pipeline_collects_problems_of_all_parts_before_creating_anything(
+    stack: Stack,
+) -> None:
     with pytest.raises(ValidationError) as raised:
         EventDrivenEtlPipeline(
             stack,
@@ -87,7 +100,13 @@ def test_fails_pipeline_collects_problems_of_all_parts_before_creating_anything(
         )
     message = str(raised.value)
     assert "EventDrivenEtlPipeline 'Pipeline': 5 invalid props" in message
-    for fragment in ("key_prefix=", "number_of_workers=1", "max_concurrent_runs=0", "'--objects'", "timeout=5 seconds"):
+    for fragment in (
+        "key_prefix=",
+        "number_of_workers=1",
+        "max_concurrent_runs=0",
+        "'--objects'",
+        "timeout=5 seconds",
+    ):
         assert fragment in message
     assert stack.node.try_find_child("Pipeline") is None
 
@@ -110,14 +129,26 @@ def test_unresolved_tokens_are_not_judged(stack: Stack) -> None:
 
 def test_fails_glue_job_with_reserved_argument(stack: Stack) -> None:
     bucket = s3.Bucket(stack, "B")
-    with pytest.raises(ValidationError, match=r"extra_arguments='--output_path': the pipeline sets"):
-        GlueEtlJob(stack, "Job", source_bucket=bucket, output_bucket=bucket, extra_arguments={"--output_path": "x"})
+    with pytest.raises(
+        ValidationError, match=r"extra_arguments='--output_path': the pipeline sets"
+    ):
+        GlueEtlJob(
+            stack,
+            "Job",
+            source_bucket=bucket,
+            output_bucket=bucket,
+            extra_arguments={"--output_path": "x"},
+        )
 
 
 def test_fails_glue_job_argument_without_dashes(stack: Stack) -> None:
     bucket = s3.Bucket(stack, "B")
-    with pytest.raises(ValidationError, match=r"extra_arguments='table': argument names must start with '--'"):
-        GlueEtlJob(stack, "Job", source_bucket=bucket, output_bucket=bucket, extra_arguments={"table": "x"})
+    with pytest.raises(
+        ValidationError, match=r"extra_arguments='table': argument names must start with '--'"
+    ):
+        GlueEtlJob(
+            stack, "Job", source_bucket=bucket, output_bucket=bucket, extra_arguments={"table": "x"}
+        )
 
 
 def test_fails_state_machine_with_empty_pipeline_name(stack: Stack) -> None:
@@ -129,13 +160,19 @@ def test_fails_state_machine_with_empty_pipeline_name(stack: Stack) -> None:
 
 def test_fails_trigger_filters_without_a_source_bucket(stack: Stack) -> None:
     job = glue.Job.from_job_attributes(stack, "Job", job_name="nightly")
-    workflow = EtlStateMachine(stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T"))
+    workflow = EtlStateMachine(
+        stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T")
+    )
     with pytest.raises(ValidationError, match=r"filters need source_bucket"):
         TriggerFunction(stack, "Trigger", state_machine=workflow.state_machine, key_prefix="in/")
 
 
 def test_fails_trigger_retry_attempts_above_lambda_limit(stack: Stack) -> None:
     job = glue.Job.from_job_attributes(stack, "Job", job_name="nightly")
-    workflow = EtlStateMachine(stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T"))
-    with pytest.raises(ValidationError, match=r"retry_attempts=3: must be a whole number from 0 to 2"):
+    workflow = EtlStateMachine(
+        stack, "Workflow", glue_job=job, notification_topic=sns.Topic(stack, "T")
+    )
+    with pytest.raises(
+        ValidationError, match=r"retry_attempts=3: must be a whole number from 0 to 2"
+    ):
         TriggerFunction(stack, "Trigger", state_machine=workflow.state_machine, retry_attempts=3)

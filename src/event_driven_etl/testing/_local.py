@@ -24,9 +24,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 from urllib.parse import quote_plus
 
+from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _moto_patches, _spark
 from ._template import (
     ACCOUNT,
@@ -247,7 +248,7 @@ class LocalPipeline:
         self._set_environment()
         self._tmp = tempfile.TemporaryDirectory(prefix="event-driven-etl-")
         self._mirror = _spark.BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
-        self._mock = mock_aws(config=_MOTO_CONFIG)  # type: ignore[arg-type]
+        self._mock = mock_aws(config=cast(Any, _MOTO_CONFIG))
         self._mock.start()
         import boto3
 
@@ -283,7 +284,7 @@ class LocalPipeline:
     def _wait_quietly(self) -> None:
         try:
             self._wait_idle(timeout=30)
-        except Exception:  # noqa: BLE001 - stopping anyway; in-flight runs are abandoned
+        except Exception:
             return
 
     def _set_environment(self) -> None:
@@ -312,18 +313,27 @@ class LocalPipeline:
         self._create_bucket(self.source_bucket, None)
         job = self._resources[self._job_id]["Properties"]
         self.glue_job_name = str(self._resolver.physical[self._job_id])
-        default_arguments = {k: str(v) for k, v in self._resolve(job.get("DefaultArguments", {})).items()}
+        default_arguments = {
+            k: str(v) for k, v in self._resolve(job.get("DefaultArguments", {})).items()
+        }
         output_path = default_arguments.get("--output_path", "")
-        self.output_bucket = output_path[5:].split("/", 1)[0] if output_path.startswith("s3://") else ""
+        self.output_bucket = (
+            output_path[5:].split("/", 1)[0] if output_path.startswith("s3://") else ""
+        )
         if self.output_bucket:
             self._create_bucket(self.output_bucket, None)
         boto3.client("glue", region_name=REGION).create_job(
             Name=self.glue_job_name,
             Role=_ROLE_ARN,
-            Command={"Name": "glueetl", "ScriptLocation": f"s3://local-assets/{self.glue_script.name}"},
+            Command={
+                "Name": "glueetl",
+                "ScriptLocation": f"s3://local-assets/{self.glue_script.name}",
+            },
             DefaultArguments=default_arguments,
             ExecutionProperty={
-                "MaxConcurrentRuns": int(job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1))
+                "MaxConcurrentRuns": int(
+                    job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1)
+                )
             },
             MaxRetries=int(job.get("MaxRetries", 0)),
         )
@@ -442,9 +452,9 @@ class LocalPipeline:
         environment = {
             k: str(v)
             for k, v in self._resolve(
-                self._resources[self._function_id]["Properties"].get("Environment", {}).get(
-                    "Variables", {}
-                )
+                self._resources[self._function_id]["Properties"]
+                .get("Environment", {})
+                .get("Variables", {})
             ).items()
         }
         saved = {k: os.environ.get(k) for k in environment}
@@ -480,9 +490,7 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ events in
 
-    def put_object(
-        self, key: str, body: bytes, *, bucket: Optional[str] = None
-    ) -> dict[str, Any]:
+    def put_object(self, key: str, body: bytes, *, bucket: Optional[str] = None) -> dict[str, Any]:
         """Upload into the source bucket and emit its "Object Created" event via EventBridge.
 
         The event is realistic: URL-encoded key, a unique sequencer, the ETag, and the
@@ -550,7 +558,7 @@ class LocalPipeline:
                     self._invoke_handler(event)
                     last_error = None
                     break
-                except Exception as error:  # noqa: BLE001 - Lambda retries any error
+                except Exception as error:
                     last_error = error
             if last_error is not None:
                 self._sqs.send_message(
@@ -586,7 +594,7 @@ class LocalPipeline:
             try:
                 response = self._invoke_handler({"Records": records}) or {}
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            except Exception:  # noqa: BLE001 - a crashed invocation returns the whole batch
+            except Exception:
                 failed = {r["messageId"] for r in records}
             for message in messages:
                 if message["MessageId"] in failed:
@@ -657,9 +665,7 @@ class LocalPipeline:
 
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
-        executions = self._sfn.list_executions(stateMachineArn=self.state_machine_arn)[
-            "executions"
-        ]
+        executions = self._sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
         runs = []
         for item in sorted(executions, key=lambda e: e["startDate"]):
             if item["status"] == "RUNNING":
@@ -685,10 +691,7 @@ class LocalPipeline:
         if manifest:
             bucket, _, key = manifest[5:].partition("/")
             text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            for line in text.splitlines():
-                line = line.strip()
-                if line:
-                    objects.append(json.loads(line) if line.startswith('"') else line)
+            objects += parse_manifest_lines(text.splitlines())
         return objects
 
     @property
@@ -740,7 +743,9 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ fault injection
 
-    def fail_next_glue_run(self, error: str = "GlueJobFailed", cause: str = "injected failure") -> None:
+    def fail_next_glue_run(
+        self, error: str = "GlueJobFailed", cause: str = "injected failure"
+    ) -> None:
         """The next Glue run ends FAILED with ``error: cause`` as its error message."""
         self._faults.glue_failures.append((error, cause))
 
@@ -758,7 +763,9 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ the Glue run
 
-    def _start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
+    def _start_glue_run(
+        self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]
+    ) -> str:
         from moto.core.exceptions import JsonRESTError
 
         with self._lock:
@@ -802,7 +809,7 @@ class LocalPipeline:
         else:
             try:
                 written = self._run_script(arguments)
-            except Exception as error:  # noqa: BLE001 - any script error fails the run
+            except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         fake_run.error_message = message
         with self._lock:
@@ -814,7 +821,7 @@ class LocalPipeline:
             self._glue_runner(self.glue_script, arguments)
             return []
         buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
-        with _spark._lock:  # noqa: SLF001 - one Spark run at a time in this process
+        with _spark._lock:
             spark = _spark.spark_session()
             self._mirror.pull(self._s3, buckets)
             for bucket in buckets:
@@ -846,7 +853,7 @@ class _GlueHooks:
             pipeline = _active_jobs.get(job.name)
             if pipeline is None:
                 return str(original_start(job, **kwargs))
-            return pipeline._start_glue_run(original_start, job, kwargs)  # noqa: SLF001
+            return pipeline._start_glue_run(original_start, job, kwargs)
 
         def as_dict(run: Any) -> dict[str, Any]:
             data = original_as_dict(run)
@@ -854,16 +861,16 @@ class _GlueHooks:
                 data["ErrorMessage"] = run.error_message
             return data
 
-        models.FakeJob.start_job_run = start_job_run  # type: ignore[method-assign]
-        models.FakeJobRun.as_dict = as_dict  # type: ignore[method-assign]
+        setattr(models.FakeJob, "start_job_run", start_job_run)  # noqa: B010 - patching moto
+        setattr(models.FakeJobRun, "as_dict", as_dict)  # noqa: B010
 
     def uninstall(self) -> None:
         if self._original_start is None:
             return
         from moto.glue import models
 
-        models.FakeJob.start_job_run = self._original_start  # type: ignore[method-assign]
-        models.FakeJobRun.as_dict = self._original_as_dict  # type: ignore[method-assign, assignment]
+        setattr(models.FakeJob, "start_job_run", self._original_start)  # noqa: B010
+        setattr(models.FakeJobRun, "as_dict", self._original_as_dict)  # noqa: B010
         self._original_start = self._original_as_dict = None
 
 
@@ -877,8 +884,8 @@ def _held_job_run_class() -> type:
     if _held_class is None:
         from moto.glue.models import FakeJobRun
 
-        class HeldJobRun(FakeJobRun):  # type: ignore[misc]  # moto is untyped
-            @property  # type: ignore[override]
+        class HeldJobRun(FakeJobRun):
+            @property
             def status(self) -> str:
                 return str(self.__dict__.get("_held_status", "RUNNING"))
 

@@ -54,7 +54,7 @@ def _patch_interrupt_all() -> None:
     if _BUGGY_LINE not in source:  # pragma: no cover - only on an unexpected moto build
         return
     namespace: dict[str, Any] = {}
-    exec(  # noqa: S102 - recompiles moto's own method with the one line fixed
+    exec(
         compile(source.replace(_BUGGY_LINE, _FIXED_LINE), inspect.getfile(cls), "exec"),
         vars(module),
         namespace,
@@ -96,4 +96,4 @@ def _patch_glue_datetimes() -> None:
     def json_safe_client(resource_runtime_part: Any, state_credentials: Any) -> Any:
         return _JsonSafeGlueClient(original(resource_runtime_part, state_credentials))
 
-    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign, assignment]
+    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]

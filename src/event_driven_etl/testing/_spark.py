@@ -12,8 +12,9 @@ import runpy
 import shutil
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -63,7 +64,7 @@ def spark_session() -> SparkSession:
 def mount_bucket(spark: SparkSession, bucket: str, folder: Path) -> None:
     """Make ``s3://bucket/...`` read and write ``folder/...``."""
     folder.mkdir(parents=True, exist_ok=True)
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 - Hadoop conf lives there
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
     conf.set(f"fs.viewfs.mounttable.{bucket}.linkFallback", folder.resolve().as_uri())
 
 

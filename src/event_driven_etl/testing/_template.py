@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Optional
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -95,7 +96,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (name, arg), = value.items()
+            ((name, arg),) = value.items()
             handler = _INTRINSICS.get(name)
             if handler is not None:
                 return handler(self, arg)

@@ -27,13 +27,14 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 try:  # imported as part of the event_driven_etl package (tests, offline harness)
     from .s3_events import MalformedEventError, ObjectRef, execution_name, parse_object_created
 except ImportError:  # deployed: the asset directory is the Lambda's top level
-    from s3_events import (  # type: ignore[no-redef]  # same module, flat layout
+    from s3_events import (  # type: ignore[no-redef, import-not-found, unused-ignore]  # flat layout
         MalformedEventError,
         ObjectRef,
         execution_name,
@@ -230,7 +231,10 @@ class DedupMarks:
                     ConditionExpression="attribute_not_exists(pk) OR "
                     "(#s = :pending AND lease_until < :now)",
                     ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={":pending": {"S": "pending"}, ":now": {"N": str(now)}},
+                    ExpressionAttributeValues={
+                        ":pending": {"S": "pending"},
+                        ":now": {"N": str(now)},
+                    },
                 )
             )
         except Exception as error:
@@ -359,7 +363,7 @@ def _deadline(context: Any) -> float | None:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
         return None
-    return time.monotonic() + max(0.0, remaining() / 1000 - 5)
+    return time.monotonic() + max(0.0, float(remaining()) / 1000 - 5)
 
 
 def _error_code(error: Exception) -> str:
@@ -371,4 +375,3 @@ def _error_code(error: Exception) -> str:
 
 def _event_id(event: Any) -> Any:
     return event.get("id") if isinstance(event, dict) else None
-

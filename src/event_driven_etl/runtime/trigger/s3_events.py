@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 #: Step Functions allows 80 characters in an execution name.
@@ -89,7 +90,9 @@ def parse_object_created(event: Any) -> ObjectRef:
         raise MalformedEventError("detail.object.key must be a non-empty string")
     size = obj.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise MalformedEventError(f"detail.object.size must be a non-negative integer, got {size!r}")
+        raise MalformedEventError(
+            f"detail.object.size must be a non-negative integer, got {size!r}"
+        )
     return ObjectRef(
         bucket=bucket_name,
         key=decode_key(raw_key),
