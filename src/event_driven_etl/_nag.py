@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import jsii
-from aws_cdk import Acknowledgment, IAspect, Stack, Validations
+from aws_cdk import Acknowledgment, Aspects, IAspect, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
@@ -112,7 +112,15 @@ def _is_object_arn(flat_arn: str) -> bool:
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
-    Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{PACK}-{rule}", reason=reason))
+    acknowledge_all(scope, {rule: reason})
+
+
+def acknowledge_all(scope: IConstruct, reasons: dict[str, str]) -> None:
+    """One call for many rules: each acknowledgement is a round trip to the jsii kernel."""
+    if reasons:
+        Validations.of(scope).acknowledge(
+            *(Acknowledgment(id=f"{PACK}::{PACK}-{rule}", reason=r) for rule, r in reasons.items())
+        )
 
 
 @jsii.implements(IAspect)
@@ -121,18 +129,27 @@ class AcknowledgeNecessaryWildcards:
     explains. Runs as an aspect, so it sees every statement added until synthesis."""
 
     def __init__(self) -> None:
-        self._done: set[tuple[str, str]] = set()
+        self._done: set[str] = set()
 
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, iam.CfnPolicy):
             return
         document = Stack.of(node).resolve(node.policy_document)
+        reasons = {}
         for finding, statement in wildcard_findings(document):
             reason = explain_wildcard(finding, statement)
-            key = (node.node.path, finding)
-            if reason is not None and key not in self._done:
-                self._done.add(key)
-                acknowledge(node, f"IAM5[{finding}]", reason)
+            if reason is not None and finding not in self._done:
+                self._done.add(finding)
+                reasons[f"IAM5[{finding}]"] = reason
+        acknowledge_all(node, reasons)
+
+
+def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
+    """Watch the role's inline policy (only it: an aspect call per node costs a jsii round
+    trip) and acknowledge its necessary wildcards at synthesis."""
+    policy = role.node.try_find_child("DefaultPolicy")
+    if policy is not None:
+        Aspects.of(policy).add(AcknowledgeNecessaryWildcards())
 
 
 def acknowledge_bucket_notifications_handler(scope: Construct) -> None:

@@ -8,12 +8,23 @@ from aws_cdk import Duration, Token
 
 from .errors import ValidationError
 
+_TOKEN_MARKER = "${Token["
+_SMALLEST_PLAIN_NUMBER = -1e200  # CDK encodes number tokens as huge negative floats
+
 
 def is_unresolved(value: Any) -> bool:
-    """True for CDK tokens, whose real value is only known at deploy time."""
+    """True for CDK tokens, whose real value is only known at deploy time.
+
+    Plain strings and numbers are recognised here without asking the jsii kernel, which
+    costs a round trip per question.
+    """
     if isinstance(value, Duration):
         return bool(value.is_unresolved())
-    return isinstance(value, (str, int, float)) and Token.is_unresolved(value)
+    if isinstance(value, str):
+        return _TOKEN_MARKER in value and Token.is_unresolved(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value < _SMALLEST_PLAIN_NUMBER and Token.is_unresolved(value)
+    return False
 
 
 def show(value: Any) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Aspects, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -172,7 +172,7 @@ class GlueEtlJob(Construct):
             source_bucket, output_bucket, source_key_prefix, output_prefix, manifest_prefix
         )
         self._grant_logs_and_metrics()
-        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
+        _nag.acknowledge_necessary_wildcards(self.role)
 
     def _grant_data_access(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from aws_cdk import Aspects, CfnResource, Duration, Names
+from aws_cdk import CfnResource, Duration, Names
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -184,7 +184,7 @@ class EtlStateMachine(Construct):
         machine_resource = machine.node.default_child
         if isinstance(machine_resource, CfnResource):
             _defaults.depend_only_on_role_policy(machine_resource, machine.role)
-        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
+        _nag.acknowledge_necessary_wildcards(machine.role)
 
     # ------------------------------------------------------------------ metrics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Aspects, CfnResource, Duration, RemovalPolicy
+from aws_cdk import CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -201,7 +201,7 @@ class TriggerFunction(Construct):
         function_resource = self.function.node.default_child
         if isinstance(function_resource, CfnResource):
             _defaults.depend_only_on_role_policy(function_resource, role)
-        Aspects.of(self).add(_nag.AcknowledgeNecessaryWildcards())
+        _nag.acknowledge_necessary_wildcards(role)
 
     def metric_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Invocations that failed. Sum over 5 minutes by default."""
