@@ -25,10 +25,21 @@ from aws_cdk import App  # noqa: E402
 from event_driven_etl.testing import LocalPipeline  # noqa: E402
 
 
+def print_resources(template_file: Path) -> None:
+    """What `cdk deploy` would create: resource types and counts of the synthesized stack."""
+    resources = json.loads(template_file.read_text())["Resources"]
+    counts = Counter(r["Type"] for r in resources.values())
+    print(f"synthesized {len(resources)} resources:")
+    for kind, count in sorted(counts.items()):
+        print(f"  {count:>2} {kind}")
+    print()
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as outdir:
         stack = build(App(outdir=outdir))
         with LocalPipeline.from_stack(stack, "Pipeline") as local:
+            print_resources(Path(outdir) / f"{stack.artifact_id}.template.json")
             samples = sorted((HERE / "sample_data").iterdir())
             for sample in samples:
                 local.put_object(f"incoming/{sample.name}", sample.read_bytes())
@@ -49,6 +60,8 @@ def main() -> int:
             print(f"\nParquet rows written: {len(rows)}")
             for name, count in sorted(counts.items()):
                 print(f"  {count} rows from {name}")
+            for row in rows[:3]:
+                print("  e.g.", {k: str(v) for k, v in row.items()})
             ok = runs and all(r.status == "SUCCEEDED" for r in runs) and len(runs) == len(samples)
             return 0 if ok else 1
 
