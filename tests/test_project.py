@@ -70,3 +70,49 @@ def test_example_synthesizes_without_cfn_lint_errors(example: Path, tmp_path: Pa
     assert errors == [], "\n".join(str(m) for m in errors)
     cdk_json = json.loads((example / "cdk.json").read_text())
     assert cdk_json["notices"] is False and cdk_json["context"]["cli-telemetry"] is False
+
+
+def _keyword_props(cls: type) -> list[str]:
+    import inspect
+
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    return [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+
+def test_readme_props_table_lists_every_pipeline_prop() -> None:
+    from event_driven_etl import EventDrivenEtlPipeline
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Props of `EventDrivenEtlPipeline`", 1)[1].split("\n## ", 1)[0]
+    missing = [p for p in _keyword_props(EventDrivenEtlPipeline) if f"`{p}`" not in table]
+    assert missing == []
+
+
+def test_every_optional_prop_documents_its_default() -> None:
+    import inspect
+
+    import event_driven_etl
+
+    for name in ("EventDrivenEtlPipeline", "EtlStateMachine", "GlueEtlJob", "TriggerFunction"):
+        cls = getattr(event_driven_etl, name)
+        doc = inspect.getdoc(cls.__init__) or ""
+        params = inspect.signature(cls.__init__).parameters.values()
+        for param in params:
+            if param.kind is not param.KEYWORD_ONLY or param.default is inspect.Parameter.empty:
+                continue
+            text = doc.split(f":param {param.name}:", 1)[1].split(":param ", 1)[0]
+            assert "Default:" in text, f"{name}.{param.name} does not say its default"
+
+
+def test_quick_start_commands_exist_and_ci_runs_the_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line.split("#")[0].strip()
+        for line in quick.split("```bash", 1)[1].split("```")[0].splitlines()
+        if line.strip()
+    ]
+    assert commands == ["./scripts/demo", "./scripts/test"]
+    for command in commands:
+        assert os.access(ROOT / command, os.X_OK)
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
