@@ -22,10 +22,11 @@ app = App(outdir=sys.argv[1])
 stack = Stack(app, "Consumer")
 EventDrivenEtlPipeline(stack, "Pipeline")
 template = app.synth().get_stack_by_name("Consumer").template
-keys = sorted(
-    json.dumps(r["Properties"].get("Code", {}).get("S3Key") or r["Properties"].get("Command", {}).get("ScriptLocation"))
-    for r in template["Resources"].values() if r["Type"] in ("AWS::Lambda::Function", "AWS::Glue::Job")
-)
+def asset(props):
+    return props.get("Code", {}).get("S3Key") or props.get("Command", {}).get("ScriptLocation")
+kinds = ("AWS::Lambda::Function", "AWS::Glue::Job")
+resources = template["Resources"].values()
+keys = sorted(json.dumps(asset(r["Properties"])) for r in resources if r["Type"] in kinds)
 print(json.dumps({"module": event_driven_etl.__file__, "assets": keys}))
 """
 
