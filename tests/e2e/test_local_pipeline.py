@@ -232,14 +232,17 @@ def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
 def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Path) -> None:
     """Glue's concurrency limit (10 by default here) meets 50 executions at once: the
     workflow's ConcurrentRunsExceeded retries carry every one of them to success."""
-    import time
+    import threading
+
+    all_uploaded = threading.Event()
 
     def busy(_script: Path, _arguments: dict[str, str]) -> None:
-        time.sleep(2)
+        all_uploaded.wait(60)  # the first runs stay RUNNING until the whole burst is in
 
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=busy) as local:
         for i in range(50):
             local.put_object(f"incoming/burst-{i:02}.csv", CSV)
+        all_uploaded.set()
         runs = local.wait_for_runs(timeout=240)
         assert len(runs) == 50
         assert [r.status for r in runs] == ["SUCCEEDED"] * 50

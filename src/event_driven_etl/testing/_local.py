@@ -11,11 +11,9 @@ the template configures.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +27,8 @@ from urllib.parse import quote_plus
 
 from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _moto_patches, _spark
+from ._glue_emulation import ACTIVE_JOBS, glue_hooks, held_job_run_class
+from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
 from ._template import (
     ACCOUNT,
     REGION,
@@ -46,7 +46,6 @@ GlueRunner = Callable[[Path, dict[str, str]], None]
 
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
-_active_jobs: dict[str, LocalPipeline] = {}
 _sequencer = itertools.count(1)
 
 
@@ -256,15 +255,15 @@ class LocalPipeline:
         self._sqs = boto3.client("sqs", region_name=REGION)
         self._sfn = boto3.client("stepfunctions", region_name=REGION)
         self._create_resources()
-        _glue_hooks.install()
-        _active_jobs[self.glue_job_name] = self
+        glue_hooks.install()
+        ACTIVE_JOBS[self.glue_job_name] = self
         self._handler = self._load_handler()
 
     def stop(self) -> None:
         """Stop the emulation; everything created in it is gone."""
-        _active_jobs.pop(getattr(self, "glue_job_name", ""), None)
-        if not _active_jobs:
-            _glue_hooks.uninstall()
+        ACTIVE_JOBS.pop(getattr(self, "glue_job_name", ""), None)
+        if not ACTIVE_JOBS:
+            glue_hooks.uninstall()
         if self._mock is not None:
             self._wait_quietly()
             for worker in self._glue_workers:
@@ -430,22 +429,8 @@ class LocalPipeline:
     # ------------------------------------------------------------------ the handler
 
     def _load_handler(self) -> ModuleType:
-        module_file, _, _ = self._handler_entry.rpartition(".")
-        path = self.handler_dir / f"{module_file}.py"
-        name = f"event_driven_etl_local_handler_{uuid.uuid4().hex}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:  # pragma: no cover
-            raise ImportError(f"cannot load the trigger handler from {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while it loads
-        sys.path.insert(0, str(self.handler_dir))
-        try:
-            for sibling in self.handler_dir.glob("*.py"):
-                sys.modules.pop(sibling.stem, None)  # a flat sibling from another asset
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(self.handler_dir))
-        return module
+        module_file = self._handler_entry.rpartition(".")[0]
+        return load_handler_module(self.handler_dir, module_file)
 
     def _invoke_handler(self, event: dict[str, Any]) -> Any:
         assert self._handler is not None
@@ -462,7 +447,7 @@ class LocalPipeline:
         try:
             self._install_client_faults()
             entry = self._handler_entry.rpartition(".")[2]
-            return getattr(self._handler, entry)(event, _LambdaContext())
+            return getattr(self._handler, entry)(event, LambdaContext())
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -478,7 +463,7 @@ class LocalPipeline:
 
         handler.set_clients(
             handler.Clients(
-                stepfunctions=_FaultyClient(
+                stepfunctions=FaultyClient(
                     boto3.client("stepfunctions", region_name=REGION),
                     "start_execution",
                     self._faults.start_execution_errors,
@@ -763,9 +748,7 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ the Glue run
 
-    def _start_glue_run(
-        self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]
-    ) -> str:
+    def start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
         from moto.core.exceptions import JsonRESTError
 
         with self._lock:
@@ -781,7 +764,7 @@ class LocalPipeline:
                     self.glue_concurrency_rejections += 1
             raise
         fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
-        fake_run.__class__ = _held_job_run_class()  # its state is ours to set, not moto's clock
+        fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's clock
         fake_run.status = "RUNNING"
         arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
         # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
@@ -831,101 +814,6 @@ class LocalPipeline:
             finally:
                 written = self._mirror.push(self._s3, buckets)
         return written
-
-
-class _GlueHooks:
-    """Route moto's Glue StartJobRun for jobs of an active LocalPipeline to that pipeline."""
-
-    def __init__(self) -> None:
-        self._original_start: Optional[Callable[..., str]] = None
-        self._original_as_dict: Optional[Callable[..., dict[str, Any]]] = None
-
-    def install(self) -> None:
-        if self._original_start is not None:
-            return
-        from moto.glue import models
-
-        original_start = models.FakeJob.start_job_run
-        original_as_dict = models.FakeJobRun.as_dict
-        self._original_start, self._original_as_dict = original_start, original_as_dict
-
-        def start_job_run(job: Any, **kwargs: Any) -> str:
-            pipeline = _active_jobs.get(job.name)
-            if pipeline is None:
-                return str(original_start(job, **kwargs))
-            return pipeline._start_glue_run(original_start, job, kwargs)
-
-        def as_dict(run: Any) -> dict[str, Any]:
-            data = original_as_dict(run)
-            if getattr(run, "error_message", None):
-                data["ErrorMessage"] = run.error_message
-            return data
-
-        setattr(models.FakeJob, "start_job_run", start_job_run)  # noqa: B010 - patching moto
-        setattr(models.FakeJobRun, "as_dict", as_dict)  # noqa: B010
-
-    def uninstall(self) -> None:
-        if self._original_start is None:
-            return
-        from moto.glue import models
-
-        setattr(models.FakeJob, "start_job_run", self._original_start)  # noqa: B010
-        setattr(models.FakeJobRun, "as_dict", self._original_as_dict)  # noqa: B010
-        self._original_start = self._original_as_dict = None
-
-
-_glue_hooks = _GlueHooks()
-_held_class: Optional[type] = None
-
-
-def _held_job_run_class() -> type:
-    """moto's FakeJobRun whose state changes only when set (moto's advances on each read)."""
-    global _held_class  # noqa: PLW0603 - made once, lazily, because moto is optional
-    if _held_class is None:
-        from moto.glue.models import FakeJobRun
-
-        class HeldJobRun(FakeJobRun):
-            @property
-            def status(self) -> str:
-                return str(self.__dict__.get("_held_status", "RUNNING"))
-
-            @status.setter
-            def status(self, value: str) -> None:
-                self.__dict__["_held_status"] = value
-
-        _held_class = HeldJobRun
-    return _held_class
-
-
-class _FaultyClient:
-    """Wraps a boto3 client; raises queued errors on one operation before calling through."""
-
-    def __init__(self, client: Any, operation: str, errors: deque[str]) -> None:
-        self._client, self._operation, self._errors = client, operation, errors
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if name != self._operation:
-            return attribute
-
-        def call(**kwargs: Any) -> Any:
-            if self._errors:
-                from botocore.exceptions import ClientError
-
-                code = self._errors.popleft()
-                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
-            return attribute(**kwargs)
-
-        return call
-
-
-class _LambdaContext:
-    function_name = "local-trigger"
-    aws_request_id = "local"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def _refers_to(value: Any, logical_id: str) -> bool:

@@ -1,0 +1,63 @@
+"""Lambda as LocalPipeline needs it: load a handler from its asset folder and call it
+in-process (no Docker), with a context object and fault-injecting clients."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections import deque
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+def load_handler_module(handler_dir: Path, module_file: str) -> ModuleType:
+    """Import ``handler_dir/module_file.py`` under a unique name, its flat siblings
+    importable as the Lambda runtime would make them."""
+    path = handler_dir / f"{module_file}.py"
+    name = f"event_driven_etl_local_handler_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover
+        raise ImportError(f"cannot load the trigger handler from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it loads
+    sys.path.insert(0, str(handler_dir))
+    try:
+        for sibling in handler_dir.glob("*.py"):
+            sys.modules.pop(sibling.stem, None)  # a flat sibling from another asset
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(handler_dir))
+    return module
+
+
+class FaultyClient:
+    """Wraps a boto3 client; raises queued errors on one operation before calling through."""
+
+    def __init__(self, client: Any, operation: str, errors: deque[str]) -> None:
+        self._client, self._operation, self._errors = client, operation, errors
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._operation:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            if self._errors:
+                from botocore.exceptions import ClientError
+
+                code = self._errors.popleft()
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
+            return attribute(**kwargs)
+
+        return call
+
+
+class LambdaContext:
+    function_name = "local-trigger"
+    aws_request_id = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
