@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import jsii
-from aws_cdk import Acknowledgment, Aspects, IAspect, Stack, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
@@ -123,33 +122,24 @@ def acknowledge_all(scope: IConstruct, reasons: dict[str, str]) -> None:
         )
 
 
-@jsii.implements(IAspect)
-class AcknowledgeNecessaryWildcards:
-    """Acknowledges, on each IAM policy in scope, the IAM5 findings :func:`explain_wildcard`
-    explains. Runs as an aspect, so it sees every statement added until synthesis."""
-
-    def __init__(self) -> None:
-        self._done: set[str] = set()
-
-    def visit(self, node: IConstruct) -> None:
-        if not isinstance(node, iam.CfnPolicy):
-            return
-        document = Stack.of(node).resolve(node.policy_document)
-        reasons = {}
-        for finding, statement in wildcard_findings(document):
-            reason = explain_wildcard(finding, statement)
-            if reason is not None and finding not in self._done:
-                self._done.add(finding)
-                reasons[f"IAM5[{finding}]"] = reason
-        acknowledge_all(node, reasons)
-
-
 def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
-    """Watch the role's inline policy (only it: an aspect call per node costs a jsii round
-    trip) and acknowledge its necessary wildcards at synthesis."""
+    """Acknowledge the necessary IAM5 wildcards of the role's inline policy, as it stands.
+
+    Called at the end of a constructor, after the construct's last grant; statements a user
+    adds later are theirs to review. (An aspect would see later statements too, but costs a
+    jsii round trip per visited node: a third of the pipeline's synth time.)
+    """
     policy = role.node.try_find_child("DefaultPolicy")
-    if policy is not None:
-        Aspects.of(policy).add(AcknowledgeNecessaryWildcards())
+    resource = policy.node.default_child if policy is not None else None
+    if not isinstance(resource, iam.CfnPolicy):
+        return
+    document = Stack.of(resource).resolve(resource.policy_document)
+    reasons = {}
+    for finding, statement in wildcard_findings(document):
+        reason = explain_wildcard(finding, statement)
+        if reason is not None:
+            reasons.setdefault(f"IAM5[{finding}]", reason)
+    acknowledge_all(resource, reasons)
 
 
 def acknowledge_bucket_notifications_handler(scope: Construct) -> None:
