@@ -134,7 +134,7 @@ def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
     if not isinstance(resource, iam.CfnPolicy):
         return
     document = Stack.of(resource).resolve(resource.policy_document)
-    reasons = {}
+    reasons: dict[str, str] = {}
     for finding, statement in wildcard_findings(document):
         reason = explain_wildcard(finding, statement)
         if reason is not None:
