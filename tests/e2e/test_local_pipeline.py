@@ -257,3 +257,38 @@ def test_pytest_fixture_starts_and_stops_the_pipeline(
     local = local_pipeline(_stack(tmp_path), "Pipeline", glue_runner=no_spark)
     local.put_object("incoming/a.csv", CSV)
     assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+
+
+@pytest.mark.spark
+def test_bring_your_own_example_runs_its_own_script_offline(tmp_path: Path) -> None:
+    """An imported bucket and topic (another account's ARN) and a custom Glue script."""
+    import runpy
+
+    module = runpy.run_path(
+        str(Path(__file__).resolve().parents[2] / "examples/bring_your_own/app.py")
+    )
+    stack = module["build"](App(outdir=str(tmp_path / "cdk.out")))
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        assert local.source_bucket == "acme-raw-landing-zone"
+        local.put_object("orders/2026-11.csv", b"id,total\n1,5.0\n2,0\n3,7.5\n")
+        local.put_object("orders/readme.txt", b"not an order")  # suffix filter: ignored
+        [run] = local.wait_for_runs()
+        assert run.status == "SUCCEEDED"
+        [note] = local.notifications
+        assert note["pipeline"] == "orders-ingest"
+        rows = local.read_output_rows(prefix="processed/orders/")
+        assert sorted(r["id"] for r in rows) == ["1", "3"]
+
+
+def test_stack_with_an_explicit_environment_runs_offline(tmp_path: Path) -> None:
+    from aws_cdk import Environment
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "Pinned", env=Environment(account="111111111111", region="eu-west-1"))
+    EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching(max_batch_size=10))
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        for i in range(3):
+            local.put_object(f"any/{i}.json", b"{}")
+        [run] = local.wait_for_runs()
+        assert run.status == "SUCCEEDED" and len(run.objects) == 3
+        assert local.notifications[0]["status"] == "SUCCEEDED"

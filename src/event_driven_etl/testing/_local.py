@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -47,6 +48,7 @@ GlueRunner = Callable[[Path, dict[str, str]], None]
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
 _sequencer = itertools.count(1)
+_TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -409,12 +411,32 @@ class LocalPipeline:
         definition = str(self._resolve(props["DefinitionString"]))
         for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + name + "}", str(value))
+        definition = self._emulate_imported_topics(definition)
         if self._fast_retries:
             definition = json.dumps(_shorten_retries(json.loads(definition)))
         self.definition = json.loads(definition)
         self.state_machine_arn = self._sfn.create_state_machine(
             name=self._machine_id, definition=definition, roleArn=_ROLE_ARN
         )["stateMachineArn"]
+
+    def _emulate_imported_topics(self, definition: str) -> str:
+        """A topic imported by ARN (any account or region) becomes an emulated topic of the
+        same name, subscribed to the capture queue; the definition is pointed at it."""
+        import boto3
+
+        sns = boto3.client("sns", region_name=REGION)
+        for arn in sorted(set(_TOPIC_ARN.findall(definition)) - set(self._topic_arns)):
+            emulated = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
+            if emulated not in self._topic_arns:
+                sns.subscribe(
+                    TopicArn=emulated,
+                    Protocol="sqs",
+                    Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-notifications",
+                    Attributes={"RawMessageDelivery": "true"},
+                )
+                self._topic_arns.append(emulated)
+            definition = definition.replace(arn, emulated)
+        return definition
 
     def _create_rule(self) -> None:
         import boto3
