@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from aws_cdk import Duration, Token
 
@@ -12,6 +12,22 @@ _TOKEN_MARKER = "${Token["
 _SMALLEST_PLAIN_NUMBER = -1e200  # CDK encodes number tokens as huge negative floats
 
 
+_DURATIONS: dict[int, tuple[Duration, Optional[float]]] = {}
+
+
+def _duration_millis(value: Duration) -> Optional[float]:
+    """Milliseconds of a Duration, None for a token; remembered per Duration object, since
+    each question costs a jsii round trip and defaults are the same objects every time."""
+    cached = _DURATIONS.get(id(value))
+    if cached is None or cached[0] is not value:
+        millis = None if value.is_unresolved() else float(value.to_milliseconds())
+        cached = (value, millis)
+        if len(_DURATIONS) > 1024:  # a cache, not a registry: keep it small
+            _DURATIONS.clear()
+        _DURATIONS[id(value)] = cached
+    return cached[1]
+
+
 def is_unresolved(value: Any) -> bool:
     """True for CDK tokens, whose real value is only known at deploy time.
 
@@ -19,7 +35,7 @@ def is_unresolved(value: Any) -> bool:
     costs a round trip per question.
     """
     if isinstance(value, Duration):
-        return bool(value.is_unresolved())
+        return _duration_millis(value) is None
     if isinstance(value, str):
         return _TOKEN_MARKER in value and Token.is_unresolved(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -55,9 +71,10 @@ class Problems:
         self.require(ok, prop, value, f"must be a whole number from {low} to {high}")
 
     def seconds_in_range(self, prop: str, value: Duration | None, low: float, high: float) -> None:
-        if value is None or is_unresolved(value):
+        millis = None if value is None else _duration_millis(value)
+        if millis is None:
             return
-        seconds = value.to_milliseconds() / 1000
+        seconds = millis / 1000
         ok = low <= seconds <= high
         self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}")
 

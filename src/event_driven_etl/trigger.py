@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import CfnResource, Duration, RemovalPolicy
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -196,8 +196,7 @@ class TriggerFunction(Construct):
             self.rule = self._object_created_rule(
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
             )
-            _nag.acknowledge_bucket_notifications_handler(self)
-            _defaults.drop_bucket_notifications_handler_role_dependency(self)
+            _tidy_bucket_notifications_handler(self)
         function_resource = self.function.node.default_child
         if isinstance(function_resource, CfnResource):
             _defaults.depend_only_on_role_policy(function_resource, role)
@@ -361,6 +360,16 @@ def _encoded(value: Optional[str]) -> str:
 
 def _escape_wildcard(value: str) -> str:
     return value.replace("\\", "\\\\").replace("*", "\\*")
+
+
+def _tidy_bucket_notifications_handler(scope: Construct) -> None:
+    """Once per stack: acknowledge and clean up CDK's bucket-notifications handler."""
+    stack = Stack.of(scope)
+    if stack.__dict__.get("_event_driven_etl_handler_tidied"):
+        return
+    _nag.acknowledge_bucket_notifications_handler(scope)
+    _defaults.drop_bucket_notifications_handler_role_dependency(scope)
+    stack.__dict__["_event_driven_etl_handler_tidied"] = True
 
 
 def enable_event_bridge(bucket: s3.IBucket) -> None:

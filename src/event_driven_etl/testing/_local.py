@@ -122,6 +122,10 @@ class LocalPipeline:
         self._notifications: list[dict[str, Any]] = []
         self._glue_runs: list[GlueRun] = []
         self._glue_workers: list[threading.Thread] = []
+        self.deliver_immediately = True
+        """Per-object mode: invoke the trigger on each event at once (as Lambda would). Set
+        False to hold events until :meth:`flush` or :meth:`wait_for_runs`, e.g. to start a
+        whole burst at the same moment."""
         self.glue_concurrency_rejections = 0
         """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
         self._mock: Any = None
@@ -552,7 +556,7 @@ class LocalPipeline:
                 }
             ]
         )
-        if not self.event_queue_url:
+        if not self.event_queue_url and self.deliver_immediately:
             self._dispatch_per_object()
 
     def _dispatch_per_object(self) -> None:
