@@ -78,9 +78,6 @@ class Problems:
         ok = low <= seconds <= high
         self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}")
 
-    def merge(self, error: ValidationError) -> None:
-        self.items.extend(error.problems)
-
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationError(self.owner, self.items)
