@@ -343,3 +343,25 @@ def test_large_batch_is_passed_as_a_manifest(
     )
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert lines == sorted(f"s3://{BUCKET}/incoming/file-{i:03}.csv" for i in range(20))
+
+
+def test_failure_to_confirm_marks_does_not_fail_a_started_batch(batching: dict[str, Any]) -> None:
+    class NoUpdates:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def update_item(self, **_kwargs: Any) -> None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "UpdateItem")
+
+    handler.set_clients(
+        handler.Clients(
+            stepfunctions=batching["sfn"],
+            dynamodb=NoUpdates(batching["dynamodb"]),
+            s3=batching["s3"],
+        )
+    )
+    assert handler.handler(sqs_records(object_event("a.csv"))) == {"batchItemFailures": []}
+    assert len(executions(batching)) == 1

@@ -159,7 +159,12 @@ def handle_sqs_batch(records: list[Any], context: Any = None) -> dict[str, Any]:
         batch.failures += [i.message_id for i in batch.items if i.obj.identity in claimed_ids]
         return _batch_response(batch.failures)
     if marks:
-        marks.confirm(claimed)
+        try:
+            marks.confirm(claimed)
+        except Exception as error:  # the execution started: its messages are done
+            # An unconfirmed mark stays "pending" until its lease ends; a redelivery of the
+            # same objects then maps to the same execution name and starts nothing new.
+            log("WARN", "could not confirm marks", error=repr(error), objects=len(claimed))
     log("INFO", "batch processed", outcome=outcome, objects=len(claimed), messages=len(records))
     return _batch_response(batch.failures)
 
