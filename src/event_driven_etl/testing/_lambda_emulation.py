@@ -4,6 +4,7 @@ in-process (no Docker), with a context object and fault-injecting clients."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import uuid
 from collections import deque
@@ -12,9 +13,27 @@ from types import ModuleType
 from typing import Any
 
 
-def load_handler_module(handler_dir: Path, module_file: str) -> ModuleType:
+class FunctionEnvironment:
+    """Stands in for the ``os`` module inside a loaded handler: ``environ`` is the
+    function's own environment, as in Lambda, instead of the process-wide one.
+
+    Setting and restoring ``os.environ`` around each call would race with the threads of
+    the emulated workflow, which copy ``os.environ`` when they create clients.
+    """
+
+    def __init__(self, variables: dict[str, str]) -> None:
+        self.environ = {**os.environ, **variables}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def load_handler_module(
+    handler_dir: Path, module_file: str, environment: dict[str, str]
+) -> ModuleType:
     """Import ``handler_dir/module_file.py`` under a unique name, its flat siblings
-    importable as the Lambda runtime would make them."""
+    importable as the Lambda runtime would make them, seeing ``environment`` as its
+    ``os.environ``."""
     path = handler_dir / f"{module_file}.py"
     name = f"event_driven_etl_local_handler_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -29,6 +48,7 @@ def load_handler_module(handler_dir: Path, module_file: str) -> ModuleType:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(handler_dir))
+    module.os = FunctionEnvironment(environment)  # type: ignore[attr-defined]
     return module
 
 

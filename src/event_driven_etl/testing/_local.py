@@ -303,6 +303,9 @@ class LocalPipeline:
         for name, value in fake.items():
             self._env_saved.setdefault(name, os.environ.get(name))
             os.environ[name] = value
+        # Set now, before any workflow thread runs: changing os.environ while those threads
+        # copy it (to create clients) is a race.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
     # ------------------------------------------------------------------ resources
 
@@ -456,30 +459,19 @@ class LocalPipeline:
 
     def _load_handler(self) -> ModuleType:
         module_file = self._handler_entry.rpartition(".")[0]
-        return load_handler_module(self.handler_dir, module_file)
+        variables = (
+            self._resources[self._function_id]["Properties"]
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        environment = {k: str(v) for k, v in self._resolve(variables).items()}
+        return load_handler_module(self.handler_dir, module_file, environment)
 
     def _invoke_handler(self, event: dict[str, Any]) -> Any:
         assert self._handler is not None
-        environment = {
-            k: str(v)
-            for k, v in self._resolve(
-                self._resources[self._function_id]["Properties"]
-                .get("Environment", {})
-                .get("Variables", {})
-            ).items()
-        }
-        saved = {k: os.environ.get(k) for k in environment}
-        os.environ.update(environment)
-        try:
-            self._install_client_faults()
-            entry = self._handler_entry.rpartition(".")[2]
-            return getattr(self._handler, entry)(event, LambdaContext())
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        self._install_client_faults()
+        entry = self._handler_entry.rpartition(".")[2]
+        return getattr(self._handler, entry)(event, LambdaContext())
 
     def _install_client_faults(self) -> None:
         handler = self._handler
