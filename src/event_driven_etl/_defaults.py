@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import CfnElement, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -204,15 +204,21 @@ def new_log_group(
     )
 
 
+def role_policy_resource(role: iam.IRole) -> Optional[iam.CfnPolicy]:
+    """The CloudFormation policy holding a role's inline statements (its DefaultPolicy)."""
+    policy = role.node.try_find_child("DefaultPolicy")
+    resource = policy.node.default_child if policy is not None else None
+    return resource if isinstance(resource, iam.CfnPolicy) else None
+
+
 def depend_only_on_role_policy(resource: CfnResource, role: iam.IRole) -> None:
     """Keep the DependsOn on the role's policy, drop the one on the role itself.
 
     CDK makes a resource depend on both; the role is already referenced by ``Fn::GetAtt``,
     so cfn-lint reports that DependsOn as obsolete (W3005).
     """
-    policy = role.node.try_find_child("DefaultPolicy")
-    policy_resource = policy.node.default_child if policy is not None else None
-    if isinstance(policy_resource, CfnElement):
+    policy_resource = role_policy_resource(role)
+    if policy_resource is not None:
         resource.add_override("DependsOn", [Stack.of(resource).get_logical_id(policy_resource)])
     else:
         resource.add_deletion_override("DependsOn")

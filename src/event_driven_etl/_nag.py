@@ -17,6 +17,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
+from . import _defaults
+
 PACK = "AwsSolutions"
 BUCKET_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 """CDK's singleton Lambda that turns on bucket notifications (EventBridge for the source)."""
@@ -129,9 +131,8 @@ def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
     adds later are theirs to review. (An aspect would see later statements too, but costs a
     jsii round trip per visited node: a third of the pipeline's synth time.)
     """
-    policy = role.node.try_find_child("DefaultPolicy")
-    resource = policy.node.default_child if policy is not None else None
-    if not isinstance(resource, iam.CfnPolicy):
+    resource = _defaults.role_policy_resource(role)
+    if resource is None:
         return
     document = Stack.of(resource).resolve(resource.policy_document)
     reasons: dict[str, str] = {}

@@ -48,6 +48,7 @@ GlueRunner = Callable[[Path, dict[str, str]], None]
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
 _sequencer = itertools.count(1)
+_CAPTURE_QUEUE = "local-notifications"
 _TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w.-]+")
 
 
@@ -402,16 +403,9 @@ class LocalPipeline:
         for logical_id, resource in self._resources.items():
             if resource["Type"] == "AWS::SNS::Topic" and logical_id in definition:
                 self._topic_arns.append(sns.create_topic(Name=logical_id)["TopicArn"])
-        capture = self._sqs.create_queue(QueueName="local-notifications")["QueueUrl"]
-        self._capture_queue_url = capture
-        capture_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-notifications"
+        self._capture_queue_url = self._sqs.create_queue(QueueName=_CAPTURE_QUEUE)["QueueUrl"]
         for topic_arn in self._topic_arns:
-            sns.subscribe(
-                TopicArn=topic_arn,
-                Protocol="sqs",
-                Endpoint=capture_arn,
-                Attributes={"RawMessageDelivery": "true"},
-            )
+            _subscribe_capture_queue(sns, topic_arn)
 
     def _create_state_machine(self) -> None:
         props = self._resources[self._machine_id]["Properties"]
@@ -435,12 +429,7 @@ class LocalPipeline:
         for arn in sorted(set(_TOPIC_ARN.findall(definition)) - set(self._topic_arns)):
             emulated = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
             if emulated not in self._topic_arns:
-                sns.subscribe(
-                    TopicArn=emulated,
-                    Protocol="sqs",
-                    Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-notifications",
-                    Attributes={"RawMessageDelivery": "true"},
-                )
+                _subscribe_capture_queue(sns, emulated)
                 self._topic_arns.append(emulated)
             definition = definition.replace(arn, emulated)
         return definition
@@ -832,6 +821,16 @@ class LocalPipeline:
             finally:
                 written = self._mirror.push(self._s3, buckets)
         return written
+
+
+def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
+    """Deliver the topic's messages, raw and with their attributes, to the capture queue."""
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_CAPTURE_QUEUE}",
+        Attributes={"RawMessageDelivery": "true"},
+    )
 
 
 def _refers_to(value: Any, logical_id: str) -> bool:
