@@ -117,6 +117,7 @@ class EventDrivenEtlPipeline(Construct):
         alarm_topic: Optional[sns.ITopic] = None,
         freshness_period: Optional[Duration] = None,
         dashboard: bool = False,
+        bad_records: str = "fail",
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -168,6 +169,12 @@ class EventDrivenEtlPipeline(Construct):
         :param freshness_period: Also alarm when no execution succeeded for this long.
             Default: - no freshness alarm
         :param dashboard: Create a CloudWatch dashboard. Default: False
+        :param bad_records: What the built-in script does with an object it cannot land
+            (malformed rows, content that does not match its extension, values that do not
+            fit the table's types): ``"fail"`` lands the batch's other objects and ends the
+            run FAILED, the notification's cause naming the object; ``"quarantine"`` copies
+            it under ``quarantine/`` in the output bucket with a ``.reason.json`` and the run
+            succeeds, listing it under ``quarantined``. Default: "fail"
         """
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
         check_trigger_props(
@@ -194,9 +201,8 @@ class EventDrivenEtlPipeline(Construct):
             max_concurrent_runs=max_concurrent_runs,
             timeout=job_timeout,
             extra_arguments=extra_job_arguments,
+            bad_records=bad_records,
         )
-        if isinstance(output_prefix, str) and output_prefix.startswith(MANIFEST_PREFIX):
-            problems.add("output_prefix", output_prefix, f"must not be under {MANIFEST_PREFIX!r}")
         problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
         _check_same_environment(problems, scope, source_bucket)
         if alarm_topic is not None and not alarms:
@@ -275,6 +281,7 @@ class EventDrivenEtlPipeline(Construct):
             extra_arguments=extra_job_arguments,
             encryption_key=self.encryption_key,
             output_encryption_key=encryption_key,
+            bad_records=bad_records,
         )
         self.state_machine = EtlStateMachine(
             self,
@@ -288,6 +295,9 @@ class EventDrivenEtlPipeline(Construct):
             encryption_key=self.encryption_key,
             include_execution_data=include_execution_data,
             log_retention=log_retention,
+            report_bucket=self.output_bucket,
+            report_prefix=self.glue_job.run_reports_prefix,
+            report_key=encryption_key,
         )
         self.trigger = TriggerFunction(
             self,

@@ -9,6 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -45,7 +46,9 @@ FAILURE_ERROR = "EtlPipelineFailed"
 """The error a failed execution ends with; its cause starts with the original error name."""
 
 _PERIOD = Duration.minutes(5)
-_INPUT_DEFAULTS = {"objects": [], "manifest": ""}
+_NO_OUTCOME: dict[str, Any] = {"rows": None, "landed": None, "skipped": [], "quarantined": []}
+_INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
+_REPORT_MISSING = "S3.NoSuchKeyException"
 
 
 class EtlStateMachine(Construct):
@@ -59,7 +62,14 @@ class EtlStateMachine(Construct):
 
     Execution input: ``{"objects": ["s3://bucket/key", ...]}`` or
     ``{"manifest": "s3://bucket/manifest.jsonl"}``; the Glue job receives them as the job
-    arguments ``--objects`` (a JSON list) and ``--manifest``.
+    arguments ``--objects`` (a JSON list) and ``--manifest``, and the execution's name as
+    ``--batch_id`` (the input's identity: a redrive or retry passes the same one).
+
+    With ``report_bucket`` (the pipeline sets it), the workflow reads the built-in script's
+    run report ``<report_prefix><batch_id>.summary.json`` after the run: the success
+    notification then carries ``rows``, ``landed``, ``skipped`` and ``quarantined``, and a
+    failure's ``cause`` is the report's (its first line names the refused object). A run
+    without a report (your own script) is notified as before.
 
     Example::
 
@@ -91,6 +101,9 @@ class EtlStateMachine(Construct):
         encryption_key: Optional[kms.IKey] = None,
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+        report_bucket: Optional[s3.IBucket] = None,
+        report_prefix: str = "processed/_runs/",
+        report_key: Optional[kms.IKey] = None,
     ) -> None:
         """
         :param glue_job: The Glue job to run (yours, or ``GlueEtlJob.job``).
@@ -108,6 +121,12 @@ class EtlStateMachine(Construct):
         :param include_execution_data: Log execution input and output (object keys, error
             causes). Default: False
         :param log_retention: Retention of the execution log group. Default: one year
+        :param report_bucket: Bucket of the Glue script's run reports, read into the
+            notifications. Default: - no reports are read
+        :param report_prefix: Key prefix of the run reports in ``report_bucket``.
+            Default: "processed/_runs/"
+        :param report_key: KMS key the run reports are encrypted with, if any.
+            Default: - the bucket's own key when CDK knows it
         """
         problems = Problems(f"EtlStateMachine '{construct_id}'")
         check_state_machine_props(
@@ -121,6 +140,8 @@ class EtlStateMachine(Construct):
         super().__init__(scope, construct_id)
         self.pipeline_name = pipeline_name or self.node.path
         self._topic = notification_topic
+        self._report_bucket = report_bucket
+        self._report_prefix = report_prefix
 
         run_job = self._glue_task(
             glue_job, retry_policy or RetryPolicy(), concurrency_retry or DEFAULT_CONCURRENCY_RETRY
@@ -131,6 +152,8 @@ class EtlStateMachine(Construct):
             {
                 "glue_job_run_id": sfn.JsonPath.string_at("$.glue.Id"),
                 "glue_job_run_state": sfn.JsonPath.string_at("$.glue.JobRunState"),
+                "rows": sfn.JsonPath.number_at("$.outcome.rows"),
+                "landed": sfn.JsonPath.number_at("$.outcome.landed"),
             },
         )
         notify_failure = self._notify(
@@ -150,11 +173,14 @@ class EtlStateMachine(Construct):
             error=FAILURE_ERROR,
             cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)",
         )
-        failure_details = self._failure_details()
-        failure_details.afterwards().next(notify_failure).next(failed)
+        failure_details = self._failure_details(notify_failure)
+        notify_failure.next(failed)
         run_job.add_catch(failure_details, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        definition = self._normalise_input().next(run_job).next(notify_success)
+        after_run: sfn.IChainable = notify_success
+        if report_bucket is not None:
+            after_run = self._read_success_report(report_bucket, notify_success, failure_details)
+        definition = self._normalise_input().next(run_job).next(after_run)
         unique_name = Names.unique_resource_name(self, max_length=200)
         self.log_group = _defaults.new_log_group(
             self,
@@ -180,6 +206,10 @@ class EtlStateMachine(Construct):
         notification_topic.grant_publish(machine)
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
+        if report_bucket is not None:
+            key = report_key or report_bucket.encryption_key
+            if key is not None:
+                key.grant_decrypt(machine)
         self.state_machine = machine
         machine_resource = machine.node.default_child
         if isinstance(machine_resource, CfnResource):
@@ -229,6 +259,7 @@ class EtlStateMachine(Construct):
                 {
                     "--objects": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
                     "--manifest": sfn.JsonPath.string_at("$.manifest"),
+                    "--batch_id": sfn.JsonPath.string_at("$$.Execution.Name"),
                 }
             ),
             result_selector={
@@ -243,8 +274,9 @@ class EtlStateMachine(Construct):
             task.add_retry(**_retry_props((sfn.Errors.TASKS_FAILED,), retry))
         return task
 
-    def _failure_details(self) -> sfn.Choice:
-        """Find the Glue run id in the error cause when the failure is a finished Glue run."""
+    def _failure_details(self, notify_failure: sfn.IChainable) -> sfn.Choice:
+        """Find the Glue run in the error cause when the failure is a finished Glue run, and
+        the run report's cause when the script wrote one."""
         choice = sfn.Choice(self, "Glue run failed?")
         from_run = sfn.Pass(
             self,
@@ -264,7 +296,92 @@ class EtlStateMachine(Construct):
             sfn.Condition.string_matches("$.error.Cause", '{*"JobRunState"*'),
         )
         choice.when(is_run_failure, from_run).otherwise(no_run)
+        no_run.next(notify_failure)
+        if self._report_bucket is None:
+            from_run.next(notify_failure)
+            return choice
+        read = self._read_report(self._report_bucket, "Read failure report", "$.failure_report")
+        read.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
+        use_report = sfn.Pass(
+            self,
+            "Use report cause",
+            parameters={
+                "error": {
+                    "Error.$": "$.error.Error",
+                    "Cause.$": "$.failure_report.report.cause",
+                },
+                "outcome": {
+                    "rows.$": "$.failure_report.report.rows",
+                    "landed.$": "$.failure_report.report.landed",
+                    "skipped.$": "$.failure_report.report.skipped",
+                    "quarantined.$": "$.failure_report.report.quarantined",
+                },
+            },
+            result_path="$.report_fields",
+        )
+        merge = sfn.Pass(
+            self,
+            "Apply report cause",
+            parameters={
+                "merged.$": "States.JsonMerge($, $.report_fields, false)",
+            },
+            output_path="$.merged",
+        )
+        has_cause = sfn.Choice(self, "Report names the cause?")
+        has_cause.when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.failure_report.report.cause"),
+                sfn.Condition.is_string("$.failure_report.report.cause"),
+                sfn.Condition.not_(
+                    sfn.Condition.string_equals("$.failure_report.report.cause", "")
+                ),
+            ),
+            use_report.next(merge).next(notify_failure),
+        ).otherwise(notify_failure)
+        from_run.next(read).next(has_cause)
         return choice
+
+    def _read_report(
+        self, bucket: s3.IBucket, state_name: str, result_path: str
+    ) -> tasks.CallAwsService:
+        """Read ``<report_prefix><execution name>.summary.json`` from ``bucket``."""
+        return tasks.CallAwsService(
+            self,
+            state_name,
+            service="s3",
+            action="getObject",
+            parameters={
+                "Bucket": bucket.bucket_name,
+                "Key": sfn.JsonPath.format(
+                    f"{self._report_prefix}{{}}.summary.json", sfn.JsonPath.string_at("$$.Execution.Name")
+                ),
+            },
+            iam_resources=[bucket.arn_for_objects(f"{self._report_prefix}*")],
+            iam_action="s3:GetObject",
+            result_selector={"report.$": "States.StringToJson($.Body)"},
+            result_path=result_path,
+        )
+
+    def _read_success_report(
+        self, bucket: s3.IBucket, notify_success: sfn.IChainable, on_error: sfn.IChainable
+    ) -> sfn.IChainable:
+        """After a run: the report's outcome into ``$.outcome``; no report (your own script)
+        leaves the defaults; any other error (e.g. AccessDenied) fails the execution."""
+        read = self._read_report(bucket, "Read run report", "$.run_report")
+        read.add_catch(notify_success, errors=[_REPORT_MISSING], result_path=sfn.JsonPath.DISCARD)
+        read.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
+        outcome = sfn.Pass(
+            self,
+            "Read outcome",
+            parameters={
+                "rows.$": "$.run_report.report.rows",
+                "landed.$": "$.run_report.report.landed",
+                "skipped.$": "$.run_report.report.skipped",
+                "quarantined.$": "$.run_report.report.quarantined",
+            },
+            result_path="$.outcome",
+        )
+        return read.next(outcome).next(notify_success)
 
     def _notify(self, state_name: str, status: str, fields: dict[str, Any]) -> tasks.SnsPublish:
         message = {
@@ -273,6 +390,8 @@ class EtlStateMachine(Construct):
             "execution": sfn.JsonPath.execution_id,
             "objects": sfn.JsonPath.list_at("$.objects"),
             "manifest": sfn.JsonPath.string_at("$.manifest"),
+            "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
+            "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
             **fields,
         }
         return tasks.SnsPublish(

@@ -720,14 +720,40 @@ class LocalPipeline:
         return sorted(k for k in keys if not k.startswith("manifests/"))
 
     def read_output_rows(self, prefix: str = "processed/") -> list[dict[str, Any]]:
-        """Rows of the Parquet output under ``prefix`` (needs pyspark)."""
-        spark = _spark.spark_session()
+        """Every row of every Parquet file under ``prefix``, with every column of every file
+        (``ingestion_date`` from the partition path).
+
+        Read with pyarrow, not Spark: the files must agree on one type per column, as a
+        table reader needs; a column whose type differs between files raises
+        ``pyarrow.ArrowTypeError``. Files and folders whose names start with ``_`` or ``.``
+        (run reports, the schema file) are not data and are left out, as Athena does.
+        """
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
         self._mirror.pull(self._s3, [self.output_bucket])
-        _spark.mount_bucket(spark, self.output_bucket, self._mirror.folder(self.output_bucket))
-        if not any(k.startswith(prefix) and k.endswith(".parquet") for k in self.output_keys()):
+        folder = self._mirror.folder(self.output_bucket) / prefix
+        if not folder.exists():
             return []
-        frame = spark.read.parquet(f"s3://{self.output_bucket}/{prefix}")
-        return [row.asDict() for row in frame.collect()]
+        dataset = ds.dataset(
+            str(folder), format="parquet", partitioning="hive", ignore_prefixes=["_", "."]
+        )
+        if not dataset.files:
+            return []
+        schemas = [ds.dataset(f, format="parquet").schema for f in dataset.files]
+        schema = pa.unify_schemas([*schemas, dataset.partitioning.schema])
+        rows: list[dict[str, Any]] = (
+            ds.dataset(
+                str(folder),
+                format="parquet",
+                partitioning="hive",
+                ignore_prefixes=["_", "."],
+                schema=schema,
+            )
+            .to_table()
+            .to_pylist()
+        )
+        return rows
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""

@@ -1,4 +1,4 @@
-"""Two small fixes to moto's Step Functions ``glue:startJobRun.sync``, in one place.
+"""Small fixes to moto's Step Functions interpreter, in one place.
 
 moto 5.2.5 runs state machines in-process, but its Glue ``.sync`` integration has two bugs:
 
@@ -8,6 +8,11 @@ moto 5.2.5 runs state machines in-process, but its Glue ``.sync`` integration ha
    ``'NoneType' object has no attribute 'interrupt_all'``.
 2. The Glue job run it returns (and puts in the failure cause) holds ``datetime`` values,
    which its JSON encoder cannot serialise.
+
+and its ``aws-sdk:s3:getObject`` differs from Step Functions in two ways:
+
+3. it returns ``Body`` as a stream object (Step Functions returns the text), and
+4. it names S3 errors ``s3.NoSuchKeyException`` (Step Functions: ``S3.NoSuchKeyException``).
 
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
@@ -40,6 +45,7 @@ def apply() -> bool:
         return False
     _patch_interrupt_all()
     _patch_glue_datetimes()
+    _patch_aws_sdk_s3()
     _applied = True
     return True
 
@@ -97,3 +103,23 @@ def _patch_glue_datetimes() -> None:
         return _JsonSafeGlueClient(original(resource_runtime_part, state_credentials))
 
     cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]
+
+
+def _patch_aws_sdk_s3() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as module,
+    )
+
+    module._SERVICE_ERROR_NAMES["s3"] = "S3"
+    cls = module.StateTaskServiceAwsSdk
+    original = cls._eval_service_task
+
+    def eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, env, *args, **kwargs)
+        response = env.stack[-1] if env.stack else None
+        if isinstance(response, dict) and hasattr(response.get("Body"), "read"):
+            response["Body"] = response["Body"].read().decode("utf-8")
+        if isinstance(response, dict):
+            env.stack[-1] = _epoch_millis(response)
+
+    cls._eval_service_task = eval_service_task  # type: ignore[method-assign]  # moto's own

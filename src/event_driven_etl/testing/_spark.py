@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import runpy
-import shutil
 import sys
 import threading
 from collections.abc import Mapping
@@ -52,10 +51,12 @@ def spark_session() -> SparkSession:
                     f"spark.hadoop.fs.{scheme}.impl",
                     "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
                 ).config(f"spark.hadoop.fs.{scheme}.impl.disable.cache", "true")
+            # The raw local file system writes no .crc side files (S3 has none) and takes keys
+            # with ':' that the checksummed one cannot name a side file for.
             builder = builder.config(
                 "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
-                "org.apache.hadoop.fs.LocalFileSystem",
-            )
+                "org.apache.hadoop.fs.RawLocalFileSystem",
+            ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session
@@ -90,42 +91,62 @@ def run_script(script: Path, arguments: Mapping[str, str]) -> None:
 
 
 class BucketMirror:
-    """Local folders that mirror emulated buckets around each Spark run."""
+    """Local folders that mirror emulated buckets, synchronised incrementally around runs.
+
+    Only what changed moves: a pull downloads objects whose ETag changed since the last
+    sync and removes local files whose objects are gone; a push uploads files a run wrote or
+    changed and deletes objects whose files the run removed. So a run costs what it reads
+    and writes, not the size of every bucket.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._etags: dict[tuple[str, str], str] = {}
         self._snapshot: dict[Path, tuple[int, int]] = {}
 
     def folder(self, bucket: str) -> Path:
         return self.root / bucket
 
     def pull(self, s3: Any, buckets: list[str]) -> None:
-        """Copy every object of ``buckets`` from the emulated S3 into the mirror."""
+        """Bring the mirror of ``buckets`` up to date with the emulated S3."""
         for bucket in buckets:
             folder = self.folder(bucket)
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            current: dict[str, str] = {}
             paginator = s3.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket):
                 for item in page.get("Contents", []):
-                    key = item["Key"]
-                    if key.endswith("/"):
-                        continue
-                    target = folder / key
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                    if not item["Key"].endswith("/"):
+                        current[item["Key"]] = item["ETag"]
+            known = {k: e for (b, k), e in self._etags.items() if b == bucket}
+            for key in known.keys() - current.keys():
+                (folder / key).unlink(missing_ok=True)
+                del self._etags[(bucket, key)]
+            for key, etag in current.items():
+                if known.get(key) == etag and (folder / key).exists():
+                    continue
+                target = folder / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                self._etags[(bucket, key)] = etag
         self._snapshot = self._stat_all(buckets)
 
     def push(self, s3: Any, buckets: list[str]) -> list[str]:
-        """Upload what the run wrote or changed back to the emulated S3; return the URIs."""
+        """Upload what the run wrote or changed, delete what it removed; return written URIs."""
         written = []
-        for path, stat in self._stat_all(buckets).items():
+        now = self._stat_all(buckets)
+        for path, stat in now.items():
             if self._snapshot.get(path) == stat:
                 continue
             bucket, key = self._bucket_and_key(path)
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            response = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            self._etags[(bucket, key)] = response["ETag"]
             written.append(f"s3://{bucket}/{key}")
+        for path in self._snapshot.keys() - now.keys():
+            bucket, key = self._bucket_and_key(path)
+            s3.delete_object(Bucket=bucket, Key=key)
+            self._etags.pop((bucket, key), None)
+        self._snapshot = now
         return written
 
     def _stat_all(self, buckets: list[str]) -> dict[Path, tuple[int, int]]:
@@ -133,8 +154,6 @@ class BucketMirror:
         for bucket in buckets:
             for dirpath, _, files in os.walk(self.folder(bucket)):
                 for name in files:
-                    if name.endswith(".crc"):  # Hadoop's local checksums, not data
-                        continue
                     path = Path(dirpath) / name
                     stat = path.stat()
                     stats[path] = (stat.st_size, stat.st_mtime_ns)

@@ -1,50 +1,117 @@
-"""The built-in Glue (Spark) script: land new S3 objects as partitioned Parquet.
+"""The built-in Glue (Spark) script: land new S3 objects as one typed, partitioned Parquet table.
 
-For each object named in the job arguments (inline ``--objects``, a JSON list of
-``s3://`` URIs, or ``--manifest``, the URI of a JSON-lines file with one URI per line):
+Arguments (Glue style, ``--name value``): ``--objects`` (a JSON list of ``s3://`` URIs) and/or
+``--manifest`` (the URI of a JSON-lines file, one URI per line), ``--output_path`` (the
+table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
+its execution name), ``--bad_records`` (``fail`` or ``quarantine``) and ``--quarantine_path``.
 
-* read it by its extension: CSV with a header (``.csv``, ``.tsv``), JSON lines
-  (``.json``, ``.jsonl``, ``.ndjson``) or Parquet (``.parquet``), optionally compressed
-  (``.gz``, ``.bz2``);
-* normalise column names to ``lower_snake_case`` (Parquet rejects spaces and ``,;{}()=``);
-* add ``_source_object`` (the object's URI), ``_ingested_at`` (UTC timestamp) and the
-  partition column ``ingestion_date``;
-* append everything to ``--output_path`` as Parquet, partitioned by ``ingestion_date``.
+Every object ends in exactly one outcome, written to the run report
+``<output_path>_runs/<batch_id>.json`` (and a short ``.summary.json`` the workflow reads):
 
-Everything is plain PySpark, so it runs on local Spark too (pyspark 3.5 = Glue 5.0's
-Spark 3.5). It imports nothing from AWS Glue's ``awsglue`` library.
+* **landed**: all its rows, typed, with ``_source_object``, ``_ingested_at`` and the partition
+  ``ingestion_date``;
+* **skipped**: nothing to land (0 bytes, a header only, an empty JSON array), with a reason;
+* **refused** (``bad_records=fail``): the run ends FAILED after landing the good objects; the
+  error's first line names the object, the reason and the row where known;
+* **quarantined** (``bad_records=quarantine``): copied under ``--quarantine_path`` with a
+  ``.reason.json`` beside it; the run succeeds.
+
+Formats by extension, checked against the content: CSV (``.csv``; RFC 4180 quoting, quoted
+newlines, BOM, CR/LF/CRLF, a header row assumed; ``;``, tab or ``|`` used when the header has
+no comma), TSV (``.tsv``), JSON lines or a top-level JSON array (``.json``, ``.jsonl``,
+``.ndjson``), Parquet (``.parquet``, nanosecond timestamps included); ``.gz``/``.bz2``
+compressed text. Columns whose values all parse as integers, decimals, booleans, dates or
+timestamps are typed, the same for CSV as for JSON; the table keeps one type per column
+across runs (``<output_path>_schema.json``), later data is cast to it and new columns are
+added. Re-running the same input (same ``--batch_id``) replaces its earlier output.
+
+Plain PySpark (pyspark 3.5 = Glue 5's Spark): it imports nothing from ``awsglue``, so it runs
+on local Spark too.
 """
 
 from __future__ import annotations
 
+import bz2
+import csv
+import hashlib
+import io
 import json
+import math
 import re
 import sys
-from collections.abc import Sequence
+import unicodedata
+import zlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
 
 CSV_SUFFIXES = (".csv", ".tsv")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 COMPRESSION_SUFFIXES = (".gz", ".bz2")
+_CODECS = {".gz": "gzip", ".bz2": "bz2"}
+_SUFFIX_OF = {codec: suffix for suffix, codec in _CODECS.items()}
 METADATA_COLUMNS = ("_source_object", "_ingested_at", "ingestion_date")
-_NOT_WORD = re.compile(r"[^0-9a-z]+")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+BAD_RECORDS_MODES = ("fail", "quarantine")
+NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "#n/a")
+"""Read as missing in a typed column (as pandas does); a string column keeps them verbatim."""
+
+RUNS_DIR = "_runs"
+SCHEMA_FILE = "_schema.json"
+STAGING_DIR = "_staging"
+REPORT_LIST_LIMIT = 20
+"""Entries per list in the summary the workflow reads (Step Functions payloads are small)."""
+
+_PEEK_BYTES = 64 * 1024
+_BZ2_PEEK_BYTES = 1024 * 1024  # a bzip2 block is up to 900 kB: peek far enough to see rows
+_TARGET_FILE_BYTES = 128 * 1024 * 1024
+_CORRUPT = "_corrupt_record"
+_PATH = "_path"
+_ROW_ID = "_row_id"
 _HADOOP_GLOB = re.compile(r"([\\*?\[\]{}])")
+_NOT_WORD = re.compile(r"[\W]+", re.UNICODE)
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NANOS_FIELD = re.compile(r"^\s*\w+\s+int64\s+(\S+)\s+\(TIMESTAMP\(NANOS", re.MULTILINE)
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]")
+
+# Candidate types for text values, in the order they are tried (the first that every value
+# of a column matches wins); the regular expressions gate Spark's casts, which are lenient
+# ("2020" casts to a timestamp, "007" to 7: zero-padded codes stay strings here).
+_TEXT_TYPES: tuple[tuple[str, str], ...] = (
+    ("bigint", r"^[+-]?(0|[1-9][0-9]{0,18})$"),
+    ("double", r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"),
+    ("boolean", r"^(?i)(true|false)$"),
+    ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    (
+        "timestamp",
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+        r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$",
+    ),
+)
+_WIDENS_TO: dict[tuple[str, str], str] = {
+    ("bigint", "double"): "double",
+    ("date", "timestamp"): "timestamp",
+}
 
 
 class JobInputError(ValueError):
-    """The job's arguments or one of its objects cannot be processed (a data error)."""
+    """The job's arguments or its objects cannot be processed (a data error, not a bug)."""
+
+
+# ---------------------------------------------------------------------------- arguments
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
     """Parse ``--name value`` and ``--name=value`` pairs as Glue passes them.
 
-    Unknown arguments (Glue adds ``--JOB_ID``, ``--job-bookmark-option`` ...) are kept.
+    A name followed by another ``--name`` (or nothing) has the empty value. Unknown arguments
+    (Glue adds ``--JOB_ID``, ``--JOB_RUN_ID``, ``--job-bookmark-option`` ...) are kept.
     """
     args: dict[str, str] = {}
     items = list(argv)
@@ -61,6 +128,17 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
+def parse_manifest_lines(lines: Iterable[str]) -> list[str]:
+    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI."""
+    uris = []
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        uris.append(json.loads(text) if text.startswith('"') else text)
+    return uris
+
+
 def object_uris(spark: SparkSession, args: dict[str, str]) -> list[str]:
     """The objects this run processes, deduplicated, in a stable order."""
     uris: list[str] = []
@@ -75,30 +153,31 @@ def object_uris(spark: SparkSession, args: dict[str, str]) -> list[str]:
         uris += parsed
     manifest = args.get("manifest", "").strip()
     if manifest:
-        lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
+        lines = spark.sparkContext.textFile(hadoop_path(manifest)).collect()
         uris += parse_manifest_lines(lines)
     if not uris:
         raise JobInputError("no objects to process: pass --objects or --manifest")
     return list(dict.fromkeys(uris))
 
 
-def parse_manifest_lines(lines: Sequence[str]) -> list[str]:
-    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI."""
-    uris = []
-    for line in lines:
-        text = line.strip()
-        if not text:
-            continue
-        uris.append(json.loads(text) if text.startswith('"') else text)
-    return uris
+def batch_id_of(args: dict[str, str], uris: Sequence[str]) -> str:
+    """The input's identity: ``--batch_id`` (made file-name safe) or a hash of the URIs."""
+    given = args.get("batch_id", "").strip()
+    if not given:
+        digest = hashlib.sha256("\n".join(sorted(uris)).encode("utf-8")).hexdigest()
+        return f"objects-{digest[:32]}"
+    safe = _SAFE_ID.sub("_", given)
+    if safe != given:  # two different ids must not meet in one safe spelling
+        safe = f"{safe[:64]}-{hashlib.sha256(given.encode('utf-8')).hexdigest()[:12]}"
+    return safe
+
+
+# ---------------------------------------------------------------------------- names
 
 
 def object_format(uri: str) -> str:
     """``csv``, ``json`` or ``parquet`` from the key's extension; a clear error otherwise."""
-    name = uri.lower()
-    for compression in COMPRESSION_SUFFIXES:
-        if name.endswith(compression):
-            name = name[: -len(compression)]
+    name = strip_compression(uri.lower())
     for suffixes, fmt in (
         (CSV_SUFFIXES, "csv"),
         (JSON_SUFFIXES, "json"),
@@ -107,18 +186,40 @@ def object_format(uri: str) -> str:
         if name.endswith(suffixes):
             return fmt
     allowed = ", ".join(CSV_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES)
-    raise JobInputError(f"unsupported object format for {uri!r}: expected one of {allowed}")
+    raise JobInputError(
+        f"unsupported object format for {uri!r}: expected one of {allowed} "
+        "(optionally followed by .gz or .bz2)"
+    )
+
+
+def strip_compression(name: str) -> str:
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def compression_of(uri: str) -> Optional[str]:
+    """``gzip`` or ``bz2`` from the key's last suffix, else None."""
+    lowered = uri.lower()
+    return next((_CODECS[s] for s in COMPRESSION_SUFFIXES if lowered.endswith(s)), None)
+
+
+def normalise_column_name(name: str, position: int) -> str:
+    """``"Order ID"`` -> ``order_id``, ``"camelCase"`` -> ``camel_case``, ``"Straße"`` ->
+    ``strasse``; letters of any script are kept (case-folded), other characters become ``_``."""
+    text = unicodedata.normalize("NFKC", name.replace("\ufeff", "")).strip().strip("'\"")
+    snake = _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", text).casefold()).strip("_")
+    snake = snake or f"column_{position + 1}"
+    return f"_{snake}" if snake[0].isdigit() else snake
 
 
 def normalise_column_names(names: Sequence[str]) -> list[str]:
-    """``"Order ID"`` -> ``order_id``, ``"camelCase"`` -> ``camel_case``; unique, never empty."""
+    """Normalised names, unique, never one of the metadata columns (those get ``_2``...)."""
     result: list[str] = []
     seen: set[str] = set()
     for position, name in enumerate(names):
-        snake = _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", name.strip()).lower()).strip("_")
-        snake = snake or f"column_{position + 1}"
-        if snake[0].isdigit():
-            snake = f"_{snake}"
+        snake = normalise_column_name(name, position)
         candidate, n = snake, 2
         while candidate in seen or candidate in METADATA_COLUMNS:
             candidate, n = f"{snake}_{n}", n + 1
@@ -132,60 +233,864 @@ def hadoop_path(uri: str) -> str:
     return _HADOOP_GLOB.sub(r"\\\1", uri)
 
 
-def read_object(spark: SparkSession, uri: str) -> DataFrame:
-    fmt = object_format(uri)
-    path = hadoop_path(uri)
-    if fmt == "csv":
-        sep = "\t" if ".tsv" in uri.lower() else ","
-        return spark.read.option("header", True).option("sep", sep).csv(path)
-    if fmt == "json":
-        return spark.read.json(path)
-    return spark.read.parquet(path)
+# ---------------------------------------------------------------------------- content checks
 
 
-def transform(df: DataFrame, source_uri: str, ingested_at: datetime) -> DataFrame:
-    """Normalise column names and add the ingestion metadata columns."""
+@dataclass
+class Probe:
+    """What an object's size and first bytes say about it, before Spark reads it."""
+
+    uri: str
+    size: int = 0
+    fmt: str = ""
+    problem: Optional[str] = None
+    """Why the object is refused (content does not match its name, not UTF-8 ...)."""
+    skip: Optional[str] = None
+    """Why there is nothing to land (0 bytes ...)."""
+    missing: bool = False
+    sep: str = ","
+    header: tuple[str, ...] = ()
+    json_layout: str = "lines"
+    nanos_columns: tuple[str, ...] = ()
+    parquet_schema: str = ""
+
+    @property
+    def group(self) -> tuple[Any, ...]:
+        """Objects of one group are read by one ``spark.read``."""
+        if self.fmt == "csv":
+            return ("csv", self.sep, self.header)
+        if self.fmt == "json":
+            return ("json", self.json_layout)
+        return ("parquet", self.parquet_schema)
+
+
+def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
+    """Classify an object from its size and first bytes (and, for Parquet, its last 4)."""
+    probe = Probe(uri=uri, size=size)
+    try:
+        probe.fmt = object_format(uri)
+    except JobInputError as error:
+        probe.problem = str(error).replace(f"for {uri!r}", "").replace("  ", " ")
+        return probe
+    if size == 0:
+        probe.skip = "empty object (0 bytes)"
+        return probe
+    compression = compression_of(uri)
+    kind = _content_kind(head)
+    if probe.fmt == "parquet":
+        if compression:
+            probe.problem = f"a Parquet object must not be {compression}-compressed as a whole"
+        elif kind != "parquet" or tail != b"PAR1":
+            probe.problem = "content is not Parquet (no PAR1 magic bytes at both ends)"
+        return probe
+    if kind == "parquet":
+        probe.problem = f"content is Parquet but the key does not end in .parquet (it is {probe.fmt})"
+        return probe
+    if compression is None and kind in _SUFFIX_OF:
+        probe.problem = (
+            f"content is {kind}-compressed but the key does not end in {_SUFFIX_OF[kind]}"
+        )
+        return probe
+    if compression is not None and kind != compression:
+        probe.problem = (
+            f"the key ends in {_SUFFIX_OF[compression]} but the content is not {compression}"
+        )
+        return probe
+    if kind == "archive":
+        probe.problem = "content is an archive or office document (zip/OLE), not text"
+        return probe
+    try:
+        text = _decompressed_text(head, compression)
+    except ValueError as error:
+        probe.problem = str(error)
+        return probe
+    if not text.strip():
+        probe.skip = "no data (only whitespace)"
+        return probe
+    if probe.fmt == "csv":
+        _sniff_csv(probe, text)
+    else:
+        _sniff_json(probe, text)
+    return probe
+
+
+def _content_kind(head: bytes) -> str:
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh") and head[3:4].isdigit():
+        return "bz2"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return "archive"
+    return "text"
+
+
+def _decompressed_text(head: bytes, compression: Optional[str]) -> str:
+    data = head
+    if compression == "gzip":
+        try:
+            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _PEEK_BYTES)
+        except zlib.error as error:
+            raise ValueError(f"corrupt gzip data: {error}") from error
+    elif compression == "bz2":
+        try:
+            data = bz2.BZ2Decompressor().decompress(head, _PEEK_BYTES)
+        except OSError as error:
+            raise ValueError(f"corrupt bzip2 data: {error}") from error
+    if _content_kind(data) != "text" or b"\x00" in data[:_PEEK_BYTES]:
+        raise ValueError("content is binary, not text")
+    try:
+        # A peek may end inside a multi-byte character: up to 3 bytes may be cut off.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(data) - 3:
+            raise ValueError(
+                f"content is not UTF-8 text (byte {error.start}: {data[error.start]:#04x})"
+            ) from error
+        text = data[: error.start].decode("utf-8")
+    return text.lstrip("\ufeff")
+
+
+def _sniff_csv(probe: Probe, text: str) -> None:
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    if strip_compression(probe.uri.lower()).endswith(".tsv"):
+        probe.sep = "\t"
+    else:
+        probe.sep = next((s for s in (",", ";", "\t", "|") if s in first_line), ",")
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=probe.sep), [])
+    probe.header = tuple(header)
+    if header and all(_is_number(value) for value in header):
+        probe.problem = (
+            "the first row looks like data, not a header (every field is a number): "
+            "CSV objects need a header row"
+        )
+
+
+def _sniff_json(probe: Probe, text: str) -> None:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        probe.json_layout = "array"
+        return
+    first_line = stripped.split("\n", 1)[0].strip()
+    try:
+        json.loads(first_line)
+    except ValueError:
+        probe.problem = (
+            "not JSON lines (one object per line) nor a JSON array: line 1 is not a complete "
+            "JSON value (a single pretty-printed document such as GeoJSON is not a table)"
+        )
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return bool(value.strip())
+
+
+def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
+    """Size, first bytes and (Parquet) footer of every object, many at a time."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def probe(uri: str) -> Probe:
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = path.getFileSystem(conf)
+        try:
+            size = int(fs.getFileStatus(path).getLen())
+        except Exception as error:
+            if "FileNotFoundException" in str(error):
+                return Probe(uri=uri, skip="object not found (deleted before the run)", missing=True)
+            raise
+        lowered = strip_compression(uri.lower())
+        peek = _BZ2_PEEK_BYTES if uri.lower().endswith(".bz2") else _PEEK_BYTES
+        head, tail = _read_ends(fs, path, size, peek, lowered.endswith(PARQUET_SUFFIXES))
+        result = sniff(uri, size, head, tail)
+        if result.fmt == "parquet" and result.problem is None and result.skip is None:
+            _read_parquet_footer(spark, path, result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(uris)))) as pool:
+        return list(pool.map(probe, uris))
+
+
+def _read_ends(fs: Any, path: Any, size: int, peek: int, parquet: bool) -> tuple[bytes, bytes]:
+    stream = fs.open(path)
+    try:
+        head = bytes(stream.readNBytes(min(size, peek)))
+        tail = b""
+        if parquet and size >= 8:
+            stream.seek(size - 4)
+            tail = bytes(stream.readNBytes(4))
+        return head, tail
+    finally:
+        stream.close()
+
+
+def _read_parquet_footer(spark: SparkSession, path: Any, probe: Probe) -> None:
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    try:
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf)
+        )
+        try:
+            schema = str(reader.getFooter().getFileMetaData().getSchema().toString())
+            rows = int(reader.getRecordCount())
+        finally:
+            reader.close()
+    except Exception as error:
+        probe.problem = f"unreadable Parquet footer: {_first_line(str(error))}"
+        return
+    probe.parquet_schema = schema
+    probe.nanos_columns = tuple(_NANOS_FIELD.findall(schema))
+    if rows == 0:
+        probe.skip = "no rows (a Parquet file with 0 rows)"
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class FileStats:
+    """Per-object figures from one aggregation pass over its rows."""
+
+    path: str = ""
+    """The object's path as Spark's ``input_file_name()`` spells it."""
+    rows: int = 0
+    corrupt: int = 0
+    first_corrupt_row: Optional[int] = None
+    first_corrupt_text: Optional[str] = None
+    non_null: dict[str, int] = field(default_factory=dict)
+    text_misses: dict[str, dict[str, int]] = field(default_factory=dict)
+    """column -> candidate type -> values that do not parse as it."""
+
+
+@dataclass
+class Group:
+    """Objects read by one ``spark.read``, their columns and per-object figures."""
+
+    probes: list[Probe]
+    frame: DataFrame
+    columns: dict[str, DataType]
+    """Normalised column name -> Spark type as read (text columns are ``StringType``)."""
+    stats: dict[str, FileStats] = field(default_factory=dict)
+    """Object URI -> figures."""
+
+
+def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
+    """One ``spark.read`` for objects of one format and layout, with columns normalised and
+    ``_path`` (the file Spark read) and ``_row_id`` (increasing within a file) added."""
     from pyspark.sql import functions as F  # noqa: N812 - PySpark's own convention
+    from pyspark.sql import types as T  # noqa: N812
 
-    renamed = df.toDF(*normalise_column_names(df.columns))
-    return (
-        renamed.withColumn("_source_object", F.lit(source_uri))
-        .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
-        .withColumn("ingestion_date", F.lit(ingested_at.strftime("%Y-%m-%d")))
+    first = probes[0]
+    paths = [hadoop_path(p.uri) for p in probes]
+    reader = spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+    if first.fmt == "csv":
+        raw = [f"c{i}" for i in range(len(first.header))]
+        schema = T.StructType(
+            [T.StructField(n, T.StringType()) for n in raw]
+            + [T.StructField(_CORRUPT, T.StringType())]
+        )
+        frame = (
+            reader.schema(schema)
+            .option("header", True)
+            .option("multiLine", True)  # RFC 4180: quoted fields may hold newlines
+            .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
+            .option("sep", first.sep)
+            .csv(paths)
+        )
+        names = normalise_column_names(first.header)
+        frame = frame.toDF(*names, _CORRUPT)
+    elif first.fmt == "json":
+        frame = reader.option("multiLine", first.json_layout == "array").json(paths)
+        if _CORRUPT not in frame.columns:
+            frame = frame.withColumn(_CORRUPT, F.lit(None).cast("string"))
+        # Spark sorts inferred JSON fields by name: the corrupt-record column may be anywhere.
+        data = [c for c in frame.columns if c != _CORRUPT]
+        frame = frame.select(*[f"`{c}`" for c in data], _CORRUPT)
+        frame = frame.toDF(*normalise_column_names(data), _CORRUPT)
+    else:
+        frame = reader.parquet(*paths)
+        for column in first.nanos_columns:
+            if column in frame.columns:  # read as epoch nanoseconds: keep microseconds
+                frame = frame.withColumn(
+                    column, F.expr(f"timestamp_micros(CAST(floor(`{column}` / 1000) AS BIGINT))")
+                )
+        frame = frame.toDF(*normalise_column_names(frame.columns)).withColumn(
+            _CORRUPT, F.lit(None).cast("string")
+        )
+    frame = frame.withColumn(_PATH, F.input_file_name()).withColumn(
+        _ROW_ID, F.monotonically_increasing_id()
     )
+    columns = {
+        f.name: f.dataType for f in frame.schema.fields if f.name not in (_CORRUPT, _PATH, _ROW_ID)
+    }
+    return Group(probes=probes, frame=frame, columns=columns)
+
+
+def _text_value(column: Column) -> Column:
+    """A text value trimmed, with the null tokens as null (how typed columns read text)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    trimmed = F.trim(column)
+    return F.when(F.lower(trimmed).isin(*NULL_TOKENS), F.lit(None)).otherwise(trimmed)
+
+
+def _parses_as(value: Column, type_name: str, pattern: str) -> Column:
+    return value.rlike(pattern) & value.cast(type_name).isNotNull()
+
+
+def collect_stats(spark: SparkSession, group: Group) -> None:
+    """One aggregation pass: rows, malformed rows and, per text column, the values that do
+    not parse as each candidate type, for every object of the group."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    corrupt = F.col(_CORRUPT).isNotNull()
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(corrupt, 1).otherwise(0)).alias("corrupt"),
+        F.min(F.col(_ROW_ID)).alias("first_id"),
+        F.min(F.when(corrupt, F.col(_ROW_ID))).alias("corrupt_id"),
+        F.first(F.when(corrupt, F.col(_CORRUPT)), ignorenulls=True).alias("corrupt_text"),
+    ]
+    text_columns = [n for n, t in group.columns.items() if isinstance(t, T.StringType)]
+    for index, name in enumerate(group.columns):
+        aggregates.append(F.count(F.col(f"`{name}`")).alias(f"n{index}"))
+    for index, name in enumerate(text_columns):
+        value = _text_value(F.col(f"`{name}`"))
+        for type_name, pattern in _TEXT_TYPES:
+            misses = value.isNotNull() & ~_parses_as(value, type_name, pattern)
+            aggregates.append(F.sum(F.when(misses, 1).otherwise(0)).alias(f"t{index}_{type_name}"))
+    # Malformed rows are still counted, but their partial values say nothing about types.
+    rows = group.frame.groupBy(_PATH).agg(*aggregates).collect()
+    uri_of = {_encoded(spark, p.uri): p.uri for p in group.probes}
+    for row in rows:
+        uri = uri_of.get(row[_PATH]) or _match_path(row[_PATH], uri_of)
+        stats = FileStats(
+            path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["corrupt"] or 0)
+        )
+        if stats.corrupt:
+            stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
+            stats.first_corrupt_text = row["corrupt_text"]
+        for index, name in enumerate(group.columns):
+            stats.non_null[name] = int(row[f"n{index}"])
+        for index, name in enumerate(text_columns):
+            stats.text_misses[name] = {
+                type_name: int(row[f"t{index}_{type_name}"] or 0) for type_name, _ in _TEXT_TYPES
+            }
+        group.stats[uri] = stats
+
+
+def _encoded(spark: SparkSession, uri: str) -> str:
+    """The URI as Spark's ``input_file_name()`` spells it (percent-encoded)."""
+    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri).toUri().toString())
+
+
+def _match_path(path: str, uri_of: dict[str, str]) -> str:
+    from urllib.parse import unquote
+
+    decoded = unquote(path)
+    for encoded, uri in uri_of.items():
+        if unquote(encoded) == decoded or decoded.endswith(unquote(encoded).split("://", 1)[-1]):
+            return uri
+    raise RuntimeError(f"Spark read a file no object names: {path}")
+
+
+# ---------------------------------------------------------------------------- types
+
+
+def spark_type_name(data_type: DataType) -> str:
+    """The table type of a column read with ``data_type`` (integers widen to ``bigint``)."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(data_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        return "bigint"
+    if isinstance(data_type, (T.FloatType, T.DoubleType)):
+        return "double"
+    if isinstance(data_type, T.TimestampNTZType):
+        return "timestamp"
+    return str(data_type.simpleString())
+
+
+def text_type(misses: dict[str, int]) -> str:
+    """The first candidate type every value parses as, else ``string``."""
+    return next((name for name, _ in _TEXT_TYPES if misses.get(name, 1) == 0), "string")
+
+
+def join_types(left: str, right: str) -> str:
+    """The one type two readings of a column share: equal, widened, or ``string``."""
+    if left == right:
+        return left
+    return _WIDENS_TO.get((left, right)) or _WIDENS_TO.get((right, left)) or "string"
+
+
+def fits(source: str, target: str, misses: Optional[dict[str, int]]) -> bool:
+    """Whether values read as ``source`` cast to the table's ``target`` type without loss."""
+    if target == "string" or source == target:
+        return True
+    if misses is not None:  # text: every value must parse as the target
+        return misses.get(target, 1) == 0
+    return join_types(source, target) == target
+
+
+def cast_to(column: Column, source: Any, target: str) -> Column:
+    """``column`` (read as ``source``) as the table's ``target`` type."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(source, T.StringType):
+        if target == "string":
+            return column
+        return _text_value(column).cast(target)
+    if target == "string" and isinstance(source, (T.StructType, T.ArrayType, T.MapType)):
+        return F.to_json(column)
+    return column.cast(target)
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+@dataclass
+class TableSchema:
+    """The output table's columns and types, kept in ``<output_path>_schema.json``."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        fields = [{"name": n, "type": t} for n, t in self.columns.items()]
+        return json.dumps({"columns": fields}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TableSchema:
+        return cls({c["name"]: c["type"] for c in json.loads(text)["columns"]})
+
+
+@dataclass
+class Outcome:
+    """What happened to one object."""
+
+    object: str
+    status: str
+    """``landed``, ``skipped``, ``refused`` or ``quarantined``."""
+    reason: Optional[str] = None
+    rows: int = 0
+    copy: Optional[str] = None
+
+    def entry(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"object": self.object}
+        if self.status == "landed":
+            data["rows"] = self.rows
+        else:
+            data["reason"] = self.reason
+        if self.copy:
+            data["copy"] = self.copy
+        return data
+
+
+def plan_columns(
+    groups: list[Group], table: TableSchema, bad: dict[str, str]
+) -> tuple[TableSchema, dict[str, str]]:
+    """The table after this run (new columns typed from the data), and the objects whose
+    values do not fit the table's existing types (added to ``bad``)."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    for group in groups:
+        for uri, stats in group.stats.items():
+            if uri in bad or stats.corrupt:
+                continue
+            for name, data_type in group.columns.items():
+                target = table.columns.get(name)
+                if target is None or not stats.non_null.get(name):
+                    continue
+                misses = (
+                    stats.text_misses.get(name) if isinstance(data_type, T.StringType) else None
+                )
+                source = spark_type_name(data_type)
+                if not fits(source, target, misses):
+                    found = "text" if misses is not None else source
+                    bad[uri] = (
+                        f"column {name!r} holds {found} values that are not {target} "
+                        "(the table's type for it)"
+                    )
+                    break
+    new_types: dict[str, str] = {}
+    for group in groups:
+        for name, data_type in group.columns.items():
+            if name in table.columns:
+                continue
+            good = [s for u, s in group.stats.items() if u not in bad and s.non_null.get(name)]
+            if not good:
+                continue  # no values yet: the column is added when it first has one
+            if isinstance(data_type, T.StringType):
+                misses = {
+                    t: sum(s.text_misses[name][t] for s in good) for t, _ in _TEXT_TYPES
+                }
+                found = text_type(misses)
+            else:
+                found = spark_type_name(data_type)
+            new_types[name] = join_types(new_types.get(name, found), found)
+    return TableSchema({**table.columns, **new_types}), bad
+
+
+def bad_row_reason(probe: Probe, stats: FileStats) -> str:
+    """Why rows of an object were malformed, with the first one's row number and text."""
+    text = (stats.first_corrupt_text or "").rstrip("\r\n")
+    where = f"data row {stats.first_corrupt_row}" if stats.first_corrupt_row else "a row"
+    if probe.fmt == "csv":
+        fields = len(next(csv.reader(io.StringIO(text, newline=""), delimiter=probe.sep), []))
+        detail = f"{where} has {_count(fields, 'field')}, the header has {len(probe.header)}"
+    elif probe.fmt == "json":
+        where = where.replace("data row", "record")
+        detail = f"{where} is not a JSON object"
+    else:
+        detail = f"{where} is unreadable"
+    more = f" ({stats.corrupt} malformed rows in all)" if stats.corrupt > 1 else ""
+    return f"{detail}{more}: {text[:120]!r}"
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+class Storage:
+    """Small files and renames through Hadoop's FileSystem (the script's only S3 client)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, uri: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def _fs(self, path: Any) -> Any:
+        return path.getFileSystem(self._conf)
+
+    def read_text(self, uri: str) -> Optional[str]:
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+
+    def write_text(self, uri: str, text: str) -> None:
+        path = self._path(uri)
+        stream = self._fs(path).create(path, True)
+        try:
+            stream.write(text.encode("utf-8"))
+        finally:
+            stream.close()
+
+    def list_files(self, directory: str) -> list[str]:
+        path = self._path(directory)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        return [str(s.getPath().toString()) for s in fs.listStatus(path) if s.isFile()]
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        self._fs(path).delete(path, True)
+
+    def rename(self, source: str, target: str) -> None:
+        src, dst = self._path(source), self._path(target)
+        fs = self._fs(dst)
+        fs.mkdirs(dst.getParent())
+        if not fs.rename(src, dst):
+            raise RuntimeError(f"could not move {source} to {target}")
+
+    def copy(self, source: str, target: str) -> None:
+        src, dst = self._path(source), self._path(target)
+        self._jvm.org.apache.hadoop.fs.FileUtil.copy(
+            self._fs(src), src, self._fs(dst), dst, False, True, self._conf
+        )
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunReport:
+    """What one run did, object by object (``_runs/<batch_id>.json``)."""
+
+    batch_id: str
+    ingestion_date: str
+    ingested_at: str
+    status: str = "STARTED"
+    outcomes: list[Outcome] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    cause: str = ""
+
+    def by_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.by_status("landed"))
+
+    def full(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "ingestion_date": self.ingestion_date,
+            "ingested_at": self.ingested_at,
+            "rows": self.rows,
+            "files": self.files,
+            "cause": self.cause,
+        }
+        for status in ("landed", "skipped", "quarantined", "refused"):
+            data[status] = [o.entry() for o in self.by_status(status)]
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The short form the workflow reads: every key always present, lists capped."""
+        data: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "rows": self.rows,
+            "landed": len(self.by_status("landed")),
+            "cause": self.cause,
+        }
+        for status in ("skipped", "quarantined", "refused"):
+            entries = [o.entry() for o in self.by_status(status)]
+            for entry in entries:
+                entry["reason"] = str(entry.get("reason", ""))[:300]
+            data[status] = entries[:REPORT_LIST_LIMIT]
+            data[f"{status}_count"] = len(entries)
+        return data
 
 
 def run(
     spark: SparkSession,
     uris: Sequence[str],
     output_path: str,
-    ingested_at: datetime | None = None,
-) -> int:
-    """Read, transform and append ``uris`` to ``output_path``; return the rows written."""
+    *,
+    batch_id: str,
+    bad_records: str = "fail",
+    quarantine_path: str = "",
+    ingested_at: Optional[datetime] = None,
+) -> RunReport:
+    """Land ``uris`` in the table at ``output_path``; return what happened to each object.
+
+    Raises :class:`JobInputError` (after landing the good objects and writing the report)
+    when ``bad_records`` is ``fail`` and an object was refused.
+    """
+    _check_run_arguments(output_path, bad_records, quarantine_path)
+    output = output_path if output_path.endswith("/") else f"{output_path}/"
+    storage = Storage(spark)
+    report_uri = f"{output}{RUNS_DIR}/{batch_id}.json"
+    report = _start_report(storage, report_uri, batch_id, ingested_at)
+    storage.write_text(report_uri, json.dumps(report.full()))
+
+    probes = probe_objects(spark, uris)
+    bad: dict[str, str] = {p.uri: p.problem for p in probes if p.problem}
+    skipped: dict[str, str] = {p.uri: p.skip for p in probes if p.skip and not p.problem}
+    readable = [p for p in probes if p.uri not in bad and p.uri not in skipped]
+    groups: dict[tuple[Any, ...], list[Probe]] = {}
+    for probe in readable:
+        groups.setdefault(probe.group, []).append(probe)
+    read = [read_group(spark, members) for members in groups.values()]
+    for group in read:
+        collect_stats(spark, group)
+        for probe in group.probes:
+            stats = group.stats.get(probe.uri, FileStats())
+            if stats.corrupt:
+                bad[probe.uri] = bad_row_reason(probe, stats)
+            elif stats.rows == 0:
+                skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
+
+    schema_uri = f"{output}{SCHEMA_FILE}"
+    existing = storage.read_text(schema_uri)
+    table = TableSchema.from_json(existing) if existing else TableSchema()
+    table, bad = plan_columns(read, table, bad)
+    landing = {
+        p.uri for g in read for p in g.probes if p.uri not in bad and p.uri not in skipped
+    }
+    frames = [
+        _project(spark, g, table, landing, report)
+        for g in read
+        if any(p.uri in landing for p in g.probes)
+    ]
+    report.files = _write(spark, storage, frames, output, report, _total_size(probes, landing))
+    if frames:
+        storage.write_text(schema_uri, table.to_json())
+
+    for probe in probes:
+        uri = probe.uri
+        if uri in bad:
+            report.outcomes.append(
+                _refuse(storage, uri, bad[uri], bad_records, quarantine_path, batch_id)
+            )
+        elif uri in skipped:
+            report.outcomes.append(Outcome(uri, "skipped", skipped[uri]))
+        else:
+            rows = next(g.stats[uri].rows for g in read if uri in g.stats)
+            report.outcomes.append(Outcome(uri, "landed", rows=rows))
+    refused = report.by_status("refused")
+    report.status = "FAILED" if refused else "SUCCEEDED"
+    if refused:
+        report.cause = refusal_cause(refused)
+    storage.write_text(report_uri, json.dumps(report.full()))
+    storage.write_text(report_uri.replace(".json", ".summary.json"), json.dumps(report.summary()))
+    if refused:
+        raise JobInputError(report.cause)
+    return report
+
+
+def refusal_cause(refused: Sequence[Outcome]) -> str:
+    """First line: the first refused object and why; then every other one, a line each."""
+    lines = [f"{o.object}: {o.reason}" for o in refused]
+    if len(refused) > 1:
+        lines.insert(1, f"{len(refused)} objects refused (bad_records=fail); the others:")
+    return "\n".join(lines)
+
+
+def _check_run_arguments(output_path: str, bad_records: str, quarantine_path: str) -> None:
     if not output_path:
-        raise JobInputError("--output_path is required (an s3:// prefix for the Parquet output)")
+        raise JobInputError("--output_path is required (the table's s3:// prefix)")
+    if bad_records not in BAD_RECORDS_MODES:
+        raise JobInputError(
+            f"--bad_records must be one of {', '.join(BAD_RECORDS_MODES)}, got {bad_records!r}"
+        )
+    if bad_records == "quarantine" and not quarantine_path:
+        raise JobInputError("--bad_records quarantine needs --quarantine_path (an s3:// prefix)")
+
+
+def _start_report(
+    storage: Storage, report_uri: str, batch_id: str, ingested_at: Optional[datetime]
+) -> RunReport:
+    """A re-run of the same input keeps the first run's partition and timestamp, so its
+    output lands in the same place and replaces the earlier attempt's."""
+    earlier = storage.read_text(report_uri)
+    if earlier:
+        data = json.loads(earlier)
+        return RunReport(batch_id, data["ingestion_date"], data["ingested_at"])
     moment = ingested_at or datetime.now(timezone.utc).replace(tzinfo=None)
-    frames = [transform(read_object(spark, uri), uri, moment) for uri in uris]
-    combined = frames[0]
-    for frame in frames[1:]:
-        combined = combined.unionByName(frame, allowMissingColumns=True)
-    combined = combined.cache()
-    rows = combined.count()
-    combined.write.mode("append").partitionBy("ingestion_date").parquet(output_path)
-    combined.unpersist()
-    return int(rows)
+    return RunReport(batch_id, moment.strftime("%Y-%m-%d"), moment.isoformat(sep=" "))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _project(
+    spark: SparkSession, group: Group, table: TableSchema, landing: set[str], report: RunReport
+) -> DataFrame:
+    """The group's landing rows in the table's columns and types, with the metadata."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    paths = spark.createDataFrame(
+        [(group.stats[p.uri].path, p.uri) for p in group.probes if p.uri in landing],
+        f"{_PATH} string, _source_object string",
+    )
+    selected = [
+        cast_to(F.col(f"`{name}`"), group.columns[name], type_name).alias(name)
+        if name in group.columns
+        else F.lit(None).cast(type_name).alias(name)
+        for name, type_name in table.columns.items()
+    ]
+    frame = group.frame.join(F.broadcast(paths), _PATH)
+    return frame.select(
+        *selected,
+        F.col("_source_object"),
+        F.lit(report.ingested_at).cast("timestamp").alias("_ingested_at"),
+    )
+
+
+def _total_size(probes: Sequence[Probe], landing: set[str]) -> int:
+    return sum(p.size for p in probes if p.uri in landing)
+
+
+def _write(
+    spark: SparkSession,
+    storage: Storage,
+    frames: list[DataFrame],
+    output: str,
+    report: RunReport,
+    input_bytes: int,
+) -> list[str]:
+    """Write the rows, then replace this batch's earlier files with the new ones.
+
+    Files are named ``<batch_id>-<n>.parquet`` in the run's ``ingestion_date`` partition: a
+    re-run of the same input removes its earlier files before its own appear.
+    """
+    partition = f"{output}ingestion_date={report.ingestion_date}/"
+    earlier = [
+        f for f in storage.list_files(partition) if f.rsplit("/", 1)[-1].startswith(f"{report.batch_id}-")
+    ]
+    staging = f"{output}{STAGING_DIR}/{report.batch_id}/"
+    written: list[str] = []
+    if frames:
+        combined = frames[0]
+        for frame in frames[1:]:
+            combined = combined.unionByName(frame)
+        files = max(1, math.ceil(input_bytes / _TARGET_FILE_BYTES))
+        combined.coalesce(files).write.mode("overwrite").parquet(staging)
+    for old in earlier:
+        storage.delete(old)
+    if frames:
+        parts = sorted(f for f in storage.list_files(staging) if f.rsplit("/", 1)[-1].startswith("part-"))
+        for index, part in enumerate(parts):
+            target = f"{partition}{report.batch_id}-{index:05d}.snappy.parquet"
+            storage.rename(part, target)
+            written.append(target)
+        storage.delete(staging)
+    return written
+
+
+def _refuse(
+    storage: Storage, uri: str, reason: str, bad_records: str, quarantine_path: str, batch_id: str
+) -> Outcome:
+    if bad_records != "quarantine":
+        return Outcome(uri, "refused", reason)
+    base = quarantine_path if quarantine_path.endswith("/") else f"{quarantine_path}/"
+    copy = f"{base}{batch_id}/{uri.split('://', 1)[-1]}"
+    storage.copy(uri, copy)
+    storage.write_text(
+        f"{copy}.reason.json", json.dumps({"object": uri, "reason": reason, "batch_id": batch_id})
+    )
+    return Outcome(uri, "quarantined", reason, copy=copy)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else ""
+
+
+def configure(spark: SparkSession) -> None:
+    """Session settings the data contract relies on."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    # Parquet TIMESTAMP(NANOS) (pandas' default) is read as epoch nanoseconds, then converted.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    spark.conf.set("spark.sql.files.ignoreMissingFiles", "false")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> RunReport:
     """Entry point on Glue (and under the offline harness): parse arguments, run, report."""
     from pyspark.sql import SparkSession
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("event-driven-etl").getOrCreate()
+    configure(spark)
     uris = object_uris(spark, args)
-    rows = run(spark, uris, args.get("output_path", ""))
-    print(json.dumps({"message": "etl finished", "objects": len(uris), "rows": rows}))
-    return rows
+    report = run(
+        spark,
+        uris,
+        args.get("output_path", ""),
+        batch_id=batch_id_of(args, uris),
+        bad_records=args.get("bad_records", "fail") or "fail",
+        quarantine_path=args.get("quarantine_path", ""),
+    )
+    summary = report.summary()
+    print(json.dumps({"message": "etl finished", **{k: summary[k] for k in ("rows", "landed")}}))
+    return report
 
 
 if __name__ == "__main__":
