@@ -46,7 +46,14 @@ FAILURE_ERROR = "EtlPipelineFailed"
 """The error a failed execution ends with; its cause starts with the original error name."""
 
 _PERIOD = Duration.minutes(5)
-_NO_OUTCOME: dict[str, Any] = {"rows": None, "landed": None, "skipped": [], "quarantined": []}
+_JSON_NULL = "States.StringToJson('null')"  # jsii drops None: a JSON null needs an intrinsic
+_NO_OUTCOME: dict[str, Any] = {
+    "rows.$": _JSON_NULL,
+    "landed.$": _JSON_NULL,
+    "skipped": [],
+    "quarantined": [],
+}
+"""The notification's outcome fields when no run report is read (your own script)."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
 
@@ -288,7 +295,7 @@ class EtlStateMachine(Construct):
             self,
             "No Glue run",
             # JSON null: "glue_job_run_id" is null when no Glue run was started.
-            parameters={"run": {"Id.$": "States.StringToJson('null')"}},
+            parameters={"run": {"Id.$": _JSON_NULL}},
             result_path="$.failed_run",
         )
         is_run_failure = sfn.Condition.and_(
@@ -353,7 +360,8 @@ class EtlStateMachine(Construct):
             parameters={
                 "Bucket": bucket.bucket_name,
                 "Key": sfn.JsonPath.format(
-                    f"{self._report_prefix}{{}}.summary.json", sfn.JsonPath.string_at("$$.Execution.Name")
+                    f"{self._report_prefix}{{}}.summary.json",
+                    sfn.JsonPath.string_at("$$.Execution.Name"),
                 ),
             },
             iam_resources=[bucket.arn_for_objects(f"{self._report_prefix}*")],

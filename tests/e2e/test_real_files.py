@@ -102,7 +102,9 @@ def _pipeline(tmp_path: Path, **props: Any) -> Stack:
 
 @pytest.mark.spark
 def test_every_real_file_ends_as_documented(tmp_path: Path) -> None:
-    with LocalPipeline.from_stack(_pipeline(tmp_path, bad_records="quarantine"), "Pipeline") as local:
+    with LocalPipeline.from_stack(
+        _pipeline(tmp_path, bad_records="quarantine"), "Pipeline"
+    ) as local:
         for path in sorted(CORPUS.iterdir()):
             if not path.name.startswith("."):
                 local.put_object(f"incoming/{path.name}", path.read_bytes())
@@ -158,7 +160,7 @@ def test_real_values_land_exactly_and_typed(tmp_path: Path) -> None:
     )
 
     with (CORPUS / "scotland_metadata_quoted_newlines.csv").open(newline="") as handle:
-        header, *records = list(csv.reader(handle))
+        _header, *records = list(csv.reader(handle))
     metadata = {r["dataset_name"]: r["rt331601"] for r in rows if r.get("dataset_name")}
     assert metadata == dict(records)  # the quoted blank lines are kept inside the value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from event_driven_etl.runtime.glue import etl_job
+from event_driven_etl.testing._output import read_table_rows
 
 
 def test_parse_args_reads_glue_style_arguments() -> None:
@@ -91,35 +94,269 @@ def test_fails_objects_that_are_not_a_json_list(spark: Any) -> None:
         etl_job.object_uris(spark, {"objects": "s3://b/k.csv"})
 
 
+# ---------------------------------------------------------------- content checks (no Spark)
+
+
+@pytest.mark.parametrize(
+    ("uri", "head", "problem"),
+    [
+        (
+            "s3://b/a.csv",
+            gzip.compress(b"a,b\n1,2\n"),
+            "content is gzip-compressed but the key does not end in .gz",
+        ),
+        (
+            "s3://b/a.csv",
+            bz2.compress(b"a,b\n1,2\n"),
+            "content is bz2-compressed but the key does not end in .bz2",
+        ),
+        (
+            "s3://b/a.csv",
+            b"PAR1\x15\x04",
+            "content is Parquet but the key does not end in .parquet",
+        ),
+        ("s3://b/a.csv.gz", b"a,b\n1,2\n", "the key ends in .gz but the content is not gzip"),
+        ("s3://b/a.parquet", b"a,b\n1,2\n", "content is not Parquet"),
+        ("s3://b/a.csv", b"PK\x03\x04rest", "archive or office document"),
+        (
+            "s3://b/a.csv",
+            "Stra\xdfe,x\n1,2\n".encode("latin-1"),
+            "content is not UTF-8 text (byte 4: 0xdf)",
+        ),
+        ("s3://b/a.csv", b"1,2,3\n4,5,6\n", "the first row looks like data, not a header"),
+        (
+            "s3://b/a.json",
+            b'{\n  "type": "FeatureCollection"\n}',
+            "not JSON lines (one object per line) nor a JSON array",
+        ),
+        ("s3://b/a.xlsx", b"x", "unsupported object format: expected one of .csv"),
+    ],
+)
+def test_fails_content_that_does_not_match_its_name(uri: str, head: bytes, problem: str) -> None:
+    probe = etl_job.sniff(uri, len(head), head, head[-4:])
+    assert probe.problem is not None and problem in probe.problem
+
+
+@pytest.mark.parametrize(
+    ("uri", "head", "check"),
+    [
+        (
+            "s3://b/a.csv",
+            b"\xef\xbb\xbfid;name\r\n1;x\r\n",
+            lambda p: p.sep == ";" and p.header == ("id", "name"),
+        ),
+        ("s3://b/a.tsv", b"a,b\tc\n", lambda p: p.sep == "\t" and p.header == ("a,b", "c")),
+        ("s3://b/a.csv", b"a|b\r1|2\r", lambda p: p.sep == "|" and p.header == ("a", "b")),
+        ("s3://b/a.csv.gz", gzip.compress(b"x,y\n1,2\n"), lambda p: p.header == ("x", "y")),
+        ("s3://b/a.json", b'  [{"a": 1}]', lambda p: p.json_layout == "array"),
+        ("s3://b/a.ndjson", b'{"a": 1}\n{"a": 2}\n', lambda p: p.json_layout == "lines"),
+    ],
+)
+def test_real_dialects_are_recognised(uri: str, head: bytes, check: Any) -> None:
+    probe = etl_job.sniff(uri, len(head), head)
+    assert probe.problem is None and probe.skip is None
+    assert check(probe)
+
+
+def test_an_empty_object_is_skipped_with_a_reason() -> None:
+    assert etl_job.sniff("s3://b/a.csv", 0, b"").skip == "empty object (0 bytes)"
+    assert etl_job.sniff("s3://b/a.jsonl", 3, b" \n\n").skip == "no data (only whitespace)"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"bigint": 0, "double": 0, "boolean": 5, "date": 5, "timestamp": 5}, "bigint"),
+        ({"bigint": 2, "double": 0, "boolean": 5, "date": 5, "timestamp": 5}, "double"),
+        ({"bigint": 5, "double": 5, "boolean": 0, "date": 5, "timestamp": 5}, "boolean"),
+        ({"bigint": 5, "double": 5, "boolean": 5, "date": 1, "timestamp": 0}, "timestamp"),
+        ({"bigint": 5, "double": 5, "boolean": 5, "date": 5, "timestamp": 5}, "string"),
+    ],
+)
+def test_a_text_column_takes_the_first_type_every_value_parses_as(
+    values: dict[str, int], expected: str
+) -> None:
+    assert etl_job.text_type(values) == expected
+
+
+def test_types_join_by_widening_or_fall_back_to_string() -> None:
+    assert etl_job.join_types("bigint", "double") == "double"
+    assert etl_job.join_types("date", "timestamp") == "timestamp"
+    assert etl_job.join_types("bigint", "timestamp") == "string"
+    assert etl_job.fits("bigint", "double", None)
+    assert not etl_job.fits("double", "bigint", None)
+    assert etl_job.fits("string", "bigint", {"bigint": 0})
+    assert not etl_job.fits("string", "bigint", {"bigint": 1})
+
+
+def test_non_ascii_names_stay_readable() -> None:
+    assert etl_job.normalise_column_names(["Straße", "Größe (cm)", "名前", "\ufeffid"]) == [
+        "strasse",
+        "grösse_cm",  # case folding spells ß as ss
+        "名前",
+        "id",
+    ]
+
+
+def test_batch_id_is_the_input_identity() -> None:
+    a = etl_job.batch_id_of({}, ["s3://b/2.csv", "s3://b/1.csv"])
+    assert a == etl_job.batch_id_of({}, ["s3://b/1.csv", "s3://b/2.csv"])
+    assert a != etl_job.batch_id_of({}, ["s3://b/1.csv"])
+    assert etl_job.batch_id_of({"batch_id": "exec-1"}, []) == "exec-1"
+    odd = etl_job.batch_id_of({"batch_id": "a/b"}, [])
+    assert "/" not in odd and odd != etl_job.batch_id_of({"batch_id": "a:b"}, [])
+
+
+def test_the_refusal_cause_names_the_first_object_on_its_first_line() -> None:
+    refused = [
+        etl_job.Outcome("s3://b/x.csv", "refused", "data row 3 has 4 fields, the header has 2"),
+        etl_job.Outcome("s3://b/y.csv", "refused", "content is not UTF-8 text"),
+    ]
+    lines = etl_job.refusal_cause(refused).splitlines()
+    assert lines[0] == "s3://b/x.csv: data row 3 has 4 fields, the header has 2"
+    assert lines[-1] == "s3://b/y.csv: content is not UTF-8 text"
+
+
+def test_glue_style_argv_with_job_ids_and_defaults_is_parsed() -> None:
+    argv = [
+        "--JOB_ID",
+        "j_1",
+        "--JOB_RUN_ID",
+        "jr_1",
+        "--job-bookmark-option",
+        "job-bookmark-disable",
+        "--TempDir",
+        "s3://t/",
+        "--objects",
+        '["s3://b/k"]',
+        "--JOB_NAME",
+        "etl",
+        "--manifest",
+        "--output_path",
+        "s3://o/p/",
+    ]
+    args = etl_job.parse_args(argv)
+    assert args["JOB_RUN_ID"] == "jr_1" and args["JOB_NAME"] == "etl"
+    assert args["manifest"] == "" and args["output_path"] == "s3://o/p/"
+
+
+# ---------------------------------------------------------------- on local Spark
+
+
+def _write(folder: Path, name: str, text: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return f"file://{path}"  # a raw key, as the workflow passes S3 URIs
+
+
+def _table(out: Path) -> list[dict[str, Any]]:
+    return read_table_rows(out)
+
+
 @pytest.mark.spark
-def test_run_lands_csv_and_json_as_partitioned_parquet(spark: Any, tmp_path: Path) -> None:
-    csv = tmp_path / "in" / "orders file.csv"
-    csv.parent.mkdir()
-    csv.write_text("Order ID,Customer Name\n1,Ann\n2,Bob\n")
-    jsonl = tmp_path / "in" / "more.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"Order ID": str(i), "extra": i}) for i in (3, 4)) + "\n")
+def test_run_lands_csv_and_json_typed_as_one_table(spark: Any, tmp_path: Path) -> None:
+    csv = _write(
+        tmp_path / "in", "orders file.csv", "Order ID,Customer Name,Paid\n1,Ann,true\n2,Bob,false\n"
+    )
+    jsonl = _write(
+        tmp_path / "in",
+        "more.jsonl",
+        "\n".join(json.dumps({"Order ID": i, "extra": i}) for i in (3, 4)) + "\n",
+    )
     out = tmp_path / "out"
     moment = datetime(2026, 1, 2, 3, 4, 5)
-    uris = [f"file://{csv}", f"file://{jsonl}"]
-    rows = etl_job.run(spark, uris, out.as_uri() + "/", ingested_at=moment)
-    assert rows == 4
-    assert (out / "ingestion_date=2026-01-02").is_dir()
-    written = spark.read.parquet(str(out)).orderBy("order_id").collect()
-    assert [r.order_id for r in written] == ["1", "2", "3", "4"]
-    assert written[0].customer_name == "Ann" and written[2].customer_name is None
-    assert written[2].extra == 3
-    assert written[0]._source_object == f"file://{csv}"
-    assert str(written[0].ingestion_date) == "2026-01-02"
+    report = etl_job.run(spark, [csv, jsonl], out.as_uri() + "/", batch_id="b1", ingested_at=moment)
+    assert report.rows == 4 and [o.status for o in report.outcomes] == ["landed", "landed"]
+    written = sorted(_table(out), key=lambda r: r["order_id"])
+    assert [r["order_id"] for r in written] == [1, 2, 3, 4]  # CSV and JSON agree: bigint
+    assert written[0]["paid"] is True and written[2]["paid"] is None
+    assert written[2]["extra"] == 3
+    assert written[0]["_source_object"] == csv
+    assert written[0]["ingestion_date"] == "2026-01-02"
+    partition = out / "ingestion_date=2026-01-02"
+    assert [p.name for p in partition.glob("*.parquet")] == ["b1-00000.snappy.parquet"]
+
+
+@pytest.mark.spark
+def test_running_the_same_input_twice_leaves_one_copy(spark: Any, tmp_path: Path) -> None:
+    data = _write(tmp_path / "in", "a.csv", "x,y\n1,a\n2,b\n")
+    out = tmp_path / "out"
+    argv = ["--objects", json.dumps([data]), "--output_path", out.as_uri() + "/"]
+    etl_job.main(argv)
+    first = _table(out)
+    etl_job.main(argv)  # a retry or redrive: the same input, the same identity
+    assert sorted(map(str, _table(out))) == sorted(map(str, first))
+    assert len(first) == 2
+
+
+@pytest.mark.spark
+def test_later_data_is_cast_to_the_tables_types_and_new_columns_are_added(
+    spark: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = _write(tmp_path / "in", "one.csv", "id,price\n1,2.5\n")
+    etl_job.run(spark, [first], out.as_uri() + "/", batch_id="one")
+    second = _write(tmp_path / "in", "two.jsonl", '{"id": 2, "price": 3, "colour": "red"}\n')
+    etl_job.run(spark, [second], out.as_uri() + "/", batch_id="two")
+    rows = sorted(_table(out), key=lambda r: r["id"])
+    assert [(r["id"], r["price"], r["colour"]) for r in rows] == [(1, 2.5, None), (2, 3.0, "red")]
+    schema = json.loads((out / "_schema.json").read_text())["columns"]
+    assert schema == [
+        {"name": "id", "type": "bigint"},
+        {"name": "price", "type": "double"},
+        {"name": "colour", "type": "string"},
+    ]
+
+
+@pytest.mark.spark
+def test_fails_a_value_that_does_not_fit_the_tables_type(spark: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    etl_job.run(
+        spark, [_write(tmp_path / "in", "one.csv", "id\n1\n")], out.as_uri() + "/", batch_id="one"
+    )
+    bad = _write(tmp_path / "in", "two.csv", "id\nA-17\n")
+    good = _write(tmp_path / "in", "three.csv", "id\n3\n")
+    with pytest.raises(etl_job.JobInputError) as raised:
+        etl_job.run(spark, [bad, good], out.as_uri() + "/", batch_id="two")
+    first_line = str(raised.value).splitlines()[0]
+    assert (
+        first_line
+        == f"{bad}: column 'id' holds text values that are not bigint (the table's type for it)"
+    )
+    assert sorted(r["id"] for r in _table(out)) == [1, 3]  # the good object of the batch landed
+    report = json.loads((out / "_runs" / "two.summary.json").read_text())
+    assert report["status"] == "FAILED" and report["cause"] == str(raised.value)
+
+
+@pytest.mark.spark
+def test_quarantine_copies_the_object_with_its_reason(spark: Any, tmp_path: Path) -> None:
+    out, quarantine = tmp_path / "out", tmp_path / "quarantine"
+    bad = _write(tmp_path / "in", "ragged.csv", "a,b\n1,2\n3,4,5\n")
+    good = _write(tmp_path / "in", "ok.csv", "a,b\n1,2\n")
+    report = etl_job.run(
+        spark,
+        [bad, good],
+        out.as_uri() + "/",
+        batch_id="q",
+        bad_records="quarantine",
+        quarantine_path=quarantine.as_uri() + "/",
+    )
+    [entry] = report.summary()["quarantined"]
+    assert entry["reason"] == "data row 2 has 3 fields, the header has 2: '3,4,5'"
+    copy = Path(entry["copy"].removeprefix("file://"))
+    assert copy.read_text() == "a,b\n1,2\n3,4,5\n"
+    assert json.loads(Path(f"{copy}.reason.json").read_text())["reason"] == entry["reason"]
+    assert len(_table(out)) == 1
 
 
 @pytest.mark.spark
 def test_main_reads_a_manifest(spark: Any, tmp_path: Path) -> None:
-    data = tmp_path / "a.csv"
-    data.write_text("x\n1\n")
+    data = _write(tmp_path, "a.csv", "x\n1\n")
     manifest = tmp_path / "batch.jsonl"
-    manifest.write_text(json.dumps(data.as_uri()) + "\n")
+    manifest.write_text(json.dumps(data) + "\n")
     out = tmp_path / "out"
-    rows = etl_job.main(
+    report = etl_job.main(
         ["--objects", "[]", "--manifest", manifest.as_uri(), "--output_path", out.as_uri() + "/"]
     )
-    assert rows == 1
+    assert report.rows == 1

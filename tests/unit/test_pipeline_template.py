@@ -201,7 +201,47 @@ def test_glue_task_waits_for_the_job_with_sync(stack: Stack) -> None:
     states = state_machine_definition(template_of(stack))["States"]
     task = states["Run Glue job"]
     assert task["Resource"].endswith(":states:::glue:startJobRun.sync")
-    assert task["Next"] == "Notify success"
+    assert task["Next"] == "Read run report"
+    assert states["Read run report"]["Next"] == "Read outcome"
+    assert states["Read outcome"]["Next"] == "Notify success"
+
+
+def test_the_run_report_is_read_into_the_success_notification(stack: Stack) -> None:
+    _pipeline(stack)
+    states = state_machine_definition(template_of(stack))["States"]
+    read = states["Read run report"]
+    assert read["Resource"].endswith(":states:::aws-sdk:s3:getObject")
+    assert read["Parameters"]["Key.$"] == (
+        "States.Format('processed/_runs/{}.summary.json', $$.Execution.Name)"
+    )
+    # No report (your own script): notify with the defaults; any other error fails the run.
+    assert read["Catch"] == [
+        {
+            "ErrorEquals": ["S3.NoSuchKeyException"],
+            "ResultPath": None,
+            "Next": "Notify success",
+        },
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Glue run failed?"},
+    ]
+    message = states["Notify success"]["Parameters"]["Message"]
+    assert message["skipped.$"] == "$.outcome.skipped"
+    assert message["quarantined.$"] == "$.outcome.quarantined"
+    assert message["rows.$"] == "$.outcome.rows"
+
+
+def test_a_failed_run_is_notified_with_the_reports_cause(stack: Stack) -> None:
+    _pipeline(stack)
+    states = state_machine_definition(template_of(stack))["States"]
+    assert states["Read failed run"]["Next"] == "Read failure report"
+    read = states["Read failure report"]
+    assert read["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Notify failure"}
+    ]
+    assert read["Next"] == "Report names the cause?"
+    assert states["Use report cause"]["Parameters"]["error"]["Cause.$"] == (
+        "$.failure_report.report.cause"
+    )
+    assert states["Apply report cause"]["Next"] == "Notify failure"
 
 
 def test_glue_task_receives_the_objects_as_job_arguments(stack: Stack) -> None:
@@ -212,6 +252,7 @@ def test_glue_task_receives_the_objects_as_job_arguments(stack: Stack) -> None:
     assert arguments == {
         "--objects.$": "States.JsonToString($.objects)",
         "--manifest.$": "$.manifest",
+        "--batch_id.$": "$$.Execution.Name",
     }
 
 
@@ -257,7 +298,6 @@ def test_any_error_is_caught_notified_and_fails_the_execution(stack: Stack) -> N
     assert catch == [
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Glue run failed?"}
     ]
-    assert states["Read failed run"]["Next"] == "Notify failure"
     assert states["No Glue run"]["Next"] == "Notify failure"
     assert states["Notify failure"]["Next"] == "Failed"
     assert states["Failed"]["Type"] == "Fail"

@@ -30,6 +30,7 @@ from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _moto_patches, _spark
 from ._glue_emulation import ACTIVE_JOBS, glue_hooks, held_job_run_class
 from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
+from ._output import read_table_rows
 from ._template import (
     ACCOUNT,
     REGION,
@@ -728,32 +729,8 @@ class LocalPipeline:
         ``pyarrow.ArrowTypeError``. Files and folders whose names start with ``_`` or ``.``
         (run reports, the schema file) are not data and are left out, as Athena does.
         """
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
         self._mirror.pull(self._s3, [self.output_bucket])
-        folder = self._mirror.folder(self.output_bucket) / prefix
-        if not folder.exists():
-            return []
-        dataset = ds.dataset(
-            str(folder), format="parquet", partitioning="hive", ignore_prefixes=["_", "."]
-        )
-        if not dataset.files:
-            return []
-        schemas = [ds.dataset(f, format="parquet").schema for f in dataset.files]
-        schema = pa.unify_schemas([*schemas, dataset.partitioning.schema])
-        rows: list[dict[str, Any]] = (
-            ds.dataset(
-                str(folder),
-                format="parquet",
-                partitioning="hive",
-                ignore_prefixes=["_", "."],
-                schema=schema,
-            )
-            .to_table()
-            .to_pylist()
-        )
-        return rows
+        return read_table_rows(self._mirror.folder(self.output_bucket) / prefix)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""

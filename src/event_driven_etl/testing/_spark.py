@@ -56,7 +56,7 @@ def spark_session() -> SparkSession:
             builder = builder.config(
                 "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
                 "org.apache.hadoop.fs.RawLocalFileSystem",
-            ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+            )
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
+    from pyspark.sql.types import DataType
 
 CSV_SUFFIXES = (".csv", ".tsv")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -270,7 +270,7 @@ def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
     try:
         probe.fmt = object_format(uri)
     except JobInputError as error:
-        probe.problem = str(error).replace(f"for {uri!r}", "").replace("  ", " ")
+        probe.problem = str(error).replace(f" for {uri!r}", "")
         return probe
     if size == 0:
         probe.skip = "empty object (0 bytes)"
@@ -283,21 +283,8 @@ def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
         elif kind != "parquet" or tail != b"PAR1":
             probe.problem = "content is not Parquet (no PAR1 magic bytes at both ends)"
         return probe
-    if kind == "parquet":
-        probe.problem = f"content is Parquet but the key does not end in .parquet (it is {probe.fmt})"
-        return probe
-    if compression is None and kind in _SUFFIX_OF:
-        probe.problem = (
-            f"content is {kind}-compressed but the key does not end in {_SUFFIX_OF[kind]}"
-        )
-        return probe
-    if compression is not None and kind != compression:
-        probe.problem = (
-            f"the key ends in {_SUFFIX_OF[compression]} but the content is not {compression}"
-        )
-        return probe
-    if kind == "archive":
-        probe.problem = "content is an archive or office document (zip/OLE), not text"
+    probe.problem = _container_problem(probe.fmt, kind, compression)
+    if probe.problem:
         return probe
     try:
         text = _decompressed_text(head, compression)
@@ -312,6 +299,19 @@ def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
     else:
         _sniff_json(probe, text)
     return probe
+
+
+def _container_problem(fmt: str, kind: str, compression: Optional[str]) -> Optional[str]:
+    """Why a text object's bytes do not match its name (Parquet, compression, archives)."""
+    if kind == "parquet":
+        return f"content is Parquet but the key does not end in .parquet (it is {fmt})"
+    if compression is None and kind in _SUFFIX_OF:
+        return f"content is {kind}-compressed but the key does not end in {_SUFFIX_OF[kind]}"
+    if compression is not None and kind != compression:
+        return f"the key ends in {_SUFFIX_OF[compression]} but the content is not {compression}"
+    if kind == "archive":
+        return "content is an archive or office document (zip/OLE), not text"
+    return None
 
 
 def _content_kind(head: bytes) -> str:
@@ -392,7 +392,7 @@ def _is_number(value: str) -> bool:
 
 def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
     """Size, first bytes and (Parquet) footer of every object, many at a time."""
-    jvm = spark.sparkContext._jvm
+    jvm = _jvm(spark)
     conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def probe(uri: str) -> Probe:
@@ -402,7 +402,9 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
             size = int(fs.getFileStatus(path).getLen())
         except Exception as error:
             if "FileNotFoundException" in str(error):
-                return Probe(uri=uri, skip="object not found (deleted before the run)", missing=True)
+                return Probe(
+                    uri=uri, skip="object not found (deleted before the run)", missing=True
+                )
             raise
         lowered = strip_compression(uri.lower())
         peek = _BZ2_PEEK_BYTES if uri.lower().endswith(".bz2") else _PEEK_BYTES
@@ -430,7 +432,7 @@ def _read_ends(fs: Any, path: Any, size: int, peek: int, parquet: bool) -> tuple
 
 
 def _read_parquet_footer(spark: SparkSession, path: Any, probe: Probe) -> None:
-    jvm = spark.sparkContext._jvm
+    jvm = _jvm(spark)
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     try:
         reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
@@ -571,9 +573,7 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
     uri_of = {_encoded(spark, p.uri): p.uri for p in group.probes}
     for row in rows:
         uri = uri_of.get(row[_PATH]) or _match_path(row[_PATH], uri_of)
-        stats = FileStats(
-            path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["corrupt"] or 0)
-        )
+        stats = FileStats(path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["corrupt"] or 0))
         if stats.corrupt:
             stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
             stats.first_corrupt_text = row["corrupt_text"]
@@ -588,7 +588,7 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
 
 def _encoded(spark: SparkSession, uri: str) -> str:
     """The URI as Spark's ``input_file_name()`` spells it (percent-encoded)."""
-    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri).toUri().toString())
+    return str(_jvm(spark).org.apache.hadoop.fs.Path(uri).toUri().toString())
 
 
 def _match_path(path: str, uri_of: dict[str, str]) -> str:
@@ -631,7 +631,7 @@ def join_types(left: str, right: str) -> str:
 
 def fits(source: str, target: str, misses: Optional[dict[str, int]]) -> bool:
     """Whether values read as ``source`` cast to the table's ``target`` type without loss."""
-    if target == "string" or source == target:
+    if target in ("string", source):
         return True
     if misses is not None:  # text: every value must parse as the target
         return misses.get(target, 1) == 0
@@ -727,9 +727,7 @@ def plan_columns(
             if not good:
                 continue  # no values yet: the column is added when it first has one
             if isinstance(data_type, T.StringType):
-                misses = {
-                    t: sum(s.text_misses[name][t] for s in good) for t, _ in _TEXT_TYPES
-                }
+                misses = {t: sum(s.text_misses[name][t] for s in good) for t, _ in _TEXT_TYPES}
                 found = text_type(misses)
             else:
                 found = spark_type_name(data_type)
@@ -760,7 +758,7 @@ class Storage:
     """Small files and renames through Hadoop's FileSystem (the script's only S3 client)."""
 
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark.sparkContext._jvm
+        self._jvm = _jvm(spark)
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _path(self, uri: str) -> Any:
@@ -910,15 +908,20 @@ def run(
     existing = storage.read_text(schema_uri)
     table = TableSchema.from_json(existing) if existing else TableSchema()
     table, bad = plan_columns(read, table, bad)
-    landing = {
-        p.uri for g in read for p in g.probes if p.uri not in bad and p.uri not in skipped
-    }
+    landing = {p.uri for g in read for p in g.probes if p.uri not in bad and p.uri not in skipped}
     frames = [
         _project(spark, g, table, landing, report)
         for g in read
         if any(p.uri in landing for p in g.probes)
     ]
-    report.files = _write(spark, storage, frames, output, report, _total_size(probes, landing))
+    report.files = _write(
+        spark,
+        storage,
+        frames=frames,
+        output=output,
+        report=report,
+        input_bytes=_total_size(probes, landing),
+    )
     if frames:
         storage.write_text(schema_uri, table.to_json())
 
@@ -926,7 +929,14 @@ def run(
         uri = probe.uri
         if uri in bad:
             report.outcomes.append(
-                _refuse(storage, uri, bad[uri], bad_records, quarantine_path, batch_id)
+                _refuse(
+                    storage,
+                    uri,
+                    bad[uri],
+                    bad_records=bad_records,
+                    quarantine_path=quarantine_path,
+                    batch_id=batch_id,
+                )
             )
         elif uri in skipped:
             report.outcomes.append(Outcome(uri, "skipped", skipped[uri]))
@@ -1007,6 +1017,7 @@ def _total_size(probes: Sequence[Probe], landing: set[str]) -> int:
 def _write(
     spark: SparkSession,
     storage: Storage,
+    *,
     frames: list[DataFrame],
     output: str,
     report: RunReport,
@@ -1019,7 +1030,9 @@ def _write(
     """
     partition = f"{output}ingestion_date={report.ingestion_date}/"
     earlier = [
-        f for f in storage.list_files(partition) if f.rsplit("/", 1)[-1].startswith(f"{report.batch_id}-")
+        f
+        for f in storage.list_files(partition)
+        if f.rsplit("/", 1)[-1].startswith(f"{report.batch_id}-")
     ]
     staging = f"{output}{STAGING_DIR}/{report.batch_id}/"
     written: list[str] = []
@@ -1032,7 +1045,9 @@ def _write(
     for old in earlier:
         storage.delete(old)
     if frames:
-        parts = sorted(f for f in storage.list_files(staging) if f.rsplit("/", 1)[-1].startswith("part-"))
+        parts = sorted(
+            f for f in storage.list_files(staging) if f.rsplit("/", 1)[-1].startswith("part-")
+        )
         for index, part in enumerate(parts):
             target = f"{partition}{report.batch_id}-{index:05d}.snappy.parquet"
             storage.rename(part, target)
@@ -1042,7 +1057,13 @@ def _write(
 
 
 def _refuse(
-    storage: Storage, uri: str, reason: str, bad_records: str, quarantine_path: str, batch_id: str
+    storage: Storage,
+    uri: str,
+    reason: str,
+    *,
+    bad_records: str,
+    quarantine_path: str,
+    batch_id: str,
 ) -> Outcome:
     if bad_records != "quarantine":
         return Outcome(uri, "refused", reason)
@@ -1053,6 +1074,14 @@ def _refuse(
         f"{copy}.reason.json", json.dumps({"object": uri, "reason": reason, "batch_id": batch_id})
     )
     return Outcome(uri, "quarantined", reason, copy=copy)
+
+
+def _jvm(spark: SparkSession) -> Any:
+    """Spark's JVM gateway: Hadoop's FileSystem and Parquet's footer reader live there."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # pragma: no cover - only on a stopped session
+        raise RuntimeError("the Spark session has no JVM gateway (was it stopped?)")
+    return jvm
 
 
 def _count(number: int, noun: str) -> str:
