@@ -360,3 +360,47 @@ def test_main_reads_a_manifest(spark: Any, tmp_path: Path) -> None:
         ["--objects", "[]", "--manifest", manifest.as_uri(), "--output_path", out.as_uri() + "/"]
     )
     assert report.rows == 1
+
+
+def test_the_example_script_reads_glues_real_argv() -> None:
+    import runpy
+
+    example = Path(__file__).resolve().parents[2] / "examples/bring_your_own/glue/orders_job.py"
+    job_arguments = runpy.run_path(str(example))["job_arguments"]
+    argv = [
+        "script_2026-11-25.py",
+        "--JOB_ID",
+        "j_0123",
+        "--JOB_RUN_ID",
+        "jr_0123",
+        "--job-bookmark-option",
+        "job-bookmark-disable",
+        "--TempDir",
+        "s3://aws-glue-assets-111111111111-eu-west-1/temporary/",
+        "--enable-metrics",
+        "true",
+        "--objects",
+        '["s3://raw/orders/a b.csv"]',
+        "--manifest",
+        "",
+        "--output_path",
+        "s3://out/processed/",
+        "--batch_id",
+        "batch2-orders",
+        "--JOB_NAME",
+        "orders-etl",
+    ]
+    assert job_arguments(argv) == {
+        "objects": '["s3://raw/orders/a b.csv"]',
+        "manifest": "",
+        "output_path": "s3://out/processed/",
+        "batch_id": "batch2-orders",
+    }
+
+
+@pytest.mark.spark
+def test_a_manifest_of_100_000_uris_is_read(spark: Any, tmp_path: Path) -> None:
+    uris = [f"s3://bucket/incoming/part {i:06d}.csv" for i in range(100_000)]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(u) + "\n" for u in uris))
+    assert etl_job.object_uris(spark, {"manifest": f"file://{manifest}"}) == uris

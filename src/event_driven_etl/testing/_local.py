@@ -81,7 +81,7 @@ class GlueRun:
 
 @dataclass
 class _Faults:
-    glue_failures: deque[tuple[str, str]] = field(default_factory=deque)
+    glue_failures: deque[tuple[str, str, bool]] = field(default_factory=deque)
     glue_start_errors: deque[str] = field(default_factory=deque)
     start_execution_errors: deque[str] = field(default_factory=deque)
 
@@ -739,10 +739,18 @@ class LocalPipeline:
     # ------------------------------------------------------------------ fault injection
 
     def fail_next_glue_run(
-        self, error: str = "GlueJobFailed", cause: str = "injected failure"
+        self,
+        error: str = "GlueJobFailed",
+        cause: str = "injected failure",
+        *,
+        after_script: bool = False,
     ) -> None:
-        """The next Glue run ends FAILED with ``error: cause`` as its error message."""
-        self._faults.glue_failures.append((error, cause))
+        """The next Glue run ends FAILED with ``error: cause`` as its error message.
+
+        With ``after_script=True`` the script runs first and writes its output, then the run
+        fails (as when Glue loses the driver after the write): a retry must not add rows.
+        """
+        self._faults.glue_failures.append((error, cause, after_script))
 
     def fail_glue_start(self, error_code: str, times: int = 1) -> None:
         """The next ``times`` StartJobRun calls fail with ``Glue.<error_code>``."""
@@ -794,25 +802,34 @@ class LocalPipeline:
         fake_run: Any,
         run_id: str,
         arguments: dict[str, str],
-        failure: Optional[tuple[str, str]],
+        failure: Optional[tuple[str, str, bool]],
     ) -> None:
         status, message, written = "SUCCEEDED", None, []
-        if failure is not None:
-            status, message = "FAILED", f"{failure[0]}: {failure[1]}"
-        else:
+        if failure is None or failure[2]:
             try:
-                written = self._run_script(arguments)
+                written = self._run_script(arguments, run_id)
             except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
+        if failure is not None and status == "SUCCEEDED":
+            status, message = "FAILED", f"{failure[0]}: {failure[1]}"
         fake_run.error_message = message
         with self._lock:
             self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
         fake_run.status = status
 
-    def _run_script(self, arguments: dict[str, str]) -> list[str]:
+    def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
         if self._glue_runner is not None:
             self._glue_runner(self.glue_script, arguments)
             return []
+        # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
+        arguments = {
+            "--JOB_ID": f"j_{self.glue_job_name}",
+            "--JOB_RUN_ID": run_id,
+            "--JOB_NAME": self.glue_job_name,
+            "--TempDir": f"s3://aws-glue-assets-{ACCOUNT}-{REGION}/temporary/",
+            "--job-bookmark-option": "job-bookmark-disable",
+            **arguments,
+        }
         buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
         with _spark._lock:
             spark = _spark.spark_session()

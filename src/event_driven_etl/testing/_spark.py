@@ -52,11 +52,12 @@ def spark_session() -> SparkSession:
                     "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
                 ).config(f"spark.hadoop.fs.{scheme}.impl.disable.cache", "true")
             # The raw local file system writes no .crc side files (S3 has none) and takes keys
-            # with ':' that the checksummed one cannot name a side file for.
+            # with ':' that the checksummed one cannot name a side file for. Spark reads the
+            # mirror through file: paths (viewfs resolves to them), so file: itself is raw.
             builder = builder.config(
                 "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
                 "org.apache.hadoop.fs.RawLocalFileSystem",
-            )
+            ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session
@@ -103,6 +104,8 @@ class BucketMirror:
         self.root = root
         self._etags: dict[tuple[str, str], str] = {}
         self._snapshot: dict[Path, tuple[int, int]] = {}
+        self.downloads = 0
+        """Objects copied from the emulated S3 so far (a run copies only what changed)."""
 
     def folder(self, bucket: str) -> Path:
         return self.root / bucket
@@ -129,6 +132,7 @@ class BucketMirror:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 self._etags[(bucket, key)] = etag
+                self.downloads += 1
         self._snapshot = self._stat_all(buckets)
 
     def push(self, s3: Any, buckets: list[str]) -> list[str]:

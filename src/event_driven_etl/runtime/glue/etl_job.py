@@ -153,7 +153,7 @@ def object_uris(spark: SparkSession, args: dict[str, str]) -> list[str]:
         uris += parsed
     manifest = args.get("manifest", "").strip()
     if manifest:
-        lines = spark.sparkContext.textFile(hadoop_path(manifest)).collect()
+        lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
         uris += parse_manifest_lines(lines)
     if not uris:
         raise JobInputError("no objects to process: pass --objects or --manifest")
