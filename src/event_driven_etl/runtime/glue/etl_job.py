@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -394,21 +395,24 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
     """Size, first bytes and (Parquet) footer of every object, many at a time."""
     jvm = _jvm(spark)
     conf = spark.sparkContext._jsc.hadoopConfiguration()
+    file_systems: dict[str, Any] = {}  # one per bucket: getFileSystem is a round trip
 
     def probe(uri: str) -> Probe:
         path = jvm.org.apache.hadoop.fs.Path(uri)
-        fs = path.getFileSystem(conf)
+        root = uri.split("/", 3)[:3]
+        fs = file_systems.get("/".join(root)) or file_systems.setdefault(
+            "/".join(root), path.getFileSystem(conf)
+        )
+        parquet = strip_compression(uri.lower()).endswith(PARQUET_SUFFIXES)
+        peek = _BZ2_PEEK_BYTES if uri.lower().endswith(".bz2") else _PEEK_BYTES
         try:
-            size = int(fs.getFileStatus(path).getLen())
+            size, head, tail = _read_ends(fs, path, peek, parquet)
         except Exception as error:
             if "FileNotFoundException" in str(error):
                 return Probe(
                     uri=uri, skip="object not found (deleted before the run)", missing=True
                 )
             raise
-        lowered = strip_compression(uri.lower())
-        peek = _BZ2_PEEK_BYTES if uri.lower().endswith(".bz2") else _PEEK_BYTES
-        head, tail = _read_ends(fs, path, size, peek, lowered.endswith(PARQUET_SUFFIXES))
         result = sniff(uri, size, head, tail)
         if result.fmt == "parquet" and result.problem is None and result.skip is None:
             _read_parquet_footer(spark, path, result)
@@ -418,15 +422,18 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
         return list(pool.map(probe, uris))
 
 
-def _read_ends(fs: Any, path: Any, size: int, peek: int, parquet: bool) -> tuple[bytes, bytes]:
+def _read_ends(fs: Any, path: Any, peek: int, parquet: bool) -> tuple[int, bytes, bytes]:
+    """The object's size, its first ``peek`` bytes and (Parquet) its last 4."""
     stream = fs.open(path)
     try:
-        head = bytes(stream.readNBytes(min(size, peek)))
-        tail = b""
-        if parquet and size >= 8:
+        head = bytes(stream.readNBytes(peek))
+        # Shorter than the peek: that is the whole object, no size look-up needed.
+        size = len(head) if len(head) < peek else int(fs.getFileStatus(path).getLen())
+        tail = head[-4:]
+        if parquet and size > len(head):
             stream.seek(size - 4)
             tail = bytes(stream.readNBytes(4))
-        return head, tail
+        return size, head, tail
     finally:
         stream.close()
 
@@ -570,9 +577,11 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
             aggregates.append(F.sum(F.when(misses, 1).otherwise(0)).alias(f"t{index}_{type_name}"))
     # Malformed rows are still counted, but their partial values say nothing about types.
     rows = group.frame.groupBy(_PATH).agg(*aggregates).collect()
-    uri_of = {_encoded(spark, p.uri): p.uri for p in group.probes}
+    uris = {p.uri for p in group.probes}
     for row in rows:
-        uri = uri_of.get(row[_PATH]) or _match_path(row[_PATH], uri_of)
+        # Spark percent-encodes the path it read; decoding gives the object's URI back.
+        decoded = unquote(row[_PATH])
+        uri = decoded if decoded in uris else _match_path(decoded, uris)
         stats = FileStats(path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["corrupt"] or 0))
         if stats.corrupt:
             stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
@@ -586,19 +595,13 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
         group.stats[uri] = stats
 
 
-def _encoded(spark: SparkSession, uri: str) -> str:
-    """The URI as Spark's ``input_file_name()`` spells it (percent-encoded)."""
-    return str(_jvm(spark).org.apache.hadoop.fs.Path(uri).toUri().toString())
-
-
-def _match_path(path: str, uri_of: dict[str, str]) -> str:
-    from urllib.parse import unquote
-
-    decoded = unquote(path)
-    for encoded, uri in uri_of.items():
-        if unquote(encoded) == decoded or decoded.endswith(unquote(encoded).split("://", 1)[-1]):
+def _match_path(path: str, uris: set[str]) -> str:
+    """The object a file path Spark read belongs to, where a file system maps ``s3://``
+    onto another scheme (the offline harness mounts buckets on local folders)."""
+    for uri in sorted(uris, key=len, reverse=True):  # the longest match is the object
+        if path.endswith("/" + uri.split("://", 1)[-1]):
             return uri
-    raise RuntimeError(f"Spark read a file no object names: {path}")
+    raise RuntimeError(f"Spark read a file that no object of the run names: {path}")
 
 
 # ---------------------------------------------------------------------------- types
