@@ -85,7 +85,7 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]")
 # of a column matches wins); the regular expressions gate Spark's casts, which are lenient
 # ("2020" casts to a timestamp, "007" to 7: zero-padded codes stay strings here).
 _TEXT_TYPES: tuple[tuple[str, str], ...] = (
-    ("bigint", r"^[+-]?(0|[1-9][0-9]{0,18})$"),
+    ("bigint", r"^[+-]?(0|[1-9][0-9]{0,17})$"),  # up to 18 digits: always fits a bigint
     ("double", r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"),
     ("boolean", r"^(?i)(true|false)$"),
     ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
@@ -95,6 +95,8 @@ _TEXT_TYPES: tuple[tuple[str, str], ...] = (
         r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$",
     ),
 )
+_NEEDS_CAST_CHECK = frozenset({"date", "timestamp"})
+"""Types whose pattern admits values that do not exist (2026-02-30): Spark's cast decides."""
 _WIDENS_TO: dict[tuple[str, str], str] = {
     ("bigint", "double"): "double",
     ("date", "timestamp"): "timestamp",
@@ -550,7 +552,27 @@ def _text_value(column: Column) -> Column:
 
 
 def _parses_as(value: Column, type_name: str, pattern: str) -> Column:
-    return value.rlike(pattern) & value.cast(type_name).isNotNull()
+    matches = value.rlike(pattern)
+    return (
+        matches & value.cast(type_name).isNotNull() if type_name in _NEEDS_CAST_CHECK else matches
+    )
+
+
+def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
+    """The raw text of the given malformed rows (a second look, only when there are any)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    if not row_ids:
+        return {}
+    # Spark refuses a query on raw CSV/JSON that reads only the corrupt-record column: one
+    # data column goes along (a file with none at all is reported without its text).
+    data = [f"`{name}`" for name in list(group.columns)[:1]]
+    if not data:
+        return {}
+    found = (
+        group.frame.where(F.col(_ROW_ID).isin(row_ids)).select(_ROW_ID, _CORRUPT, *data).collect()
+    )
+    return {int(r[_ROW_ID]): str(r[_CORRUPT]) for r in found}
 
 
 def collect_stats(spark: SparkSession, group: Group) -> None:
@@ -559,33 +581,39 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
+    # Per row: 0/1 flags, each text value computed once (the projection shares it); then one
+    # aggregation per object sums them. Only numbers are aggregated, so Spark keeps a hash
+    # aggregation (a string aggregate such as first() would make it sort).
     corrupt = F.col(_CORRUPT).isNotNull()
-    aggregates = [
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(corrupt, 1).otherwise(0)).alias("corrupt"),
-        F.min(F.col(_ROW_ID)).alias("first_id"),
-        F.min(F.when(corrupt, F.col(_ROW_ID))).alias("corrupt_id"),
-        F.first(F.when(corrupt, F.col(_CORRUPT)), ignorenulls=True).alias("corrupt_text"),
-    ]
     text_columns = [n for n, t in group.columns.items() if isinstance(t, T.StringType)]
+    flags = {"_bad": corrupt}
     for index, name in enumerate(group.columns):
-        aggregates.append(F.count(F.col(f"`{name}`")).alias(f"n{index}"))
+        flags[f"n{index}"] = F.col(f"`{name}`").isNotNull()
     for index, name in enumerate(text_columns):
         value = _text_value(F.col(f"`{name}`"))
         for type_name, pattern in _TEXT_TYPES:
             misses = value.isNotNull() & ~_parses_as(value, type_name, pattern)
-            aggregates.append(F.sum(F.when(misses, 1).otherwise(0)).alias(f"t{index}_{type_name}"))
-    # Malformed rows are still counted, but their partial values say nothing about types.
-    rows = group.frame.groupBy(_PATH).agg(*aggregates).collect()
+            flags[f"t{index}_{type_name}"] = misses
+    projected = group.frame.select(
+        _PATH, _ROW_ID, *[flag.cast("int").alias(name) for name, flag in flags.items()]
+    )
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        F.min(_ROW_ID).alias("first_id"),
+        F.min(F.when(F.col("_bad") == 1, F.col(_ROW_ID))).alias("corrupt_id"),
+        *[F.sum(name).alias(name) for name in flags],
+    ]
+    rows = projected.groupBy(_PATH).agg(*aggregates).collect()
+    corrupt_text = _corrupt_texts(group, [r["corrupt_id"] for r in rows if r["_bad"]])
     uris = {p.uri for p in group.probes}
     for row in rows:
         # Spark percent-encodes the path it read; decoding gives the object's URI back.
         decoded = unquote(row[_PATH])
         uri = decoded if decoded in uris else _match_path(decoded, uris)
-        stats = FileStats(path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["corrupt"] or 0))
+        stats = FileStats(path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["_bad"] or 0))
         if stats.corrupt:
             stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
-            stats.first_corrupt_text = row["corrupt_text"]
+            stats.first_corrupt_text = corrupt_text.get(int(row["corrupt_id"]))
         for index, name in enumerate(group.columns):
             stats.non_null[name] = int(row[f"n{index}"])
         for index, name in enumerate(text_columns):
