@@ -86,7 +86,9 @@ def built_in(spark: Any, uris: list[str], output: str) -> None:
 
 
 def heap_peak_reset(spark: Any) -> None:
-    for pool in spark.sparkContext._jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
+    for (
+        pool
+    ) in spark.sparkContext._jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
         pool.resetPeakUsage()
 
 
@@ -96,9 +98,7 @@ def heap_peak_mb(spark: Any) -> float:
     return sum(int(p.getPeakUsage().getUsed()) for p in heap) / 2**20
 
 
-def measure(
-    spark: Any, work: Path, name: str, uris: list[str], repetitions: int
-) -> dict[str, Any]:
+def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {"built-in": [], "floor": []}
     peaks: dict[str, float] = {"built-in": 0.0, "floor": 0.0}
     jobs: dict[str, Callable[[Any, list[str], str], None]] = {

@@ -290,7 +290,10 @@ def check_glue_job_props(
     for prop, prefix in resolved.items():
         for other, other_prefix in resolved.items():
             if other != prop and prefix.startswith(other_prefix) and prefix.endswith("/"):
-                problems.add(prop, prefix, f"must not be under {other} {other_prefix!r}")
+                kind = other.removesuffix("_prefix").replace("output", "table")
+                problems.add(
+                    prop, prefix, f"must not be under {other_prefix!r} (the {kind} prefix)"
+                )
     for prop, prefix in prefixes.items():
         if isinstance(prefix, str) and is_unresolved(prefix):
             continue

@@ -176,3 +176,36 @@ def test_fails_trigger_retry_attempts_above_lambda_limit(stack: Stack) -> None:
         ValidationError, match=r"retry_attempts=3: must be a whole number from 0 to 2"
     ):
         TriggerFunction(stack, "Trigger", state_machine=workflow.state_machine, retry_attempts=3)
+
+
+def test_fails_unknown_bad_records_mode(stack: Stack) -> None:
+    with pytest.raises(
+        ValidationError, match=r"bad_records='skip': must be one of 'fail', 'quarantine'"
+    ):
+        EventDrivenEtlPipeline(stack, "Pipeline", bad_records="skip")
+    assert stack.node.try_find_child("Pipeline") is None
+
+
+def test_fails_glue_job_quarantine_inside_the_table(stack: Stack) -> None:
+    source, output = s3.Bucket(stack, "Source"), s3.Bucket(stack, "Output")
+    with pytest.raises(
+        ValidationError,
+        match=r"quarantine_prefix='processed/bad/': must not be under 'processed/' "
+        r"\(the table prefix\)",
+    ):
+        GlueEtlJob(
+            stack,
+            "Job",
+            source_bucket=source,
+            output_bucket=output,
+            quarantine_prefix="processed/bad/",
+        )
+
+
+def test_fails_output_prefix_under_the_manifests(stack: Stack) -> None:
+    with pytest.raises(
+        ValidationError,
+        match=r"output_prefix='manifests/out/': must not be under 'manifests/' "
+        r"\(the manifest prefix\)",
+    ):
+        EventDrivenEtlPipeline(stack, "Pipeline", output_prefix="manifests/out/")
