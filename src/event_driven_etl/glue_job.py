@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Annotations, Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,11 +21,40 @@ BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
 """The script used when no ``script`` is given (shipped in the package)."""
 
 RESERVED_ARGUMENTS = frozenset(
-    {"--objects", "--manifest", "--output_path", "--batch_id", "--bad_records", "--quarantine_path"}
+    {
+        "--objects",
+        "--manifest",
+        "--output_path",
+        "--batch_id",
+        "--bad_records",
+        "--quarantine_path",
+        "--catalog_database",
+        "--catalog_table",
+        "--catalog_region",
+    }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
 
 DEFAULT_MAX_CONCURRENT_RUNS = 10
+DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
+"""Glue 5.1 (Spark 3.5.6, Python 3.11): the newest version the offline harness runs."""
+
+DEFAULT_JOB_TIMEOUT = Duration.hours(1)
+FLEX_JOB_TIMEOUT = Duration.hours(2)
+DEFAULT_TABLE_NAME = "etl_output"
+CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:GetPartition",
+    "glue:BatchCreatePartition",
+)
+"""What the built-in script does in the Data Catalog: keep its table and partitions."""
+
+_BUILT_IN_VERSIONS = ("V5_0", "V5_1", "V6_0")
+_FLEX_WORKER_TYPES = ("G_1X", "G_2X")
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 BAD_RECORDS_MODES = ("fail", "quarantine")
 """What the built-in script does with an object it cannot land (``bad_records``)."""
 
@@ -85,10 +115,12 @@ class GlueEtlJob(Construct):
         source_key_prefix: Optional[str] = None,
         output_prefix: str = "processed/",
         manifest_prefix: str = "manifests/",
-        glue_version: glue.GlueVersion = glue.GlueVersion.V5_0,
+        glue_version: glue.GlueVersion = DEFAULT_GLUE_VERSION,
+        execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
+        auto_scaling: bool = True,
         worker_type: glue.WorkerType = glue.WorkerType.G_1X,
         number_of_workers: int = 2,
-        timeout: Duration = Duration.hours(1),
+        timeout: Optional[Duration] = None,
         max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
         job_run_queuing: bool = False,
         extra_arguments: Optional[Mapping[str, str]] = None,
@@ -97,6 +129,8 @@ class GlueEtlJob(Construct):
         job_name: Optional[str] = None,
         bad_records: str = "fail",
         quarantine_prefix: str = "quarantine/",
+        catalog_database: Optional[glue.IDatabase] = None,
+        catalog_table_name: Optional[str] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose objects the job reads.
@@ -108,10 +142,18 @@ class GlueEtlJob(Construct):
         :param output_prefix: Key prefix of the output, ending in ``/``. Default: "processed/"
         :param manifest_prefix: Key prefix (in the output bucket) of batch manifests the job may
             read. Default: "manifests/"
-        :param glue_version: Glue version. Default: ``GlueVersion.V5_0`` (Spark 3.5, Python 3.11)
+        :param glue_version: Glue version. The built-in script needs 5.0 or later; 6.0 (Spark 4)
+            is accepted but not yet proven by the offline harness (a synth warning says so).
+            Default: ``GlueVersion.V5_1`` (Spark 3.5.6, Python 3.11: what the harness runs)
+        :param execution_class: ``FLEX`` runs on spare capacity at a lower price and may wait
+            for it to start (Glue 3.0+, G.1X or G.2X workers, no job run queuing).
+            Default: ``ExecutionClass.STANDARD``
+        :param auto_scaling: Let Glue add and remove workers as the run needs them, with
+            ``number_of_workers`` as the maximum (``--enable-auto-scaling``). Default: True
         :param worker_type: Worker type. Default: ``WorkerType.G_1X``
         :param number_of_workers: Workers per run, at least 2. Default: 2
-        :param timeout: Longest a run may take before Glue stops it. Default: 1 hour
+        :param timeout: Longest a run may take before Glue stops it. Default: 1 hour (2 hours
+            with FLEX, whose runs may wait for capacity)
         :param max_concurrent_runs: Runs of this job at the same time (Glue's own default is 1,
             which fails all but one run of a burst). Default: 10
         :param job_run_queuing: Let Glue queue runs that exceed its limits instead of failing
@@ -130,6 +172,12 @@ class GlueEtlJob(Construct):
             ``.reason.json`` and the run succeeds. Default: "fail"
         :param quarantine_prefix: Key prefix (in the output bucket) for quarantined objects.
             Default: "quarantine/"
+        :param catalog_database: Glue Data Catalog database of the output table: the built-in
+            script creates the table on its first run and adds columns later; the role may
+            change that table only. Default: - no catalog table
+        :param catalog_table_name: Name of the output table in ``catalog_database``
+            (lowercase letters, digits and ``_``). Default: - "etl_output" when a database is
+            given
         """
         problems = Problems(f"GlueEtlJob '{construct_id}'")
         check_glue_job_props(
@@ -138,13 +186,31 @@ class GlueEtlJob(Construct):
             manifest_prefix=manifest_prefix,
             number_of_workers=number_of_workers,
             max_concurrent_runs=max_concurrent_runs,
-            timeout=timeout,
+            timeout=timeout or DEFAULT_JOB_TIMEOUT,
             extra_arguments=extra_arguments,
             bad_records=bad_records,
             quarantine_prefix=quarantine_prefix,
+            glue_version=glue_version,
+            execution_class=execution_class,
+            worker_type=worker_type,
+            job_run_queuing=job_run_queuing,
+            built_in_script=script is None,
+            catalog_table_name=catalog_table_name,
         )
         problems.raise_if_any()
         super().__init__(scope, construct_id)
+        flex = execution_class == glue.ExecutionClass.FLEX
+        timeout = timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
+        self.catalog_database = catalog_database
+        self.catalog_table_name = (
+            (catalog_table_name or DEFAULT_TABLE_NAME) if catalog_database else None
+        )
+        if glue_version == glue.GlueVersion.V6_0 and script is None:
+            Annotations.of(self).add_warning_v2(
+                "event-driven-etl:glue-6-unproven",
+                "Glue 6.0 (Spark 4.1) runs the built-in script in AWS, but the offline harness "
+                "proves it on Spark 3.5 (Glue 5.1) only.",
+            )
 
         self.output_encryption_key = output_encryption_key
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
@@ -179,27 +245,32 @@ class GlueEtlJob(Construct):
             "--output_path": self.output_path,
             "--bad_records": bad_records,
             "--quarantine_path": self.quarantine_path,
+            **self._catalog_arguments(),
+            **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
         }
-        self.job = glue.PySparkEtlJob(
-            self,
-            "Job",
-            role=role,
-            script=script or glue.Code.from_asset(str(BUILT_IN_SCRIPT)),
-            glue_version=glue_version,
-            worker_configuration=glue.WorkerConfiguration(
+        common: dict[str, Any] = {
+            "role": role,
+            "script": script or glue.Code.from_asset(str(BUILT_IN_SCRIPT)),
+            "glue_version": glue_version,
+            "worker_configuration": glue.WorkerConfiguration(
                 worker_type=worker_type, number_of_workers=number_of_workers
             ),
-            timeout=timeout,
-            max_retries=0,
-            max_concurrent_runs=max_concurrent_runs,
-            job_run_queuing_enabled=job_run_queuing,
-            default_arguments=arguments,
-            security_configuration=self.security_configuration,
-            job_name=job_name,
-            description="event-driven-etl: transforms new S3 objects",
+            "timeout": timeout,
+            "max_retries": 0,
+            "max_concurrent_runs": max_concurrent_runs,
+            "default_arguments": arguments,
+            "security_configuration": self.security_configuration,
+            "job_name": job_name,
+            "description": "event-driven-etl: transforms new S3 objects",
+        }
+        self.job = (
+            glue.PySparkFlexEtlJob(self, "Job", **common)
+            if flex
+            else glue.PySparkEtlJob(self, "Job", job_run_queuing_enabled=job_run_queuing, **common)
         )
+        self.execution_class = execution_class
         self._grant_data_access(
             source_bucket,
             output_bucket,
@@ -208,7 +279,29 @@ class GlueEtlJob(Construct):
             manifest_prefix,
         )
         self._grant_logs_and_metrics()
+        self._grant_catalog()
         _nag.acknowledge_necessary_wildcards(self.role)
+
+    def _catalog_arguments(self) -> dict[str, str]:
+        if self.catalog_database is None or self.catalog_table_name is None:
+            return {}
+        return {
+            "--catalog_database": self.catalog_database.database_name,
+            "--catalog_table": self.catalog_table_name,
+            "--catalog_region": Stack.of(self).region,
+        }
+
+    def _grant_catalog(self) -> None:
+        """Create and change the output table, register its partitions: that table only."""
+        if self.catalog_database is None or self.catalog_table_name is None:
+            return
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="MaintainOutputTable",
+                actions=list(CATALOG_ACTIONS),
+                resources=table_arns(self.catalog_database, self.catalog_table_name),
+            )
+        )
 
     def _grant_data_access(
         self,
@@ -273,8 +366,30 @@ def check_glue_job_props(
     extra_arguments: Optional[Mapping[str, str]],
     bad_records: str = "fail",
     quarantine_prefix: str = "quarantine/",
+    glue_version: Optional[glue.GlueVersion] = None,
+    execution_class: Optional[glue.ExecutionClass] = None,
+    worker_type: Optional[glue.WorkerType] = None,
+    job_run_queuing: bool = False,
+    built_in_script: bool = True,
+    catalog_table_name: Optional[str] = None,
 ) -> None:
     """Record every problem with GlueEtlJob's props (the pipeline checks them up front too)."""
+    check_glue_runtime_props(
+        problems,
+        glue_version=glue_version,
+        execution_class=execution_class,
+        worker_type=worker_type,
+        job_run_queuing=job_run_queuing,
+        built_in_script=built_in_script,
+    )
+    if catalog_table_name is not None and not is_unresolved(catalog_table_name):
+        problems.require(
+            isinstance(catalog_table_name, str) and bool(_TABLE_NAME.match(catalog_table_name)),
+            "catalog_table_name",
+            catalog_table_name,
+            "must be 1 to 255 lowercase letters, digits or '_', not starting with a digit "
+            "(Glue and Athena table names)",
+        )
     problems.require(
         bad_records in BAD_RECORDS_MODES,
         "bad_records",
@@ -321,3 +436,56 @@ def check_glue_job_props(
             )
         elif not (isinstance(name, str) and name.startswith("--")):
             problems.add("extra_arguments", name, "argument names must start with '--'")
+
+
+def check_glue_runtime_props(
+    problems: Problems,
+    *,
+    glue_version: Optional[glue.GlueVersion],
+    execution_class: Optional[glue.ExecutionClass],
+    worker_type: Optional[glue.WorkerType],
+    job_run_queuing: bool,
+    built_in_script: bool,
+) -> None:
+    """Combinations Glue (or the built-in script) rejects."""
+    version = glue_version.name if isinstance(glue_version, glue.GlueVersion) else None
+    if built_in_script and version is not None:
+        problems.require(
+            version in _BUILT_IN_VERSIONS,
+            "glue_version",
+            _Shown(f"GlueVersion.{version}"),
+            "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
+        )
+    if execution_class != glue.ExecutionClass.FLEX:
+        return
+    if version in ("V0_9", "V1_0", "V2_0"):
+        problems.add("glue_version", _Shown(f"GlueVersion.{version}"), "FLEX needs Glue 3.0+")
+    worker = worker_type.name if isinstance(worker_type, glue.WorkerType) else None
+    if worker is not None and worker not in _FLEX_WORKER_TYPES:
+        problems.add(
+            "worker_type", _Shown(f"WorkerType.{worker}"), "FLEX runs on G.1X or G.2X workers only"
+        )
+    if job_run_queuing:
+        problems.add(
+            "job_run_queuing", job_run_queuing, "Glue does not queue FLEX runs: drop one of them"
+        )
+
+
+class _Shown(str):
+    """A value shown in an error as written in code (``GlueVersion.V4_0``), not quoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def table_arns(database: glue.IDatabase, table_name: str) -> list[str]:
+    """The ARNs IAM checks for a table's catalog calls: its catalog, database and table."""
+    return [
+        database.catalog.catalog_arn,
+        database.database_arn,
+        Stack.of(database).format_arn(
+            service="glue",
+            resource="table",
+            resource_name=f"{database.database_name}/{table_name}",
+        ),
+    ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Optional
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
@@ -18,12 +19,29 @@ from constructs import Construct
 
 from . import _defaults, _operations
 from ._validation import Problems
-from .glue_job import DEFAULT_MAX_CONCURRENT_RUNS, GlueEtlJob, check_glue_job_props
+from .errors import ValidationError
+from .glue_job import (
+    DEFAULT_GLUE_VERSION,
+    DEFAULT_MAX_CONCURRENT_RUNS,
+    GlueEtlJob,
+    check_glue_job_props,
+    table_arns,
+)
 from .retry import Batching, RetryPolicy
 from .state_machine import EtlStateMachine, check_state_machine_props
 from .trigger import TriggerFunction, check_trigger_props
 
 _S3_ACCESS_LOGS_BY_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
+QUERY_CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+)
+"""Catalog reads a query engine makes for one table (Athena, Spark, Trino)."""
 
 MANIFEST_PREFIX = "manifests/"
 """Key prefix (in the output bucket) of batch manifests; expired after 30 days."""
@@ -85,6 +103,13 @@ class EventDrivenEtlPipeline(Construct):
     dashboard: Optional[cloudwatch.Dashboard]
     """The CloudWatch dashboard (with ``dashboard=True``)."""
 
+    catalog_database: Optional[glue.IDatabase]
+    """The Glue Data Catalog database of the output table (None with ``catalog=False``)."""
+
+    catalog_table_name: Optional[str]
+    """The output table's name in ``catalog_database``: query it with Athena, Spark or any
+    Glue/Hive reader after the first run (None with ``catalog=False``)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -106,11 +131,11 @@ class EventDrivenEtlPipeline(Construct):
         output_prefix: str = "processed/",
         worker_type: glue.WorkerType = glue.WorkerType.G_1X,
         number_of_workers: int = 2,
-        job_timeout: Duration = Duration.hours(1),
+        job_timeout: Optional[Duration] = None,
         max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
         job_run_queuing: bool = False,
         extra_job_arguments: Optional[Mapping[str, str]] = None,
-        workflow_timeout: Duration = Duration.hours(12),
+        workflow_timeout: Optional[Duration] = None,
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
         alarms: bool = True,
@@ -118,6 +143,11 @@ class EventDrivenEtlPipeline(Construct):
         freshness_period: Optional[Duration] = None,
         dashboard: bool = False,
         bad_records: str = "fail",
+        glue_version: glue.GlueVersion = DEFAULT_GLUE_VERSION,
+        execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
+        catalog: bool = True,
+        catalog_database: Optional[glue.IDatabase] = None,
+        catalog_table_name: Optional[str] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -151,13 +181,13 @@ class EventDrivenEtlPipeline(Construct):
             Default: "processed/"
         :param worker_type: Glue worker type. Default: ``WorkerType.G_1X``
         :param number_of_workers: Glue workers per run, at least 2. Default: 2
-        :param job_timeout: Longest a Glue run may take. Default: 1 hour
+        :param job_timeout: Longest a Glue run may take. Default: 1 hour (2 hours with FLEX)
         :param max_concurrent_runs: Glue runs at the same time. Default: 10
         :param job_run_queuing: Let Glue queue runs over its limits. Default: False
         :param extra_job_arguments: More ``--name: value`` arguments for your script.
             Default: - none
         :param workflow_timeout: Longest a workflow execution may take, retries included.
-            Default: 12 hours
+            Default: 12 hours (24 hours with FLEX)
         :param include_execution_data: Log execution input/output (object keys) in the
             workflow's log group. Default: False
         :param log_retention: Retention of the log groups created. Default: one year
@@ -175,8 +205,22 @@ class EventDrivenEtlPipeline(Construct):
             run FAILED, the notification's cause naming the object; ``"quarantine"`` copies
             it under ``quarantine/`` in the output bucket with a ``.reason.json`` and the run
             succeeds, listing it under ``quarantined``. Default: "fail"
+        :param glue_version: Glue version of the job. Default: ``GlueVersion.V5_1`` (Spark
+            3.5.6, the newest version the offline harness proves)
+        :param execution_class: ``ExecutionClass.FLEX`` runs on spare capacity at a lower
+            price and may wait for it; the job and workflow timeouts' defaults double.
+            Default: ``ExecutionClass.STANDARD``
+        :param catalog: Keep the output as a table in the Glue Data Catalog (the built-in
+            script creates it on its first run, adds columns later and registers partitions;
+            partition projection is set for Athena). Set False for a script of your own that
+            does not maintain it. Default: True
+        :param catalog_database: The catalog database for the table. Default: - a new database
+        :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
+            (lowercase, ``_`` for other characters)
         """
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
+        flex = execution_class == glue.ExecutionClass.FLEX
+        workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
         check_trigger_props(
             problems,
             key_prefix=key_prefix,
@@ -199,10 +243,18 @@ class EventDrivenEtlPipeline(Construct):
             manifest_prefix=MANIFEST_PREFIX,
             number_of_workers=number_of_workers,
             max_concurrent_runs=max_concurrent_runs,
-            timeout=job_timeout,
+            timeout=job_timeout or Duration.hours(1),
             extra_arguments=extra_job_arguments,
             bad_records=bad_records,
+            glue_version=glue_version,
+            execution_class=execution_class,
+            worker_type=worker_type,
+            job_run_queuing=job_run_queuing,
+            built_in_script=glue_script is None,
+            catalog_table_name=catalog_table_name,
         )
+        if catalog_database is not None and not catalog:
+            problems.add("catalog_database", catalog_database, "has no effect with catalog=False")
         problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
         _check_same_environment(problems, scope, source_bucket)
         if alarm_topic is not None and not alarms:
@@ -257,6 +309,20 @@ class EventDrivenEtlPipeline(Construct):
             self, "NotificationTopic", self.encryption_key
         )
 
+        self.catalog_database = None
+        self.catalog_table_name = None
+        if catalog:
+            self.catalog_database = catalog_database or glue.Database(
+                self,
+                "CatalogDatabase",
+                database_name=_catalog_name(Names.unique_resource_name(self, max_length=200)),
+                description=f"event-driven-etl {self.pipeline_name}: the output table",
+                # The table is the job's; the data stays in S3. A retained database with a
+                # fixed name would block the next deploy of the same app.
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            self.catalog_table_name = catalog_table_name or _catalog_name(self.pipeline_name)
+
         if batching is None and max_concurrent_runs == 1:
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:single-glue-run",
@@ -282,6 +348,10 @@ class EventDrivenEtlPipeline(Construct):
             encryption_key=self.encryption_key,
             output_encryption_key=encryption_key,
             bad_records=bad_records,
+            glue_version=glue_version,
+            execution_class=execution_class,
+            catalog_database=self.catalog_database,
+            catalog_table_name=self.catalog_table_name,
         )
         self.state_machine = EtlStateMachine(
             self,
@@ -391,6 +461,28 @@ class EventDrivenEtlPipeline(Construct):
         """Let ``grantee`` subscribe to the notification topic."""
         return self.notification_topic.grant_subscribe(grantee)
 
+    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` query the output table (Athena, Spark, any catalog reader): read
+        the catalog database, table and partitions, and the output objects and their key.
+
+        Running Athena queries also needs the workgroup's own permissions
+        (``athena:StartQueryExecution`` ...) and its results location: those are yours.
+        """
+        if self.catalog_database is None or self.catalog_table_name is None:
+            raise ValidationError(
+                f"EventDrivenEtlPipeline '{self.node.id}'",
+                [
+                    "grant_query: catalog=False: there is no catalog table to query; "
+                    "use grant_read_output for the objects"
+                ],
+            )
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(QUERY_CATALOG_ACTIONS),
+            resource_arns=table_arns(self.catalog_database, self.catalog_table_name),
+        )
+        return grant.combine(self.grant_read_output(grantee))
+
     def grant_read_output(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read the Glue output (under ``output_prefix``), key included."""
         grant = self.output_bucket.grant_read(grantee, f"{self._output_prefix}*")
@@ -423,6 +515,12 @@ class EventDrivenEtlPipeline(Construct):
                 },
             ),
         )
+
+
+def _catalog_name(text: str) -> str:
+    """A Glue and Athena friendly name: lowercase letters, digits and ``_``."""
+    name = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "etl"
+    return (f"t_{name}" if name[0].isdigit() else name)[:255]
 
 
 def _check_same_environment(

@@ -394,10 +394,12 @@ def test_created_topic_is_kms_encrypted_and_tls_only(stack: Stack) -> None:
 # ---------------------------------------------------------------- Glue job
 
 
-def test_glue_job_is_glue_5_pyspark_with_no_glue_retries(stack: Stack) -> None:
+def test_glue_job_is_glue_5_1_pyspark_with_no_glue_retries(stack: Stack) -> None:
     _pipeline(stack)
     job = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]
-    assert job["GlueVersion"] == "5.0"
+    assert job["GlueVersion"] == "5.1"
+    assert "ExecutionClass" not in job or job["ExecutionClass"] == "STANDARD"
+    assert job["DefaultArguments"]["--enable-auto-scaling"] == "true"
     assert job["Command"]["Name"] == "glueetl"
     assert job["MaxRetries"] == 0
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 10}

@@ -225,6 +225,8 @@ class LocalPipeline:
             physical = str(props.get("Name") or logical_id)
         elif kind == "AWS::DynamoDB::Table":
             physical = str(props.get("TableName") or logical_id)
+        elif kind == "AWS::Glue::Database":
+            physical = str(props.get("DatabaseInput", {}).get("Name") or lowered)
         if physical is not None:
             self._resolver.physical[logical_id] = physical
         if arn is not None:
@@ -317,6 +319,7 @@ class LocalPipeline:
         for logical_id, resource in self._resources.items():
             if resource["Type"] == "AWS::S3::Bucket":
                 self._create_bucket(self._resolver.physical[logical_id], resource)
+        self._create_catalog_databases()
         rule = self._resources[self._rule_id]["Properties"]
         self.rule_pattern: dict[str, Any] = self._resolve(rule["EventPattern"])
         self.source_bucket = str(self.rule_pattern["detail"]["bucket"]["name"][0])
@@ -352,6 +355,26 @@ class LocalPipeline:
         self._create_topic_capture()
         self._create_state_machine()
         self._create_rule()
+
+    def _create_catalog_databases(self) -> None:
+        """The template's Glue databases, and a database the job names that another stack
+        owns (brought by the user), so the script's catalog calls meet a real catalog."""
+        import boto3
+
+        glue = boto3.client("glue", region_name=REGION)
+        names = {
+            str(self._resolver.physical[lid])
+            for lid, r in self._resources.items()
+            if r["Type"] == "AWS::Glue::Database"
+        }
+        job = self._resources[self._job_id]["Properties"]
+        arguments = self._resolve(job.get("DefaultArguments", {}))
+        self.catalog_database: Optional[str] = arguments.get("--catalog_database") or None
+        self.catalog_table: Optional[str] = arguments.get("--catalog_table") or None
+        if self.catalog_database:
+            names.add(self.catalog_database)
+        for name in sorted(names):
+            glue.create_database(DatabaseInput={"Name": name})
 
     def _create_bucket(self, name: str, resource: Optional[dict[str, Any]]) -> None:
         existing = {b["Name"] for b in self._s3.list_buckets().get("Buckets", [])}
@@ -731,6 +754,35 @@ class LocalPipeline:
         """
         self._mirror.pull(self._s3, [self.output_bucket])
         return read_table_rows(self._mirror.folder(self.output_bucket) / prefix)
+
+    def catalog_table_definition(self) -> dict[str, Any]:
+        """The output table as the (emulated) Glue Data Catalog holds it (``get_table``)."""
+        import boto3
+
+        if not (self.catalog_database and self.catalog_table):
+            raise LookupError("this pipeline keeps no catalog table (catalog=False)")
+        glue = boto3.client("glue", region_name=REGION)
+        table: dict[str, Any] = glue.get_table(
+            DatabaseName=self.catalog_database, Name=self.catalog_table
+        )["Table"]
+        return table
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Run SQL against the output table through its catalog definition, as Athena would
+        see it: DuckDB reads the table's location with the catalog's column types and its
+        partition column. Name the table as ``<table>`` or ``<database>.<table>``."""
+        from ._query import query_table
+
+        table = self.catalog_table_definition()
+        self._mirror.pull(self._s3, [self.output_bucket])
+        location = str(table["StorageDescriptor"]["Location"])
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        return query_table(
+            sql,
+            database=str(self.catalog_database),
+            table=table,
+            folder=self._mirror.folder(bucket) / prefix,
+        )
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""

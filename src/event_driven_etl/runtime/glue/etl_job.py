@@ -842,6 +842,101 @@ class Storage:
         )
 
 
+# ---------------------------------------------------------------------------- the catalog
+
+PARQUET_SERDE = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    },
+}
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """Where the output table lives in the Glue Data Catalog (``--catalog_*`` arguments)."""
+
+    database: str
+    table: str
+    region: Optional[str] = None
+
+    def client(self) -> Any:
+        import boto3  # in Glue's runtime; imported only when a catalog table is kept
+
+        return boto3.client("glue", region_name=self.region or None)
+
+    @classmethod
+    def from_args(cls, args: dict[str, str]) -> Optional[CatalogTable]:
+        database, table = args.get("catalog_database", ""), args.get("catalog_table", "")
+        if not (database and table):
+            return None
+        return cls(database, table, args.get("catalog_region") or None)
+
+
+def table_input(name: str, location: str, schema: TableSchema) -> dict[str, Any]:
+    """The Glue table for the output: the schema's columns (Spark's type names are Hive's),
+    the metadata columns, the ``ingestion_date`` partition, projected for Athena."""
+    columns = [{"Name": n, "Type": t} for n, t in schema.columns.items()]
+    columns += [
+        {"Name": "_source_object", "Type": "string"},
+        {"Name": "_ingested_at", "Type": "timestamp"},
+    ]
+    return {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "StorageDescriptor": {"Columns": columns, "Location": location, **PARQUET_SERDE},
+        "PartitionKeys": [{"Name": "ingestion_date", "Type": "string"}],
+        "Parameters": {
+            "classification": "parquet",
+            "EXTERNAL": "TRUE",
+            # Athena: partitions are computed, never listed or registered.
+            "projection.enabled": "true",
+            "projection.ingestion_date.type": "date",
+            "projection.ingestion_date.format": "yyyy-MM-dd",
+            "projection.ingestion_date.range": "2000-01-01,NOW",
+            "projection.ingestion_date.interval": "1",
+            "projection.ingestion_date.interval.unit": "DAYS",
+            "storage.location.template": f"{location}ingestion_date=${{ingestion_date}}/",
+        },
+    }
+
+
+def maintain_table(
+    catalog: CatalogTable, location: str, schema: TableSchema, ingestion_date: str
+) -> None:
+    """Create the table or bring its columns up to date, and register the run's partition
+    (Spark, Hive and Trino read registered partitions; Athena projects them)."""
+    glue, database, name = catalog.client(), catalog.database, catalog.table
+    wanted = table_input(name, location, schema)
+    try:
+        current = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        current = None
+    if current is None:
+        try:
+            glue.create_table(DatabaseName=database, TableInput=wanted)
+        except glue.exceptions.AlreadyExistsException:  # another run made it meanwhile
+            current = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    if current is not None and (
+        current["StorageDescriptor"]["Columns"] != wanted["StorageDescriptor"]["Columns"]
+    ):
+        glue.update_table(DatabaseName=database, TableInput=wanted)
+    partition = {
+        "Values": [ingestion_date],
+        "StorageDescriptor": {
+            **wanted["StorageDescriptor"],
+            "Location": f"{location}ingestion_date={ingestion_date}/",
+        },
+    }
+    response = glue.batch_create_partition(
+        DatabaseName=database, TableName=name, PartitionInputList=[partition]
+    )
+    for error in response.get("Errors", []):
+        if error["ErrorDetail"]["ErrorCode"] != "AlreadyExistsException":
+            raise RuntimeError(f"registering partition {ingestion_date}: {error['ErrorDetail']}")
+
+
 # ---------------------------------------------------------------------------- the run
 
 
@@ -905,6 +1000,7 @@ def run(
     bad_records: str = "fail",
     quarantine_path: str = "",
     ingested_at: Optional[datetime] = None,
+    catalog: Optional[CatalogTable] = None,
 ) -> RunReport:
     """Land ``uris`` in the table at ``output_path``; return what happened to each object.
 
@@ -926,14 +1022,7 @@ def run(
     for probe in readable:
         groups.setdefault(probe.group, []).append(probe)
     read = [read_group(spark, members) for members in groups.values()]
-    for group in read:
-        collect_stats(spark, group)
-        for probe in group.probes:
-            stats = group.stats.get(probe.uri, FileStats())
-            if stats.corrupt:
-                bad[probe.uri] = bad_row_reason(probe, stats)
-            elif stats.rows == 0:
-                skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
+    _classify_rows(spark, read, bad, skipped)
 
     schema_uri = f"{output}{SCHEMA_FILE}"
     existing = storage.read_text(schema_uri)
@@ -955,6 +1044,8 @@ def run(
     )
     if frames:
         storage.write_text(schema_uri, table.to_json())
+        if catalog is not None:
+            maintain_table(catalog, output, table, report.ingestion_date)
 
     for probe in probes:
         uri = probe.uri
@@ -983,6 +1074,20 @@ def run(
     if refused:
         raise JobInputError(report.cause)
     return report
+
+
+def _classify_rows(
+    spark: SparkSession, groups: list[Group], bad: dict[str, str], skipped: dict[str, str]
+) -> None:
+    """Objects with malformed rows are bad, objects without rows are skipped."""
+    for group in groups:
+        collect_stats(spark, group)
+        for probe in group.probes:
+            stats = group.stats.get(probe.uri, FileStats())
+            if stats.corrupt:
+                bad[probe.uri] = bad_row_reason(probe, stats)
+            elif stats.rows == 0:
+                skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
 
 
 def refusal_cause(refused: Sequence[Outcome]) -> str:
@@ -1147,6 +1252,7 @@ def main(argv: Optional[Sequence[str]] = None) -> RunReport:
         batch_id=batch_id_of(args, uris),
         bad_records=args.get("bad_records", "fail") or "fail",
         quarantine_path=args.get("quarantine_path", ""),
+        catalog=CatalogTable.from_args(args),
     )
     summary = report.summary()
     print(json.dumps({"message": "etl finished", **{k: summary[k] for k in ("rows", "landed")}}))
