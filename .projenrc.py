@@ -65,7 +65,7 @@ project.add_task(
     "bench",
     description="Run the benchmarks (ratios against baselines measured in the same run)",
     exec=".venv/bin/python benchmarks/synth.py && .venv/bin/python benchmarks/trigger.py "
-    "&& .venv/bin/python benchmarks/local_run.py",
+    "&& .venv/bin/python benchmarks/local_run.py && .venv/bin/python benchmarks/glue_script.py",
 )
 project.package_task.reset(
     "rm -rf dist/python && .venv/bin/python -m build --outdir dist/python "

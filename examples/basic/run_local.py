@@ -62,6 +62,14 @@ def main() -> int:
                 print(f"  {count} rows from {name}")
             for row in rows[:3]:
                 print("  e.g.", {k: str(v) for k, v in row.items()})
+            table = local.catalog_table_definition()
+            print(f"\ncatalog table {local.catalog_database}.{table['Name']}:")
+            for column in table["StorageDescriptor"]["Columns"]:
+                print(f"  {column['Name']}: {column['Type']}")
+            sql = f"SELECT _source_object, count(*) AS n FROM {table['Name']} GROUP BY 1 ORDER BY 1"
+            print(f"\n{sql}")
+            for result in local.query(sql):
+                print("  ", result)
             ok = runs and all(r.status == "SUCCEEDED" for r in runs) and len(runs) == len(samples)
             return 0 if ok else 1
 

@@ -65,12 +65,14 @@ _MAX_CONCURRENT_RUNS_LIMIT = 1000
 
 
 class GlueEtlJob(Construct):
-    """A Glue 5.0 PySpark ETL job that reads the source bucket and writes the output bucket.
+    """A Glue 5.1 PySpark ETL job that reads the source bucket and writes the output bucket.
 
     The job gets a role of its own with only what it needs: read the source objects (under
-    ``source_key_prefix`` when given), read and write the output prefix and the manifests,
-    read its script, write its own logs and metrics, and use the encryption key. No AWS
-    managed policies. ``MaxRetries`` is 0: retries happen in one visible place, the workflow.
+    ``source_key_prefix`` when given), read and write the output prefix and the quarantine,
+    read the manifests and its script, write its own logs and metrics, use the encryption
+    key and, with ``catalog_database``, keep the output table in the Glue Data Catalog. No
+    AWS managed policies. ``MaxRetries`` is 0: retries happen in one visible place, the
+    workflow.
 
     Example::
 
@@ -78,7 +80,16 @@ class GlueEtlJob(Construct):
     """
 
     job: glue.IJob
-    """The Glue job (an ``aws_glue.PySparkEtlJob``)."""
+    """The Glue job (an ``aws_glue.PySparkEtlJob``; a ``PySparkFlexEtlJob`` with FLEX)."""
+
+    execution_class: glue.ExecutionClass
+    """STANDARD or FLEX."""
+
+    catalog_database: Optional[glue.IDatabase]
+    """The catalog database of the output table (None: the job keeps no table)."""
+
+    catalog_table_name: Optional[str]
+    """The output table's name in ``catalog_database``."""
 
     role: iam.IRole
     """The role the job runs as."""
