@@ -404,3 +404,56 @@ def test_a_manifest_of_100_000_uris_is_read(spark: Any, tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(u) + "\n" for u in uris))
     assert etl_job.object_uris(spark, {"manifest": f"file://{manifest}"}) == uris
+
+
+def test_concurrent_runs_agree_on_one_type_per_column() -> None:
+    """Run B reads the table, run A creates it with ``x`` as text first: Glue refuses B's
+    stale create, B plans again and lands ``x`` as text too (not as bigint)."""
+    from typing import cast
+
+    import boto3
+    from moto import mock_aws
+    from pyspark.sql import types as T  # noqa: N812
+
+    from event_driven_etl.testing import _moto_patches
+
+    _moto_patches.apply()
+    numbers = etl_job.FileStats(
+        rows=2,
+        non_null={"x": 2},
+        text_misses={"x": {"bigint": 0, "double": 0, "boolean": 2, "date": 2, "timestamp": 2}},
+    )
+    group = etl_job.Group(
+        probes=[etl_job.Probe(uri="s3://b/in/b.csv", fmt="csv")],
+        frame=cast(Any, None),
+        columns={"x": T.StringType()},
+        stats={"s3://b/in/b.csv": numbers},
+    )
+    with mock_aws():
+        boto3.client("glue", region_name="us-east-1").create_database(
+            DatabaseInput={"Name": "lake"}
+        )
+        catalog = etl_job.CatalogTable("lake", "orders", "us-east-1")
+        run_a = etl_job.CatalogSchemaStore(catalog, "s3://out/processed/")
+        run_b = etl_job.CatalogSchemaStore(catalog, "s3://out/processed/")
+        first_load = run_b.load
+
+        def load_then_lose_the_race() -> tuple[etl_job.TableSchema, Any]:
+            seen = first_load()
+            if not run_a.load()[0].columns:
+                run_a.commit(etl_job.TableSchema({"x": "string"}), None)
+            return seen
+
+        run_b.load = load_then_lose_the_race  # type: ignore[method-assign]
+        table, bad = etl_job.settle_schema(run_b, [group], {})
+        assert table.columns == {"x": "string"} and bad == {}
+        stored = boto3.client("glue", region_name="us-east-1").get_table(
+            DatabaseName="lake", Name="orders"
+        )["Table"]
+        assert next(c["Type"] for c in stored["StorageDescriptor"]["Columns"]) == "string"
+
+        # A stale update (the version another run already replaced) is refused the same way.
+        _, version = run_a.load()
+        run_a.commit(etl_job.TableSchema({"x": "string", "y": "bigint"}), version)
+        with pytest.raises(etl_job.SchemaConflictError):
+            run_b.commit(etl_job.TableSchema({"x": "string", "z": "double"}), version)

@@ -14,6 +14,12 @@ and its ``aws-sdk:s3:getObject`` differs from Step Functions in two ways:
 3. it returns ``Body`` as a stream object (Step Functions returns the text), and
 4. it names S3 errors ``s3.NoSuchKeyException`` (Step Functions: ``S3.NoSuchKeyException``).
 
+and its Glue ``UpdateTable`` ignores ``VersionId``:
+
+5. AWS refuses an update whose ``VersionId`` is not the table's current version
+   (``ConcurrentModificationException``): two runs that evolve the table at once must meet
+   that refusal offline too.
+
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
 :func:`apply` says so in its return value.
@@ -46,6 +52,7 @@ def apply() -> bool:
     _patch_interrupt_all()
     _patch_glue_datetimes()
     _patch_aws_sdk_s3()
+    _patch_glue_update_table_version()
     _applied = True
     return True
 
@@ -123,3 +130,24 @@ def _patch_aws_sdk_s3() -> None:
             env.stack[-1] = _epoch_millis(response)
 
     cls._eval_service_task = eval_service_task  # type: ignore[method-assign]  # moto's own
+
+
+def _patch_glue_update_table_version() -> None:
+    from moto.glue import responses
+    from moto.glue.exceptions import GlueClientError
+
+    original = responses.GlueResponse.update_table
+
+    def update_table(self: Any) -> Any:
+        version = self.parameters.get("VersionId")
+        if version is not None:
+            name = self.parameters["TableInput"]["Name"]
+            table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
+            if str(version) != str(table._current_version):
+                raise GlueClientError(
+                    "ConcurrentModificationException",
+                    f"table {name} is at version {table._current_version}, not {version}",
+                )
+        return original(self)
+
+    responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own

@@ -902,39 +902,105 @@ def table_input(name: str, location: str, schema: TableSchema) -> dict[str, Any]
     }
 
 
-def maintain_table(
-    catalog: CatalogTable, location: str, schema: TableSchema, ingestion_date: str
-) -> None:
-    """Create the table or bring its columns up to date, and register the run's partition
-    (Spark, Hive and Trino read registered partitions; Athena projects them)."""
-    glue, database, name = catalog.client(), catalog.database, catalog.table
-    wanted = table_input(name, location, schema)
-    try:
-        current = glue.get_table(DatabaseName=database, Name=name)["Table"]
-    except glue.exceptions.EntityNotFoundException:
-        current = None
-    if current is None:
+_METADATA_TYPES = {"_source_object": "string", "_ingested_at": "timestamp"}
+SCHEMA_ATTEMPTS = 5
+"""How often a run re-reads and re-plans the schema when another run changed it first."""
+
+
+class SchemaConflictError(Exception):
+    """Another run changed the table's schema since this run read it."""
+
+
+class FileSchemaStore:
+    """The table's schema in ``<output_path>_schema.json`` (no catalog table kept).
+
+    Hadoop's FileSystem has no conditional write: two runs adding columns at the same moment
+    can race here (documented); the catalog store below cannot.
+    """
+
+    def __init__(self, storage: Storage, output: str) -> None:
+        self._storage, self._uri = storage, f"{output}{SCHEMA_FILE}"
+
+    def load(self) -> tuple[TableSchema, Any]:
+        text = self._storage.read_text(self._uri)
+        return (TableSchema.from_json(text) if text else TableSchema()), None
+
+    def commit(self, schema: TableSchema, _version: Any) -> None:
+        self._storage.write_text(self._uri, schema.to_json())
+
+
+class CatalogSchemaStore:
+    """The table's schema is the Glue Data Catalog table's: created on the first run, changed
+    with the version read (Glue refuses a stale ``VersionId``), so concurrent runs agree."""
+
+    def __init__(self, catalog: CatalogTable, location: str) -> None:
+        self._catalog, self._location = catalog, location
+        self._glue = catalog.client()
+
+    def load(self) -> tuple[TableSchema, Any]:
         try:
-            glue.create_table(DatabaseName=database, TableInput=wanted)
-        except glue.exceptions.AlreadyExistsException:  # another run made it meanwhile
-            current = glue.get_table(DatabaseName=database, Name=name)["Table"]
-    if current is not None and (
-        current["StorageDescriptor"]["Columns"] != wanted["StorageDescriptor"]["Columns"]
-    ):
-        glue.update_table(DatabaseName=database, TableInput=wanted)
-    partition = {
-        "Values": [ingestion_date],
-        "StorageDescriptor": {
-            **wanted["StorageDescriptor"],
-            "Location": f"{location}ingestion_date={ingestion_date}/",
-        },
-    }
-    response = glue.batch_create_partition(
-        DatabaseName=database, TableName=name, PartitionInputList=[partition]
+            response = self._glue.get_table(
+                DatabaseName=self._catalog.database, Name=self._catalog.table
+            )
+        except self._glue.exceptions.EntityNotFoundException:
+            return TableSchema(), None
+        columns = response["Table"]["StorageDescriptor"]["Columns"]
+        schema = {c["Name"]: c["Type"] for c in columns if c["Name"] not in _METADATA_TYPES}
+        return TableSchema(schema), response["Table"].get("VersionId")
+
+    def commit(self, schema: TableSchema, version: Any) -> None:
+        wanted = table_input(self._catalog.table, self._location, schema)
+        errors = self._glue.exceptions
+        try:
+            if version is None:
+                self._glue.create_table(DatabaseName=self._catalog.database, TableInput=wanted)
+            else:
+                self._glue.update_table(
+                    DatabaseName=self._catalog.database, TableInput=wanted, VersionId=version
+                )
+        except (errors.AlreadyExistsException, errors.ConcurrentModificationException) as error:
+            raise SchemaConflictError(str(error)) from error
+
+    def register_partition(self, ingestion_date: str) -> None:
+        """Spark, Hive and Trino read registered partitions (Athena projects them)."""
+        storage = table_input(self._catalog.table, self._location, TableSchema())
+        partition = {
+            "Values": [ingestion_date],
+            "StorageDescriptor": {
+                **storage["StorageDescriptor"],
+                "Location": f"{self._location}ingestion_date={ingestion_date}/",
+            },
+        }
+        response = self._glue.batch_create_partition(
+            DatabaseName=self._catalog.database,
+            TableName=self._catalog.table,
+            PartitionInputList=[partition],
+        )
+        for error in response.get("Errors", []):
+            if error["ErrorDetail"]["ErrorCode"] != "AlreadyExistsException":
+                raise RuntimeError(
+                    f"registering partition {ingestion_date}: {error['ErrorDetail']}"
+                )
+
+
+def settle_schema(
+    store: FileSchemaStore | CatalogSchemaStore, groups: list[Group], bad: dict[str, str]
+) -> tuple[TableSchema, dict[str, str]]:
+    """Plan the table's columns against its current schema and commit them before any data
+    is written; if another run committed first, plan again against what it committed."""
+    for _attempt in range(SCHEMA_ATTEMPTS):
+        current, version = store.load()
+        planned, planned_bad = plan_columns(groups, current, dict(bad))
+        if planned == current:
+            return planned, planned_bad
+        try:
+            store.commit(planned, version)
+        except SchemaConflictError:
+            continue
+        return planned, planned_bad
+    raise RuntimeError(
+        f"the table's schema changed under this run {SCHEMA_ATTEMPTS} times: try again"
     )
-    for error in response.get("Errors", []):
-        if error["ErrorDetail"]["ErrorCode"] != "AlreadyExistsException":
-            raise RuntimeError(f"registering partition {ingestion_date}: {error['ErrorDetail']}")
 
 
 # ---------------------------------------------------------------------------- the run
@@ -1024,10 +1090,8 @@ def run(
     read = [read_group(spark, members) for members in groups.values()]
     _classify_rows(spark, read, bad, skipped)
 
-    schema_uri = f"{output}{SCHEMA_FILE}"
-    existing = storage.read_text(schema_uri)
-    table = TableSchema.from_json(existing) if existing else TableSchema()
-    table, bad = plan_columns(read, table, bad)
+    store = CatalogSchemaStore(catalog, output) if catalog else FileSchemaStore(storage, output)
+    table, bad = settle_schema(store, read, bad)
     landing = {p.uri for g in read for p in g.probes if p.uri not in bad and p.uri not in skipped}
     frames = [
         _project(spark, g, table, landing, report)
@@ -1042,10 +1106,8 @@ def run(
         report=report,
         input_bytes=_total_size(probes, landing),
     )
-    if frames:
-        storage.write_text(schema_uri, table.to_json())
-        if catalog is not None:
-            maintain_table(catalog, output, table, report.ingestion_date)
+    if frames and isinstance(store, CatalogSchemaStore):
+        store.register_partition(report.ingestion_date)
 
     for probe in probes:
         uri = probe.uri
