@@ -31,6 +31,7 @@ project.default_task.reset("python .projenrc.py")  # type: ignore[union-attr]
 project.gitignore.exclude(
     ".venv/",
     ".venv-checkov/",
+    ".venv-spark4/",
     "__pycache__/",
     "*.pyc",
     "*.egg-info/",

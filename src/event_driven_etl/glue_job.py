@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from aws_cdk import Annotations, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -153,9 +153,9 @@ class GlueEtlJob(Construct):
         :param output_prefix: Key prefix of the output, ending in ``/``. Default: "processed/"
         :param manifest_prefix: Key prefix (in the output bucket) of batch manifests the job may
             read. Default: "manifests/"
-        :param glue_version: Glue version. The built-in script needs 5.0 or later; 6.0 (Spark 4)
-            is accepted but not yet proven by the offline harness (a synth warning says so).
-            Default: ``GlueVersion.V5_1`` (Spark 3.5.6, Python 3.11: what the harness runs)
+        :param glue_version: Glue version. The built-in script needs 5.0 or later; it is proven
+            offline on 5.1 (Spark 3.5) and 6.0 (Spark 4.1). Default: ``GlueVersion.V5_1``
+            (Spark 3.5.6, Python 3.11)
         :param execution_class: ``FLEX`` runs on spare capacity at a lower price and may wait
             for it to start (Glue 3.0+, G.1X or G.2X workers, no job run queuing).
             Default: ``ExecutionClass.STANDARD``
@@ -216,12 +216,6 @@ class GlueEtlJob(Construct):
         self.catalog_table_name = (
             (catalog_table_name or DEFAULT_TABLE_NAME) if catalog_database else None
         )
-        if glue_version == glue.GlueVersion.V6_0 and script is None:
-            Annotations.of(self).add_warning_v2(
-                "event-driven-etl:glue-6-unproven",
-                "Glue 6.0 (Spark 4.1) runs the built-in script in AWS, but the offline harness "
-                "proves it on Spark 3.5 (Glue 5.1) only.",
-            )
 
         self.output_encryption_key = output_encryption_key
         self.encryption_key = encryption_key or _defaults.new_encryption_key(

@@ -99,12 +99,28 @@ def test_flex_runs_a_flex_job_with_more_patience(stack: Stack) -> None:
     assert state_machine_definition(template_of(stack))["TimeoutSeconds"] == 24 * 3600
 
 
-def test_glue_6_is_allowed_with_a_warning_that_it_is_not_proven_offline(stack: Stack) -> None:
+def test_glue_6_is_allowed(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", glue_version=glue.GlueVersion.V6_0)
     assert _job(stack)["GlueVersion"] == "6.0"
-    Annotations.from_stack(stack).has_warning(
-        "*", Match.string_like_regexp("Glue 6.0 .* proves it on Spark 3.5")
-    )
+    Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("Glue 6"))
+
+
+def test_the_harness_warns_when_local_spark_is_not_the_jobs_line() -> None:
+    import warnings
+
+    import pyspark
+
+    from event_driven_etl.testing import SparkLineWarning
+    from event_driven_etl.testing._spark import SPARK_LINES, check_spark_line
+
+    local = ".".join(pyspark.__version__.split(".")[:2])
+    for version, line in SPARK_LINES.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_spark_line(version)
+        warned = [w for w in caught if issubclass(w.category, SparkLineWarning)]
+        assert bool(warned) == (line != local), (version, local)
+    assert {"3.5", "4.1"} == set(SPARK_LINES.values())
 
 
 def test_fails_built_in_script_on_glue_4(stack: Stack) -> None:

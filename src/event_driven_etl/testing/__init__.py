@@ -1,11 +1,13 @@
 """Run a synthesized pipeline offline: ``from event_driven_etl.testing import LocalPipeline``.
 
 Needs the ``testing`` extra (``pip install 'event-driven-etl[testing]'``: moto, boto3,
-pyspark 3.5) and, to run the Glue script on local Spark, Java 17. Never uses real AWS
-credentials: the emulation sets fake ones for its own duration.
+pyspark 3.5, the Spark of Glue 5.x; install ``pyspark==4.1.*`` over it for Glue 6.0) and,
+to run the Glue script on local Spark, Java 17. Never uses real AWS credentials: the
+emulation sets fake ones for its own duration.
 """
 
 from ._local import GlueRun, LocalPipeline, Run
+from ._spark import SparkLineWarning
 from ._template import PipelineNotFoundError
 
-__all__ = ["GlueRun", "LocalPipeline", "PipelineNotFoundError", "Run"]
+__all__ = ["GlueRun", "LocalPipeline", "PipelineNotFoundError", "Run", "SparkLineWarning"]

@@ -187,6 +187,8 @@ class LocalPipeline:
         self.handler_dir = self._stack.asset_path(self._resolve(function["Code"]["S3Key"]))
         self._handler_entry = function.get("Handler", "handler.handler")
         job = resources[self._job_id]["Properties"]
+        self.glue_version = str(resources[self._job_id]["Properties"].get("GlueVersion", ""))
+        """The job's Glue version, as synthesized (``"5.1"``)."""
         self.glue_script = self._stack.asset_path(
             str(self._resolve(job["Command"]["ScriptLocation"]))
         )
@@ -873,6 +875,7 @@ class LocalPipeline:
         if self._glue_runner is not None:
             self._glue_runner(self.glue_script, arguments)
             return []
+        _spark.check_spark_line(self.glue_version)
         # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
         arguments = {
             "--JOB_ID": f"j_{self.glue_job_name}",

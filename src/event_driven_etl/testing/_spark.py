@@ -23,6 +23,33 @@ _session: SparkSession | None = None
 _SCHEMES = ("s3", "s3a", "s3n")
 
 
+SPARK_LINES = {"5.0": "3.5", "5.1": "3.5", "6.0": "4.1"}
+"""Glue version -> the Spark line (major.minor) it runs, for the versions proven offline."""
+
+
+class SparkLineWarning(UserWarning):
+    """The local Spark is not the line the job's Glue version runs (results may differ)."""
+
+
+def check_spark_line(glue_version: str) -> None:
+    """Warn when the installed pyspark is not the Spark line of ``glue_version``."""
+    import warnings
+
+    try:
+        import pyspark
+    except ImportError:  # pragma: no cover - the testing extra brings it
+        return
+    wanted = SPARK_LINES.get(glue_version)
+    local = ".".join(pyspark.__version__.split(".")[:2])
+    if wanted is not None and local != wanted:
+        warnings.warn(
+            f"the job runs on Glue {glue_version} (Spark {wanted}) but local Spark is "
+            f"pyspark {pyspark.__version__}: install pyspark=={wanted}.* for a faithful run",
+            SparkLineWarning,
+            stacklevel=3,
+        )
+
+
 def spark_session() -> SparkSession:
     """One local Spark session per process (starting the JVM takes seconds)."""
     global _session  # noqa: PLW0603 - one JVM per process
