@@ -102,7 +102,7 @@ def test_fails_objects_that_are_not_a_json_list(spark: Any) -> None:
     [
         (
             "s3://b/a.csv",
-            gzip.compress(b"a,b\n1,2\n"),
+            gzip.compress(b"a,b\n1,2\n", mtime=0),
             "content is gzip-compressed but the key does not end in .gz",
         ),
         (
@@ -147,7 +147,11 @@ def test_fails_content_that_does_not_match_its_name(uri: str, head: bytes, probl
         ),
         ("s3://b/a.tsv", b"a,b\tc\n", lambda p: p.sep == "\t" and p.header == ("a,b", "c")),
         ("s3://b/a.csv", b"a|b\r1|2\r", lambda p: p.sep == "|" and p.header == ("a", "b")),
-        ("s3://b/a.csv.gz", gzip.compress(b"x,y\n1,2\n"), lambda p: p.header == ("x", "y")),
+        (
+            "s3://b/a.csv.gz",
+            gzip.compress(b"x,y\n1,2\n", mtime=0),
+            lambda p: p.header == ("x", "y"),
+        ),
         ("s3://b/a.json", b'  [{"a": 1}]', lambda p: p.json_layout == "array"),
         ("s3://b/a.ndjson", b'{"a": 1}\n{"a": 2}\n', lambda p: p.json_layout == "lines"),
     ],
@@ -457,3 +461,24 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
         run_a.commit(etl_job.TableSchema({"x": "string", "y": "bigint"}), version)
         with pytest.raises(etl_job.SchemaConflictError):
             run_b.commit(etl_job.TableSchema({"x": "string", "z": "double"}), version)
+
+
+@pytest.mark.spark
+def test_a_retry_that_fails_another_way_leaves_no_stale_cause(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    bad = _write(tmp_path / "in", "ragged.csv", "a,b\n1,2,3\n")
+    with pytest.raises(etl_job.JobInputError):
+        etl_job.run(spark, [bad], out.as_uri() + "/", batch_id="b")
+    summary = out / "_runs" / "b.summary.json"
+    assert json.loads(summary.read_text())["cause"].startswith(bad)
+
+    def crash(*_args: Any) -> Any:
+        raise RuntimeError("the driver ran out of memory")
+
+    monkeypatch.setattr(etl_job, "probe_objects", crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        etl_job.run(spark, [bad], out.as_uri() + "/", batch_id="b")
+    assert json.loads(summary.read_text())["status"] == "STARTED"
+    assert json.loads(summary.read_text())["cause"] == ""

@@ -1078,7 +1078,11 @@ def run(
     storage = Storage(spark)
     report_uri = f"{output}{RUNS_DIR}/{batch_id}.json"
     report = _start_report(storage, report_uri, batch_id, ingested_at)
+    summary_uri = report_uri.replace(".json", ".summary.json")
+    # Both rewritten now: a retry that fails another way must not be notified with the
+    # cause an earlier attempt left behind.
     storage.write_text(report_uri, json.dumps(report.full()))
+    storage.write_text(summary_uri, json.dumps(report.summary()))
 
     probes = probe_objects(spark, uris)
     bad: dict[str, str] = {p.uri: p.problem for p in probes if p.problem}
@@ -1132,7 +1136,7 @@ def run(
     if refused:
         report.cause = refusal_cause(refused)
     storage.write_text(report_uri, json.dumps(report.full()))
-    storage.write_text(report_uri.replace(".json", ".summary.json"), json.dumps(report.summary()))
+    storage.write_text(summary_uri, json.dumps(report.summary()))
     if refused:
         raise JobInputError(report.cause)
     return report
