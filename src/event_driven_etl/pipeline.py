@@ -18,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations
-from ._validation import Problems
+from ._validation import Problems, is_unresolved
 from .errors import ValidationError
 from .glue_job import (
     DEFAULT_GLUE_VERSION,
@@ -257,6 +257,7 @@ class EventDrivenEtlPipeline(Construct):
             problems.add("catalog_database", catalog_database, "has no effect with catalog=False")
         problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
         _check_same_environment(problems, scope, source_bucket)
+        _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
         if alarm_topic is not None and not alarms:
             problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
         problems.raise_if_any()
@@ -381,6 +382,11 @@ class EventDrivenEtlPipeline(Construct):
             manifest_prefix=MANIFEST_PREFIX,
             encryption_key=self.encryption_key,
             log_retention=log_retention,
+            ignored_locations=[
+                self.glue_job.output_path,
+                self.glue_job.quarantine_path,
+                f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
+            ],
         )
         self.alarm_topic = alarm_topic or self.notification_topic
         self._create_operations(alarms, freshness_period, dashboard)
@@ -515,6 +521,50 @@ class EventDrivenEtlPipeline(Construct):
                 },
             ),
         )
+
+
+def _check_no_self_trigger(
+    problems: Problems,
+    source_bucket: Optional[s3.IBucket],
+    output_bucket: Optional[s3.IBucket],
+    key_prefix: Optional[str],
+    output_prefix: str,
+) -> None:
+    """One bucket for input and output: the rule must not match what the pipeline writes,
+    or every run's output starts new runs (Glue cost without end)."""
+    if (
+        source_bucket is None
+        or output_bucket is None
+        or not _same_bucket(source_bucket, output_bucket)
+    ):
+        return
+    if key_prefix is not None and is_unresolved(key_prefix):
+        return
+    written = {
+        "output_prefix": output_prefix,
+        "manifests": MANIFEST_PREFIX,
+        "quarantine": "quarantine/",
+    }
+    for what, prefix in written.items():
+        if not isinstance(prefix, str) or is_unresolved(prefix):
+            continue
+        if key_prefix is None or prefix.startswith(key_prefix) or key_prefix.startswith(prefix):
+            problems.add(
+                "key_prefix",
+                key_prefix,
+                f"with output_bucket the source bucket, the rule would match {prefix!r} "
+                f"({what}: written by the pipeline) and every run would start new runs; "
+                "give a key_prefix outside 'processed/', 'manifests/' and 'quarantine/' "
+                "(e.g. 'incoming/') or another output_bucket",
+            )
+            return
+
+
+def _same_bucket(a: s3.IBucket, b: s3.IBucket) -> bool:
+    if a is b:
+        return True
+    names = (a.bucket_name, b.bucket_name)
+    return not any(is_unresolved(n) for n in names) and names[0] == names[1]
 
 
 def _catalog_name(text: str) -> str:

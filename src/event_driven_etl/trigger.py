@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -93,6 +94,7 @@ class TriggerFunction(Construct):
         max_event_age: Duration = Duration.hours(6),
         encryption_key: Optional[kms.IKey] = None,
         log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+        ignored_locations: Optional[Sequence[str]] = None,
     ) -> None:
         """
         :param state_machine: The workflow each object (or batch) starts.
@@ -108,6 +110,9 @@ class TriggerFunction(Construct):
         :param manifest_bucket: Where a batch too large to pass inline is written as a
             manifest (batching mode). Default: - no manifests; batches are always inline
         :param manifest_prefix: Key prefix of manifests. Default: "manifests/"
+        :param ignored_locations: ``s3://bucket/prefix`` locations the pipeline itself writes
+            (output, manifests, quarantine): events under them are skipped, so the pipeline
+            can never trigger itself. Default: - none
         :param timeout: Function timeout. Default: - 1 minute, 5 minutes with batching
         :param retry_attempts: Lambda retries of a failed asynchronous invocation (per-object
             mode), 0 to 2. Default: 2
@@ -162,6 +167,10 @@ class TriggerFunction(Construct):
         }
         if source_bucket is not None:
             environment["SOURCE_BUCKET"] = source_bucket.bucket_name
+        if ignored_locations:
+            environment["IGNORED_LOCATIONS"] = Stack.of(scope).to_json_string(
+                list(ignored_locations)
+            )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -482,3 +482,14 @@ def test_a_retry_that_fails_another_way_leaves_no_stale_cause(
         etl_job.run(spark, [bad], out.as_uri() + "/", batch_id="b")
     assert json.loads(summary.read_text())["status"] == "STARTED"
     assert json.loads(summary.read_text())["cause"] == ""
+
+
+def test_the_refusal_cause_of_a_huge_batch_stays_small() -> None:
+    refused = [
+        etl_job.Outcome(f"s3://b/in/{i:05d}-{'x' * 900}.csv", "refused", "content is binary")
+        for i in range(10_000)
+    ]
+    cause = etl_job.refusal_cause(refused, "s3://o/processed/_runs/b.json")
+    assert len(cause) < 10_000
+    assert cause.splitlines()[0] == refused[0].object + ": content is binary"
+    assert cause.splitlines()[-1].endswith("more (every one is in s3://o/processed/_runs/b.json)")

@@ -365,3 +365,16 @@ def test_failure_to_confirm_marks_does_not_fail_a_started_batch(batching: dict[s
     )
     assert handler.handler(sqs_records(object_event("a.csv"))) == {"batchItemFailures": []}
     assert len(executions(batching)) == 1
+
+
+def test_objects_the_pipeline_wrote_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second guard against a self-triggering pipeline: the trigger skips its own output."""
+    from event_driven_etl.runtime.trigger import handler as module
+    from event_driven_etl.runtime.trigger.s3_events import ObjectRef
+
+    monkeypatch.setenv(
+        "IGNORED_LOCATIONS", json.dumps(["s3://lake/processed/", "s3://lake/quarantine/"])
+    )
+    written = ObjectRef(bucket="lake", key="quarantine/b1/lake/in/a.csv", size=10)
+    assert "written by the pipeline itself" in module._skip_reason(written)
+    assert module._skip_reason(ObjectRef(bucket="lake", key="in/a.csv", size=10)) == ""

@@ -209,3 +209,33 @@ def test_fails_output_prefix_under_the_manifests(stack: Stack) -> None:
         r"\(the manifest prefix\)",
     ):
         EventDrivenEtlPipeline(stack, "Pipeline", output_prefix="manifests/out/")
+
+
+def test_fails_one_bucket_for_input_and_output_without_a_prefix(stack: Stack) -> None:
+    bucket = s3.Bucket(stack, "Lake")
+    with pytest.raises(
+        ValidationError,
+        match=r"key_prefix=None: with output_bucket the source bucket, the rule would match "
+        r"'processed/'",
+    ):
+        EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=bucket, output_bucket=bucket)
+
+
+def test_fails_a_key_prefix_that_holds_the_output(stack: Stack) -> None:
+    bucket = s3.Bucket(stack, "Lake")
+    with pytest.raises(ValidationError, match=r"key_prefix='data/': .* would match 'data/out/'"):
+        EventDrivenEtlPipeline(
+            stack,
+            "Pipeline",
+            source_bucket=bucket,
+            output_bucket=bucket,
+            key_prefix="data/",
+            output_prefix="data/out/",
+        )
+
+
+def test_one_bucket_with_separate_prefixes_is_fine(stack: Stack) -> None:
+    bucket = s3.Bucket(stack, "Lake")
+    EventDrivenEtlPipeline(
+        stack, "Pipeline", source_bucket=bucket, output_bucket=bucket, key_prefix="incoming/"
+    )

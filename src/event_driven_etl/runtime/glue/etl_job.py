@@ -1134,7 +1134,7 @@ def run(
     refused = report.by_status("refused")
     report.status = "FAILED" if refused else "SUCCEEDED"
     if refused:
-        report.cause = refusal_cause(refused)
+        report.cause = refusal_cause(refused, report_uri)
     storage.write_text(report_uri, json.dumps(report.full()))
     storage.write_text(summary_uri, json.dumps(report.summary()))
     if refused:
@@ -1156,12 +1156,27 @@ def _classify_rows(
                 skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
 
 
-def refusal_cause(refused: Sequence[Outcome]) -> str:
-    """First line: the first refused object and why; then every other one, a line each."""
+CAUSE_LINES = 20
+CAUSE_CHARS = 8_000
+"""A failure's cause stays well inside Step Functions' 32,768 characters and SNS's 256 KB."""
+
+
+def refusal_cause(refused: Sequence[Outcome], report_uri: str = "") -> str:
+    """First line: the first refused object and why; then the others, a line each, up to
+    ``CAUSE_LINES`` lines and ``CAUSE_CHARS`` characters (the report lists them all)."""
     lines = [f"{o.object}: {o.reason}" for o in refused]
     if len(refused) > 1:
         lines.insert(1, f"{len(refused)} objects refused (bad_records=fail); the others:")
-    return "\n".join(lines)
+    kept: list[str] = []
+    for line in lines[:CAUSE_LINES]:
+        if kept and sum(len(k) + 1 for k in kept) + len(line) > CAUSE_CHARS:
+            break
+        kept.append(line[:CAUSE_CHARS])
+    left = len(lines) - len(kept)
+    if left:
+        where = f" (every one is in {report_uri})" if report_uri else ""
+        kept.append(f"... and {left} more{where}")
+    return "\n".join(kept)
 
 
 def _check_run_arguments(output_path: str, bad_records: str, quarantine_path: str) -> None:

@@ -11,6 +11,7 @@ shapes arrive at :func:`handler`:
 Environment:
   STATE_MACHINE_ARN   the workflow to start (required)
   SOURCE_BUCKET       events for other buckets are skipped (optional)
+  IGNORED_LOCATIONS   JSON list of s3://bucket/prefix the pipeline writes: skipped (optional)
   DEDUP_TABLE         DynamoDB table for cross-batch deduplication (batching mode)
   DEDUP_TTL_SECONDS   how long a taken object is remembered (default 7 days)
   LEASE_SECONDS       how long an unconfirmed mark blocks others (default 900)
@@ -337,6 +338,9 @@ def _skip_reason(obj: ObjectRef) -> str:
     expected = os.environ.get("SOURCE_BUCKET")
     if expected and obj.bucket != expected:
         return f"event is for bucket {obj.bucket!r}, not the source bucket {expected!r}"
+    for location in json.loads(os.environ.get("IGNORED_LOCATIONS") or "[]"):
+        if f"s3://{obj.bucket}/{obj.key}".startswith(location):
+            return f"written by the pipeline itself (under {location}), never its input"
     if obj.is_folder_marker:
         return "zero-byte folder marker"
     return ""
