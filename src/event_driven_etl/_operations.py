@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -85,6 +86,27 @@ def alarm_specs(
             ),
         ),
     ]
+
+
+def allow_alarms_to_publish(topic: sns.ITopic, alarms: list[cloudwatch.IAlarm]) -> None:
+    """CloudWatch publishes alarm actions as ``cloudwatch.amazonaws.com``; a topic with a
+    policy of its own (TLS-only, EventBridge) denies it unless the policy says so: exactly
+    these alarms, from this account. (An imported topic's policy is not ours: no-op.)"""
+    if not alarms:
+        return
+    stack = Stack.of(topic)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowThePipelinesAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": [a.alarm_arn for a in alarms]},
+            },
+        )
+    )
 
 
 def create_alarms(

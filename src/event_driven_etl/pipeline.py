@@ -418,6 +418,7 @@ class EventDrivenEtlPipeline(Construct):
             self.glue_job_failed_rule = _operations.watch_glue_job_failures(
                 monitoring, self.glue_job.job, self.pipeline_name, self.alarm_topic
             )
+            _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
         if dashboard:
             self.dashboard = _operations.create_dashboard(
                 monitoring,

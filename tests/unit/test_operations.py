@@ -213,3 +213,20 @@ def test_brought_bucket_grants_use_its_key(stack: Stack) -> None:
     pipeline.grant_write_source(role)
     key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
     assert key_id in json.dumps(policy_statements(template_of(stack), "Uploader"))
+
+
+def test_the_pipelines_alarms_may_publish_to_the_topic(stack: Stack) -> None:
+    """A topic with a policy of its own denies CloudWatch unless the policy allows it."""
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    template = template_of(stack)
+    statements = [
+        s
+        for policy in resources_of_type(template, "AWS::SNS::TopicPolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [alarms] = [s for s in statements if s.get("Sid") == "AllowThePipelinesAlarms"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == "sns:Publish"
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
+    arns = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert len(arns) == len(resources_of_type(template, "AWS::CloudWatch::Alarm"))
