@@ -42,6 +42,24 @@ DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
 )
 """Outlasts a burst: up to about 3 hours of waiting in randomised steps of at most 5 minutes."""
 
+PUBLISH_ERRORS = (
+    "SNS.ThrottlingException",
+    "SNS.ThrottledException",
+    "SNS.InternalErrorException",
+    "SNS.KMSThrottlingException",
+    "SNS.SdkClientException",
+)
+"""SNS (and its key) busy or failing for a moment: the notifications retry these."""
+
+PUBLISH_RETRY = RetryPolicy(
+    max_attempts=6,
+    interval=Duration.seconds(2),
+    backoff_rate=2.0,
+    max_delay=Duration.seconds(60),
+    jitter=True,
+)
+"""About two minutes of patience for a notification, in randomised steps."""
+
 FAILURE_ERROR = "EtlPipelineFailed"
 """The error a failed execution ends with; its cause starts with the original error name."""
 
@@ -402,7 +420,7 @@ class EtlStateMachine(Construct):
             "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
             **fields,
         }
-        return tasks.SnsPublish(
+        publish = tasks.SnsPublish(
             self,
             state_name,
             topic=self._topic,
@@ -410,6 +428,9 @@ class EtlStateMachine(Construct):
             message_attributes={"status": tasks.MessageAttribute(value=status)},
             result_path=sfn.JsonPath.DISCARD,
         )
+        # A throttled or failing publish must not turn a finished run into a lost message.
+        publish.add_retry(**_retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
+        return publish
 
 
 def check_state_machine_props(

@@ -482,3 +482,15 @@ def test_built_in_script_is_the_default(stack: Stack) -> None:
     asset_name = location.rsplit("/", 1)[-1]
     outdir = Path(stack.node.root.synth().directory)  # type: ignore[attr-defined]
     assert (outdir / f"asset.{asset_name}").read_bytes() == BUILT_IN_SCRIPT.read_bytes()
+
+
+def test_both_notifications_retry_a_throttled_or_failing_publish(stack: Stack) -> None:
+    _pipeline(stack)
+    states = state_machine_definition(template_of(stack))["States"]
+    for name in ("Notify success", "Notify failure"):
+        [retrier] = states[name]["Retry"]
+        assert {"SNS.ThrottlingException", "SNS.KMSThrottlingException"} <= set(
+            retrier["ErrorEquals"]
+        )
+        assert retrier["MaxAttempts"] == 6 and retrier["JitterStrategy"] == "FULL"
+        assert retrier["MaxDelaySeconds"] == 60
