@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -235,6 +235,9 @@ class GlueEtlJob(Construct):
                 self.encryption_key
             ),
         )
+        # A configuration holds no data, and its name is fixed: retaining it would make the
+        # next deploy of the same app fail with "already exists".
+        self.security_configuration.apply_removal_policy(RemovalPolicy.DESTROY)
         role = iam.Role(
             self,
             "Role",

@@ -6,7 +6,15 @@ import re
 from collections.abc import Mapping
 from typing import Optional
 
-from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack, Token
+from aws_cdk import (
+    Annotations,
+    BootstraplessSynthesizer,
+    Duration,
+    Names,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
@@ -28,7 +36,7 @@ from .glue_job import (
     table_arns,
 )
 from .retry import Batching, RetryPolicy
-from .state_machine import EtlStateMachine, check_state_machine_props
+from .state_machine import EtlStateMachine, check_state_machine_props, default_pipeline_name
 from .trigger import TriggerFunction, check_trigger_props
 
 _S3_ACCESS_LOGS_BY_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
@@ -257,6 +265,7 @@ class EventDrivenEtlPipeline(Construct):
             problems.add("catalog_database", catalog_database, "has no effect with catalog=False")
         problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
         _check_same_environment(problems, scope, source_bucket)
+        _check_synthesizer(problems, scope)
         _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
         if alarm_topic is not None and not alarms:
             problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
@@ -265,7 +274,7 @@ class EventDrivenEtlPipeline(Construct):
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
         self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
 
-        self.pipeline_name = pipeline_name or self.node.path
+        self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "EncryptionKey", f"event-driven-etl {self.node.path}: topic, Glue, logs"
         )
@@ -521,6 +530,18 @@ class EventDrivenEtlPipeline(Construct):
                     "status": statuses,
                 },
             ),
+        )
+
+
+def _check_synthesizer(problems: Problems, scope: Construct) -> None:
+    """The trigger's code and the Glue script are assets: a synthesizer must publish them."""
+    synthesizer = Stack.of(scope).synthesizer
+    if isinstance(synthesizer, BootstraplessSynthesizer):
+        problems.add(
+            "the stack's synthesizer",
+            type(synthesizer).__name__,
+            "cannot publish assets, and the pipeline has two (the trigger's code, the Glue "
+            "script): use DefaultStackSynthesizer or CliCredentialsStackSynthesizer",
         )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Optional
 
-from aws_cdk import CfnResource, Duration, Names
+from aws_cdk import Aws, CfnResource, Duration, Fn, Names
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -163,7 +164,7 @@ class EtlStateMachine(Construct):
         )
         problems.raise_if_any()
         super().__init__(scope, construct_id)
-        self.pipeline_name = pipeline_name or self.node.path
+        self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
         self._topic = notification_topic
         self._report_bucket = report_bucket
         self._report_prefix = report_prefix
@@ -207,10 +208,13 @@ class EtlStateMachine(Construct):
             after_run = self._read_success_report(report_bucket, notify_success, failure_details)
         definition = self._normalise_input().next(run_job).next(after_run)
         unique_name = Names.unique_resource_name(self, max_length=200)
+        # The log group is retained (execution history is audit data): its name carries the
+        # stack's own id, so a destroy and a new deploy of the same app do not collide.
+        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         self.log_group = _defaults.new_log_group(
             self,
             "LogGroup",
-            log_group_name=f"/aws/vendedlogs/states/{unique_name}",
+            log_group_name=f"/aws/vendedlogs/states/{unique_name}-{stack_id}",
             retention=log_retention,
             encryption_key=encryption_key,
         )
@@ -433,6 +437,17 @@ class EtlStateMachine(Construct):
         return publish
 
 
+PIPELINE_NAME_LIMIT = 256
+
+
+def default_pipeline_name(path: str) -> str:
+    """The construct path, shortened with a hash when it is longer than a name may be."""
+    if len(path) <= PIPELINE_NAME_LIMIT:
+        return path
+    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:12]
+    return f"{path[: PIPELINE_NAME_LIMIT - 16]}...-{digest}"
+
+
 def check_state_machine_props(
     problems: Problems,
     *,
@@ -452,7 +467,7 @@ def check_state_machine_props(
         )
     if pipeline_name is not None:
         problems.require(
-            isinstance(pipeline_name, str) and 0 < len(pipeline_name) <= 256,
+            isinstance(pipeline_name, str) and 0 < len(pipeline_name) <= PIPELINE_NAME_LIMIT,
             "pipeline_name",
             pipeline_name,
             "must be a string of 1 to 256 characters",

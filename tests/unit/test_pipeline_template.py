@@ -348,8 +348,8 @@ def test_workflow_has_timeout_logging_all_and_tracing(stack: Stack) -> None:
     assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
     assert state_machine_definition(template)["TimeoutSeconds"] == 12 * 3600
     groups = resources_of_type(template, "AWS::Logs::LogGroup")
-    names = [g["Properties"].get("LogGroupName", "") for g in groups.values()]
-    assert any(str(n).startswith("/aws/vendedlogs/states/") for n in names)
+    names = [json.dumps(g["Properties"].get("LogGroupName", "")) for g in groups.values()]
+    assert any('"/aws/vendedlogs/states/' in n for n in names)
 
 
 def test_workflow_role_may_use_the_topic_key(stack: Stack) -> None:

@@ -1,0 +1,46 @@
+"""What a real deployment would reject, refused or avoided at synth (issue #11)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import App, BootstraplessSynthesizer, Stack
+from constructs import Construct
+
+from event_driven_etl import EventDrivenEtlPipeline, ValidationError
+
+from ..helpers import only_resource, resources_of_type, template_of
+
+
+def test_destroy_then_deploy_meets_no_retained_fixed_name(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    template = template_of(stack)
+    configuration = only_resource(template, "AWS::Glue::SecurityConfiguration")
+    assert configuration["DeletionPolicy"] == "Delete"
+    for group in resources_of_type(template, "AWS::Logs::LogGroup").values():
+        name = group["Properties"].get("LogGroupName")
+        if group.get("DeletionPolicy") == "Retain" and name is not None:
+            # a retained, named log group carries the stack's own id in its name
+            assert "AWS::StackId" in json.dumps(name), name
+
+
+def test_a_deep_construct_path_gets_a_short_unique_pipeline_name() -> None:
+    app = App()
+    scope: Construct = Stack(app, "Deep")
+    for level in range(30):
+        scope = Construct(scope, f"Level{level:02d}WithAFairlyLongDescriptiveName")
+    pipeline = EventDrivenEtlPipeline(scope, "Pipeline")
+    assert len(pipeline.node.path) > 300
+    assert len(pipeline.pipeline_name) <= 256
+    assert pipeline.pipeline_name.startswith("Deep/Level00")
+    assert pipeline.state_machine.pipeline_name == pipeline.pipeline_name
+
+
+def test_fails_a_bootstrapless_stack_with_a_clear_reason() -> None:
+    app = App()
+    stack = Stack(app, "NoAssets", synthesizer=BootstraplessSynthesizer())
+    with pytest.raises(
+        ValidationError, match=r"synthesizer='BootstraplessSynthesizer': cannot publish assets"
+    ):
+        EventDrivenEtlPipeline(stack, "Pipeline")
