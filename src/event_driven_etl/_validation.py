@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from aws_cdk import Duration, Token
@@ -45,6 +47,9 @@ def is_unresolved(value: Any) -> bool:
 
 def show(value: Any) -> str:
     if isinstance(value, Duration):
+        millis = _duration_millis(value)
+        if millis is not None and millis % 1000:  # the human string would hide the fraction
+            return f"Duration.millis({millis:g})"
         return value.to_human_string()
     return repr(value)
 
@@ -55,9 +60,20 @@ class Problems:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self.items: list[str] = []
+        self._names: dict[str, str] = {}
+
+    @contextmanager
+    def named(self, names: dict[str, str]) -> Iterator[Problems]:
+        """Report a sub-construct's props under the names the user wrote (``timeout`` of the
+        Glue job is the pipeline's ``job_timeout``)."""
+        saved, self._names = self._names, names
+        try:
+            yield self
+        finally:
+            self._names = saved
 
     def add(self, prop: str, value: Any, allowed: str) -> None:
-        self.items.append(f"{prop}={show(value)}: {allowed}")
+        self.items.append(f"{self._names.get(prop, prop)}={show(value)}: {allowed}")
 
     def require(self, ok: bool, prop: str, value: Any, allowed: str) -> None:
         """Record a problem unless ``ok``; values that are tokens are never judged."""
@@ -70,13 +86,18 @@ class Problems:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         self.require(ok, prop, value, f"must be a whole number from {low} to {high}")
 
-    def seconds_in_range(self, prop: str, value: Duration | None, low: float, high: float) -> None:
+    def seconds_in_range(
+        self, prop: str, value: Duration | None, low: float, high: float, *, step: int = 1
+    ) -> None:
+        """A duration from ``low`` to ``high`` seconds, in whole ``step`` seconds (AWS takes
+        whole seconds, Glue whole minutes, CloudWatch periods multiples of 60 s)."""
         millis = None if value is None else _duration_millis(value)
         if millis is None:
             return
         seconds = millis / 1000
-        ok = low <= seconds <= high
-        self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}")
+        ok = low <= seconds <= high and millis % (step * 1000) == 0
+        unit = "whole minutes" if step == 60 else "whole seconds"
+        self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}, in {unit}")
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -91,6 +112,19 @@ def _human(seconds: float) -> str:
     return f"{seconds:g} second(s)"
 
 
+def check_resource_types(**props: tuple[Any, str, str]) -> None:
+    """Raise one TypeError for props that are not the resource they should be: each prop is
+    ``(value, an attribute every such resource has, what to pass)``. jsii interfaces cannot
+    be checked with ``isinstance``; a bucket *name* given where a bucket is meant can."""
+    wrong = [
+        f"{prop} must be {expected}, got {type(value).__name__} {value!r}"
+        for prop, (value, attribute, expected) in props.items()
+        if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, attribute))
+    ]
+    if wrong:
+        raise TypeError("; ".join(wrong))
+
+
 def key_filter_problems(problems: Problems, prop: str, value: str | None) -> None:
     """Prefix/suffix filters: literal text as stored in S3, no leading '/', no wildcards."""
     if value is None or is_unresolved(value):
@@ -98,7 +132,7 @@ def key_filter_problems(problems: Problems, prop: str, value: str | None) -> Non
     if not isinstance(value, str) or not value:
         problems.add(prop, value, "must be a non-empty string, or None for no filter")
         return
-    if prop == "key_prefix" and value.startswith("/"):
+    if prop.endswith("key_prefix") and value.startswith("/"):
         problems.add(prop, value, "must not start with '/': S3 keys have no leading slash")
     if len(value.encode("utf-8")) > 1024:
         problems.add(prop, value[:40] + "...", "must be at most 1,024 bytes (S3's key limit)")

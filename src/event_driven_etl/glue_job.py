@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from . import _defaults, _nag
-from ._validation import Problems, is_unresolved
+from ._validation import Problems, is_unresolved, key_filter_problems
 
 BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
 """The script used when no ``script`` is given (shipped in the package)."""
@@ -54,6 +54,7 @@ CATALOG_ACTIONS = (
 
 _BUILT_IN_VERSIONS = ("V5_0", "V5_1", "V6_0")
 _FLEX_WORKER_TYPES = ("G_1X", "G_2X")
+_JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 BAD_RECORDS_MODES = ("fail", "quarantine")
 """What the built-in script does with an object it cannot land (``bad_records``)."""
@@ -208,6 +209,14 @@ class GlueEtlJob(Construct):
             built_in_script=script is None,
             catalog_table_name=catalog_table_name,
         )
+        key_filter_problems(problems, "source_key_prefix", source_key_prefix)
+        if job_name is not None and not is_unresolved(job_name):
+            problems.require(
+                isinstance(job_name, str) and bool(_JOB_NAME.match(job_name)),
+                "job_name",
+                job_name,
+                "must be 1 to 255 characters without line breaks, or None for a generated name",
+            )
         problems.raise_if_any()
         super().__init__(scope, construct_id)
         flex = execution_class == glue.ExecutionClass.FLEX
@@ -433,7 +442,7 @@ def check_glue_job_props(
     problems.integer_in_range(
         "max_concurrent_runs", max_concurrent_runs, 1, _MAX_CONCURRENT_RUNS_LIMIT
     )
-    problems.seconds_in_range("timeout", timeout, 60, 7 * 24 * 3600)
+    problems.seconds_in_range("timeout", timeout, 60, 7 * 24 * 3600, step=60)
     for name in extra_arguments or {}:
         if name in RESERVED_ARGUMENTS:
             reserved = ", ".join(sorted(RESERVED_ARGUMENTS))

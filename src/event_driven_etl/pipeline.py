@@ -26,11 +26,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations
-from ._validation import Problems, is_unresolved
+from ._validation import Problems, check_resource_types, is_unresolved
 from .errors import ValidationError
 from .glue_job import (
     DEFAULT_GLUE_VERSION,
+    DEFAULT_JOB_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_RUNS,
+    FLEX_JOB_TIMEOUT,
     GlueEtlJob,
     check_glue_job_props,
     table_arns,
@@ -226,9 +228,21 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
         """
+        check_resource_types(
+            source_bucket=(source_bucket, "bucket_name", _BUCKET),
+            output_bucket=(output_bucket, "bucket_name", _BUCKET),
+            access_logs_bucket=(access_logs_bucket, "bucket_name", _BUCKET),
+            notification_topic=(notification_topic, "topic_arn", _TOPIC),
+            alarm_topic=(alarm_topic, "topic_arn", _TOPIC),
+            encryption_key=(encryption_key, "key_arn", _KEY),
+            notification_topic_key=(notification_topic_key, "key_arn", _KEY),
+            catalog_database=(catalog_database, "database_name", _DATABASE),
+            glue_script=(glue_script, "bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))"),
+        )
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
         flex = execution_class == glue.ExecutionClass.FLEX
         workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
+        job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
         check_trigger_props(
             problems,
             key_prefix=key_prefix,
@@ -238,32 +252,35 @@ class EventDrivenEtlPipeline(Construct):
             retry_attempts=2,
             max_event_age=Duration.hours(6),
         )
-        check_state_machine_props(
-            problems,
-            retry_policy=retry_policy,
-            concurrency_retry=None,
-            pipeline_name=pipeline_name,
-            timeout=workflow_timeout,
-        )
-        check_glue_job_props(
-            problems,
-            output_prefix=output_prefix,
-            manifest_prefix=MANIFEST_PREFIX,
-            number_of_workers=number_of_workers,
-            max_concurrent_runs=max_concurrent_runs,
-            timeout=job_timeout or Duration.hours(1),
-            extra_arguments=extra_job_arguments,
-            bad_records=bad_records,
-            glue_version=glue_version,
-            execution_class=execution_class,
-            worker_type=worker_type,
-            job_run_queuing=job_run_queuing,
-            built_in_script=glue_script is None,
-            catalog_table_name=catalog_table_name,
-        )
+        with problems.named({"timeout": "workflow_timeout"}):
+            check_state_machine_props(
+                problems,
+                retry_policy=retry_policy,
+                concurrency_retry=None,
+                pipeline_name=pipeline_name,
+                timeout=workflow_timeout,
+            )
+        with problems.named({"timeout": "job_timeout", "extra_arguments": "extra_job_arguments"}):
+            check_glue_job_props(
+                problems,
+                output_prefix=output_prefix,
+                manifest_prefix=MANIFEST_PREFIX,
+                number_of_workers=number_of_workers,
+                max_concurrent_runs=max_concurrent_runs,
+                timeout=job_timeout,
+                extra_arguments=extra_job_arguments,
+                bad_records=bad_records,
+                glue_version=glue_version,
+                execution_class=execution_class,
+                worker_type=worker_type,
+                job_run_queuing=job_run_queuing,
+                built_in_script=glue_script is None,
+                catalog_table_name=catalog_table_name,
+            )
+        _check_job_fits_workflow(problems, job_timeout, workflow_timeout)
         if catalog_database is not None and not catalog:
             problems.add("catalog_database", catalog_database, "has no effect with catalog=False")
-        problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600)
+        problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600, step=60)
         _check_same_environment(problems, scope, source_bucket)
         _check_synthesizer(problems, scope)
         _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
@@ -530,6 +547,28 @@ class EventDrivenEtlPipeline(Construct):
                     "status": statuses,
                 },
             ),
+        )
+
+
+_BUCKET = "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Source', 'my-bucket'))"
+_TOPIC = "an sns.ITopic (e.g. sns.Topic.from_topic_arn(self, 'Topic', arn))"
+_KEY = "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))"
+_DATABASE = "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
+
+
+def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Duration) -> None:
+    """A Glue run the workflow gives up on first keeps running (and billing) unwatched."""
+    if job.is_unresolved() or workflow.is_unresolved():
+        return
+    job_ms, workflow_ms = job.to_milliseconds(), workflow.to_milliseconds()
+    if workflow_ms < 60_000:  # already reported as out of range
+        return
+    if job_ms > workflow_ms:
+        problems.add(
+            "job_timeout",
+            job,
+            f"must not be longer than workflow_timeout ({workflow.to_human_string()}): the "
+            "workflow would stop waiting while the run goes on",
         )
 
 

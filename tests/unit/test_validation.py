@@ -38,7 +38,9 @@ def test_fails_retry_policy_with_backoff_below_one() -> None:
 
 
 def test_fails_retry_policy_with_sub_second_interval() -> None:
-    with pytest.raises(ValidationError, match=r"interval=500 millis: must be from 1 second\(s\)"):
+    with pytest.raises(
+        ValidationError, match=r"interval=Duration.millis\(500\): must be from 1 second\(s\)"
+    ):
         RetryPolicy(interval=Duration.millis(500))
 
 
@@ -239,3 +241,63 @@ def test_one_bucket_with_separate_prefixes_is_fine(stack: Stack) -> None:
     EventDrivenEtlPipeline(
         stack, "Pipeline", source_bucket=bucket, output_bucket=bucket, key_prefix="incoming/"
     )
+
+
+def test_fails_durations_aws_cannot_take_naming_the_users_props(stack: Stack) -> None:
+    with pytest.raises(ValidationError) as raised:
+        EventDrivenEtlPipeline(
+            stack,
+            "Pipeline",
+            job_timeout=Duration.seconds(90),
+            freshness_period=Duration.seconds(301),
+            workflow_timeout=Duration.millis(90_500),
+            extra_job_arguments={"--objects": "[]"},
+        )
+    message = str(raised.value)
+    assert (
+        "job_timeout=1 minute 30 seconds: must be from 1 minute(s) to 168 hour(s), in whole minutes"
+        in message
+    )
+    assert "freshness_period=5 minutes 1 second: must be from 5 minute(s)" in message
+    assert "workflow_timeout=Duration.millis(90500): must be from 1 minute(s)" in message
+    assert "extra_job_arguments='--objects'" in message
+    assert "timeout=" not in message.replace("job_timeout=", "").replace("workflow_timeout=", "")
+
+
+def test_fails_a_retry_interval_with_a_fraction_of_a_second() -> None:
+    with pytest.raises(ValidationError, match=r"interval=Duration.millis\(1500\): .*whole seconds"):
+        RetryPolicy(interval=Duration.millis(1500))
+
+
+def test_fails_a_job_timeout_longer_than_the_workflow_timeout(stack: Stack) -> None:
+    with pytest.raises(
+        ValidationError, match=r"job_timeout=3 hours: must not be longer than workflow_timeout"
+    ):
+        EventDrivenEtlPipeline(
+            stack, "Pipeline", job_timeout=Duration.hours(3), workflow_timeout=Duration.hours(2)
+        )
+
+
+def test_fails_a_bucket_name_where_a_bucket_is_meant(stack: Stack) -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"source_bucket must be an s3.IBucket \(e.g. s3.Bucket.from_bucket_name.*got str "
+        r"'my-bucket'",
+    ):
+        EventDrivenEtlPipeline(stack, "Pipeline", source_bucket="my-bucket")  # type: ignore[arg-type]
+
+
+def test_fails_standalone_glue_job_with_a_leading_slash_or_an_empty_name(stack: Stack) -> None:
+    source, output = s3.Bucket(stack, "Source"), s3.Bucket(stack, "Output")
+    with pytest.raises(ValidationError) as raised:
+        GlueEtlJob(
+            stack,
+            "Job",
+            source_bucket=source,
+            output_bucket=output,
+            source_key_prefix="/in/",
+            job_name="",
+        )
+    message = str(raised.value)
+    assert "source_key_prefix='/in/': must not start with '/'" in message
+    assert "job_name='': must be 1 to 255 characters" in message
