@@ -74,7 +74,8 @@ def allow_logs_to_use_key(key: kms.IKey) -> None:
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="AllowCloudWatchLogsToUseTheKey",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            # Regional, and in the partition's own domain (amazonaws.com.cn in China).
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.{stack.url_suffix}")],
             actions=[
                 "kms:Encrypt*",
                 "kms:Decrypt*",

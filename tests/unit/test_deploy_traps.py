@@ -44,3 +44,19 @@ def test_fails_a_bootstrapless_stack_with_a_clear_reason() -> None:
         ValidationError, match=r"synthesizer='BootstraplessSynthesizer': cannot publish assets"
     ):
         EventDrivenEtlPipeline(stack, "Pipeline")
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1"])
+def test_other_partitions_get_their_own_principals_and_arns(region: str) -> None:
+    from aws_cdk import Environment
+
+    app = App()
+    stack = Stack(app, "Partition", env=Environment(account="111111111111", region=region))
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    text = json.dumps(template_of(stack).to_json())
+    # CloudWatch Logs' regional principal takes the partition's domain (amazonaws.com.cn in
+    # China) from AWS::URLSuffix at deploy time.
+    assert f'"logs.{region}.", {{"Ref": "AWS::URLSuffix"}}' in text
+    assert f"logs.{region}.amazonaws.com" not in text
+    # ARNs are built from the partition, never spelled "arn:aws:" by the construct.
+    assert '"arn:aws:' not in text

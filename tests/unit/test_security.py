@@ -207,7 +207,7 @@ def test_customer_key_policy_admits_exactly_the_services_that_use_it(stack: Stac
     assert services == {
         '"cloudwatch.amazonaws.com"',
         '"events.amazonaws.com"',
-        '"logs.eu-west-1.amazonaws.com"',
+        '{"Fn::Join": ["", ["logs.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]}',
     }
 
 
