@@ -330,7 +330,7 @@ def add_handwritten_pipeline(stack: Stack, prefix: str) -> None:
         ),
         environment={
             "STATE_MACHINE_ARN": machine.state_machine_arn,
-            "INLINE_LIMIT_BYTES": "64000",
+            "INLINE_LIMIT_BYTES": "16000",
             "SOURCE_BUCKET": source.bucket_name,
         },
         role=trigger_role,

@@ -110,7 +110,7 @@ def per_event_overhead(events: int) -> tuple[float, float]:
 
 
 def per_batch(size: int) -> float:
-    os.environ.update(DEDUP_TABLE="marks", MANIFEST_BUCKET="", INLINE_LIMIT_BYTES="64000")
+    os.environ.update(DEDUP_TABLE="marks", MANIFEST_BUCKET="", INLINE_LIMIT_BYTES="16000")
     durations = []
     for round_ in range(5):
         handler.set_clients(

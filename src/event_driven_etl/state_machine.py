@@ -322,7 +322,9 @@ class EtlStateMachine(Construct):
         )
         is_run_failure = sfn.Condition.and_(
             sfn.Condition.string_equals("$.error.Error", sfn.Errors.TASKS_FAILED),
-            sfn.Condition.string_matches("$.error.Cause", '{*"JobRunState"*'),
+            # Only a whole JobRun JSON is read: a cause Step Functions cut at 32,768
+            # characters would make States.StringToJson fail where nothing can catch it.
+            sfn.Condition.string_matches("$.error.Cause", '{*"JobRunState"*}'),
         )
         choice.when(is_run_failure, from_run).otherwise(no_run)
         no_run.next(notify_failure)

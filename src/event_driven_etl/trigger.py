@@ -25,7 +25,7 @@ from constructs import Construct
 from . import _defaults, _nag
 from ._validation import Problems, is_unresolved, key_filter_problems
 from .retry import Batching
-from .runtime.trigger.s3_events import encode_key
+from .runtime.trigger.s3_events import INLINE_LIMIT_BYTES, encode_key
 
 HANDLER_DIR = Path(__file__).parent / "runtime" / "trigger"
 """The handler's source, deployed as the function's code."""
@@ -33,7 +33,6 @@ HANDLER_DIR = Path(__file__).parent / "runtime" / "trigger"
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", "__init__.py"]
 """Kept out of the asset so its hash is the same before and after ``pip install``."""
 
-INLINE_LIMIT_BYTES = 64_000
 """Object lists larger than this (as JSON) go to the Glue job as a manifest file."""
 
 MAX_RECEIVE_COUNT = 5

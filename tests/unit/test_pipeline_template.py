@@ -494,3 +494,25 @@ def test_both_notifications_retry_a_throttled_or_failing_publish(stack: Stack) -
         )
         assert retrier["MaxAttempts"] == 6 and retrier["JitterStrategy"] == "FULL"
         assert retrier["MaxDelaySeconds"] == 60
+
+
+def test_a_failed_runs_cause_is_read_only_when_whole(stack: Stack) -> None:
+    """Step Functions cuts a cause at 32,768 characters; a cut JSON must not be parsed."""
+    from event_driven_etl.runtime.trigger.s3_events import INLINE_LIMIT_BYTES
+
+    _pipeline(stack)
+    template = template_of(stack)
+    choice = state_machine_definition(template)["States"]["Glue run failed?"]
+    [rule] = choice["Choices"]
+    patterns = [c.get("StringMatches") for c in rule["And"]]
+    assert '{*"JobRunState"*}' in patterns
+    # The handler and the construct agree on one inline limit, well under the cause limit.
+    [function] = [
+        f
+        for lid, f in resources_of_type(template, "AWS::Lambda::Function").items()
+        if lid.startswith("PipelineTriggerFunction")
+    ]
+    assert function["Properties"]["Environment"]["Variables"]["INLINE_LIMIT_BYTES"] == str(
+        INLINE_LIMIT_BYTES
+    )
+    assert 2 * INLINE_LIMIT_BYTES < 32_768

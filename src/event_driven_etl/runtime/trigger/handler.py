@@ -17,7 +17,7 @@ Environment:
   LEASE_SECONDS       how long an unconfirmed mark blocks others (default 900)
   MANIFEST_BUCKET     where large batches are written as a manifest (batching mode)
   MANIFEST_PREFIX     key prefix of manifests (default "manifests/")
-  INLINE_LIMIT_BYTES  largest inline object list before a manifest is used (default 96000)
+  INLINE_LIMIT_BYTES  largest inline object list before a manifest is used (default 16000)
 """
 
 from __future__ import annotations
@@ -33,9 +33,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 try:  # imported as part of the event_driven_etl package (tests, offline harness)
-    from .s3_events import MalformedEventError, ObjectRef, execution_name, parse_object_created
+    from .s3_events import (
+        INLINE_LIMIT_BYTES,
+        MalformedEventError,
+        ObjectRef,
+        execution_name,
+        parse_object_created,
+    )
 except ImportError:  # deployed: the asset directory is the Lambda's top level
     from s3_events import (  # type: ignore[no-redef, import-not-found, unused-ignore]  # flat layout
+        INLINE_LIMIT_BYTES,
         MalformedEventError,
         ObjectRef,
         execution_name,
@@ -55,7 +62,6 @@ _RETRYABLE_CODES = frozenset(
         "ProvisionedThroughputExceededException",
     }
 )
-_DEFAULT_INLINE_LIMIT = 96_000
 
 
 def log(level: str, message: str, **fields: Any) -> None:
@@ -315,7 +321,7 @@ def start_execution(objects: list[ObjectRef], context: Any = None) -> str:
 def _execution_input(objects: list[ObjectRef], name: str) -> str:
     uris = sorted({o.uri for o in objects})
     inline = json.dumps({"objects": uris}, ensure_ascii=False)
-    limit = int(os.environ.get("INLINE_LIMIT_BYTES", str(_DEFAULT_INLINE_LIMIT)))
+    limit = int(os.environ.get("INLINE_LIMIT_BYTES", str(INLINE_LIMIT_BYTES)))
     if len(inline.encode("utf-8")) <= limit or not os.environ.get("MANIFEST_BUCKET"):
         return inline
     return json.dumps({"manifest": write_manifest(uris, name), "object_count": len(uris)})
