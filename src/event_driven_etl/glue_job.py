@@ -42,6 +42,9 @@ DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
 DEFAULT_JOB_TIMEOUT = Duration.hours(1)
 FLEX_JOB_TIMEOUT = Duration.hours(2)
 DEFAULT_TABLE_NAME = "etl_output"
+OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+"""What the job writes under the output and quarantine prefixes."""
+
 CATALOG_ACTIONS = (
     "glue:GetDatabase",
     "glue:GetTable",
@@ -331,8 +334,20 @@ class GlueEtlJob(Construct):
         source_bucket.grant_read(self.role, f"{source_key_prefix or ''}*")
         # The table (its data, schema file and run reports) and the quarantine: the script
         # also reads what it wrote (a re-run replaces its earlier files).
+        # Writes are exactly what Spark's committer and the script do: put, delete (staging,
+        # a re-run's earlier files), abort a multipart upload. No legal hold, retention or
+        # tagging (Object Lock is off), no version deletes.
         for prefix in written_prefixes:
-            output_bucket.grant_read_write(self.role, f"{prefix}*")
+            output_bucket.grant_read(self.role, f"{prefix}*")
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteOutputAndQuarantine",
+                actions=list(OBJECT_WRITE_ACTIONS),
+                resources=[output_bucket.arn_for_objects(f"{p}*") for p in written_prefixes],
+            )
+        )
+        if output_bucket.encryption_key is not None:
+            output_bucket.encryption_key.grant_encrypt_decrypt(self.role)
         output_bucket.grant_read(self.role, f"{manifest_prefix}*")
         self.encryption_key.grant_encrypt_decrypt(self.role)
         if self.output_encryption_key is not None:
