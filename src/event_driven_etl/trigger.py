@@ -305,6 +305,17 @@ class TriggerFunction(Construct):
                     max_event_age=Duration.hours(24),
                 )
             )
+            # CDK's target statement lets EventBridge send from any rule; only this one may.
+            self.queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheObjectCreatedRule",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sqs:SendMessage"],
+                    resources=[self.queue.queue_arn],
+                    conditions={"ArnNotEquals": {"aws:SourceArn": rule.rule_arn}},
+                )
+            )
         else:
             rule.add_target(
                 targets.LambdaFunction(

@@ -154,3 +154,20 @@ def test_glue_job_run_queuing_is_off_unless_asked(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline")
     job = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]
     assert job["JobRunQueuingEnabled"] is False
+
+
+def test_only_the_object_created_rule_may_send_to_the_event_queue(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
+    template = template_of(stack)
+    [policy] = [
+        p
+        for lid, p in resources_of_type(template, "AWS::SQS::QueuePolicy").items()
+        if "EventQueue" in lid
+    ]
+    [deny] = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Sid") == "OnlyTheObjectCreatedRule"
+    ]
+    assert deny["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "ObjectCreatedRule" in json.dumps(deny["Condition"]["ArnNotEquals"]["aws:SourceArn"])
