@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
@@ -144,8 +144,12 @@ def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
 
 
 def acknowledge_bucket_notifications_handler(scope: Construct) -> None:
-    """CDK's own notifications handler uses the AWS managed basic-execution policy."""
+    """CDK's own notifications handler uses the AWS managed basic-execution policy, and is a
+    Lambda function outside a VPC without a DLQ or reserved concurrency."""
     handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
+    function = handler.node.default_child if handler is not None else None
+    if isinstance(function, CfnResource):
+        skip_checkov(function, "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115")
     role = handler.node.try_find_child("Role") if handler else None
     if role is None:
         return
@@ -156,6 +160,30 @@ def acknowledge_bucket_notifications_handler(scope: Construct) -> None:
         "CDK's BucketNotificationsHandler (turns on EventBridge for the source bucket) is "
         "created by aws-cdk-lib with this managed policy; it is not configurable",
     )
+
+
+CHECKOV_REASONS = {
+    "CKV_AWS_18": "access logging on the access-log bucket itself: logging it into itself would "
+    "loop, and S3 allows no further target without another bucket that has the same problem",
+    "CKV_AWS_116": "Lambda DLQ: failures go to an on-failure destination queue (asynchronous "
+    "invocations) or an SQS redrive policy; checkov only sees DeadLetterConfig",
+    "CKV_AWS_117": "Lambda in a VPC: the function calls only AWS APIs; a VPC adds NAT cost and "
+    "no protection",
+    "CKV_AWS_115": "Lambda reserved concurrency: left to the account; throttles are alarmed",
+    "CKV_AWS_173": "Lambda environment encryption with a customer key: the variables hold "
+    "resource names only (with encryption_key given, they are encrypted with it)",
+}
+"""Why each checkov check that fails on the synthesized template is skipped, in one place."""
+
+
+def skip_checkov(resource: CfnResource, *check_ids: str) -> None:
+    """Record justified checkov exceptions in the template itself (``Metadata.checkov.skip``),
+    so a user's own checkov run agrees with ours; merged with any already there."""
+    existing = resource.get_metadata("checkov") or {}
+    skips = {s["id"]: s for s in existing.get("skip", [])}
+    for check_id in check_ids:
+        skips[check_id] = {"id": check_id, "comment": CHECKOV_REASONS[check_id]}
+    resource.add_metadata("checkov", {"skip": [skips[k] for k in sorted(skips)]})
 
 
 def acknowledge_destination_queue(queue: sqs.IQueue) -> None:
