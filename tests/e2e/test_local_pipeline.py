@@ -30,7 +30,7 @@ def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
 def test_upload_runs_the_job_and_notifies_success(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
         local.put_object("incoming/new orders.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
         assert run.objects == [f"s3://{local.source_bucket}/incoming/new orders.csv"]
         [note] = local.notifications
@@ -49,10 +49,10 @@ def test_upload_runs_the_job_and_notifies_success(tmp_path: Path) -> None:
 def test_duplicate_delivery_runs_once(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         event = local.put_object("incoming/a.csv", CSV)
-        local.wait_for_runs()
+        local.wait_for_runs(timeout=300)
         local.redeliver(event)
         local.redeliver(event)
-        assert len(local.wait_for_runs()) == 1
+        assert len(local.wait_for_runs(timeout=300)) == 1
         assert len(local.glue_runs) == 1
 
 
@@ -60,7 +60,7 @@ def test_reupload_runs_again(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         local.put_object("incoming/a.csv", CSV)
         local.put_object("incoming/a.csv", CSV + b"3,Cy\n")
-        runs = local.wait_for_runs()
+        runs = local.wait_for_runs(timeout=300)
         assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
         assert runs[0].objects == runs[1].objects
 
@@ -68,7 +68,7 @@ def test_reupload_runs_again(tmp_path: Path) -> None:
 def test_key_outside_the_prefix_starts_nothing(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         local.put_object("elsewhere/a.csv", CSV)
-        assert local.wait_for_runs() == []
+        assert local.wait_for_runs(timeout=300) == []
         assert local.notifications == []
 
 
@@ -78,7 +78,7 @@ def test_prefix_and_suffix_must_both_match(tmp_path: Path) -> None:
         local.put_object("incoming/a.json", b"{}")
         local.put_object("other/b.csv", CSV)
         local.put_object("incoming/c.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.objects == [f"s3://{local.source_bucket}/incoming/c.csv"]
 
 
@@ -86,7 +86,7 @@ def test_glue_failure_notifies_failed_with_error_and_cause(tmp_path: Path) -> No
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         local.fail_next_glue_run(error="BadData", cause="column missing")
         local.put_object("incoming/a.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "FAILED"
         assert run.error == "EtlPipelineFailed"
         [note] = local.notifications
@@ -102,7 +102,7 @@ def test_glue_failure_notifies_failed_with_error_and_cause(tmp_path: Path) -> No
 def test_script_error_fails_the_run(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
         local.put_object("incoming/report.xlsx", b"not supported")
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "FAILED"
         assert "unsupported object format" in local.notifications[0]["cause"]
 
@@ -111,7 +111,7 @@ def test_concurrent_runs_exceeded_twice_is_retried_to_success(tmp_path: Path) ->
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         local.concurrent_runs_exceeded(times=2)
         local.put_object("incoming/a.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
         assert local.notifications[0]["status"] == "SUCCEEDED"
 
@@ -121,7 +121,7 @@ def test_retries_exhausted_notifies_failed(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         local.fail_glue_start("InternalServiceException", times=3)
         local.put_object("incoming/a.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "FAILED"
         [note] = local.notifications
         assert note["error"] == "Glue.InternalServiceException"
@@ -133,7 +133,7 @@ def test_throttled_start_execution_still_runs_once(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
         local.throttle_start_execution(times=2)
         local.put_object("incoming/a.csv", CSV)
-        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
 
 
 def test_malformed_event_ends_in_the_dead_letter_queue(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_malformed_event_ends_in_the_dead_letter_queue(tmp_path: Path) -> None:
                 },
             }
         )
-        assert local.wait_for_runs() == []
+        assert local.wait_for_runs(timeout=300) == []
         [letter] = local.dead_letters()
         assert "detail.object.size" in letter["responsePayload"]["errorMessage"]
 
@@ -159,7 +159,7 @@ def test_batched_mode_processes_every_object_exactly_once(tmp_path: Path) -> Non
         events = [local.put_object(f"incoming/part-{i:03}.csv", CSV) for i in range(200)]
         for event in events[:10]:
             local.redeliver(event)
-        runs = local.wait_for_runs()
+        runs = local.wait_for_runs(timeout=300)
         processed = [o for r in runs for o in r.objects]
         assert all(r.status == "SUCCEEDED" for r in runs)
         assert sorted(processed) == sorted(
@@ -176,7 +176,7 @@ def test_batch_too_large_to_pass_inline_goes_to_the_job_as_a_manifest(tmp_path: 
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         for i in range(70):
             local.put_object(f"incoming/{long_dir}/{i:02}.csv", CSV)
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
         assert run.manifest and run.manifest.startswith(f"s3://{local.output_bucket}/manifests/")
         assert len(set(run.objects)) == 70
@@ -208,7 +208,7 @@ def test_fails_wait_for_runs_past_its_timeout(tmp_path: Path) -> None:
         with pytest.raises(TimeoutError, match=r"still running after 0\.5 seconds"):
             local.wait_for_runs(timeout=0.5)
         release.set()
-        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
 
 
 def test_fails_from_stack_with_an_unknown_construct_id(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
         tmp_path / "cdk.out", "E2E", "Pipeline", glue_runner=_no_spark
     ) as local:
         local.put_object("incoming/a.csv", CSV)
-        assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
         assert json.loads(json.dumps(local.notifications))[0]["status"] == "SUCCEEDED"
 
 
@@ -261,7 +261,7 @@ def test_pytest_fixture_starts_and_stops_the_pipeline(
 ) -> None:
     local = local_pipeline(_stack(tmp_path), "Pipeline", glue_runner=no_spark)
     local.put_object("incoming/a.csv", CSV)
-    assert [r.status for r in local.wait_for_runs()] == ["SUCCEEDED"]
+    assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
 
 
 @pytest.mark.spark
@@ -277,7 +277,7 @@ def test_bring_your_own_example_runs_its_own_script_offline(tmp_path: Path) -> N
         assert local.source_bucket == "acme-raw-landing-zone"
         local.put_object("orders/2026-11.csv", b"id,total\n1,5.0\n2,0\n3,7.5\n")
         local.put_object("orders/readme.txt", b"not an order")  # suffix filter: ignored
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
         [note] = local.notifications
         assert note["pipeline"] == "orders-ingest"
@@ -294,6 +294,6 @@ def test_stack_with_an_explicit_environment_runs_offline(tmp_path: Path) -> None
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         for i in range(3):
             local.put_object(f"any/{i}.json", b"{}")
-        [run] = local.wait_for_runs()
+        [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED" and len(run.objects) == 3
         assert local.notifications[0]["status"] == "SUCCEEDED"
