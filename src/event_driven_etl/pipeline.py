@@ -416,6 +416,39 @@ class EventDrivenEtlPipeline(Construct):
         )
         self.alarm_topic = alarm_topic or self.notification_topic
         self._create_operations(alarms, freshness_period, dashboard)
+        self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
+
+    def _warn_about_policies_we_cannot_change(
+        self, alarms: bool, notification_topic_key: Optional[kms.IKey]
+    ) -> None:
+        """A topic or key imported by ARN keeps its own policy: say exactly what it needs."""
+        account = Stack.of(self).account
+        for topic, role in ((self.alarm_topic, "alarm"), (self.notification_topic, "notification")):
+            if (
+                isinstance(topic, sns.Topic)
+                or not alarms
+                or (role == "notification" and topic is self.alarm_topic)
+            ):
+                continue
+            Annotations.of(self).add_warning_v2(
+                f"event-driven-etl:imported-{role}-topic",
+                f"The {role} topic is imported: its policy is not changed here. It must allow "
+                '{"Effect": "Allow", "Principal": {"Service": ["cloudwatch.amazonaws.com", '
+                '"events.amazonaws.com"]}, "Action": "sns:Publish", "Resource": "<topic arn>", '
+                f'"Condition": {{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}} '
+                "(CloudWatch alarms and the Glue job-state rule publish to it).",
+            )
+        key = notification_topic_key
+        if key is not None and not isinstance(key, kms.Key):
+            Annotations.of(self).add_warning_v2(
+                "event-driven-etl:imported-topic-key",
+                "notification_topic_key is imported: its key policy is not changed here. It "
+                'must allow {"Effect": "Allow", "Principal": {"Service": '
+                '["cloudwatch.amazonaws.com", "events.amazonaws.com"]}, "Action": '
+                '["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*", "Condition": '
+                f'{{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}, and let IAM '
+                "policies of this account grant its use (the workflow role's grant is added).",
+            )
 
     def _create_operations(
         self, alarms: bool, freshness_period: Optional[Duration], dashboard: bool

@@ -60,3 +60,36 @@ def test_other_partitions_get_their_own_principals_and_arns(region: str) -> None
     assert f"logs.{region}.amazonaws.com" not in text
     # ARNs are built from the partition, never spelled "arn:aws:" by the construct.
     assert '"arn:aws:' not in text
+
+
+def test_an_imported_topic_and_key_get_warnings_naming_the_statements(stack: Stack) -> None:
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_sns as sns
+    from aws_cdk.assertions import Annotations, Match
+
+    topic = sns.Topic.from_topic_arn(stack, "Ops", "arn:aws:sns:eu-west-1:111111111111:ops")
+    key = kms.Key.from_key_arn(
+        stack,
+        "OpsKey",
+        "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
+    EventDrivenEtlPipeline(stack, "Pipeline", notification_topic=topic, notification_topic_key=key)
+    annotations = Annotations.from_stack(stack)
+    annotations.has_warning(
+        "/TestStack/Pipeline",
+        Match.string_like_regexp(
+            'alarm topic is imported.*"cloudwatch.amazonaws.com", "events.amazonaws.com".*'
+            '"sns:Publish".*"aws:SourceAccount": "111111111111"'
+        ),
+    )
+    annotations.has_warning(
+        "/TestStack/Pipeline",
+        Match.string_like_regexp('notification_topic_key is imported.*"kms:GenerateDataKey\\*"'),
+    )
+
+
+def test_a_created_topic_gets_no_such_warning(stack: Stack) -> None:
+    from aws_cdk.assertions import Annotations, Match
+
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("is imported"))
