@@ -16,6 +16,7 @@ from constructs import Construct
 
 from . import _defaults, _nag
 from ._validation import Problems, is_unresolved, key_filter_problems
+from .runtime.glue.etl_job import BAD_RECORDS_MODES, RUNS_DIR
 
 BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
 """The script used when no ``script`` is given (shipped in the package)."""
@@ -59,11 +60,11 @@ _BUILT_IN_VERSIONS = ("V5_0", "V5_1", "V6_0")
 _FLEX_WORKER_TYPES = ("G_1X", "G_2X")
 _JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
-BAD_RECORDS_MODES = ("fail", "quarantine")
-"""What the built-in script does with an object it cannot land (``bad_records``)."""
-
-RUN_REPORTS_DIR = "_runs/"
+RUN_REPORTS_DIR = f"{RUNS_DIR}/"
 """Under ``output_prefix``: the built-in script's report of each run (``<batch_id>.json``)."""
+
+DEFAULT_QUARANTINE_PREFIX = "quarantine/"
+"""Key prefix (in the output bucket) that objects the built-in script quarantines go under."""
 _MIN_WORKERS = 2
 _MAX_CONCURRENT_RUNS_LIMIT = 1000
 
@@ -143,7 +144,7 @@ class GlueEtlJob(Construct):
         output_encryption_key: Optional[kms.IKey] = None,
         job_name: Optional[str] = None,
         bad_records: str = "fail",
-        quarantine_prefix: str = "quarantine/",
+        quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
     ) -> None:
@@ -397,7 +398,7 @@ def check_glue_job_props(
     timeout: Duration,
     extra_arguments: Optional[Mapping[str, str]],
     bad_records: str = "fail",
-    quarantine_prefix: str = "quarantine/",
+    quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
     glue_version: Optional[glue.GlueVersion] = None,
     execution_class: Optional[glue.ExecutionClass] = None,
     worker_type: Optional[glue.WorkerType] = None,

@@ -32,6 +32,7 @@ from .glue_job import (
     DEFAULT_GLUE_VERSION,
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_RUNS,
+    DEFAULT_QUARANTINE_PREFIX,
     FLEX_JOB_TIMEOUT,
     GlueEtlJob,
     check_glue_job_props,
@@ -637,7 +638,7 @@ def _check_no_self_trigger(
     written = {
         "output_prefix": output_prefix,
         "manifests": MANIFEST_PREFIX,
-        "quarantine": "quarantine/",
+        "quarantine": DEFAULT_QUARANTINE_PREFIX,
     }
     for what, prefix in written.items():
         if not isinstance(prefix, str) or is_unresolved(prefix):

@@ -250,7 +250,6 @@ class Probe:
     """Why the object is refused (content does not match its name, not UTF-8 ...)."""
     skip: Optional[str] = None
     """Why there is nothing to land (0 bytes ...)."""
-    missing: bool = False
     sep: str = ","
     header: tuple[str, ...] = ()
     json_layout: str = "lines"
@@ -411,9 +410,7 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
             size, head, tail = _read_ends(fs, path, peek, parquet)
         except Exception as error:
             if "FileNotFoundException" in str(error):
-                return Probe(
-                    uri=uri, skip="object not found (deleted before the run)", missing=True
-                )
+                return Probe(uri=uri, skip="object not found (deleted before the run)")
             raise
         result = sniff(uri, size, head, tail)
         if result.fmt == "parquet" and result.problem is None and result.skip is None:
