@@ -11,6 +11,7 @@ from ._validation import Problems
 MAX_RETRY_ATTEMPTS = 100
 MAX_BATCH_SIZE = 10_000
 MAX_BATCHING_WINDOW_SECONDS = 300
+_LONGEST_WAIT_SECONDS = 365 * 24 * 3600  # no execution lives longer than a year
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,10 @@ class RetryPolicy:
 
     Transient errors are ``Glue.ConcurrentRunsExceededException`` (retried separately and
     more generously, see ``EtlStateMachine``'s ``concurrency_retry``), throttling and Glue
-    internal errors. A run that *ends* FAILED is a data or code error and is retried only
-    when ``retry_failed_runs`` is true.
+    internal errors (``Glue.ThrottlingException``, ``Glue.InternalServiceException``,
+    ``Glue.OperationTimeoutException``, and ``Glue.AWSGlueException``, the name under which
+    Step Functions reports Glue's throttling of ``StartJobRun``). A run that *ends* FAILED
+    is a data or code error and is retried only when ``retry_failed_runs`` is true.
 
     Validates itself on construction and raises :class:`ValidationError`.
     """
@@ -42,7 +45,10 @@ class RetryPolicy:
     Default: True"""
 
     retry_failed_runs: bool = False
-    """Also retry when the Glue run itself ends FAILED (``States.TaskFailed``). Default: False"""
+    """Also run the job again when its run *ended* FAILED, with this policy's attempts and
+    waits. Only a finished FAILED run is retried: AccessDenied, a missing job and other
+    errors Step Functions also reports as ``States.TaskFailed`` are not, and neither is a run
+    that ended TIMEOUT or ERROR. Default: False"""
 
     def __post_init__(self) -> None:
         problems = Problems("RetryPolicy")
@@ -60,6 +66,17 @@ class RetryPolicy:
             else:
                 problems.seconds_in_range("max_delay", self.max_delay, 1, 24 * 3600)
         problems.raise_if_any()
+
+    def waits_in_seconds(self) -> list[int]:
+        """The wait before each retry, before jitter: ``interval * backoff_rate ** n``,
+        capped at ``max_delay``, in whole seconds (as Step Functions computes them)."""
+        interval = self.interval.to_seconds()
+        cap = self.max_delay.to_seconds() if self.max_delay is not None else None
+        waits = []
+        for attempt in range(self.max_attempts):
+            wait = interval * self.backoff_rate**attempt
+            waits.append(int(min(wait, cap or _LONGEST_WAIT_SECONDS, _LONGEST_WAIT_SECONDS)))
+        return waits
 
 
 @dataclass(frozen=True)

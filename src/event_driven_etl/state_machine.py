@@ -75,6 +75,9 @@ _NO_OUTCOME: dict[str, Any] = {
 """The notification's outcome fields when no run report is read (your own script)."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
+_RUN_RETRIES = "run_retries"
+"""Where the failed-run retry loop keeps its attempt count and next wait."""
+_FAILED_RUN = "FAILED"
 
 
 class EtlStateMachine(Construct):
@@ -169,9 +172,8 @@ class EtlStateMachine(Construct):
         self._report_bucket = report_bucket
         self._report_prefix = report_prefix
 
-        run_job = self._glue_task(
-            glue_job, retry_policy or RetryPolicy(), concurrency_retry or DEFAULT_CONCURRENCY_RETRY
-        )
+        policy = retry_policy or RetryPolicy()
+        run_job = self._glue_task(glue_job, policy, concurrency_retry or DEFAULT_CONCURRENCY_RETRY)
         notify_success = self._notify(
             "Notify success",
             "SUCCEEDED",
@@ -201,12 +203,18 @@ class EtlStateMachine(Construct):
         )
         failure_details = self._failure_details(notify_failure)
         notify_failure.next(failed)
-        run_job.add_catch(failure_details, errors=[sfn.Errors.ALL], result_path="$.error")
+        on_error: sfn.IChainable = failure_details
+        if policy.retry_failed_runs and policy.max_attempts > 0:
+            on_error = self._retry_failed_runs(run_job, policy, failure_details)
+        run_job.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
 
         after_run: sfn.IChainable = notify_success
         if report_bucket is not None:
             after_run = self._read_success_report(report_bucket, notify_success, failure_details)
-        definition = self._normalise_input().next(run_job).next(after_run)
+        input_defaults = dict(_INPUT_DEFAULTS)
+        if policy.retry_failed_runs:
+            input_defaults[_RUN_RETRIES] = {"count": 0}
+        definition = self._normalise_input(input_defaults).next(run_job).next(after_run)
         unique_name = Names.unique_resource_name(self, max_length=200)
         # The log group is retained (execution history is audit data): its name carries the
         # stack's own id, so a destroy and a new deploy of the same app do not collide.
@@ -261,12 +269,12 @@ class EtlStateMachine(Construct):
 
     # ------------------------------------------------------------------ states
 
-    def _normalise_input(self) -> sfn.Chain:
+    def _normalise_input(self, defaults: dict[str, Any]) -> sfn.Chain:
         """Give ``objects`` and ``manifest`` defaults so either input form reaches the job."""
         with_defaults = sfn.Pass(
             self,
             "Normalise input",
-            parameters={"defaults": _INPUT_DEFAULTS, "input.$": "$"},
+            parameters={"defaults": defaults, "input.$": "$"},
         )
         merged = sfn.Pass(
             self,
@@ -299,9 +307,44 @@ class EtlStateMachine(Construct):
         )
         task.add_retry(**_retry_props(CONCURRENCY_ERRORS, concurrency))
         task.add_retry(**_retry_props(TRANSIENT_ERRORS, retry))
-        if retry.retry_failed_runs:
-            task.add_retry(**_retry_props((sfn.Errors.TASKS_FAILED,), retry))
         return task
+
+    def _retry_failed_runs(
+        self, run_job: sfn.IChainable, policy: RetryPolicy, give_up: sfn.IChainable
+    ) -> sfn.Choice:
+        """Run the job again only when its run *ended* FAILED, never for AccessDenied,
+        EntityNotFound or anything else Step Functions also reports as ``States.TaskFailed``.
+
+        A retrier cannot look at the cause, so this is a loop: the waits are the policy's
+        (interval, backoff, cap) computed here and picked by the attempt count, with full
+        jitter from ``States.MathRandom`` when the policy asks for it.
+        """
+        waits = ", ".join(str(w) for w in policy.waits_in_seconds())
+        wait_now = f"States.ArrayGetItem(States.Array({waits}), $.{_RUN_RETRIES}.count)"
+        if policy.jitter:
+            wait_now = f"States.MathRandom(0, {wait_now})"
+        schedule = sfn.Pass(
+            self,
+            "Schedule run retry",
+            parameters={
+                "count.$": f"States.MathAdd($.{_RUN_RETRIES}.count, 1)",
+                "seconds.$": wait_now,
+            },
+            result_path=f"$.{_RUN_RETRIES}",
+        )
+        wait = sfn.Wait(
+            self,
+            "Wait before run retry",
+            time=sfn.WaitTime.seconds_path(f"$.{_RUN_RETRIES}.seconds"),
+        )
+        run_failed = sfn.Condition.and_(
+            sfn.Condition.string_equals("$.error.Error", sfn.Errors.TASKS_FAILED),
+            sfn.Condition.string_matches("$.error.Cause", f'*"JobRunState":"{_FAILED_RUN}"*'),
+            sfn.Condition.number_less_than(f"$.{_RUN_RETRIES}.count", policy.max_attempts),
+        )
+        choice = sfn.Choice(self, "Retry failed run?")
+        choice.when(run_failed, schedule.next(wait).next(run_job)).otherwise(give_up)
+        return choice
 
     def _failure_details(self, notify_failure: sfn.IChainable) -> sfn.Choice:
         """Find the Glue run in the error cause when the failure is a finished Glue run, and

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Duration, Stack
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy
 from event_driven_etl.testing import LocalPipeline
@@ -297,3 +298,83 @@ def test_stack_with_an_explicit_environment_runs_offline(tmp_path: Path) -> None
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED" and len(run.objects) == 3
         assert local.notifications[0]["status"] == "SUCCEEDED"
+
+
+def test_a_run_that_ended_failed_is_run_again_when_asked(tmp_path: Path) -> None:
+    policy = RetryPolicy(max_attempts=2, interval=Duration.seconds(30), retry_failed_runs=True)
+    with LocalPipeline.from_stack(
+        _stack(tmp_path, retry_policy=policy), "Pipeline", glue_runner=_no_spark
+    ) as local:
+        local.fail_next_glue_run("DriverLost", "first attempt")
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED"
+        assert [g.status for g in local.glue_runs] == ["FAILED", "SUCCEEDED"]
+        # One execution, one Glue batch: the retry runs the same batch id again.
+        assert {g.arguments["--batch_id"] for g in local.glue_runs} == {run.name}
+
+
+def test_fails_a_run_that_keeps_failing_after_its_retries(tmp_path: Path) -> None:
+    policy = RetryPolicy(max_attempts=2, interval=Duration.seconds(30), retry_failed_runs=True)
+    with LocalPipeline.from_stack(
+        _stack(tmp_path, retry_policy=policy), "Pipeline", glue_runner=_no_spark
+    ) as local:
+        for attempt in range(3):
+            local.fail_next_glue_run("BadData", f"attempt {attempt}")
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert [g.status for g in local.glue_runs] == ["FAILED"] * 3  # first + max_attempts
+        [note] = local.notifications
+        assert note["status"] == "FAILED" and "attempt 2" in note["cause"]
+
+
+@pytest.mark.parametrize("state", ["TIMEOUT", "ERROR"])
+def test_fails_a_run_that_ended_other_than_failed_without_a_retry(
+    tmp_path: Path, state: str
+) -> None:
+    """``retry_failed_runs`` retries runs that ended FAILED, not every States.TaskFailed."""
+    policy = RetryPolicy(max_attempts=2, interval=Duration.seconds(30), retry_failed_runs=True)
+    with LocalPipeline.from_stack(
+        _stack(tmp_path, retry_policy=policy), "Pipeline", glue_runner=_no_spark
+    ) as local:
+        local.fail_next_glue_run("Slow", "took too long", state=state)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert [g.status for g in local.glue_runs] == [state]
+        [note] = local.notifications
+        assert f'"JobRunState":"{state}"' in note["cause"]
+
+
+def test_fails_a_glue_outage_that_outlasts_the_retry_budget(tmp_path: Path) -> None:
+    """Scaled, not flattened: 3 retries of 60 s x 2 wait their shape (divided by the scale)
+    and then the execution fails, as it would in AWS when Glue keeps failing."""
+    budget = RetryPolicy(max_attempts=3, interval=Duration.seconds(60), jitter=False)
+    stack = _stack(tmp_path, retry_policy=budget)
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_runner=_no_spark, time_scale=300
+    ) as local:
+        local.fail_glue_start("InternalServiceException", times=4)
+        started = time.monotonic()
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        waited = time.monotonic() - started
+        assert run.status == "FAILED"
+        assert local.notifications[0]["error"] == "Glue.InternalServiceException"
+        # 60 + 120 + 240 s of virtual waiting, divided by 300: 1.4 s, not 3 x 1 s flattened.
+        assert waited >= 420 / 300
+
+
+def test_fails_an_execution_past_the_workflow_timeout(tmp_path: Path) -> None:
+    """The timeout counts the waiting too: Glue busy for longer than the workflow may live
+    times the execution out (TIMED_OUT), with the default 40-attempt concurrency retry."""
+    stack = _stack(tmp_path, workflow_timeout=Duration.minutes(10), job_timeout=Duration.minutes(5))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_runner=_no_spark, time_scale=600
+    ) as local:
+        local.concurrent_runs_exceeded(times=40)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "TIMED_OUT"
+        assert local.glue_runs == []

@@ -274,8 +274,19 @@ def test_concurrent_runs_exceeded_is_retried_generously_with_jitter(stack: Stack
     concurrency = next(r for r in retriers if r["ErrorEquals"] == list(CONCURRENCY_ERRORS))
     assert "Glue.ConcurrentRunsExceededException" in concurrency["ErrorEquals"]
     assert concurrency["JitterStrategy"] == "FULL"
-    assert concurrency["MaxAttempts"] >= 20
+    assert concurrency["MaxAttempts"] == 40
+    assert concurrency["IntervalSeconds"] == 30 and concurrency["BackoffRate"] == 1.5
+    assert concurrency["MaxDelaySeconds"] == 300  # the 5-minute cap
     assert retriers.index(concurrency) == 0  # before any broader matcher
+
+
+def test_retry_policy_cap_and_jitter_reach_the_retrier(stack: Stack) -> None:
+    policy = RetryPolicy(max_delay=Duration.seconds(90), jitter=False)
+    _pipeline(stack, retry_policy=policy)
+    retriers = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Retry"]
+    transient = next(r for r in retriers if r["ErrorEquals"] == list(TRANSIENT_ERRORS))
+    assert transient["MaxDelaySeconds"] == 90
+    assert transient["JitterStrategy"] == "NONE"
 
 
 def test_failed_glue_run_is_not_retried_by_default(stack: Stack) -> None:
@@ -285,10 +296,37 @@ def test_failed_glue_run_is_not_retried_by_default(stack: Stack) -> None:
     assert all("States.ALL" not in r["ErrorEquals"] for r in retriers)
 
 
-def test_failed_glue_run_is_retried_when_asked(stack: Stack) -> None:
-    _pipeline(stack, retry_policy=RetryPolicy(retry_failed_runs=True))
-    retriers = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Retry"]
-    assert retriers[-1]["ErrorEquals"] == ["States.TaskFailed"]
+def test_failed_glue_run_is_retried_when_asked_and_only_a_failed_run(stack: Stack) -> None:
+    policy = RetryPolicy(
+        max_attempts=4,
+        interval=Duration.seconds(10),
+        backoff_rate=3,
+        max_delay=Duration.seconds(100),
+        retry_failed_runs=True,
+    )
+    _pipeline(stack, retry_policy=policy)
+    states = state_machine_definition(template_of(stack))["States"]
+    # No retrier on States.TaskFailed: AccessDenied or a missing job would be retried too.
+    assert all("States.TaskFailed" not in r["ErrorEquals"] for r in states["Run Glue job"]["Retry"])
+    assert states["Run Glue job"]["Catch"][0]["Next"] == "Retry failed run?"
+    [rule] = states["Retry failed run?"]["Choices"]
+    assert rule["And"] == [
+        {"Variable": "$.error.Error", "StringEquals": "States.TaskFailed"},
+        {"Variable": "$.error.Cause", "StringMatches": '*"JobRunState":"FAILED"*'},
+        {"Variable": "$.run_retries.count", "NumericLessThan": 4},
+    ]
+    assert states["Retry failed run?"]["Default"] == "Glue run failed?"
+    seconds = states["Schedule run retry"]["Parameters"]["seconds.$"]
+    # interval x backoff, capped at max_delay, with full jitter:
+    assert seconds == (
+        "States.MathRandom(0, States.ArrayGetItem(States.Array(10, 30, 90, 100), "
+        "$.run_retries.count))"
+    )
+    assert states["Wait before run retry"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.run_retries.seconds",
+        "Next": "Run Glue job",
+    }
 
 
 def test_any_error_is_caught_notified_and_fails_the_execution(stack: Stack) -> None:

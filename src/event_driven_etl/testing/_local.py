@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 from urllib.parse import quote_plus
 
 from ..runtime.glue.etl_job import parse_manifest_lines
-from . import _moto_patches, _spark
+from . import _moto_patches, _spark, _time
 from ._glue_emulation import ACTIVE_JOBS, glue_hooks, held_job_run_class
 from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
 from ._output import read_table_rows
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 GlueRunner = Callable[[Path, dict[str, str]], None]
 """Runs a Glue script with its job arguments; raising marks the run FAILED."""
 
+DEFAULT_TIME_SCALE = 100.0
+"""A local Spark run of seconds stands for a Glue run of minutes, as the waits around it."""
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
 _sequencer = itertools.count(1)
@@ -79,9 +81,20 @@ class GlueRun:
     written: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _GlueFailure:
+    error: str
+    cause: str
+    after_script: bool
+    state: str
+
+
+_FAILED_RUN_STATES = ("FAILED", "TIMEOUT", "ERROR")
+
+
 @dataclass
 class _Faults:
-    glue_failures: deque[tuple[str, str, bool]] = field(default_factory=deque)
+    glue_failures: deque[_GlueFailure] = field(default_factory=deque)
     glue_start_errors: deque[str] = field(default_factory=deque)
     start_execution_errors: deque[str] = field(default_factory=deque)
 
@@ -103,21 +116,24 @@ class LocalPipeline:
         construct_path: str,
         *,
         glue_runner: Optional[GlueRunner] = None,
-        fast_retries: bool = True,
+        time_scale: float = DEFAULT_TIME_SCALE,
         work_dir: Optional[Union[str, Path]] = None,
     ) -> None:
         """
         :param stack: The synthesized stack (see :meth:`from_stack`).
         :param construct_path: The pipeline's path, e.g. ``/MyStack/Pipeline``.
         :param glue_runner: Runs the Glue script. Default: - the script runs on local PySpark
-        :param fast_retries: Shorten the workflow's retry waits to 1 second (attempt counts
-            and retried errors stay as synthesized). Default: True
+        :param time_scale: Divide the workflow's waits (retriers with their backoff, cap
+            and jitter; Wait states) by this factor; the execution timeout counts real time
+            plus the waiting skipped. 1 is real time. Default: 100
         :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
         """
         self._stack = stack
         self._path = construct_path.rstrip("/")
         self._glue_runner = glue_runner
-        self._fast_retries = fast_retries
+        if not (isinstance(time_scale, (int, float)) and time_scale >= 1):
+            raise ValueError(f"time_scale must be a number of at least 1, got {time_scale!r}")
+        self._time_scale = float(time_scale)
         self._work_dir = Path(work_dir) if work_dir else None
         self._faults = _Faults()
         self._events: list[dict[str, Any]] = []
@@ -256,6 +272,7 @@ class LocalPipeline:
         from moto import mock_aws
 
         _moto_patches.apply()
+        _time.set_scale(self._time_scale)
         self._set_environment()
         self._tmp = tempfile.TemporaryDirectory(prefix="event-driven-etl-")
         self._mirror = _spark.BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
@@ -282,6 +299,7 @@ class LocalPipeline:
                 worker.join(timeout=30)
             self._mock.stop()
             self._mock = None
+            _time.set_scale(1)
         for name, value in self._env_saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -439,8 +457,6 @@ class LocalPipeline:
         for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + name + "}", str(value))
         definition = self._emulate_imported_topics(definition)
-        if self._fast_retries:
-            definition = json.dumps(_shorten_retries(json.loads(definition)))
         self.definition = json.loads(definition)
         self.state_machine_arn = self._sfn.create_state_machine(
             name=self._machine_id, definition=definition, roleArn=_ROLE_ARN
@@ -798,13 +814,17 @@ class LocalPipeline:
         cause: str = "injected failure",
         *,
         after_script: bool = False,
+        state: str = "FAILED",
     ) -> None:
         """The next Glue run ends FAILED with ``error: cause`` as its error message.
 
         With ``after_script=True`` the script runs first and writes its output, then the run
         fails (as when Glue loses the driver after the write): a retry must not add rows.
+        ``state`` is the run's final state: ``"FAILED"``, ``"TIMEOUT"`` or ``"ERROR"``.
         """
-        self._faults.glue_failures.append((error, cause, after_script))
+        if state not in _FAILED_RUN_STATES:
+            raise ValueError(f"state must be one of {_FAILED_RUN_STATES}, got {state!r}")
+        self._faults.glue_failures.append(_GlueFailure(error, cause, after_script, state))
 
     def fail_glue_start(self, error_code: str, times: int = 1) -> None:
         """The next ``times`` StartJobRun calls fail with ``Glue.<error_code>``."""
@@ -856,16 +876,16 @@ class LocalPipeline:
         fake_run: Any,
         run_id: str,
         arguments: dict[str, str],
-        failure: Optional[tuple[str, str, bool]],
+        failure: Optional[_GlueFailure],
     ) -> None:
         status, message, written = "SUCCEEDED", None, []
-        if failure is None or failure[2]:
+        if failure is None or failure.after_script:
             try:
                 written = self._run_script(arguments, run_id)
             except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
-            status, message = "FAILED", f"{failure[0]}: {failure[1]}"
+            status, message = failure.state, f"{failure.error}: {failure.cause}"
         fake_run.error_message = message
         with self._lock:
             self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
@@ -910,18 +930,3 @@ def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
 
 def _refers_to(value: Any, logical_id: str) -> bool:
     return logical_id in json.dumps(value)
-
-
-def _shorten_retries(node: Any) -> Any:
-    if isinstance(node, dict):
-        result = {k: _shorten_retries(v) for k, v in node.items()}
-        if isinstance(result.get("Retry"), list):
-            for retrier in result["Retry"]:
-                retrier["IntervalSeconds"] = 1
-                retrier["BackoffRate"] = 1.0
-                retrier.pop("MaxDelaySeconds", None)
-                retrier.pop("JitterStrategy", None)
-        return result
-    if isinstance(node, list):
-        return [_shorten_retries(v) for v in node]
-    return node

@@ -20,6 +20,13 @@ and its Glue ``UpdateTable`` ignores ``VersionId``:
    (``ConcurrentModificationException``): two runs that evolve the table at once must meet
    that refusal offline too.
 
+and its failed Glue run's cause is not what Step Functions reports:
+
+6. Step Functions serialises the JobRun compactly with its keys in alphabetical order
+   (``Arguments`` before ``JobRunState``) and cuts every cause at 32,768 characters; moto
+   writes ``", "``-separated JSON in shape order and never cuts. The cut matters: a failure
+   path that parses a long cause must not be green offline and broken on AWS.
+
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
 :func:`apply` says so in its return value.
@@ -53,6 +60,7 @@ def apply() -> bool:
     _patch_glue_datetimes()
     _patch_aws_sdk_s3()
     _patch_glue_update_table_version()
+    _patch_glue_failure_cause()
     _applied = True
     return True
 
@@ -151,3 +159,23 @@ def _patch_glue_update_table_version() -> None:
         return original(self)
 
     responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own
+
+
+CAUSE_LIMIT = 32_768
+"""Step Functions' longest error cause, in characters; longer causes are cut."""
+
+
+def step_functions_cause(value: Any) -> str:
+    """A cause as Step Functions writes it: compact JSON, sorted keys, cut at the limit."""
+    import json
+
+    text = json.dumps(_epoch_millis(value), separators=(",", ":"), sort_keys=True)
+    return text[:CAUSE_LIMIT]
+
+
+def _patch_glue_failure_cause() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as module,
+    )
+
+    module.to_json_str = lambda obj, separators=None: step_functions_cause(obj)  # type: ignore[assignment]

@@ -28,7 +28,7 @@ def local_pipeline() -> Iterator[StartLocalPipeline]:
     """Start a pipeline of a stack offline; every one started is stopped after the test.
 
     Call it as ``local_pipeline(stack, construct_id="Pipeline", **options)``, with the
-    options of :class:`LocalPipeline` (``glue_runner``, ``fast_retries``, ``work_dir``).
+    options of :class:`LocalPipeline` (``glue_runner``, ``time_scale``, ``work_dir``).
     """
     started: list[LocalPipeline] = []
 
