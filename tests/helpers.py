@@ -23,9 +23,11 @@ def only_resource(template: Template, kind: str) -> dict[str, Any]:
     return next(iter(found.values()))
 
 
-def state_machine_definition(template: Template) -> dict[str, Any]:
-    """The first state machine's definition, with intrinsics replaced by placeholders."""
-    machine = only_resource(template, "AWS::StepFunctions::StateMachine")
+def state_machine_definition(template: Template, name: str = "Workflow") -> dict[str, Any]:
+    """A state machine's definition (the workflow by default; ``"JobStateNotifier"`` for
+    the other one), with intrinsics replaced by placeholders."""
+    machines = resources_of_type(template, "AWS::StepFunctions::StateMachine")
+    [machine] = [m for logical_id, m in machines.items() if name in logical_id]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
     return dict(json.loads(text))

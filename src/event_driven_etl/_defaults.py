@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnResource, Duration, Fn, Names, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -163,8 +163,9 @@ def new_access_logs_bucket(
 
 
 def new_topic(scope: Construct, construct_id: str, encryption_key: kms.IKey) -> sns.Topic:
-    """KMS-encrypted, TLS-only topic that EventBridge and CloudWatch alarms may publish to."""
-    allow_service_to_use_key(encryption_key, "events.amazonaws.com")
+    """KMS-encrypted, TLS-only topic; CloudWatch alarms may use its key (the topic policy
+    that lets them publish is added with the alarms). Nothing else publishes as a service:
+    the workflows publish with their roles."""
     allow_service_to_use_key(encryption_key, "cloudwatch.amazonaws.com")
     return sns.Topic(scope, construct_id, master_key=encryption_key, enforce_ssl=True)
 
@@ -209,6 +210,17 @@ def new_log_group(
         encryption_key=encryption_key,
         removal_policy=RemovalPolicy.RETAIN,
     )
+
+
+def vended_log_group_name(scope: Construct) -> str:
+    """``/aws/vendedlogs/states/<unique path>-<stack uuid>`` for a state machine's log group.
+
+    The vended-logs prefix keeps the account's log resource policy small; the stack's own
+    id makes the retained group's name new after a destroy and a new deploy of the app.
+    """
+    unique_name = Names.unique_resource_name(scope, max_length=200)
+    stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return f"/aws/vendedlogs/states/{unique_name}-{stack_id}"
 
 
 def role_policy_resource(role: iam.IRole) -> Optional[iam.CfnPolicy]:

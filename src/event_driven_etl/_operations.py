@@ -9,17 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+
+from . import _defaults, _nag
 
 ALARM_PERIOD = Duration.minutes(5)
 """Every alarm looks at 5-minute windows and fires on the first occurrence."""
@@ -153,13 +158,35 @@ def create_freshness_alarm(
 
 
 def watch_glue_job_failures(
-    scope: Construct, job: glue.IJob, pipeline_name: str, topic: sns.ITopic
+    scope: Construct,
+    job: glue.IJob,
+    pipeline_name: str,
+    topic: sns.ITopic,
+    *,
+    topic_key: Optional[kms.IKey],
+    dead_letter_queue: sqs.IQueue,
+    log_encryption_key: Optional[kms.IKey],
+    log_retention: logs.RetentionDays,
 ) -> events.Rule:
-    """Glue runs that fail, also ones started outside the workflow, reach the topic.
+    """Glue runs that fail *outside* the workflow (started by hand, by a Glue trigger) reach
+    ``topic`` as a FAILED notification, with the SNS ``status`` attribute subscribers filter
+    on. A run the workflow started is not notified here: the workflow's own FAILED
+    notification already names it, so one failure makes one notification.
 
-    The event is reshaped into the notification schema (``status: "FAILED"``, ``error``,
-    ``cause``, ``glue_job_run_id``).
+    EventBridge cannot see who started a run nor set SNS message attributes, so the rule
+    starts a small Express workflow (``JobStateNotifier``): it reads the run
+    (``glue:GetJobRun``), ends quietly when the run carries the workflow's ``--batch_id``,
+    and otherwise publishes. Events it cannot take land in ``dead_letter_queue``.
     """
+    notifier = _job_state_notifier(
+        scope,
+        job,
+        pipeline_name,
+        topic,
+        topic_key=topic_key,
+        log_encryption_key=log_encryption_key,
+        log_retention=log_retention,
+    )
     rule = events.Rule(
         scope,
         "GlueJobFailedRule",
@@ -171,22 +198,105 @@ def watch_glue_job_failures(
         ),
     )
     rule.add_target(
-        targets.SnsTopic(
-            topic,
-            message=events.RuleTargetInput.from_object(
-                {
-                    "pipeline": pipeline_name,
-                    "status": "FAILED",
-                    "source": "glue-job-state-change",
-                    "objects": [],
-                    "glue_job_run_id": events.EventField.from_path("$.detail.jobRunId"),
-                    "error": f"Glue job run {events.EventField.from_path('$.detail.state')}",
-                    "cause": events.EventField.from_path("$.detail.message"),
-                }
-            ),
+        targets.SfnStateMachine(
+            notifier,
+            dead_letter_queue=dead_letter_queue,
+            retry_attempts=185,
+            max_event_age=Duration.hours(24),
         )
     )
     return rule
+
+
+STARTED_BY_WORKFLOW = '*"--batch_id"*'
+"""A run whose arguments hold ``--batch_id`` was started (and is notified) by the workflow."""
+
+
+def _job_state_notifier(
+    scope: Construct,
+    job: glue.IJob,
+    pipeline_name: str,
+    topic: sns.ITopic,
+    *,
+    topic_key: Optional[kms.IKey],
+    log_encryption_key: Optional[kms.IKey],
+    log_retention: logs.RetentionDays,
+) -> sfn.StateMachine:
+    from .state_machine import PUBLISH_ERRORS, PUBLISH_RETRY, retry_props
+
+    container = Construct(scope, "JobStateNotifier")
+    read_run = tasks.CallAwsService(
+        container,
+        "Read the run",
+        service="glue",
+        action="getJobRun",
+        parameters={
+            "JobName": sfn.JsonPath.string_at("$.detail.jobName"),
+            "RunId": sfn.JsonPath.string_at("$.detail.jobRunId"),
+        },
+        iam_resources=[job.job_arn],
+        iam_action="glue:GetJobRun",
+        result_selector={"text.$": "States.JsonToString($.JobRun)"},
+        result_path="$.run",
+    )
+    publish = tasks.SnsPublish(
+        container,
+        "Notify failure",
+        topic=topic,
+        message=sfn.TaskInput.from_object(
+            {
+                "pipeline": pipeline_name,
+                "status": "FAILED",
+                "source": "glue-job-state-change",
+                "execution": sfn.JsonPath.execution_id,
+                "objects": [],
+                "manifest": "",
+                "glue_job_run_id": sfn.JsonPath.string_at("$.detail.jobRunId"),
+                "error": sfn.JsonPath.format(
+                    "Glue job run {}", sfn.JsonPath.string_at("$.detail.state")
+                ),
+                "cause": sfn.JsonPath.string_at("$.detail.message"),
+            }
+        ),
+        message_attributes={"status": tasks.MessageAttribute(value="FAILED")},
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
+    # A run that cannot be read (deleted, throttled past its retries) is notified anyway.
+    read_run.add_retry(errors=["Glue.ThrottlingException"], max_attempts=5)
+    read_run.add_catch(publish, errors=[sfn.Errors.ALL], result_path="$.read_error")
+    started_by_workflow = sfn.Choice(container, "Started by the workflow?")
+    started_by_workflow.when(
+        sfn.Condition.string_matches("$.run.text", STARTED_BY_WORKFLOW),
+        sfn.Succeed(container, "The workflow notifies it"),
+    ).otherwise(publish)
+    log_group = _defaults.new_log_group(
+        container,
+        "LogGroup",
+        log_group_name=_defaults.vended_log_group_name(container),
+        retention=log_retention,
+        encryption_key=log_encryption_key,
+    )
+    machine = sfn.StateMachine(
+        container,
+        "StateMachine",
+        state_machine_type=sfn.StateMachineType.EXPRESS,
+        definition_body=sfn.DefinitionBody.from_chainable(read_run.next(started_by_workflow)),
+        timeout=Duration.minutes(5),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+        ),
+        comment=f"event-driven-etl pipeline {pipeline_name}: Glue runs failed outside it",
+    )
+    topic.grant_publish(machine)
+    if topic_key is not None:
+        topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
+    machine_resource = machine.node.default_child
+    if isinstance(machine_resource, CfnResource):
+        _defaults.depend_only_on_role_policy(machine_resource, machine.role)
+    _nag.acknowledge_necessary_wildcards(machine.role)
+    return machine
 
 
 def create_dashboard(

@@ -109,7 +109,10 @@ class EventDrivenEtlPipeline(Construct):
     """The alarms created (empty with ``alarms=False``)."""
 
     glue_job_failed_rule: Optional[events.IRule]
-    """Sends failed Glue runs (also ones started elsewhere) to ``alarm_topic``."""
+    """Glue "Job State Change" (FAILED, TIMEOUT, ERROR): a run that failed *outside* the
+    workflow (started by hand, by a Glue trigger) is notified on ``alarm_topic`` in the
+    notification schema, with the ``status`` attribute; a run the workflow started is
+    notified once, by the workflow, on the notification topic."""
 
     dashboard: Optional[cloudwatch.Dashboard]
     """The CloudWatch dashboard (with ``dashboard=True``)."""
@@ -416,7 +419,14 @@ class EventDrivenEtlPipeline(Construct):
             ],
         )
         self.alarm_topic = alarm_topic or self.notification_topic
-        self._create_operations(alarms, freshness_period, dashboard)
+        self._create_operations(
+            alarms,
+            freshness_period,
+            dashboard,
+            log_retention=log_retention,
+            # A topic you bring as alarm_topic must let this account's roles use its key.
+            alarm_topic_key=notification_topic_key if alarm_topic is None else None,
+        )
         self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
 
     def _warn_about_policies_we_cannot_change(
@@ -424,35 +434,39 @@ class EventDrivenEtlPipeline(Construct):
     ) -> None:
         """A topic or key imported by ARN keeps its own policy: say exactly what it needs."""
         account = Stack.of(self).account
-        for topic, role in ((self.alarm_topic, "alarm"), (self.notification_topic, "notification")):
-            if (
-                isinstance(topic, sns.Topic)
-                or not alarms
-                or (role == "notification" and topic is self.alarm_topic)
-            ):
-                continue
+        if not alarms:
+            return  # the workflows publish with their roles, granted here: nothing to say
+        if not isinstance(self.alarm_topic, sns.Topic):
+            role = "notification" if self.alarm_topic is self.notification_topic else "alarm"
             Annotations.of(self).add_warning_v2(
                 f"event-driven-etl:imported-{role}-topic",
-                f"The {role} topic is imported: its policy is not changed here. It must allow "
-                '{"Effect": "Allow", "Principal": {"Service": ["cloudwatch.amazonaws.com", '
-                '"events.amazonaws.com"]}, "Action": "sns:Publish", "Resource": "<topic arn>", '
-                f'"Condition": {{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}} '
-                "(CloudWatch alarms and the Glue job-state rule publish to it).",
+                f"The {role} topic is imported: its policy is not changed here. For the "
+                "pipeline's CloudWatch alarms to reach it, it must allow "
+                '{"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, '
+                '"Action": "sns:Publish", "Resource": "<topic arn>", "Condition": '
+                f'{{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}.',
             )
         key = notification_topic_key
         if key is not None and not isinstance(key, kms.Key):
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:imported-topic-key",
-                "notification_topic_key is imported: its key policy is not changed here. It "
-                'must allow {"Effect": "Allow", "Principal": {"Service": '
-                '["cloudwatch.amazonaws.com", "events.amazonaws.com"]}, "Action": '
-                '["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*", "Condition": '
-                f'{{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}, and let IAM '
-                "policies of this account grant its use (the workflow role's grant is added).",
+                "notification_topic_key is imported: its key policy is not changed here. For "
+                "the alarms to publish, it must allow "
+                '{"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, '
+                '"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*", '
+                f'"Condition": {{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}, '
+                "and let IAM policies of this account grant its use (the workflows' grants "
+                "are added).",
             )
 
     def _create_operations(
-        self, alarms: bool, freshness_period: Optional[Duration], dashboard: bool
+        self,
+        alarms: bool,
+        freshness_period: Optional[Duration],
+        dashboard: bool,
+        *,
+        log_retention: logs.RetentionDays,
+        alarm_topic_key: Optional[kms.IKey],
     ) -> None:
         monitoring = Construct(self, "Monitoring")
         self.alarms = []
@@ -476,7 +490,14 @@ class EventDrivenEtlPipeline(Construct):
                     )
                 )
             self.glue_job_failed_rule = _operations.watch_glue_job_failures(
-                monitoring, self.glue_job.job, self.pipeline_name, self.alarm_topic
+                monitoring,
+                self.glue_job.job,
+                self.pipeline_name,
+                self.alarm_topic,
+                topic_key=alarm_topic_key,
+                dead_letter_queue=self.trigger.dead_letter_queue,
+                log_encryption_key=self.encryption_key,
+                log_retention=log_retention,
             )
             _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
         if dashboard:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional
 
-from aws_cdk import Aws, CfnResource, Duration, Fn, Names
+from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -215,14 +215,12 @@ class EtlStateMachine(Construct):
         if policy.retry_failed_runs:
             input_defaults[_RUN_RETRIES] = {"count": 0}
         definition = self._normalise_input(input_defaults).next(run_job).next(after_run)
-        unique_name = Names.unique_resource_name(self, max_length=200)
         # The log group is retained (execution history is audit data): its name carries the
         # stack's own id, so a destroy and a new deploy of the same app do not collide.
-        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         self.log_group = _defaults.new_log_group(
             self,
             "LogGroup",
-            log_group_name=f"/aws/vendedlogs/states/{unique_name}-{stack_id}",
+            log_group_name=_defaults.vended_log_group_name(self),
             retention=log_retention,
             encryption_key=encryption_key,
         )
@@ -305,8 +303,8 @@ class EtlStateMachine(Construct):
             },
             result_path="$.glue",
         )
-        task.add_retry(**_retry_props(CONCURRENCY_ERRORS, concurrency))
-        task.add_retry(**_retry_props(TRANSIENT_ERRORS, retry))
+        task.add_retry(**retry_props(CONCURRENCY_ERRORS, concurrency))
+        task.add_retry(**retry_props(TRANSIENT_ERRORS, retry))
         return task
 
     def _retry_failed_runs(
@@ -478,7 +476,7 @@ class EtlStateMachine(Construct):
             result_path=sfn.JsonPath.DISCARD,
         )
         # A throttled or failing publish must not turn a finished run into a lost message.
-        publish.add_retry(**_retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
+        publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
         return publish
 
 
@@ -519,7 +517,7 @@ def check_state_machine_props(
         )
 
 
-def _retry_props(errors: tuple[str, ...], policy: RetryPolicy) -> dict[str, Any]:
+def retry_props(errors: tuple[str, ...], policy: RetryPolicy) -> dict[str, Any]:
     return {
         "errors": list(errors),
         "max_attempts": policy.max_attempts,

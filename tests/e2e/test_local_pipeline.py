@@ -378,3 +378,33 @@ def test_fails_an_execution_past_the_workflow_timeout(tmp_path: Path) -> None:
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "TIMED_OUT"
         assert local.glue_runs == []
+
+
+def test_a_failed_run_of_the_workflow_makes_exactly_one_failed_notification(
+    tmp_path: Path,
+) -> None:
+    """Glue's job-state event for a run the workflow started is the workflow's to notify."""
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_next_glue_run("BadData", "column missing")
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert [n["status"] for n in local.notifications] == ["FAILED"]
+        assert local.notification_attributes == [{"status": "FAILED"}]
+        assert "source" not in local.notifications[0]  # the workflow's, not the rule's
+
+
+def test_a_run_failed_outside_the_workflow_is_notified_with_the_status_attribute(
+    tmp_path: Path,
+) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_next_glue_run("BadData", "started by hand", state="TIMEOUT")
+        run_id = local.run_glue_job_directly({"--objects": "[]"})
+        assert local.wait_for_runs(timeout=300) == []  # no workflow execution
+        [note] = local.notifications
+        assert note["status"] == "FAILED"
+        assert note["source"] == "glue-job-state-change"
+        assert note["glue_job_run_id"] == run_id
+        assert note["error"] == "Glue job run TIMEOUT"
+        assert "started by hand" in note["cause"]
+        assert local.notification_attributes == [{"status": "FAILED"}]

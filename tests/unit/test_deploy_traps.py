@@ -78,8 +78,8 @@ def test_an_imported_topic_and_key_get_warnings_naming_the_statements(stack: Sta
     annotations.has_warning(
         "/TestStack/Pipeline",
         Match.string_like_regexp(
-            'alarm topic is imported.*"cloudwatch.amazonaws.com", "events.amazonaws.com".*'
-            '"sns:Publish".*"aws:SourceAccount": "111111111111"'
+            'notification topic is imported.*"Principal": \\{"Service": '
+            '"cloudwatch.amazonaws.com"\\}.*"sns:Publish".*"aws:SourceAccount": "111111111111"'
         ),
     )
     annotations.has_warning(

@@ -12,7 +12,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
-from tests.helpers import policy_statements, resources_of_type, template_of
+from tests.helpers import (
+    policy_statements,
+    resources_of_type,
+    state_machine_definition,
+    template_of,
+)
 
 DEFAULT_ALARMS = {
     "ExecutionsFailedAlarm": ("AWS/States", "ExecutionsFailed", "Sum"),
@@ -86,7 +91,9 @@ def test_fails_freshness_period_below_five_minutes(stack: Stack) -> None:
         EventDrivenEtlPipeline(stack, "Pipeline", freshness_period=Duration.minutes(1))
 
 
-def test_glue_job_state_change_rule_reshapes_failures_into_notifications(stack: Stack) -> None:
+def test_glue_job_state_change_rule_starts_the_notifier_with_a_dead_letter_queue(
+    stack: Stack,
+) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     job_id = stack.get_logical_id(pipeline.glue_job.job.node.default_child)  # type: ignore[arg-type]
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
@@ -99,24 +106,46 @@ def test_glue_job_state_change_rule_reshapes_failures_into_notifications(stack: 
         "detail": {"jobName": [{"Ref": job_id}], "state": ["FAILED", "TIMEOUT", "ERROR"]},
     }
     [target] = rule["Properties"]["Targets"]
-    transformer = target["InputTransformer"]
-    assert transformer["InputPathsMap"] == {
-        "detail-jobRunId": "$.detail.jobRunId",
-        "detail-state": "$.detail.state",
-        "detail-message": "$.detail.message",
+    machines = resources_of_type(template_of(stack), "AWS::StepFunctions::StateMachine")
+    [notifier_id] = [i for i in machines if "JobStateNotifier" in i]
+    assert target["Arn"] == {"Ref": notifier_id}
+    assert machines[notifier_id]["Properties"]["StateMachineType"] == "EXPRESS"
+    dlq_id = stack.get_logical_id(pipeline.trigger.dead_letter_queue.node.default_child)  # type: ignore[arg-type]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185
+
+
+def test_notifier_publishes_the_notification_schema_with_the_status_attribute(
+    stack: Stack,
+) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    states = state_machine_definition(template_of(stack), "JobStateNotifier")["States"]
+    [choice] = states["Started by the workflow?"]["Choices"]
+    # A run of the workflow is the workflow's to notify: one failure, one notification.
+    assert choice == {
+        "Variable": "$.run.text",
+        "StringMatches": '*"--batch_id"*',
+        "Next": "The workflow notifies it",
     }
-    template = transformer["InputTemplate"]
-    for fragment in (
-        '"status":"FAILED"',
-        '"glue_job_run_id":<detail-jobRunId>',
-        '"cause":<detail-message>',
-        '"error":"Glue job run <detail-state>"',
-        '"pipeline":"TestStack/Pipeline"',
-    ):
-        assert fragment in template
+    publish = states["Notify failure"]
+    assert publish["Parameters"]["MessageAttributes"] == {
+        "status": {"DataType": "String", "StringValue": "FAILED"}
+    }
+    message = publish["Parameters"]["Message"]
+    assert message["status"] == "FAILED"
+    assert message["glue_job_run_id.$"] == "$.detail.jobRunId"
+    assert message["error.$"] == "States.Format('Glue job run {}', $.detail.state)"
+    assert states["Read the run"]["Catch"][0]["Next"] == "Notify failure"
 
 
-def test_topic_key_lets_eventbridge_and_cloudwatch_publish(stack: Stack) -> None:
+def test_topic_policy_lets_no_service_but_the_alarms_publish(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline")
+    [policy] = resources_of_type(template_of(stack), "AWS::SNS::TopicPolicy").values()
+    principals = [s.get("Principal") for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    assert principals == ["*", {"Service": "cloudwatch.amazonaws.com"}]
+
+
+def test_pipeline_key_lets_cloudwatch_publish_and_eventbridge_dead_letter(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     key = resources_of_type(template_of(stack), "AWS::KMS::Key")[
         stack.get_logical_id(pipeline.encryption_key.node.default_child)  # type: ignore[arg-type]

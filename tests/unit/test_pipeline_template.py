@@ -380,7 +380,8 @@ def test_pipeline_name_overrides_the_construct_path(stack: Stack) -> None:
 def test_workflow_has_timeout_logging_all_and_tracing(stack: Stack) -> None:
     _pipeline(stack)
     template = template_of(stack)
-    machine = only_resource(template, "AWS::StepFunctions::StateMachine")["Properties"]
+    machines = resources_of_type(template, "AWS::StepFunctions::StateMachine")
+    [machine] = [m["Properties"] for i, m in machines.items() if "Workflow" in i]
     assert machine["TracingConfiguration"] == {"Enabled": True}
     assert machine["LoggingConfiguration"]["Level"] == "ALL"
     assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False

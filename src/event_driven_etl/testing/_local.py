@@ -195,6 +195,9 @@ class LocalPipeline:
         self._dlq_id = self._required_id("Trigger/DeadLetterQueue")
         self._queue_id = self._stack.logical_id(f"{self._path}/Trigger/EventQueue/Resource")
         self._table_id = self._stack.logical_id(f"{self._path}/Trigger/DedupTable/Resource")
+        self._notifier_id = self._stack.logical_id(
+            f"{self._path}/Monitoring/JobStateNotifier/StateMachine/Resource"
+        )
         self._resolver = Resolver(resources, fallback=lambda lid: lid.lower())
         for logical_id, resource in resources.items():
             self._name_resource(logical_id, resource)
@@ -442,7 +445,9 @@ class LocalPipeline:
         import boto3
 
         sns = boto3.client("sns", region_name=REGION)
-        definition = json.dumps(self._resources[self._machine_id]["Properties"])
+        definition = json.dumps(
+            [self._resources[i]["Properties"] for i in (self._machine_id, self._notifier_id) if i]
+        )
         self._topic_arns = []
         for logical_id, resource in self._resources.items():
             if resource["Type"] == "AWS::SNS::Topic" and logical_id in definition:
@@ -452,15 +457,36 @@ class LocalPipeline:
             _subscribe_capture_queue(sns, topic_arn)
 
     def _create_state_machine(self) -> None:
-        props = self._resources[self._machine_id]["Properties"]
-        definition = str(self._resolve(props["DefinitionString"]))
-        for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
-            definition = definition.replace("${" + name + "}", str(value))
-        definition = self._emulate_imported_topics(definition)
+        definition = self._machine_definition(self._machine_id)
         self.definition = json.loads(definition)
         self.state_machine_arn = self._sfn.create_state_machine(
             name=self._machine_id, definition=definition, roleArn=_ROLE_ARN
         )["stateMachineArn"]
+        self._notifier_arn: Optional[str] = None
+        self._job_state_pattern: Optional[dict[str, Any]] = None
+        if self._notifier_id:
+            self._notifier_arn = self._sfn.create_state_machine(
+                name=self._notifier_id,
+                definition=self._machine_definition(self._notifier_id),
+                roleArn=_ROLE_ARN,
+            )["stateMachineArn"]
+            self._job_state_pattern = self._pattern_of_rule_targeting(self._notifier_id)
+
+    def _machine_definition(self, logical_id: str) -> str:
+        props = self._resources[logical_id]["Properties"]
+        definition = str(self._resolve(props["DefinitionString"]))
+        for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
+            definition = definition.replace("${" + name + "}", str(value))
+        return self._emulate_imported_topics(definition)
+
+    def _pattern_of_rule_targeting(self, logical_id: str) -> dict[str, Any]:
+        for resource in self._resources.values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Events::Rule" and any(
+                _refers_to(t.get("Arn"), logical_id) for t in props.get("Targets", [])
+            ):
+                return dict(self._resolve(props["EventPattern"]))
+        raise ValueError(f"no rule in the template targets {logical_id}")
 
     def _emulate_imported_topics(self, definition: str) -> str:
         """A topic imported by ARN (any account or region) becomes an emulated topic of the
@@ -685,11 +711,18 @@ class LocalPipeline:
 
     def _wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        machines = [self.state_machine_arn] + ([self._notifier_arn] if self._notifier_arn else [])
         while True:
-            running = self._sfn.list_executions(
-                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-            )["executions"]
-            if not running:
+            running = [
+                execution
+                for machine in machines
+                for execution in self._sfn.list_executions(
+                    stateMachineArn=machine, statusFilter="RUNNING"
+                )["executions"]
+            ]
+            with self._lock:
+                glue_busy = any(w.is_alive() for w in self._glue_workers)
+            if not running and not glue_busy:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -890,6 +923,47 @@ class LocalPipeline:
         with self._lock:
             self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
         fake_run.status = status
+        if status in _FAILED_RUN_STATES:
+            self._emit_job_state_change(run_id, status, message or "")
+
+    def _emit_job_state_change(self, run_id: str, state: str, message: str) -> None:
+        """Glue's "Job State Change" event, through the template's rule to its target."""
+        if self._notifier_arn is None or self._job_state_pattern is None:
+            return
+        import boto3
+
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Glue Job State Change",
+            "source": "aws.glue",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": REGION,
+            "resources": [],
+            "detail": {
+                "jobName": self.glue_job_name,
+                "severity": "ERROR",
+                "state": state,
+                "jobRunId": run_id,
+                "message": message,
+            },
+        }
+        from moto.events.models import EventPattern
+
+        # moto's own matcher (its TestEventPattern API answers nothing).
+        if EventPattern.load(json.dumps(self._job_state_pattern)).matches_event(event):
+            self._sfn.start_execution(stateMachineArn=self._notifier_arn, input=json.dumps(event))
+
+    def run_glue_job_directly(self, arguments: Optional[dict[str, str]] = None) -> str:
+        """Start a run of the job outside the workflow (by hand, as from the console);
+        return its run id. Its failure reaches the alarm topic through the job-state rule."""
+        import boto3
+
+        glue = boto3.client("glue", region_name=REGION)
+        return str(
+            glue.start_job_run(JobName=self.glue_job_name, Arguments=arguments or {})["JobRunId"]
+        )
 
     def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
         if self._glue_runner is not None:
