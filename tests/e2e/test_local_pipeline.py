@@ -408,3 +408,32 @@ def test_a_run_failed_outside_the_workflow_is_notified_with_the_status_attribute
         assert note["error"] == "Glue job run TIMEOUT"
         assert "started by hand" in note["cause"]
         assert local.notification_attributes == [{"status": "FAILED"}]
+
+
+def test_a_failed_1000_object_batch_with_a_cause_over_32kb_still_notifies(
+    tmp_path: Path,
+) -> None:
+    """Step Functions cuts a cause at 32,768 characters (the harness does too): the cut JSON
+    must not reach States.StringToJson, which would fail where nothing can catch it."""
+    from event_driven_etl.testing._moto_patches import CAUSE_LIMIT
+
+    def names_every_object(_script: Path, arguments: dict[str, str]) -> None:
+        manifest = arguments["--manifest"]
+        raise RuntimeError(f"could not read any object of {manifest}: " + "x" * 40_000)
+
+    stack = _stack(
+        tmp_path, batching=Batching(max_batch_size=1000, max_batching_window=Duration.minutes(1))
+    )
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=names_every_object) as local:
+        local.deliver_immediately = False
+        for i in range(1000):
+            local.put_object(f"incoming/batch/{i:04}.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert len(run.objects) == 1000
+        [note] = local.notifications
+        assert note["status"] == "FAILED" and len(note["objects"]) == 0  # a manifest run
+        assert note["manifest"] == run.manifest
+        assert note["error"] == "States.TaskFailed"
+        assert len(note["cause"]) == CAUSE_LIMIT  # cut, as Step Functions cuts it
+        assert '"ErrorMessage":"RuntimeError: could not read any object' in note["cause"]

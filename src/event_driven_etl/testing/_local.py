@@ -930,7 +930,6 @@ class LocalPipeline:
         """Glue's "Job State Change" event, through the template's rule to its target."""
         if self._notifier_arn is None or self._job_state_pattern is None:
             return
-        import boto3
 
         event = {
             "version": "0",
@@ -953,7 +952,9 @@ class LocalPipeline:
 
         # moto's own matcher (its TestEventPattern API answers nothing).
         if EventPattern.load(json.dumps(self._job_state_pattern)).matches_event(event):
-            self._sfn.start_execution(stateMachineArn=self._notifier_arn, input=json.dumps(event))
+            self._sfn.start_execution(
+                stateMachineArn=self._notifier_arn, name=event["id"], input=json.dumps(event)
+            )
 
     def run_glue_job_directly(self, arguments: Optional[dict[str, str]] = None) -> str:
         """Start a run of the job outside the workflow (by hand, as from the console);

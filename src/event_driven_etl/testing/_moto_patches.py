@@ -27,6 +27,13 @@ and its failed Glue run's cause is not what Step Functions reports:
    writes ``", "``-separated JSON in shape order and never cuts. The cut matters: a failure
    path that parses a long cause must not be green offline and broken on AWS.
 
+and one patch is for speed only:
+
+7. Its SQS receive checks each message's retention through ``get_queue_attributes``, which
+   recomputes every attribute (message counts included) each time: receiving a queue of
+   n messages costs O(n²). The check reads the retention period directly instead, and the
+   SQS model's clock reads ``time.time()`` instead of building two datetimes per call.
+
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
 :func:`apply` says so in its return value.
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import time
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +69,7 @@ def apply() -> bool:
     _patch_aws_sdk_s3()
     _patch_glue_update_table_version()
     _patch_glue_failure_cause()
+    _patch_sqs_retention_check()
     _applied = True
     return True
 
@@ -179,3 +188,25 @@ def _patch_glue_failure_cause() -> None:
     )
 
     vars(module)["to_json_str"] = lambda obj, separators=None: step_functions_cause(obj)
+
+
+def _patch_sqs_retention_check() -> None:
+    from moto.core.utils import unix_time
+    from moto.sqs import models
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+    slow_unix_time = models.unix_time
+
+    def fast_unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(slow_unix_time(dt))
+
+    vars(models)["unix_time"] = fast_unix_time
+    vars(models)["unix_time_millis"] = lambda dt=None: fast_unix_time(dt) * 1000.0
