@@ -99,7 +99,10 @@ def explain_wildcard(finding: str, statement: dict[str, Any]) -> Optional[str]:
         return None
     if all(a.startswith("s3:") for a in actions) and _is_object_arn(value):
         if "-assets-" in value:
-            return "the Glue job reads its script object from the CDK asset bucket (aws_glue grant)"
+            return (
+                "your glue.Code.from_asset script: aws_glue grants read on the CDK asset "
+                "bucket (the built-in script is granted its one object)"
+            )
         return "object-level access under a key prefix of one of the pipeline's own buckets"
     if all(a.startswith("logs:") for a in actions) and ":log-group:/aws-glue/" in value:
         return "Glue names its log groups and streams at run time, all under /aws-glue/"

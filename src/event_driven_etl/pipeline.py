@@ -130,6 +130,7 @@ class EventDrivenEtlPipeline(Construct):
         construct_id: str,
         *,
         source_bucket: Optional[s3.IBucket] = None,
+        source_bucket_key: Optional[kms.IKey] = None,
         glue_script: Optional[glue.Code] = None,
         notification_topic: Optional[sns.ITopic] = None,
         retry_policy: Optional[RetryPolicy] = None,
@@ -166,6 +167,10 @@ class EventDrivenEtlPipeline(Construct):
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
             notifications are turned on for it. Default: - a new secure bucket
+        :param source_bucket_key: The KMS key of a ``source_bucket`` you import by name whose
+            objects are SSE-KMS encrypted: the Glue role may ``kms:Decrypt`` with it and
+            ``grant_write_source`` includes it. Its key policy must let this account's IAM
+            policies grant its use. Default: - the bucket's own key when CDK knows it
         :param glue_script: The Glue job's PySpark script. Default: - the built-in script
             shipped in the package
         :param notification_topic: Topic for success and failure notifications.
@@ -240,6 +245,7 @@ class EventDrivenEtlPipeline(Construct):
             alarm_topic=(alarm_topic, "topic_arn", _TOPIC),
             encryption_key=(encryption_key, "key_arn", _KEY),
             notification_topic_key=(notification_topic_key, "key_arn", _KEY),
+            source_bucket_key=(source_bucket_key, "key_arn", _KEY),
             catalog_database=(catalog_database, "database_name", _DATABASE),
             glue_script=(glue_script, "bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))"),
         )
@@ -290,6 +296,12 @@ class EventDrivenEtlPipeline(Construct):
         _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
         if alarm_topic is not None and not alarms:
             problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
+        if source_bucket_key is not None and source_bucket is None:
+            problems.add(
+                "source_bucket_key",
+                source_bucket_key,
+                "is for a source_bucket you bring; the created bucket uses encryption_key",
+            )
         problems.raise_if_any()
         super().__init__(scope, construct_id)
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
@@ -300,6 +312,7 @@ class EventDrivenEtlPipeline(Construct):
             self, "EncryptionKey", f"event-driven-etl {self.node.path}: topic, Glue, logs"
         )
         self._key_prefix = key_prefix
+        self._source_bucket_key = source_bucket_key
         self._output_prefix = output_prefix
         self.access_logs_bucket = access_logs_bucket
         if self.access_logs_bucket is None and (source_bucket is None or output_bucket is None):
@@ -365,6 +378,7 @@ class EventDrivenEtlPipeline(Construct):
             self,
             "GlueJob",
             source_bucket=self.source_bucket,
+            source_bucket_key=source_bucket_key,
             output_bucket=self.output_bucket,
             script=glue_script,
             source_key_prefix=key_prefix,
@@ -434,6 +448,7 @@ class EventDrivenEtlPipeline(Construct):
     ) -> None:
         """A topic or key imported by ARN keeps its own policy: say exactly what it needs."""
         account = Stack.of(self).account
+        self._warn_about_an_imported_source_bucket()
         if not alarms:
             return  # the workflows publish with their roles, granted here: nothing to say
         if not isinstance(self.alarm_topic, sns.Topic):
@@ -458,6 +473,24 @@ class EventDrivenEtlPipeline(Construct):
                 "and let IAM policies of this account grant its use (the workflows' grants "
                 "are added).",
             )
+
+    def _warn_about_an_imported_source_bucket(self) -> None:
+        bucket = self.source_bucket
+        if isinstance(bucket, s3.Bucket) or bucket.encryption_key or self._source_bucket_key:
+            return
+        region = Stack.of(self).region
+        Annotations.of(self).add_warning_v2(
+            "event-driven-etl:imported-source-bucket",
+            f"The source bucket {bucket.bucket_name} is imported without its encryption key. "
+            "If its objects are SSE-KMS encrypted with a customer managed key, pass "
+            "source_bucket_key=kms.Key.from_key_arn(...): the Glue role is then granted "
+            "kms:Decrypt, and the key policy must allow it, e.g. "
+            '{"Effect": "Allow", "Principal": {"AWS": "<pipeline.glue_job.role.role_arn>"}, '
+            '"Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": '
+            f'{{"kms:ViaService": "s3.{region}.amazonaws.com"}}}}}} (or let this account\'s '
+            "IAM policies grant its use). Without it every run fails with AccessDenied. With "
+            "SSE-S3 nothing is needed: acknowledge this warning.",
+        )
 
     def _create_operations(
         self,
@@ -541,9 +574,14 @@ class EventDrivenEtlPipeline(Construct):
     def grant_write_source(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` upload objects that start the pipeline (under ``key_prefix``).
 
-        Includes ``kms:Encrypt``/``GenerateDataKey`` on the bucket's key when it has one.
+        Includes ``kms:Encrypt``/``GenerateDataKey`` on the bucket's key when it has one
+        (or on ``source_bucket_key``).
         """
-        return self.source_bucket.grant_put(grantee, f"{self._key_prefix or ''}*")
+        grant = self.source_bucket.grant_put(grantee, f"{self._key_prefix or ''}*")
+        key = self._source_bucket_key
+        if key is not None and key is not self.source_bucket.encryption_key:
+            grant = grant.combine(key.grant_encrypt(grantee))
+        return grant
 
     def grant_subscribe_notifications(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` subscribe to the notification topic."""

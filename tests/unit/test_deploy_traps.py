@@ -10,7 +10,7 @@ from constructs import Construct
 
 from event_driven_etl import EventDrivenEtlPipeline, ValidationError
 
-from ..helpers import only_resource, resources_of_type, template_of
+from ..helpers import only_resource, policy_statements, resources_of_type, template_of
 
 
 def test_destroy_then_deploy_meets_no_retained_fixed_name(stack: Stack) -> None:
@@ -93,3 +93,62 @@ def test_a_created_topic_gets_no_such_warning(stack: Stack) -> None:
 
     EventDrivenEtlPipeline(stack, "Pipeline")
     Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("is imported"))
+
+
+def test_a_source_bucket_imported_by_name_gets_a_warning_naming_the_key_statement(
+    stack: Stack,
+) -> None:
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk.assertions import Annotations, Match
+
+    bucket = s3.Bucket.from_bucket_name(stack, "Landing", "landing-zone")
+    EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=bucket)
+    Annotations.from_stack(stack).has_warning(
+        "/TestStack/Pipeline",
+        Match.string_like_regexp(
+            "source bucket landing-zone is imported without its encryption key.*"
+            'source_bucket_key=.*"Action": "kms:Decrypt".*"kms:ViaService": '
+            '"s3.eu-west-1.amazonaws.com"'
+        ),
+    )
+
+
+def test_source_bucket_key_lets_the_glue_role_and_writers_use_it(stack: Stack) -> None:
+    from aws_cdk import aws_iam as iam
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk.assertions import Annotations, Match
+
+    bucket = s3.Bucket.from_bucket_name(stack, "Landing", "landing-zone")
+    key_arn = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    key = kms.Key.from_key_arn(stack, "LandingKey", key_arn)
+    pipeline = EventDrivenEtlPipeline(
+        stack, "Pipeline", source_bucket=bucket, source_bucket_key=key
+    )
+    uploader = iam.Role(stack, "Uploader", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_write_source(uploader)
+    template = template_of(stack)
+    glue_actions = {
+        (json.dumps(s["Resource"]), a)
+        for s in policy_statements(template, "GlueJobRole")
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert (json.dumps(key_arn), "kms:Decrypt") in glue_actions
+    uploader_actions = {
+        a
+        for s in policy_statements(template, "Uploader")
+        if s["Resource"] == key_arn
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"kms:Encrypt", "kms:GenerateDataKey*"} <= uploader_actions
+    Annotations.from_stack(stack).has_no_warning(
+        "*", Match.string_like_regexp("imported without its encryption key")
+    )
+
+
+def test_fails_source_bucket_key_without_a_source_bucket(stack: Stack) -> None:
+    from aws_cdk import aws_kms as kms
+
+    key = kms.Key(stack, "Key")
+    with pytest.raises(ValidationError, match=r"source_bucket_key=.*is for a source_bucket you"):
+        EventDrivenEtlPipeline(stack, "Pipeline", source_bucket_key=key)

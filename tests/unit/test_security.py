@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ def _flatten(value: Any) -> str:
     return flatten_cfn_reference(value)
 
 
+_ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+"""An asset's content hash: the script's object key changes with every edit of the script."""
+
+
 def iam_table(stack: Stack) -> dict[str, list[str]]:
     """role logical id -> sorted 'Effect action on resource' lines of its inline policies."""
     template = template_of(stack)
@@ -71,9 +76,8 @@ def iam_table(stack: Stack) -> dict[str, list[str]]:
                 )
                 for action in actions:
                     for resource in resources:
-                        lines.add(
-                            f"{statement['Effect']} {action} on {_flatten(resource)}{condition}"
-                        )
+                        target = _ASSET_HASH.sub("<asset hash>", _flatten(resource))
+                        lines.add(f"{statement['Effect']} {action} on {target}{condition}")
     return {role: sorted(lines) for role, lines in sorted(table.items())}
 
 

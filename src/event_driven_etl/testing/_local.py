@@ -930,8 +930,7 @@ class LocalPipeline:
         """Glue's "Job State Change" event, through the template's rule to its target."""
         if self._notifier_arn is None or self._job_state_pattern is None:
             return
-
-        event = {
+        event: dict[str, Any] = {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Glue Job State Change",
@@ -951,7 +950,7 @@ class LocalPipeline:
         from moto.events.models import EventPattern
 
         # moto's own matcher (its TestEventPattern API answers nothing).
-        if EventPattern.load(json.dumps(self._job_state_pattern)).matches_event(event):
+        if EventPattern.load(json.dumps(self._job_state_pattern)).matches_event(cast(Any, event)):
             self._sfn.start_execution(
                 stateMachineArn=self._notifier_arn, name=event["id"], input=json.dumps(event)
             )

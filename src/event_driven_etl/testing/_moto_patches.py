@@ -203,7 +203,7 @@ def _patch_sqs_retention_check() -> None:
     models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period
     )
-    slow_unix_time = models.unix_time
+    slow_unix_time = vars(models)["unix_time"]
 
     def fast_unix_time(dt: Any = None) -> float:
         return time.time() if dt is None else float(slow_unix_time(dt))
