@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+import jsii
 from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -14,7 +15,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -204,7 +204,7 @@ class TriggerFunction(Construct):
             self.function.configure_async_invoke(
                 retry_attempts=retry_attempts,
                 max_event_age=max_event_age,
-                on_failure=destinations.SqsDestination(self.dead_letter_queue),
+                on_failure=_QueueDestination(self.dead_letter_queue),
             )
             _nag.acknowledge_destination_queue(self.dead_letter_queue)
         if source_bucket is not None:
@@ -263,6 +263,17 @@ class TriggerFunction(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         table.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        if encryption_key is not None:
+            # DynamoDB uses a customer managed key on the caller's behalf: the writer needs
+            # these (AWS: "Authorizing use of your customer managed key").
+            encryption_key.grant(
+                self.function,
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            )
         self.dedup_table = table
         fn = self.function
         assert isinstance(fn, lambda_.Function)
@@ -404,3 +415,31 @@ def enable_event_bridge(bucket: s3.IBucket) -> None:
     Idempotent: a bucket created with ``event_bridge_enabled=True`` is left as it is.
     """
     bucket.enable_event_bridge_notification()
+
+
+@jsii.implements(lambda_.IDestination)
+class _QueueDestination:
+    """Lambda's on-failure destination, granting what sending needs and no more.
+
+    ``destinations.SqsDestination`` grants ``queue.grant_send_messages``, which includes
+    ``kms:Encrypt`` and ``kms:ReEncrypt*`` on the queue's key; SQS needs only
+    ``kms:GenerateDataKey`` and ``kms:Decrypt`` from a sender.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self,
+        _scope: Construct,
+        fn: lambda_.IFunction,
+        *,
+        type: Optional[lambda_.DestinationType] = None,
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self._queue.queue_arn])
+        )
+        key = self._queue.encryption_master_key
+        if key is not None:
+            key.grant(fn, "kms:Decrypt", "kms:GenerateDataKey")
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
