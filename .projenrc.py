@@ -32,6 +32,7 @@ project.gitignore.exclude(
     ".venv/",
     ".venv-checkov/",
     ".venv-spark4/",
+    ".nag2/",
     "__pycache__/",
     "*.pyc",
     "*.egg-info/",

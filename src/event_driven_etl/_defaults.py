@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """Retention of the log groups the constructs create."""
@@ -243,7 +243,7 @@ def depend_only_on_role_policy(resource: CfnResource, role: iam.IRole) -> None:
         resource.add_deletion_override("DependsOn")
 
 
-def drop_bucket_notifications_handler_role_dependency(scope: Construct) -> None:
+def drop_bucket_notifications_handler_role_dependency(scope: IConstruct) -> None:
     """The same obsolete DependsOn on CDK's own bucket-notifications handler function."""
     from ._nag import BUCKET_NOTIFICATIONS_HANDLER_ID  # _nag imports this module
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+import jsii
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct, IConstruct
+from constructs import IConstruct, IValidation
 
 from . import _defaults
 
@@ -120,33 +121,73 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
 
 
 def acknowledge_all(scope: IConstruct, reasons: dict[str, str]) -> None:
-    """One call for many rules: each acknowledgement is a round trip to the jsii kernel."""
-    if reasons:
-        Validations.of(scope).acknowledge(
-            *(Acknowledgment(id=f"{PACK}::{PACK}-{rule}", reason=r) for rule, r in reasons.items())
-        )
+    """One call for many rules: each acknowledgement is a round trip to the jsii kernel.
+
+    Recorded twice: for cdk-nag 3 (``Validations`` acknowledgements) and for cdk-nag 2 (the
+    ``cdk_nag.rules_to_suppress`` metadata its ``NagSuppressions`` writes), so a user's nag
+    run is clean with either major.
+    """
+    if not reasons:
+        return
+    Validations.of(scope).acknowledge(
+        *(Acknowledgment(id=f"{PACK}::{PACK}-{rule}", reason=r) for rule, r in reasons.items())
+    )
+    _suppress_for_cdk_nag_2(scope, reasons)
+
+
+def _suppress_for_cdk_nag_2(scope: IConstruct, reasons: dict[str, str]) -> None:
+    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
+    if not isinstance(resource, CfnResource):
+        return
+    existing = resource.get_metadata("cdk_nag") or {}
+    rules: list[dict[str, Any]] = list(existing.get("rules_to_suppress", []))
+    for rule, reason in reasons.items():
+        rule_id, _, finding = rule.partition("[")
+        entry: dict[str, Any] = {"id": f"{PACK}-{rule_id}", "reason": reason}
+        if finding:
+            entry["applies_to"] = [finding.removesuffix("]")]
+        if entry not in rules:
+            rules.append(entry)
+    resource.add_metadata("cdk_nag", {"rules_to_suppress": rules})
 
 
 def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
-    """Acknowledge the necessary IAM5 wildcards of the role's inline policy, as it stands.
+    """Acknowledge the necessary IAM5 wildcards of the role's inline policy.
 
-    Called at the end of a constructor, after the construct's last grant; statements a user
-    adds later are theirs to review. (An aspect would see later statements too, but costs a
-    jsii round trip per visited node: a third of the pipeline's synth time.)
+    Twice: now, for the statements as they stand (cdk-nag 2 checks as an aspect, before
+    validation), and again when the app is validated, after CDK has turned references to
+    other stacks into ``Fn::ImportValue`` (a bucket of another stack is then named in the
+    finding by its export, which does not exist yet) and after later grants. Only wildcards
+    explained here are acknowledged, whoever added them.
     """
     resource = _defaults.role_policy_resource(role)
     if resource is None:
         return
-    document = Stack.of(resource).resolve(resource.policy_document)
-    reasons: dict[str, str] = {}
-    for finding, statement in wildcard_findings(document):
-        reason = explain_wildcard(finding, statement)
-        if reason is not None:
-            reasons.setdefault(f"IAM5[{finding}]", reason)
-    acknowledge_all(resource, reasons)
+    _AcknowledgeWildcards(resource).validate()
+    resource.node.add_validation(_AcknowledgeWildcards(resource))
 
 
-def acknowledge_bucket_notifications_handler(scope: Construct) -> None:
+@jsii.implements(IValidation)
+class _AcknowledgeWildcards:
+    def __init__(self, resource: iam.CfnPolicy) -> None:
+        self._resource = resource
+
+    def validate(self) -> list[str]:
+        """Acknowledge what is not yet acknowledged; never reports a problem itself."""
+        resource = self._resource
+        done: set[str] = resource.__dict__.setdefault("_event_driven_etl_acknowledged", set())
+        document = Stack.of(resource).resolve(resource.policy_document)
+        reasons: dict[str, str] = {}
+        for finding, statement in wildcard_findings(document):
+            reason = explain_wildcard(finding, statement)
+            if reason is not None and f"IAM5[{finding}]" not in done:
+                reasons.setdefault(f"IAM5[{finding}]", reason)
+        acknowledge_all(resource, reasons)
+        done.update(reasons)
+        return []
+
+
+def acknowledge_bucket_notifications_handler(scope: IConstruct) -> None:
     """CDK's own notifications handler uses the AWS managed basic-execution policy, and is a
     Lambda function outside a VPC without a DLQ or reserved concurrency."""
     handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)

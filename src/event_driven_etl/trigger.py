@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from . import _defaults, _nag
 from ._validation import Problems, is_unresolved, key_filter_problems
@@ -212,6 +212,8 @@ class TriggerFunction(Construct):
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
             )
             _tidy_bucket_notifications_handler(self)
+            # A bucket of another stack gets CDK's notifications handler in *its* stack.
+            _tidy_bucket_notifications_handler(source_bucket)
         function_resource = self.function.node.default_child
         if isinstance(function_resource, CfnResource):
             _defaults.depend_only_on_role_policy(function_resource, role)
@@ -399,7 +401,7 @@ def _escape_wildcard(value: str) -> str:
     return value.replace("\\", "\\\\").replace("*", "\\*")
 
 
-def _tidy_bucket_notifications_handler(scope: Construct) -> None:
+def _tidy_bucket_notifications_handler(scope: IConstruct) -> None:
     """Once per stack: acknowledge and clean up CDK's bucket-notifications handler."""
     stack = Stack.of(scope)
     if stack.__dict__.get("_event_driven_etl_handler_tidied"):
