@@ -72,6 +72,29 @@ def test_example_synthesizes_without_cfn_lint_errors(example: Path, tmp_path: Pa
     assert cdk_json["notices"] is False and cdk_json["context"]["cli-telemetry"] is False
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_example_cdk_json_app_runs_as_written_without_an_active_venv(
+    example: Path, tmp_path: Path
+) -> None:
+    """What `cdk synth` runs in the example folder, from a shell where no venv is active."""
+    command = json.loads((example / "cdk.json").read_text())["app"]
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    result = subprocess.run(
+        command,
+        shell=True,
+        cwd=example,
+        env={**env, "PATH": path, "CDK_OUTDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.glob("*.template.json"))
+
+
 def _keyword_props(cls: type) -> list[str]:
     import inspect
 
