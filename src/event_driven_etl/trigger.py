@@ -318,22 +318,11 @@ class TriggerFunction(Construct):
         )
         if self.queue is not None:
             rule.add_target(
-                targets.SqsQueue(
+                _QueueTarget(
                     self.queue,
                     dead_letter_queue=self.dead_letter_queue,
                     retry_attempts=185,
                     max_event_age=Duration.hours(24),
-                )
-            )
-            # CDK's target statement lets EventBridge send from any rule; only this one may.
-            self.queue.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="OnlyTheObjectCreatedRule",
-                    effect=iam.Effect.DENY,
-                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                    actions=["sqs:SendMessage"],
-                    resources=[self.queue.queue_arn],
-                    conditions={"ArnNotEquals": {"aws:SourceArn": rule.rule_arn}},
                 )
             )
         else:
@@ -445,3 +434,57 @@ class _QueueDestination:
         if key is not None:
             key.grant(fn, "kms:Decrypt", "kms:GenerateDataKey")
         return lambda_.DestinationConfig(destination=self._queue.queue_arn)
+
+
+@jsii.implements(events.IRuleTarget)
+class _QueueTarget:
+    """The event queue as the rule's target, with every grant scoped to the rule.
+
+    ``targets.SqsQueue`` also lets ``events.amazonaws.com`` use the queue's key with no
+    condition (any rule, any account); here EventBridge may send to the queue and to the
+    dead-letter queue only for this rule (``aws:SourceArn``), and uses the key through the
+    statement the pipeline adds (``aws:SourceAccount``).
+    """
+
+    def __init__(
+        self,
+        queue: sqs.IQueue,
+        *,
+        dead_letter_queue: sqs.IQueue,
+        retry_attempts: int,
+        max_event_age: Duration,
+    ) -> None:
+        self._queue = queue
+        self._dead_letter_queue = dead_letter_queue
+        self._retry_attempts = retry_attempts
+        self._max_event_age = max_event_age
+
+    def bind(
+        self,
+        rule: events.IRuleRef,
+        id: Optional[str] = None,
+    ) -> events.RuleTargetConfig:
+        rule_arn = rule.rule_ref.rule_arn
+        for sid, queue in (
+            ("OnlyTheObjectCreatedRule", self._queue),
+            ("ObjectCreatedRuleDeadLetters", self._dead_letter_queue),
+        ):
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
+                )
+            )
+        return events.RuleTargetConfig(
+            arn=self._queue.queue_arn,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(
+                arn=self._dead_letter_queue.queue_arn
+            ),
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_retry_attempts=self._retry_attempts,
+                maximum_event_age_in_seconds=int(self._max_event_age.to_seconds()),
+            ),
+        )

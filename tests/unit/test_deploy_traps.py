@@ -152,3 +152,31 @@ def test_fails_source_bucket_key_without_a_source_bucket(stack: Stack) -> None:
     key = kms.Key(stack, "Key")
     with pytest.raises(ValidationError, match=r"source_bucket_key=.*is for a source_bucket you"):
         EventDrivenEtlPipeline(stack, "Pipeline", source_bucket_key=key)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per_object", "batching"])
+def test_eventbridge_keeps_its_scoped_key_grant_in_every_mode(stack: Stack, batched: bool) -> None:
+    """EventBridge writes to the (KMS-encrypted) dead-letter and event queues: with a
+    customer key and a topic the user brings, the key must still let it, from this account."""
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_sns as sns
+
+    from event_driven_etl import Batching
+
+    key = kms.Key(stack, "CustomerKey")
+    topic = sns.Topic(stack, "Ops")
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        encryption_key=key,
+        notification_topic=topic,
+        batching=Batching() if batched else None,
+    )
+    policy = resources_of_type(template_of(stack), "AWS::KMS::Key")[
+        stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
+    ]["Properties"]["KeyPolicy"]
+    [events] = [
+        s for s in policy["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+    assert events["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
+    assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]

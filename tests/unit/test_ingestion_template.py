@@ -159,15 +159,23 @@ def test_glue_job_run_queuing_is_off_unless_asked(stack: Stack) -> None:
 def test_only_the_object_created_rule_may_send_to_the_event_queue(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
     template = template_of(stack)
-    [policy] = [
-        p
+    rule_id = next(
+        lid
+        for lid, r in resources_of_type(template, "AWS::Events::Rule").items()
+        if "ObjectCreatedRule" in lid
+    )
+    events_statements = [
+        (lid, statement)
         for lid, p in resources_of_type(template, "AWS::SQS::QueuePolicy").items()
-        if "EventQueue" in lid
+        for statement in p["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Principal") == {"Service": "events.amazonaws.com"}
     ]
-    [deny] = [
-        s
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Deny" and s.get("Sid") == "OnlyTheObjectCreatedRule"
+    # Every queue EventBridge writes to admits it only for a named rule of the pipeline.
+    for _lid, statement in events_statements:
+        assert statement["Effect"] == "Allow"
+        [source] = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][:1]
+        assert resources_of_type(template, "AWS::Events::Rule").get(source) is not None
+    event_queue = [st for lid, st in events_statements if "EventQueue" in lid]
+    assert [st["Condition"]["ArnEquals"]["aws:SourceArn"] for st in event_queue] == [
+        {"Fn::GetAtt": [rule_id, "Arn"]}
     ]
-    assert deny["Principal"] == {"Service": "events.amazonaws.com"}
-    assert "ObjectCreatedRule" in json.dumps(deny["Condition"]["ArnNotEquals"]["aws:SourceArn"])
