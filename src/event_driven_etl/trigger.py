@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct, IConstruct
 
 from . import _defaults, _nag
@@ -461,7 +462,7 @@ class _QueueTarget:
 
     def bind(
         self,
-        rule: events.IRuleRef,
+        rule: events_refs.IRuleRef,
         id: Optional[str] = None,
     ) -> events.RuleTargetConfig:
         rule_arn = rule.rule_ref.rule_arn
