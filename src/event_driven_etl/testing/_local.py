@@ -28,9 +28,11 @@ from urllib.parse import quote_plus
 
 from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _moto_patches, _spark, _time
+from ._access import TASK_GATES, AccessGate, GatedClient, install_task_gates
 from ._glue_emulation import ACTIVE_JOBS, glue_hooks, held_job_run_class
 from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
 from ._output import read_table_rows
+from ._permissions import AccessDeniedError, Policies
 from ._template import (
     ACCOUNT,
     REGION,
@@ -213,12 +215,18 @@ class LocalPipeline:
         )
         self._batch_size, self._max_receive = 1, 1
         self._retry_attempts = 2
+        self._reports_item_failures = False
         for resource in resources.values():
             props = resource.get("Properties", {})
             if resource["Type"] == "AWS::Lambda::EventSourceMapping" and _refers_to(
                 props.get("FunctionName"), self._function_id
             ):
                 self._batch_size = int(props.get("BatchSize", 10))
+                # Without ReportBatchItemFailures, Lambda ignores the handler's list of
+                # failed records: the batch counts as processed, the bad record is gone.
+                self._reports_item_failures = "ReportBatchItemFailures" in props.get(
+                    "FunctionResponseTypes", []
+                )
             if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and _refers_to(
                 props.get("FunctionName"), self._function_id
             ):
@@ -287,12 +295,37 @@ class LocalPipeline:
         self._sqs = boto3.client("sqs", region_name=REGION)
         self._sfn = boto3.client("stepfunctions", region_name=REGION)
         self._create_resources()
+        self._create_access_gate()
         glue_hooks.install()
         ACTIVE_JOBS[self.glue_job_name] = self
         self._handler = self._load_handler()
 
+    def _create_access_gate(self) -> None:
+        """Every call a component makes is checked against the template's policies."""
+        self.policies = Policies.from_template(
+            self._resources,
+            self._resolver,
+            stack_account=self._stack.account,
+            stack_region=self._stack.region,
+        )
+        """The synthesized policies, as the emulation evaluates them (``.checked`` lists
+        every evaluation)."""
+        self.access = AccessGate(self._resources, self._resolver, self.policies)
+        install_task_gates()
+        TASK_GATES[self.state_machine_arn] = self.access.task_gate(
+            self.access.role_of(self._machine_id), _glue_job_arn
+        )
+        if self._notifier_id and self._notifier_arn:
+            TASK_GATES[self._notifier_arn] = self.access.task_gate(
+                self.access.role_of(self._notifier_id), _glue_job_arn
+            )
+        self._glue_role = self.access.role_of(self._job_id)
+        self._trigger_role = self.access.role_of(self._function_id)
+
     def stop(self) -> None:
         """Stop the emulation; everything created in it is gone."""
+        for machine in (getattr(self, "state_machine_arn", ""), getattr(self, "_notifier_arn", "")):
+            TASK_GATES.pop(machine or "", None)
         ACTIVE_JOBS.pop(getattr(self, "glue_job_name", ""), None)
         if not ACTIVE_JOBS:
             glue_hooks.uninstall()
@@ -505,6 +538,15 @@ class LocalPipeline:
     def _create_rule(self) -> None:
         import boto3
 
+        rule = self._resources[self._rule_id]["Properties"]
+        [target] = rule.get("Targets", [None])[:1] or [None]
+        if target is None:
+            raise ValueError(f"the rule {self._rule_id} has no target")
+        self._rule_target: dict[str, Any] = self._resolve(target)
+        self._rule_arn = str(self._resolver.get_att(self._rule_id, "Arn"))
+        self.lost_events: list[dict[str, Any]] = []
+        """Events AWS would drop: neither the target nor its dead-letter queue admitted them."""
+
         events = boto3.client("events", region_name=REGION)
         events.put_rule(Name="object-created", EventPattern=json.dumps(self.rule_pattern))
         target_queue = self.event_queue_url or self._delivery_queue_url
@@ -536,15 +578,55 @@ class LocalPipeline:
             return
         import boto3
 
+        role, check = self._trigger_role, self.policies.check
+
+        def table_call(action: str) -> Callable[[Any], None]:
+            def checked(call: Any) -> None:
+                name = str(call["TableName"])
+                key = self.access.table_keys.get(name)
+                check(
+                    role,
+                    action,
+                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
+                    key=key,
+                    key_actions=("kms:Decrypt",) if key else (),
+                    key_context={"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
+                )
+
+            return checked
+
         handler.set_clients(
             handler.Clients(
-                stepfunctions=FaultyClient(
-                    boto3.client("stepfunctions", region_name=REGION),
-                    "start_execution",
-                    self._faults.start_execution_errors,
+                stepfunctions=GatedClient(
+                    FaultyClient(
+                        boto3.client("stepfunctions", region_name=REGION),
+                        "start_execution",
+                        self._faults.start_execution_errors,
+                    ),
+                    {
+                        "start_execution": lambda call: check(
+                            role, "states:StartExecution", str(call["stateMachineArn"])
+                        )
+                    },
                 ),
-                dynamodb=boto3.client("dynamodb", region_name=REGION),
-                s3=boto3.client("s3", region_name=REGION),
+                dynamodb=GatedClient(
+                    boto3.client("dynamodb", region_name=REGION),
+                    {
+                        f"{op}_item": table_call(f"dynamodb:{op.title()}Item")
+                        for op in ("get", "put", "update", "delete")
+                    },
+                ),
+                s3=GatedClient(
+                    boto3.client("s3", region_name=REGION),
+                    {
+                        "put_object": lambda call: self.access.check_s3(
+                            role, "s3:PutObject", str(call["Bucket"]), str(call["Key"])
+                        ),
+                        "get_object": lambda call: self.access.check_s3(
+                            role, "s3:GetObject", str(call["Bucket"]), str(call["Key"])
+                        ),
+                    },
+                ),
             )
         )
 
@@ -584,8 +666,27 @@ class LocalPipeline:
                 "reason": "PutObject",
             },
         }
-        self.send_event(event)
+        if self._sends_to_eventbridge(bucket):
+            self.send_event(event)
         return event
+
+    def _sends_to_eventbridge(self, bucket: str) -> bool:
+        """Whether the template turns on EventBridge for ``bucket`` (on the bucket itself, or
+        through CDK's bucket-notifications custom resource for a bucket it imports)."""
+        for logical_id, resource in self._resources.items():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::S3::Bucket":
+                if self._resolver.physical.get(logical_id) != bucket:
+                    continue
+                config = props.get("NotificationConfiguration", {})
+                if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+                    return True
+            elif resource["Type"] == "Custom::S3BucketNotifications":
+                if str(self._resolve(props.get("BucketName"))) != bucket:
+                    continue
+                if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
+                    return True
+        return False
 
     def redeliver(self, event: Optional[dict[str, Any]] = None) -> None:
         """Deliver an event again (the last one by default), as EventBridge may."""
@@ -593,8 +694,23 @@ class LocalPipeline:
         self.send_event({**event, "id": str(uuid.uuid4())})
 
     def send_event(self, event: dict[str, Any]) -> None:
-        """Put any event on the bus; the rule decides whether the pipeline sees it."""
+        """Put any event on the bus; the rule decides whether the pipeline sees it.
+
+        EventBridge delivers to the rule's target only if the target's policies let it
+        (the function's permission, the queue's policy and key); otherwise, after its
+        retries, the event goes to the target's dead-letter queue.
+        """
         self._events.append(event)
+        from moto.events.models import EventPattern
+
+        if not EventPattern.load(json.dumps(self.rule_pattern)).matches_event(cast(Any, event)):
+            return
+        target = self._rule_target
+        try:
+            self.access.check_event_delivery(self._rule_arn, str(target["Arn"]))
+        except AccessDeniedError as denied:
+            self._dead_letter_event(event, target, denied)
+            return
         self._events_client.put_events(
             Entries=[
                 {
@@ -607,6 +723,29 @@ class LocalPipeline:
         )
         if not self.event_queue_url and self.deliver_immediately:
             self._dispatch_per_object()
+
+    def _dead_letter_event(
+        self, event: dict[str, Any], target: dict[str, Any], denied: AccessDeniedError
+    ) -> None:
+        """EventBridge's dead-letter delivery: the event, with why in its attributes."""
+        dead_letter_arn = target.get("DeadLetterConfig", {}).get("Arn")
+        if not dead_letter_arn:
+            self.lost_events.append(event)
+            return
+        try:
+            self.access.check_event_delivery(self._rule_arn, str(dead_letter_arn))
+        except AccessDeniedError:
+            self.lost_events.append(event)
+            return
+        self._sqs.send_message(
+            QueueUrl=self.dead_letter_queue_url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={
+                "ERROR_CODE": {"DataType": "String", "StringValue": "NO_PERMISSIONS"},
+                "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(denied)[:1000]},
+                "RULE_ARN": {"DataType": "String", "StringValue": self._rule_arn},
+            },
+        )
 
     def _dispatch_per_object(self) -> None:
         """Invoke the handler for each delivered event, like Lambda's asynchronous invoke."""
@@ -621,6 +760,13 @@ class LocalPipeline:
                 except Exception as error:
                     last_error = error
             if last_error is not None:
+                try:  # Lambda sends to the on-failure destination as the function's role
+                    self.access.check_queue_send(
+                        self._trigger_role, str(self._resolver.arns[self._dlq_id])
+                    )
+                except AccessDeniedError:
+                    self.lost_events.append(event)
+                    continue
                 self._sqs.send_message(
                     QueueUrl=self.dead_letter_queue_url,
                     MessageBody=json.dumps(
@@ -653,7 +799,11 @@ class LocalPipeline:
             ]
             try:
                 response = self._invoke_handler({"Records": records}) or {}
-                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                failed = (
+                    {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                    if self._reports_item_failures
+                    else set()
+                )
             except Exception:
                 failed = {r["messageId"] for r in records}
             for message in messages:
@@ -835,6 +985,31 @@ class LocalPipeline:
             folder=self._mirror.folder(bucket) / prefix,
         )
 
+    def fire_alarm(self, name: str) -> bool:
+        """Put one of the pipeline's alarms into ALARM: CloudWatch publishes the state change
+        to the alarm's actions as ``cloudwatch.amazonaws.com``, and the topic's policy and
+        key decide. Returns whether the message was delivered (then it is among the
+        :attr:`notifications`). ``name`` is the alarm's construct id, e.g.
+        ``"ExecutionsFailedAlarm"``, or its logical id."""
+        logical_id = self._stack.logical_id(f"{self._path}/Monitoring/{name}/Resource") or name
+        alarm = self._resources.get(logical_id)
+        if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
+            raise KeyError(f"no alarm {name!r} in the pipeline")
+        import boto3
+
+        sns = boto3.client("sns", region_name=REGION)
+        alarm_arn = str(self._resolver.get_att(logical_id, "Arn"))
+        delivered = False
+        for topic_arn in self._resolve(alarm["Properties"].get("AlarmActions", [])):
+            try:
+                self.access.check_alarm_publish(alarm_arn, str(topic_arn))
+            except AccessDeniedError:
+                continue
+            message = {"AlarmName": logical_id, "AlarmArn": alarm_arn, "NewStateValue": "ALARM"}
+            sns.publish(TopicArn=str(topic_arn), Message=json.dumps(message))
+            delivered = True
+        return delivered
+
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""
         return [json.loads(b) for b in self._drain(self.dead_letter_queue_url)]
@@ -914,7 +1089,9 @@ class LocalPipeline:
         status, message, written = "SUCCEEDED", None, []
         if failure is None or failure.after_script:
             try:
+                self._check_glue_reads(arguments)
                 written = self._run_script(arguments, run_id)
+                self._check_glue_writes(written, getattr(self._mirror, "deleted", []))
             except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
@@ -965,6 +1142,25 @@ class LocalPipeline:
             glue.start_job_run(JobName=self.glue_job_name, Arguments=arguments or {})["JobRunId"]
         )
 
+    def _check_glue_reads(self, arguments: dict[str, str]) -> None:
+        """The objects of the run (and its manifest), read as the job's role."""
+        uris = list(json.loads(arguments.get("--objects") or "[]"))
+        manifest = arguments.get("--manifest") or ""
+        if manifest:
+            bucket, _, key = manifest.removeprefix("s3://").partition("/")
+            self.access.check_s3(self._glue_role, "s3:GetObject", bucket, key)
+            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+            uris += parse_manifest_lines(text.splitlines())
+        for uri in uris:
+            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+            self.access.check_s3(self._glue_role, "s3:GetObject", bucket, key)
+
+    def _check_glue_writes(self, written: list[str], deleted: list[str]) -> None:
+        for action, uris in (("s3:PutObject", written), ("s3:DeleteObject", deleted)):
+            for uri in uris:
+                bucket, _, key = uri.removeprefix("s3://").partition("/")
+                self.access.check_s3(self._glue_role, action, bucket, key)
+
     def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
         if self._glue_runner is not None:
             self._glue_runner(self.glue_script, arguments)
@@ -1004,3 +1200,7 @@ def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
 
 def _refers_to(value: Any, logical_id: str) -> bool:
     return logical_id in json.dumps(value)
+
+
+def _glue_job_arn(job_name: str) -> str:
+    return f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{job_name}"

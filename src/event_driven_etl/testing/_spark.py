@@ -165,6 +165,7 @@ class BucketMirror:
     def push(self, s3: Any, buckets: list[str]) -> list[str]:
         """Upload what the run wrote or changed, delete what it removed; return written URIs."""
         written = []
+        self.deleted: list[str] = []
         now = self._stat_all(buckets)
         for path, stat in now.items():
             if self._snapshot.get(path) == stat:
@@ -177,6 +178,7 @@ class BucketMirror:
             bucket, key = self._bucket_and_key(path)
             s3.delete_object(Bucket=bucket, Key=key)
             self._etags.pop((bucket, key), None)
+            self.deleted.append(f"s3://{bucket}/{key}")
         self._snapshot = now
         return written
 

@@ -33,6 +33,10 @@ class StackTemplate:
     template: dict[str, Any]
     logical_ids: dict[str, str]
     assembly_dir: Path
+    account: Optional[str] = None
+    """The stack's account when the app names one (its ARNs then spell it)."""
+    region: Optional[str] = None
+    """The stack's region when the app names one."""
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -68,7 +72,15 @@ def load_from_assembly(directory: str | Path, stack_name: str) -> StackTemplate:
         extra = artifact.get("additionalMetadataFile")
         if extra:
             metadata.update(json.loads((root / extra).read_text()))
-        return StackTemplate(template, _logical_ids(metadata), root)
+        environment = str(artifact.get("environment", ""))  # aws://<account>/<region>
+        account, _, region = environment.removeprefix("aws://").partition("/")
+        return StackTemplate(
+            template,
+            _logical_ids(metadata),
+            root,
+            account=account if account.isdigit() else None,
+            region=region if region and not region.startswith("unknown") else None,
+        )
     raise PipelineNotFoundError(f"no stack named {stack_name!r} in {root}")
 
 
@@ -131,6 +143,8 @@ def _arn_for(kind: str, name: Any) -> str:
         "AWS::KMS::Key": "kms",
         "AWS::DynamoDB::Table": "dynamodb",
         "AWS::Logs::LogGroup": "logs",
+        "AWS::Events::Rule": "events",
+        "AWS::CloudWatch::Alarm": "cloudwatch",
     }.get(kind, "unknown")
     if service == "s3":
         return f"arn:aws:s3:::{name}"
@@ -142,6 +156,10 @@ def _arn_for(kind: str, name: Any) -> str:
         return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
     if service == "logs":
         return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+    if service == "events":
+        return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+    if service == "cloudwatch":
+        return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
     if service == "sqs":
         name = str(name).rsplit("/", 1)[-1]
     return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}"

@@ -1,0 +1,241 @@
+"""Where the emulation asks IAM: each component's calls, checked with its own principal.
+
+``AccessGate`` knows the pipeline's principals (the Glue job's, the workflows' and the
+trigger's roles; EventBridge and CloudWatch as services) and the resources' keys, all read
+from the template, and checks every call the emulation makes on their behalf against
+:class:`~._permissions.Policies`. A denial surfaces where AWS surfaces it: the Glue run
+fails naming the object, the workflow task fails (``AccessDeniedException``), the trigger's
+client raises, an event goes to the rule target's dead-letter queue, an alarm's message is
+not delivered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from ._permissions import AccessDeniedError, Policies, Principal, UnsupportedPolicyError
+from ._template import ACCOUNT, REGION, Resolver
+
+EVENTS = Principal.for_service("events.amazonaws.com")
+CLOUDWATCH = Principal.for_service("cloudwatch.amazonaws.com")
+
+TaskGate = Callable[[str, Mapping[str, Any]], None]
+TASK_GATES: dict[str, TaskGate] = {}
+"""State machine ARN -> the check its task states pass before each call."""
+_installed = False
+_install_lock = threading.Lock()
+
+
+class AccessGate:
+    """The pipeline's principals and keys, and one check per kind of call."""
+
+    def __init__(self, resources: Mapping[str, Any], resolver: Resolver, policies: Policies):
+        self.policies = policies
+        self._resources = resources
+        self._resolver = resolver
+        self.bucket_keys: dict[str, str] = {}
+        self.topic_keys: dict[str, str] = {}
+        self.queue_keys: dict[str, str] = {}
+        self.table_keys: dict[str, str] = {}
+        for logical_id, resource in resources.items():
+            props = resource.get("Properties", {})
+            kind = resource.get("Type")
+            if kind == "AWS::S3::Bucket":
+                key = _bucket_key(props)
+                if key is not None:
+                    self.bucket_keys[str(resolver.ref(logical_id))] = str(resolver.resolve(key))
+            elif kind == "AWS::SNS::Topic" and "KmsMasterKeyId" in props:
+                arn = resolver.get_att(logical_id, "Arn")
+                self.topic_keys[arn] = str(resolver.resolve(props["KmsMasterKeyId"]))
+            elif kind == "AWS::SQS::Queue" and "KmsMasterKeyId" in props:
+                arn = resolver.get_att(logical_id, "Arn")
+                self.queue_keys[arn] = str(resolver.resolve(props["KmsMasterKeyId"]))
+            elif kind == "AWS::DynamoDB::Table":
+                key = props.get("SSESpecification", {}).get("KMSMasterKeyId")
+                if key is not None:
+                    name = str(resolver.ref(logical_id))
+                    self.table_keys[name] = str(resolver.resolve(key))
+
+    # ---------------------------------------------------------------- principals
+
+    def role_of(self, logical_id: str, role_property: str = "Role") -> Principal:
+        """The role a resource runs as (``Role`` of a function or job, ``RoleArn`` of a
+        state machine), as an IAM principal."""
+        props = self._resources[logical_id]["Properties"]
+        role = props.get(role_property) or props.get("RoleArn")
+        arn = str(self._resolver.resolve(role))
+        if not arn.startswith("arn:"):
+            arn = f"arn:aws:iam::{ACCOUNT}:role/{arn}"
+        return Principal(arn=arn)
+
+    # ---------------------------------------------------------------- S3
+
+    def check_s3(self, principal: Principal, action: str, bucket: str, key: str) -> None:
+        """An object call (``s3:GetObject``, ``s3:PutObject``, ...) and its key use."""
+        kms_key = self.bucket_keys.get(bucket)
+        key_actions = ("kms:Decrypt",) if action == "s3:GetObject" else ("kms:GenerateDataKey",)
+        self.policies.check(
+            principal,
+            action,
+            f"arn:aws:s3:::{bucket}/{key}",
+            resource_policy_of=f"arn:aws:s3:::{bucket}",
+            key=kms_key,
+            key_actions=key_actions if kms_key else (),
+            key_context={"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+        )
+
+    # ---------------------------------------------------------------- workflows
+
+    def task_gate(self, principal: Principal, glue_job_arn: Callable[[str], str]) -> TaskGate:
+        """The check a state machine's task states pass: its role, per integration."""
+
+        def gate(sfn_resource: str, parameters: Mapping[str, Any]) -> None:
+            resource = sfn_resource.split(":::", 1)[-1]
+            if resource.startswith("glue:startJobRun"):
+                job = glue_job_arn(str(parameters.get("JobName")))
+                self.policies.check(principal, "glue:StartJobRun", job)
+                if resource.endswith(".sync"):
+                    self.policies.check(principal, "glue:GetJobRun", job)
+            elif resource == "aws-sdk:glue:getJobRun":
+                job = glue_job_arn(str(parameters.get("JobName")))
+                self.policies.check(principal, "glue:GetJobRun", job)
+            elif resource == "sns:publish":
+                topic = str(parameters.get("TopicArn"))
+                key = self.topic_keys.get(topic)
+                self.policies.check(
+                    principal,
+                    "sns:Publish",
+                    topic,
+                    key=key,
+                    key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
+                    key_context={"kms:ViaService": f"sns.{REGION}.amazonaws.com"},
+                )
+            elif resource == "aws-sdk:s3:getObject":
+                self.check_s3(
+                    principal, "s3:GetObject", str(parameters["Bucket"]), str(parameters["Key"])
+                )
+            else:
+                raise UnsupportedPolicyError(
+                    f"the emulation does not know which permissions {sfn_resource} needs"
+                )
+
+        return gate
+
+    # ---------------------------------------------------------------- EventBridge
+
+    def check_event_delivery(self, rule_arn: str, target_arn: str) -> None:
+        """EventBridge delivering to a rule's target (a function or a queue)."""
+        context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}
+        if ":lambda:" in target_arn:
+            self.policies.check(EVENTS, "lambda:InvokeFunction", target_arn, context)
+            return
+        key = self.queue_keys.get(target_arn)
+        self.policies.check(
+            EVENTS,
+            "sqs:SendMessage",
+            target_arn,
+            context,
+            key=key,
+            key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
+            key_context={**context, "kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        )
+
+    def check_queue_send(self, principal: Principal, queue_arn: str) -> None:
+        key = self.queue_keys.get(queue_arn)
+        self.policies.check(
+            principal,
+            "sqs:SendMessage",
+            queue_arn,
+            key=key,
+            key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
+            key_context={"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        )
+
+    # ---------------------------------------------------------------- alarms
+
+    def check_alarm_publish(self, alarm_arn: str, topic_arn: str) -> None:
+        """CloudWatch publishing an alarm's state change to a topic."""
+        context = {"aws:SourceArn": alarm_arn, "aws:SourceAccount": ACCOUNT}
+        key = self.topic_keys.get(topic_arn)
+        self.policies.check(
+            CLOUDWATCH,
+            "sns:Publish",
+            topic_arn,
+            context,
+            key=key,
+            key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
+            key_context={**context, "kms:ViaService": f"sns.{REGION}.amazonaws.com"},
+        )
+
+
+class GatedClient:
+    """A boto3 client whose calls are checked first, as the caller's role (the trigger)."""
+
+    def __init__(self, client: Any, checks: Mapping[str, Callable[[Mapping[str, Any]], None]]):
+        self._client = client
+        self._checks = checks
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        check = self._checks.get(name)
+        if check is None or not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                check(kwargs)
+            except AccessDeniedError as denied:
+                raise access_denied_error(denied, name) from None
+            return attribute(**kwargs)
+
+        return call
+
+
+def access_denied_error(denied: AccessDeniedError, operation: str) -> Exception:
+    """The botocore error a denied call raises."""
+    from botocore.exceptions import ClientError
+
+    error: Exception = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": str(denied)}}, operation
+    )
+    return error
+
+
+def install_task_gates() -> None:
+    """Patch moto's interpreter once: before a task calls its service, the state machine's
+    gate (if any) checks the call; a denial fails the task as AWS fails it."""
+    global _installed  # noqa: PLW0603 - one patch per process
+    with _install_lock:
+        if _installed:
+            return
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service as module,
+        )
+
+        cls = module.StateTaskService
+        original = cls._before_eval_execution
+
+        def before_eval_execution(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+            machine = str(env.states.context_object.context_object_data["StateMachine"]["Id"])
+            gate = TASK_GATES.get(machine)
+            if gate is not None:
+                parameters = kwargs.get("raw_parameters", args[1] if len(args) > 1 else {})
+                try:
+                    gate(str(self.resource.resource_arn), parameters or {})
+                except AccessDeniedError as denied:
+                    raise access_denied_error(denied, self._get_sfn_resource()) from None
+            original(self, env, *args, **kwargs)
+
+        cls._before_eval_execution = before_eval_execution  # type: ignore[method-assign]
+        _installed = True
+
+
+def _bucket_key(props: Mapping[str, Any]) -> Optional[Any]:
+    rules = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    for rule in rules:
+        default = rule.get("ServerSideEncryptionByDefault", {})
+        if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
+            return default.get("KMSMasterKeyID")
+    return None

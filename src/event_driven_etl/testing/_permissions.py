@@ -1,0 +1,376 @@
+"""IAM evaluation for the emulation: every call a pipeline component makes is checked
+against the synthesized policies, and denied the way AWS denies it.
+
+Read from the template: identity policies (``AWS::IAM::Policy`` attached to a role, and a
+role's inline ``Policies``), resource policies (buckets, queues, topics, Lambda
+permissions) and key policies. The rules are AWS's for one account:
+
+- an explicit ``Deny`` that matches wins;
+- a role is allowed by its identity policies or by a resource policy naming it;
+- a service principal (``events.amazonaws.com``, ``cloudwatch.amazonaws.com``) is allowed
+  only by a resource policy;
+- a KMS key is usable only if its key policy allows the principal directly, or names the
+  account (``:root``) and the role's identity policies allow it too.
+
+Conditions are evaluated for the operators the pipeline's templates use (``String*``,
+``Arn*``, ``Numeric*``, ``Bool``, ``Null``, with ``IfExists``); any other operator raises
+:class:`UnsupportedPolicyError` instead of being guessed. What is not modelled: permission
+boundaries, SCPs, session policies, cross-account access (everything is one account).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ._template import ACCOUNT, REGION, Resolver
+
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+_TRANSPORT = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+"""Every emulated call comes over TLS 1.3, as the SDKs' calls do."""
+
+
+class UnsupportedPolicyError(ValueError):
+    """A policy uses something the evaluator does not model: failing beats guessing."""
+
+
+class AccessDeniedError(PermissionError):
+    """A call the synthesized policies do not allow."""
+
+    def __init__(self, principal: Principal, action: str, resource: str, why: str) -> None:
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        super().__init__(
+            f"User: {principal.arn} is not authorized to perform: {action} on resource: "
+            f"{resource} because {why}"
+        )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: a role (by ARN) or an AWS service principal."""
+
+    arn: str
+    service: Optional[str] = None
+
+    @classmethod
+    def for_service(cls, service: str) -> Principal:
+        return cls(arn=service, service=service)
+
+
+@dataclass
+class Policies:
+    """The template's policies, resolved against the emulated names."""
+
+    identity: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Role ARN -> its identity statements."""
+    resource: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Resource ARN (bucket, queue, topic, function) -> its resource-policy statements."""
+    keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Key ARN -> its key-policy statements."""
+    checked: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    """Every evaluation: (principal, action, resource, allowed), for tests and debugging."""
+
+    @classmethod
+    def from_template(
+        cls,
+        resources: Mapping[str, Any],
+        resolver: Resolver,
+        *,
+        stack_account: Optional[str] = None,
+        stack_region: Optional[str] = None,
+    ) -> Policies:
+        policies = cls()
+
+        def resolve(value: Any) -> Any:
+            resolved = resolver.resolve(value)
+            text = json.dumps(resolved)
+            # ARNs the template spells with its own account and region name emulated ones.
+            if stack_account and stack_account != ACCOUNT:
+                text = text.replace(stack_account, ACCOUNT)
+            if stack_region and stack_region != REGION:
+                text = text.replace(stack_region, REGION)
+            return json.loads(text)
+
+        for logical_id, resource in resources.items():
+            kind = resource.get("Type")
+            props = resource.get("Properties", {})
+            if kind == "AWS::IAM::Policy":
+                statements = _statements(resolve(props["PolicyDocument"]))
+                for role in props.get("Roles", []):
+                    role_arn = resolver.get_att(_ref(role), "Arn")
+                    policies.identity.setdefault(role_arn, []).extend(statements)
+            elif kind == "AWS::IAM::Role":
+                role_arn = resolver.get_att(logical_id, "Arn")
+                policies.identity.setdefault(role_arn, [])
+                for inline in props.get("Policies", []):
+                    policies.identity[role_arn].extend(
+                        _statements(resolve(inline["PolicyDocument"]))
+                    )
+                if props.get("ManagedPolicyArns"):
+                    # AWS managed policies are not in the template: treat them as unknown.
+                    policies.identity[role_arn].append({"_managed": props["ManagedPolicyArns"]})
+            elif kind == "AWS::S3::BucketPolicy":
+                bucket = f"arn:aws:s3:::{resolve(props['Bucket'])}"
+                policies.resource.setdefault(bucket, []).extend(
+                    _statements(resolve(props["PolicyDocument"]))
+                )
+            elif kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+                targets = props.get("Queues") or props.get("Topics") or []
+                for target in resolve(targets):
+                    arn = _queue_arn(str(target)) if kind == "AWS::SQS::QueuePolicy" else target
+                    policies.resource.setdefault(str(arn), []).extend(
+                        _statements(resolve(props["PolicyDocument"]))
+                    )
+            elif kind == "AWS::KMS::Key":
+                key_arn = resolver.get_att(logical_id, "Arn")
+                policies.keys[key_arn] = _statements(resolve(props.get("KeyPolicy", {})))
+            elif kind == "AWS::Lambda::Permission":
+                function = str(resolve(props["FunctionName"]))
+                policies.resource.setdefault(function, []).append(
+                    _permission_statement(props, function, resolve)
+                )
+        return policies
+
+    # ---------------------------------------------------------------- evaluation
+
+    def allows(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Optional[Mapping[str, Any]] = None,
+        *,
+        resource_policy_of: Optional[str] = None,
+    ) -> tuple[bool, str]:
+        """Whether ``principal`` may ``action`` on ``resource``, and why not.
+
+        ``resource_policy_of`` names the resource whose policy applies when it is not
+        ``resource`` itself (an object's bucket).
+        """
+        context = {**_TRANSPORT, **(context or {})}
+        owner = resource_policy_of or resource
+        resource_statements = self.resource.get(owner, [])
+        identity = self.identity.get(principal.arn, []) if principal.service is None else []
+        for statement in identity:
+            if "_managed" in statement:
+                raise UnsupportedPolicyError(
+                    f"role {principal.arn} has AWS managed policies {statement['_managed']}: "
+                    "their statements are not in the template"
+                )
+        applicable = [
+            *identity,
+            *(s for s in resource_statements if _names_principal(s, principal)),
+        ]
+        if any(_matches(s, "Deny", action, resource, context) for s in applicable):
+            return False, "an explicit deny in a policy"
+        if any(_matches(s, "Allow", action, resource, context) for s in applicable):
+            return True, ""
+        where = "no identity-based policy" if principal.service is None else "no resource policy"
+        return False, f"{where} allows the {action} action"
+
+    def key_allows(
+        self, principal: Principal, action: str, key_arn: str, context: Mapping[str, Any]
+    ) -> tuple[bool, str]:
+        """KMS: the key policy decides; naming the account root lets IAM policies decide."""
+        statements = self.keys.get(key_arn)
+        if statements is None:
+            return True, ""  # a key imported by ARN: its policy is not ours to know
+        context = {**_TRANSPORT, "kms:CallerAccount": ACCOUNT, **context}
+        named = [s for s in statements if _names_principal(s, principal)]
+        if any(_matches(s, "Deny", action, key_arn, context) for s in named):
+            return False, "an explicit deny in the key policy"
+        if any(_matches(s, "Allow", action, key_arn, context) for s in named):
+            return True, ""
+        delegates = principal.service is None and any(
+            _principal_values(s).get("AWS")
+            and ROOT in _principal_values(s)["AWS"]
+            and _matches(s, "Allow", action, key_arn, context)
+            for s in statements
+        )
+        if delegates:
+            return self.allows(principal, action, key_arn, context)
+        return False, "the key policy does not allow it"
+
+    def check(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Optional[Mapping[str, Any]] = None,
+        *,
+        resource_policy_of: Optional[str] = None,
+        key: Optional[str] = None,
+        key_actions: Iterable[str] = (),
+        key_context: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Raise :class:`AccessDeniedError` unless the call (and its key use, if any) is allowed."""
+        allowed, why = self.allows(
+            principal, action, resource, context, resource_policy_of=resource_policy_of
+        )
+        self.checked.append((principal.arn, action, resource, allowed))
+        if not allowed:
+            raise AccessDeniedError(principal, action, resource, why)
+        if key is None:
+            return
+        for key_action in key_actions:
+            allowed, why = self.key_allows(principal, key_action, key, key_context or {})
+            self.checked.append((principal.arn, key_action, key, allowed))
+            if not allowed:
+                raise AccessDeniedError(principal, key_action, key, why)
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _permission_statement(
+    props: Mapping[str, Any], function: str, resolve: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """An ``AWS::Lambda::Permission`` as the resource-policy statement it adds."""
+    condition: dict[str, Any] = {}
+    if "SourceArn" in props:
+        condition["ArnLike"] = {"aws:SourceArn": resolve(props["SourceArn"])}
+    if "SourceAccount" in props:
+        condition["StringEquals"] = {"aws:SourceAccount": resolve(props["SourceAccount"])}
+    principal = str(resolve(props["Principal"]))
+    return {
+        "Effect": "Allow",
+        "Principal": {"Service": principal}
+        if principal.endswith(".amazonaws.com")
+        else {"AWS": principal},
+        "Action": resolve(props["Action"]),
+        "Resource": function,
+        **({"Condition": condition} if condition else {}),
+    }
+
+
+def _ref(value: Any) -> str:
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    raise UnsupportedPolicyError(f"a policy's role is not a Ref: {value!r}")
+
+
+def _queue_arn(queue_url_or_arn: str) -> str:
+    if queue_url_or_arn.startswith("arn:"):
+        return queue_url_or_arn
+    name = queue_url_or_arn.rstrip("/").rsplit("/", 1)[-1]
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    return [dict(s) for s in (statements if isinstance(statements, list) else [statements])]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _principal_values(statement: Mapping[str, Any]) -> dict[str, list[str]]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return {"*": ["*"]}
+    if not isinstance(principal, dict):
+        return {}
+    return {k: [str(v) for v in _as_list(values)] for k, values in principal.items()}
+
+
+def _names_principal(statement: Mapping[str, Any], principal: Principal) -> bool:
+    values = _principal_values(statement)
+    if "*" in values or "*" in values.get("AWS", []):
+        return True
+    if principal.service is not None:
+        return principal.service in values.get("Service", [])
+    return principal.arn in values.get("AWS", [])
+
+
+def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    flags = 0 if case_sensitive else re.IGNORECASE
+    return re.fullmatch(regex, value, flags) is not None
+
+
+def _matches(
+    statement: Mapping[str, Any],
+    effect: str,
+    action: str,
+    resource: str,
+    context: Mapping[str, Any],
+) -> bool:
+    if statement.get("Effect") != effect:
+        return False
+    if "Action" in statement:
+        if not any(_glob(a, action, case_sensitive=False) for a in _as_list(statement["Action"])):
+            return False
+    elif "NotAction" in statement:
+        if any(_glob(a, action, case_sensitive=False) for a in _as_list(statement["NotAction"])):
+            return False
+    else:
+        return False
+    if "Resource" in statement and not _any_glob(statement["Resource"], resource):
+        return False
+    if "NotResource" in statement and _any_glob(statement["NotResource"], resource):
+        return False
+    return _conditions_hold(statement.get("Condition", {}), context)
+
+
+def _any_glob(patterns: Any, value: str) -> bool:
+    return any(_glob(str(p), value, case_sensitive=True) for p in _as_list(patterns))
+
+
+def _string_like(value: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda v, c: v == c,
+    "StringNotEquals": lambda v, c: v != c,
+    "StringEqualsIgnoreCase": lambda v, c: v.lower() == c.lower(),
+    "StringLike": _string_like,
+    "StringNotLike": lambda v, c: not _string_like(v, c),
+    "ArnEquals": lambda v, c: _glob(c, v, case_sensitive=True),
+    "ArnLike": lambda v, c: _glob(c, v, case_sensitive=True),
+    "ArnNotEquals": lambda v, c: not _glob(c, v, case_sensitive=True),
+    "ArnNotLike": lambda v, c: not _glob(c, v, case_sensitive=True),
+    "Bool": lambda v, c: v.lower() == c.lower(),
+    "NumericEquals": lambda v, c: float(v) == float(c),
+    "NumericNotEquals": lambda v, c: float(v) != float(c),
+    "NumericLessThan": lambda v, c: float(v) < float(c),
+    "NumericLessThanEquals": lambda v, c: float(v) <= float(c),
+    "NumericGreaterThan": lambda v, c: float(v) > float(c),
+    "NumericGreaterThanEquals": lambda v, c: float(v) >= float(c),
+}
+_NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+
+
+def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    for raw_operator, checks in conditions.items():
+        operator = raw_operator.removesuffix("IfExists")
+        if_exists = raw_operator.endswith("IfExists")
+        for key, wanted in checks.items():
+            actual = context.get(key)
+            if operator == "Null":
+                if (actual is None) != (str(wanted).lower() == "true"):
+                    return False
+                continue
+            if operator not in _OPERATORS:
+                raise UnsupportedPolicyError(f"condition operator {raw_operator} is not modelled")
+            if actual is None:
+                if if_exists or operator in _NEGATED:
+                    continue
+                return False
+            wanted_values = [str(w) for w in _as_list(wanted)]
+            compare = _OPERATORS[operator]
+            if operator in _NEGATED:
+                if not all(compare(str(actual), w) for w in wanted_values):
+                    return False
+            elif not any(compare(str(actual), w) for w in wanted_values):
+                return False
+    return True
