@@ -194,11 +194,25 @@ class GatedClient:
 
 
 def access_denied_error(denied: AccessDeniedError, operation: str) -> Exception:
-    """The botocore error a denied call raises."""
+    """The botocore error a denied call raises, with the service's own error code (SNS says
+    ``AuthorizationError``, or ``KMSAccessDenied`` for the topic's key; S3 ``AccessDenied``)."""
     from botocore.exceptions import ClientError
 
+    service = operation.split(":::", 1)[-1].removeprefix("aws-sdk:").split(":", 1)[0]
+    code = "AccessDeniedException"
+    if service == "sns":
+        code = "KMSAccessDenied" if denied.action.startswith("kms:") else "AuthorizationError"
+    elif service == "s3":
+        code = "AccessDenied"
     error: Exception = ClientError(
-        {"Error": {"Code": "AccessDeniedException", "Message": str(denied)}}, operation
+        {
+            "Error": {"Code": code, "Message": str(denied)},
+            "ResponseMetadata": {
+                "HTTPStatusCode": 400 if service != "s3" else 403,
+                "RequestId": "local",
+            },
+        },
+        operation,
     )
     return error
 
@@ -225,7 +239,7 @@ def install_task_gates() -> None:
                 try:
                     gate(str(self.resource.resource_arn), parameters or {})
                 except AccessDeniedError as denied:
-                    raise access_denied_error(denied, self._get_sfn_resource()) from None
+                    raise access_denied_error(denied, str(self.resource.resource_arn)) from None
             original(self, env, *args, **kwargs)
 
         cls._before_eval_execution = before_eval_execution  # type: ignore[method-assign]

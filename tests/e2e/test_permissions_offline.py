@@ -1,0 +1,256 @@
+"""Broken templates fail offline as they would in AWS: each test removes one statement or
+setting the pipeline relies on and shows what AWS would show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import pytest
+from aws_cdk import App, Stack
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl.testing import LocalPipeline
+from event_driven_etl.testing._template import StackTemplate, load_from_assembly
+
+CSV = b"id,name\n1,Ann\n"
+
+
+def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
+    """A Glue run that succeeds without Spark (the permission checks still run)."""
+
+
+def _template(tmp_path: Path, **props: Any) -> StackTemplate:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", **props)
+    assembly = app.synth()
+    return load_from_assembly(assembly.directory, "E2E")
+
+
+def _local(template: StackTemplate, **options: Any) -> LocalPipeline:
+    return LocalPipeline(template, "/E2E/Pipeline", glue_runner=_no_spark, **options)
+
+
+def _role_statements(template: StackTemplate, role_fragment: str) -> list[dict[str, Any]]:
+    """The inline statements of the role whose logical id contains ``role_fragment``."""
+    found: list[dict[str, Any]] = []
+    for resource in template.template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        if role_fragment in json.dumps(resource["Properties"]["Roles"]):
+            found += resource["Properties"]["PolicyDocument"]["Statement"]
+    assert found, f"no policy for a role like {role_fragment}"
+    return found
+
+
+def _remove_statements(
+    template: StackTemplate, role_fragment: str, matches: Callable[[dict[str, Any]], bool]
+) -> int:
+    removed = 0
+    for resource in template.template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        if role_fragment not in json.dumps(resource["Properties"]["Roles"]):
+            continue
+        statements = resource["Properties"]["PolicyDocument"]["Statement"]
+        kept = [s for s in statements if not matches(s)]
+        removed += len(statements) - len(kept)
+        resource["Properties"]["PolicyDocument"]["Statement"] = kept
+    assert removed, f"nothing removed from {role_fragment}"
+    return removed
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return action if isinstance(action, list) else [action]
+
+
+def _resource_of_type(template: StackTemplate, kind: str, fragment: str = "") -> dict[str, Any]:
+    [resource] = [
+        r
+        for logical_id, r in template.template["Resources"].items()
+        if r["Type"] == kind and fragment in logical_id
+    ]
+    return dict(resource)
+
+
+def test_the_unbroken_template_runs_and_every_call_was_checked(tmp_path: Path) -> None:
+    with _local(_template(tmp_path)) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED"
+        actions = {action for _who, action, _what, allowed in local.policies.checked if allowed}
+        assert {
+            "states:StartExecution",  # the trigger
+            "lambda:InvokeFunction",  # EventBridge
+            "glue:StartJobRun",  # the workflow
+            "s3:GetObject",  # the Glue job and the workflow's run report
+            "sns:Publish",
+            "kms:GenerateDataKey",
+        } <= actions
+
+
+def test_fails_a_glue_role_without_read_on_the_source(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    source = next(
+        lid for lid in template.template["Resources"] if lid.startswith("PipelineSourceBucket")
+    )
+    _remove_statements(
+        template,
+        "GlueJobRole",
+        lambda s: "s3:GetObject*" in _actions(s) and source in json.dumps(s["Resource"]),
+    )
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [glue_run] = local.glue_runs
+        assert glue_run.status == "FAILED"
+        assert "s3:GetObject" in (glue_run.error_message or "")
+        assert f"arn:aws:s3:::{local.source_bucket}/in/a.csv" in (glue_run.error_message or "")
+        [note] = local.notifications
+        assert note["status"] == "FAILED" and "in/a.csv" in note["cause"]
+
+
+def test_fails_a_glue_role_without_read_on_manifests_for_a_large_batch(tmp_path: Path) -> None:
+    template = _template(tmp_path, batching=Batching(max_batch_size=100))
+    _remove_statements(
+        template, "GlueJobRole", lambda s: "manifests/*" in json.dumps(s.get("Resource"))
+    )
+    long_dir = "/".join(["a-rather-long-folder-name"] * 38)  # too many bytes to pass inline
+    with _local(template) as local:
+        for i in range(70):
+            local.put_object(f"in/{long_dir}/{i:02}.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.manifest  # the batch went as a manifest ...
+        assert run.status == "FAILED"  # ... which the job may not read
+        assert "manifests/" in (local.glue_runs[0].error_message or "")
+
+
+def test_fails_a_trigger_without_start_execution_to_the_dead_letter_queue(
+    tmp_path: Path,
+) -> None:
+    template = _template(tmp_path)
+    _remove_statements(template, "TriggerRole", lambda s: "states:StartExecution" in _actions(s))
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []  # nothing started
+        [dead] = local.dead_letters()
+        assert "AccessDeniedException" in json.dumps(dead["responsePayload"])
+        assert dead["requestPayload"]["detail"]["object"]["key"] == "in/a.csv"
+
+
+@pytest.mark.parametrize("missing", ["sns:Publish", "kms"])
+def test_fails_a_workflow_that_may_not_publish_without_a_notification(
+    tmp_path: Path, missing: str
+) -> None:
+    template = _template(tmp_path)
+    _remove_statements(
+        template,
+        "WorkflowStateMachineRole",
+        lambda s: any(a.startswith(missing) for a in _actions(s)),
+    )
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        expected = (
+            "SNS.AuthorizationErrorException"
+            if missing == "sns:Publish"
+            else "SNS.KMSAccessDeniedException"
+        )
+        assert run.error == expected  # the publish of the FAILED notification failed too
+        assert "is not authorized to perform" in (run.cause or "")
+        assert local.notifications == []
+
+
+def test_fails_a_source_bucket_without_eventbridge_to_start_anything(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    [bucket] = [
+        r
+        for logical_id, r in template.template["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket" and logical_id.startswith("PipelineSourceBucket")
+    ]
+    bucket["Properties"].pop("NotificationConfiguration", None)
+    resources = template.template["Resources"]
+    for logical_id in [
+        i for i, r in resources.items() if r["Type"] == "Custom::S3BucketNotifications"
+    ]:
+        del resources[logical_id]
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []
+        assert local.glue_runs == []
+
+
+def test_fails_a_brought_bucket_whose_notifications_resource_is_gone(tmp_path: Path) -> None:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    from aws_cdk import aws_s3 as s3
+
+    landing = s3.Bucket.from_bucket_name(stack, "Landing", "landing-zone")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", source_bucket=landing)
+    template = load_from_assembly(app.synth().directory, "E2E")
+    resources = template.template["Resources"]
+    with _local(template) as local:  # as synthesized: CDK's custom resource turns it on
+        local.put_object("in/a.csv", CSV)
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
+    for logical_id in [
+        i for i, r in resources.items() if r["Type"] == "Custom::S3BucketNotifications"
+    ]:
+        del resources[logical_id]
+    with _local(template) as local:
+        local.put_object("in/b.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []
+
+
+def _bad_record(local: LocalPipeline) -> None:
+    assert local.event_queue_url is not None
+    boto3.client("sqs", region_name="us-east-1").send_message(
+        QueueUrl=local.event_queue_url, MessageBody='{"not": "an S3 event"}'
+    )
+
+
+def test_a_bad_record_is_dead_lettered_with_report_batch_item_failures(tmp_path: Path) -> None:
+    with _local(_template(tmp_path, batching=Batching())) as local:
+        _bad_record(local)
+        for _ in range(6):  # maxReceiveCount receives, then the redrive moves it
+            local.flush()
+        [dead] = local.dead_letters()
+        assert dead == {"not": "an S3 event"}
+
+
+def test_fails_a_mapping_without_report_batch_item_failures_losing_the_record(
+    tmp_path: Path,
+) -> None:
+    template = _template(tmp_path, batching=Batching())
+    mapping = _resource_of_type(template, "AWS::Lambda::EventSourceMapping")
+    del mapping["Properties"]["FunctionResponseTypes"]
+    with _local(template) as local:
+        _bad_record(local)
+        for _ in range(6):
+            local.flush()
+        assert local.dead_letters() == []  # lost: Lambda took the batch as processed
+        assert local.wait_for_runs(timeout=300) == []
+
+
+def test_an_alarm_reaches_the_topic(tmp_path: Path) -> None:
+    with _local(_template(tmp_path)) as local:
+        assert local.fire_alarm("ExecutionsFailedAlarm") is True
+        [message] = local.notifications
+        assert message["NewStateValue"] == "ALARM"
+
+
+def test_fails_a_topic_policy_without_cloudwatch_to_deliver_an_alarm(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    policy = _resource_of_type(template, "AWS::SNS::TopicPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    policy["Properties"]["PolicyDocument"]["Statement"] = [
+        s for s in statements if s.get("Principal") != {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    with _local(template) as local:
+        assert local.fire_alarm("ExecutionsFailedAlarm") is False
+        assert local.notifications == []
