@@ -437,3 +437,24 @@ def test_a_failed_1000_object_batch_with_a_cause_over_32kb_still_notifies(
         assert note["error"] == "States.TaskFailed"
         assert len(note["cause"]) == CAUSE_LIMIT  # cut, as Step Functions cuts it
         assert '"ErrorMessage":"RuntimeError: could not read any object' in note["cause"]
+
+
+def test_identical_bytes_uploaded_again_to_an_unversioned_bucket_run_again(
+    tmp_path: Path,
+) -> None:
+    """No version id, same ETag: only the event's sequencer tells the uploads apart."""
+    from aws_cdk import aws_s3 as s3
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    landing = s3.Bucket(stack, "Landing", versioned=False, enforce_ssl=True)
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", source_bucket=landing)
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        first = local.put_object("incoming/a.csv", CSV)
+        second = local.put_object("incoming/a.csv", CSV)
+        assert "version-id" not in first["detail"]["object"]
+        assert first["detail"]["object"]["etag"] == second["detail"]["object"]["etag"]
+        runs = local.wait_for_runs(timeout=300)
+        assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+        local.redeliver(second)  # the same upload delivered twice is still one run
+        assert len(local.wait_for_runs(timeout=300)) == 2

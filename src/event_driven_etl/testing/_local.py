@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -595,6 +596,10 @@ class LocalPipeline:
 
             return checked
 
+        def start_execution(call: Mapping[str, Any]) -> None:
+            check(role, "states:StartExecution", str(call["stateMachineArn"]))
+            check_start_execution_limits(call)
+
         handler.set_clients(
             handler.Clients(
                 stepfunctions=GatedClient(
@@ -603,11 +608,7 @@ class LocalPipeline:
                         "start_execution",
                         self._faults.start_execution_errors,
                     ),
-                    {
-                        "start_execution": lambda call: check(
-                            role, "states:StartExecution", str(call["stateMachineArn"])
-                        )
-                    },
+                    {"start_execution": start_execution},
                 ),
                 dynamodb=GatedClient(
                     boto3.client("dynamodb", region_name=REGION),
@@ -866,9 +867,7 @@ class LocalPipeline:
             running = [
                 execution
                 for machine in machines
-                for execution in self._sfn.list_executions(
-                    stateMachineArn=machine, statusFilter="RUNNING"
-                )["executions"]
+                for execution in self._executions(machine, status="RUNNING")
             ]
             with self._lock:
                 glue_busy = any(w.is_alive() for w in self._glue_workers)
@@ -880,9 +879,17 @@ class LocalPipeline:
                 )
             time.sleep(0.1)
 
+    def _executions(self, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every execution of ``machine`` (all pages)."""
+        paginator = self._sfn.get_paginator("list_executions")
+        query: dict[str, Any] = {"stateMachineArn": machine}
+        if status is not None:
+            query["statusFilter"] = status
+        return [e for page in paginator.paginate(**query) for e in page["executions"]]
+
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
-        executions = self._sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
+        executions = self._executions(self.state_machine_arn)
         runs = []
         for item in sorted(executions, key=lambda e: e["startDate"]):
             if item["status"] == "RUNNING":
@@ -1200,6 +1207,36 @@ def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
 
 def _refers_to(value: Any, logical_id: str) -> bool:
     return logical_id in json.dumps(value)
+
+
+EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+"""Step Functions' execution names: 1 to 80 characters (these are safe in every API)."""
+EXECUTION_INPUT_LIMIT = 262_144
+"""Step Functions' largest execution input, in bytes (256 KB)."""
+
+
+def check_start_execution_limits(call: Mapping[str, Any]) -> None:
+    """Refuse what Step Functions refuses: a name over 80 characters (or with characters
+    outside ``A-Za-z0-9_-``), an input over 256 KB."""
+    from botocore.exceptions import ClientError
+
+    name = str(call.get("name", ""))
+    if name and not EXECUTION_NAME.fullmatch(name):
+        raise ClientError(
+            {"Error": {"Code": "InvalidName", "Message": f"Invalid Name: '{name}'"}},
+            "StartExecution",
+        )
+    size = len(str(call.get("input", "")).encode("utf-8"))
+    if size > EXECUTION_INPUT_LIMIT:
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "InvalidExecutionInput",
+                    "Message": f"input of {size} bytes exceeds {EXECUTION_INPUT_LIMIT}",
+                }
+            },
+            "StartExecution",
+        )
 
 
 def _glue_job_arn(job_name: str) -> str:

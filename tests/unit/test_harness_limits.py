@@ -1,0 +1,35 @@
+"""The emulation refuses what Step Functions refuses."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from event_driven_etl.testing._local import EXECUTION_INPUT_LIMIT, check_start_execution_limits
+from event_driven_etl.testing._moto_patches import CAUSE_LIMIT, step_functions_cause
+
+
+def test_fails_an_execution_name_over_80_characters() -> None:
+    check_start_execution_limits({"name": "a" * 80, "input": "{}"})
+    with pytest.raises(ClientError, match="InvalidName"):
+        check_start_execution_limits({"name": "a" * 81, "input": "{}"})
+
+
+def test_fails_an_execution_name_with_a_space() -> None:
+    with pytest.raises(ClientError, match="InvalidName"):
+        check_start_execution_limits({"name": "a b", "input": "{}"})
+
+
+def test_fails_an_execution_input_over_256_kb() -> None:
+    check_start_execution_limits({"name": "n", "input": "x" * EXECUTION_INPUT_LIMIT})
+    with pytest.raises(ClientError, match="InvalidExecutionInput"):
+        check_start_execution_limits({"name": "n", "input": "x" * (EXECUTION_INPUT_LIMIT + 1)})
+
+
+def test_a_cause_is_compact_sorted_and_cut_at_32768() -> None:
+    cause = step_functions_cause(
+        {"JobRunState": "FAILED", "Arguments": {"--objects": "x" * 40_000}}
+    )
+    assert cause.startswith('{"Arguments":{"--objects":"xxx')  # sorted: before JobRunState
+    assert len(cause) == CAUSE_LIMIT
+    assert '"JobRunState"' not in cause  # cut off, as in AWS
