@@ -254,3 +254,13 @@ def test_fails_a_topic_policy_without_cloudwatch_to_deliver_an_alarm(tmp_path: P
     with _local(template) as local:
         assert local.fire_alarm("ExecutionsFailedAlarm") is False
         assert local.notifications == []
+
+
+def test_fails_loudly_on_a_reference_the_emulation_cannot_resolve(tmp_path: Path) -> None:
+    from event_driven_etl.testing._local import UnresolvableReferenceError
+
+    template = _template(tmp_path)
+    function = _resource_of_type(template, "AWS::Lambda::Function", "PipelineTriggerFunction")
+    function["Properties"]["Environment"]["Variables"]["EXTRA"] = {"Ref": "SomeParameter"}
+    with pytest.raises(UnresolvableReferenceError, match="SomeParameter"), _local(template):
+        pass

@@ -201,7 +201,7 @@ class LocalPipeline:
         self._notifier_id = self._stack.logical_id(
             f"{self._path}/Monitoring/JobStateNotifier/StateMachine/Resource"
         )
-        self._resolver = Resolver(resources, fallback=lambda lid: lid.lower())
+        self._resolver = Resolver(resources, fallback=_default_physical_name(resources))
         for logical_id, resource in resources.items():
             self._name_resource(logical_id, resource)
 
@@ -452,7 +452,9 @@ class LocalPipeline:
             self.event_queue_url = self._sqs.create_queue(
                 QueueName=self._queue_id,
                 Attributes={
-                    "VisibilityTimeout": "300",
+                    "VisibilityTimeout": str(
+                        self._resources[self._queue_id]["Properties"].get("VisibilityTimeout", 30)
+                    ),
                     "RedrivePolicy": json.dumps(
                         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self._max_receive}
                     ),
@@ -1237,6 +1239,25 @@ def check_start_execution_limits(call: Mapping[str, Any]) -> None:
             },
             "StartExecution",
         )
+
+
+def _default_physical_name(resources: Mapping[str, Any]) -> Callable[[str], str]:
+    """A resource of the template without a name of its own is named after its logical id;
+    a reference to anything else (a parameter, an import) cannot be emulated: it fails."""
+
+    def name(logical_id: str) -> str:
+        if logical_id not in resources:
+            raise UnresolvableReferenceError(
+                f"the template refers to {logical_id!r}, which is not one of its resources "
+                "(a parameter or another stack's export?): the emulation cannot resolve it"
+            )
+        return logical_id.lower()
+
+    return name
+
+
+class UnresolvableReferenceError(ValueError):
+    """The template refers to something outside itself that the emulation cannot know."""
 
 
 def _glue_job_arn(job_name: str) -> str:

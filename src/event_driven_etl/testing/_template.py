@@ -202,4 +202,13 @@ _INTRINSICS: dict[str, Callable[[Resolver, Any], Any]] = {
     "Fn::Sub": _sub,
     "Fn::Select": _select,
     "Fn::Split": _split,
+    "Fn::ImportValue": lambda r, a: _unresolvable("Fn::ImportValue", a),
+    "Fn::GetAZs": lambda r, a: _unresolvable("Fn::GetAZs", a),
 }
+
+
+def _unresolvable(function: str, argument: Any) -> Any:
+    raise ValueError(
+        f"{function} {argument!r}: the emulation runs one stack and cannot resolve it; "
+        "run the stack that owns the value, or pass the resource by name"
+    )
