@@ -458,3 +458,50 @@ def test_identical_bytes_uploaded_again_to_an_unversioned_bucket_run_again(
         assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
         local.redeliver(second)  # the same upload delivered twice is still one run
         assert len(local.wait_for_runs(timeout=300)) == 2
+
+
+def test_a_crashed_invocation_s_objects_are_taken_over_by_the_redelivery(
+    tmp_path: Path,
+) -> None:
+    """The invocation dies after claiming (marks pending): after the visibility timeout the
+    records come back, the lease has ended, and the redelivery takes the objects over."""
+    stack = _stack(tmp_path, batching=Batching(max_batch_size=10))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_runner=_no_spark, time_scale=600
+    ) as local:
+        local.crash_trigger_before_start()
+        for i in range(5):
+            local.put_object(f"incoming/crash-{i}.csv", CSV)
+        started = time.monotonic()
+        runs = local.wait_for_runs(timeout=300)
+        assert time.monotonic() - started >= 1800 / 600  # the records waited for visibility
+        assert [r.status for r in runs] == ["SUCCEEDED"]
+        assert sorted(runs[0].objects) == sorted(
+            f"s3://{local.source_bucket}/incoming/crash-{i}.csv" for i in range(5)
+        )
+        assert local.dead_letters() == []
+
+
+def test_a_duplicate_meeting_a_claim_in_flight_is_not_started_again(tmp_path: Path) -> None:
+    """Invocation 1 claims {x, a} and is slow to start its execution; 2 s later, invocation 2
+    gets {x again, b}. x's mark is pending but leased: invocation 2 leaves x alone, so x
+    runs once. (With no lease, invocation 2 would take x over and run it twice.)"""
+    import threading
+
+    stack = _stack(tmp_path, batching=Batching(max_batch_size=2))
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        local.deliver_immediately = False
+        x = local.put_object("incoming/x.csv", CSV)
+        local.put_object("incoming/a.csv", CSV)
+        local.slow_start_execution(seconds=4)
+        first = threading.Thread(target=local.flush)
+        first.start()
+        time.sleep(2)  # invocation 1 holds its claim on x
+        local.redeliver(x)
+        local.put_object("incoming/b.csv", CSV)
+        runs = local.wait_for_runs(timeout=300)
+        first.join(timeout=60)
+        runs = local.wait_for_runs(timeout=300)
+        processed = sorted(o.rsplit("/", 1)[-1] for r in runs for o in r.objects)
+        assert processed == ["a.csv", "b.csv", "x.csv"]
+        assert all(r.status == "SUCCEEDED" for r in runs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 import uuid
 from collections import deque
 from pathlib import Path
@@ -64,12 +65,20 @@ class FaultyClient:
             return attribute
 
         def call(**kwargs: Any) -> Any:
-            if self._errors:
-                from botocore.exceptions import ClientError
-
+            try:
                 code = self._errors.popleft()
-                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
-            return attribute(**kwargs)
+            except IndexError:
+                return attribute(**kwargs)
+            if code.startswith("LocalDelay:"):  # a slow call: it waits, then goes through
+                time.sleep(float(code.split(":", 1)[1]))
+                return attribute(**kwargs)
+            if code == "LocalInvocationCrash":
+                from ._local import InvocationCrash
+
+                raise InvocationCrash(name)
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
 
         return call
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import tempfile
@@ -102,6 +103,13 @@ class _Faults:
     start_execution_errors: deque[str] = field(default_factory=deque)
 
 
+_CRASH = "LocalInvocationCrash"
+
+
+class InvocationCrash(BaseException):
+    """A Lambda invocation that dies: no ``except Exception`` in the handler sees it."""
+
+
 class LocalPipeline:
     """A synthesized pipeline running offline, for tests and demos.
 
@@ -154,6 +162,7 @@ class LocalPipeline:
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
         self._handler: Optional[ModuleType] = None
         self._lock = threading.RLock()
+        self._batch_lock = threading.Lock()
         self._discover()
 
     # ------------------------------------------------------------------ construction
@@ -217,12 +226,15 @@ class LocalPipeline:
         self._batch_size, self._max_receive = 1, 1
         self._retry_attempts = 2
         self._reports_item_failures = False
+        self._pollers = 1
         for resource in resources.values():
             props = resource.get("Properties", {})
             if resource["Type"] == "AWS::Lambda::EventSourceMapping" and _refers_to(
                 props.get("FunctionName"), self._function_id
             ):
                 self._batch_size = int(props.get("BatchSize", 10))
+                scaling = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+                self._pollers = min(int(scaling), 5) if scaling else 5
                 # Without ReportBatchItemFailures, Lambda ignores the handler's list of
                 # failed records: the batch counts as processed, the bad record is gone.
                 self._reports_item_failures = "ReportBatchItemFailures" in props.get(
@@ -300,6 +312,7 @@ class LocalPipeline:
         glue_hooks.install()
         ACTIVE_JOBS[self.glue_job_name] = self
         self._handler = self._load_handler()
+        self._install_client_faults()
 
     def _create_access_gate(self) -> None:
         """Every call a component makes is checked against the template's policies."""
@@ -453,7 +466,11 @@ class LocalPipeline:
                 QueueName=self._queue_id,
                 Attributes={
                     "VisibilityTimeout": str(
-                        self._resources[self._queue_id]["Properties"].get("VisibilityTimeout", 30)
+                        self._scaled(
+                            self._resources[self._queue_id]["Properties"].get(
+                                "VisibilityTimeout", 30
+                            )
+                        )
                     ),
                     "RedrivePolicy": json.dumps(
                         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self._max_receive}
@@ -567,11 +584,17 @@ class LocalPipeline:
             .get("Variables", {})
         )
         environment = {k: str(v) for k, v in self._resolve(variables).items()}
+        if "LEASE_SECONDS" in environment:  # a wait like any other: scaled, at least 1 s
+            environment["LEASE_SECONDS"] = str(self._scaled(int(environment["LEASE_SECONDS"])))
         return load_handler_module(self.handler_dir, module_file, environment)
+
+    def _scaled(self, seconds: float) -> int:
+        """A wait of the template divided by the time scale: whole seconds, never 0 unless
+        it was 0 (SQS and the lease count whole seconds)."""
+        return 0 if seconds <= 0 else max(1, math.ceil(seconds / self._time_scale))
 
     def _invoke_handler(self, event: dict[str, Any]) -> Any:
         assert self._handler is not None
-        self._install_client_faults()
         entry = self._handler_entry.rpartition(".")[2]
         return getattr(self._handler, entry)(event, LambdaContext())
 
@@ -785,43 +808,70 @@ class LocalPipeline:
                 )
 
     def _dispatch_batches(self) -> None:
-        """Hand the event queue to the handler in batches, as the SQS event source does."""
+        """Hand the event queue to the handler in batches, as the SQS event source does:
+        several pollers at once (the mapping's maximum concurrency, else Lambda's first 5),
+        each invocation's failed records left to reappear after the (scaled) visibility
+        timeout, a crashed invocation's records too. Returns when the queue is empty."""
+        pollers = [
+            threading.Thread(target=self._poll_event_queue, name=f"sqs-poller-{i}", daemon=True)
+            for i in range(self._pollers)
+        ]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join()
+
+    def _poll_event_queue(self) -> None:
         assert self.event_queue_url is not None
         while True:
-            messages = self._receive(self.event_queue_url, self._batch_size)
+            # The batching window fills one batch at a time (up to the batch size); the
+            # invocations then run side by side.
+            with self._batch_lock:
+                messages = self._receive(self.event_queue_url, self._batch_size)
             if not messages:
-                return
-            records = [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "eventSource": "aws:sqs",
-                }
-                for m in messages
-            ]
-            try:
-                response = self._invoke_handler({"Records": records}) or {}
-                failed = (
-                    {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-                    if self._reports_item_failures
-                    else set()
-                )
-            except Exception:
-                failed = {r["messageId"] for r in records}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    # The visibility timeout ends now: the message is delivered again (and,
-                    # after maxReceiveCount receives, moved to the dead-letter queue).
-                    self._sqs.change_message_visibility(
-                        QueueUrl=self.event_queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=0,
-                    )
-                else:
-                    self._sqs.delete_message(
-                        QueueUrl=self.event_queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
+                if self._queue_drained():
+                    return
+                time.sleep(0.05)
+                continue
+            self._invoke_batch(messages)
+
+    def _queue_drained(self) -> bool:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.event_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(int(v) == 0 for v in attributes.values())
+
+    def _invoke_batch(self, messages: list[dict[str, Any]]) -> None:
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSource": "aws:sqs",
+            }
+            for m in messages
+        ]
+        try:
+            response = self._invoke_handler({"Records": records}) or {}
+        except InvocationCrash:
+            return  # the records stay in flight and reappear after the visibility timeout
+        except Exception:
+            return  # an error fails the whole batch: every record reappears
+        failed = (
+            {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            if self._reports_item_failures
+            else set()
+        )
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for chunk in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self.event_queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[chunk : chunk + 10])
+                ],
+            )
 
     def _receive(self, queue_url: str, limit: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -1050,6 +1100,17 @@ class LocalPipeline:
     def concurrent_runs_exceeded(self, times: int = 1) -> None:
         """The next ``times`` StartJobRun calls fail with ``ConcurrentRunsExceededException``."""
         self.fail_glue_start("ConcurrentRunsExceededException", times)
+
+    def crash_trigger_before_start(self, times: int = 1) -> None:
+        """The trigger's next ``times`` invocations die after claiming their objects and
+        before starting the execution (a Lambda timeout or out-of-memory): no error is
+        reported, the records reappear after the visibility timeout."""
+        self._faults.start_execution_errors.extend([_CRASH] * times)
+
+    def slow_start_execution(self, seconds: float, times: int = 1) -> None:
+        """The trigger's next ``times`` StartExecution calls take ``seconds`` (real time)
+        before going through: the invocation holds its claimed objects meanwhile."""
+        self._faults.start_execution_errors.extend([f"LocalDelay:{seconds}"] * times)
 
     def throttle_start_execution(self, times: int = 1) -> None:
         """The trigger's next ``times`` StartExecution calls are throttled."""
