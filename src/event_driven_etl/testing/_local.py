@@ -6,7 +6,8 @@ synthesized asset directory, and the Glue script run on local PySpark. What is e
 (moto): S3, EventBridge, SQS, SNS, DynamoDB, the Glue control plane and Step Functions'
 interpreter. Lambda is not emulated: the handler is called in-process, with the
 asynchronous-invocation retries (per-object mode) or the SQS batch semantics (batching mode)
-the template configures.
+the template configures. Every call a component makes is checked against the template's
+policies (``_access.py``, ``_permissions.py``); waits are scaled (``_time.py``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,23 @@ class LocalPipeline:
             [run] = local.wait_for_runs()
             assert run.status == "SUCCEEDED"
     """
+
+    source_bucket: str
+    """Name of the emulated source bucket (the one the rule listens to)."""
+
+    output_bucket: str
+    """Name of the emulated output bucket (empty when the job names none)."""
+
+    state_machine_arn: str
+    """ARN of the emulated workflow state machine."""
+
+    policies: Policies
+    """The template's policies as the emulation evaluates them; ``.checked`` lists every
+    evaluation as ``(principal, action, resource, allowed)``."""
+
+    lost_events: list[dict[str, Any]]
+    """Events AWS would drop: neither the rule's target nor its dead-letter queue (nor the
+    function's on-failure destination) admitted them."""
 
     def __init__(
         self,
@@ -322,8 +340,6 @@ class LocalPipeline:
             stack_account=self._stack.account,
             stack_region=self._stack.region,
         )
-        """The synthesized policies, as the emulation evaluates them (``.checked`` lists
-        every evaluation)."""
         self.access = AccessGate(self._resources, self._resolver, self.policies)
         install_task_gates()
         TASK_GATES[self.state_machine_arn] = self.access.task_gate(
@@ -564,8 +580,7 @@ class LocalPipeline:
             raise ValueError(f"the rule {self._rule_id} has no target")
         self._rule_target: dict[str, Any] = self._resolve(target)
         self._rule_arn = str(self._resolver.get_att(self._rule_id, "Arn"))
-        self.lost_events: list[dict[str, Any]] = []
-        """Events AWS would drop: neither the target nor its dead-letter queue admitted them."""
+        self.lost_events = []
 
         events = boto3.client("events", region_name=REGION)
         events.put_rule(Name="object-created", EventPattern=json.dumps(self.rule_pattern))
