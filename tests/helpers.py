@@ -41,3 +41,23 @@ def policy_statements(template: Template, role_logical_id_fragment: str) -> list
         if role_logical_id_fragment in roles:
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
+
+
+def evaluated_policies(stack: Stack) -> tuple[Any, Any]:
+    """The stack's policies as the offline evaluator sees them, and the resolver that names
+    its resources (``resolver.get_att(logical_id, "Arn")``)."""
+    from aws_cdk import Token
+
+    from event_driven_etl.testing._permissions import Policies
+    from event_driven_etl.testing._template import Resolver
+
+    resources = dict(template_of(stack).to_json()["Resources"])
+    resolver = Resolver(resources)
+    known = {
+        name: None if Token.is_unresolved(value) else str(value)
+        for name, value in (("account", stack.account), ("region", stack.region))
+    }
+    policies = Policies.from_template(
+        resources, resolver, stack_account=known["account"], stack_region=known["region"]
+    )
+    return policies, resolver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aws_cdk import Duration, Stack
@@ -12,7 +13,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
+from event_driven_etl.testing._permissions import AccessDeniedError, Principal
 from tests.helpers import (
+    evaluated_policies,
     policy_statements,
     resources_of_type,
     state_machine_definition,
@@ -188,31 +191,55 @@ def test_metric_methods_name_the_right_metrics(stack: Stack) -> None:
     assert pipeline.metric_executions_failed(period=Duration.hours(1)).period.to_seconds() == 3600
 
 
-def test_grant_write_source_covers_the_prefix_and_the_bucket_key(stack: Stack) -> None:
+def _principal(stack: Stack, role: iam.Role, resolver: Any) -> Principal:
+    return Principal(_arn(stack, role, resolver))
+
+
+def _arn(stack: Stack, construct: Any, resolver: Any) -> str:
+    return str(resolver.get_att(stack.get_logical_id(construct.node.default_child), "Arn"))
+
+
+def test_grant_write_source_lets_the_grantee_upload_under_the_prefix_only(stack: Stack) -> None:
     key = kms.Key(stack, "Key")
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", encryption_key=key)
     role = iam.Role(stack, "Uploader", assumed_by=iam.AccountRootPrincipal())
-    grant = pipeline.grant_write_source(role)
-    assert grant.success
-    statements = json.dumps(policy_statements(template_of(stack), "Uploader"))
-    assert "s3:PutObject" in statements and "/incoming/*" in statements
-    assert "kms:GenerateDataKey*" in statements
+    pipeline.grant_write_source(role)
+    policies, resolver = evaluated_policies(stack)
+    uploader = _principal(stack, role, resolver)
+    bucket = _arn(stack, pipeline.source_bucket, resolver)
+    policies.check(uploader, "s3:PutObject", f"{bucket}/incoming/a.csv", resource_policy_of=bucket)
+    with pytest.raises(AccessDeniedError):
+        policies.check(uploader, "s3:PutObject", f"{bucket}/other/a.csv", resource_policy_of=bucket)
+    key_arn = _arn(stack, key, resolver)
+    assert policies.key_allows(uploader, "kms:GenerateDataKey", key_arn, {})[0]
+    assert not policies.key_allows(uploader, "kms:ScheduleKeyDeletion", key_arn, {})[0]
 
 
-def test_grant_read_output_covers_the_output_prefix(stack: Stack) -> None:
+def test_grant_read_output_lets_the_grantee_read_the_output_only(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     role = iam.Role(stack, "Reader", assumed_by=iam.AccountRootPrincipal())
-    assert pipeline.grant_read_output(role).success
-    statements = json.dumps(policy_statements(template_of(stack), "Reader"))
-    assert "s3:GetObject*" in statements and "/processed/*" in statements
-    assert "s3:PutObject" not in statements
+    pipeline.grant_read_output(role)
+    policies, resolver = evaluated_policies(stack)
+    reader = _principal(stack, role, resolver)
+    bucket = _arn(stack, pipeline.output_bucket, resolver)
+    policies.check(
+        reader, "s3:GetObject", f"{bucket}/processed/x.parquet", resource_policy_of=bucket
+    )
+    for action, key in (("s3:GetObject", "manifests/m.jsonl"), ("s3:PutObject", "processed/x")):
+        with pytest.raises(AccessDeniedError):
+            policies.check(reader, action, f"{bucket}/{key}", resource_policy_of=bucket)
 
 
-def test_grant_subscribe_notifications(stack: Stack) -> None:
+def test_grant_subscribe_notifications_lets_the_grantee_subscribe(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     role = iam.Role(stack, "Subscriber", assumed_by=iam.AccountRootPrincipal())
-    assert pipeline.grant_subscribe_notifications(role).success
-    assert "sns:Subscribe" in json.dumps(policy_statements(template_of(stack), "Subscriber"))
+    pipeline.grant_subscribe_notifications(role)
+    policies, resolver = evaluated_policies(stack)
+    topic_resource: Any = pipeline.notification_topic.node.default_child
+    topic = str(resolver.ref(stack.get_logical_id(topic_resource)))
+    policies.check(_principal(stack, role, resolver), "sns:Subscribe", topic)
+    with pytest.raises(AccessDeniedError):
+        policies.check(_principal(stack, role, resolver), "sns:Publish", topic)
 
 
 def test_on_success_and_on_failure_return_rules_for_this_state_machine(stack: Stack) -> None:
