@@ -320,6 +320,13 @@ class LocalPipeline:
         self._mirror = _spark.BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
         self._mock = mock_aws(config=cast(Any, _MOTO_CONFIG))
         self._mock.start()
+        try:
+            self._provision()
+        except BaseException:
+            self.stop()  # a half-started emulation must not outlive the error
+            raise
+
+    def _provision(self) -> None:
         import boto3
 
         self._s3 = boto3.client("s3", region_name=REGION)
