@@ -223,6 +223,19 @@ def vended_log_group_name(scope: Construct) -> str:
     return f"/aws/vendedlogs/states/{unique_name}-{stack_id}"
 
 
+def new_state_machine_log_group(
+    scope: Construct, *, retention: logs.RetentionDays, encryption_key: Optional[kms.IKey]
+) -> logs.LogGroup:
+    """A state machine's execution log group, retained, under a vended-logs name."""
+    return new_log_group(
+        scope,
+        "LogGroup",
+        log_group_name=vended_log_group_name(scope),
+        retention=retention,
+        encryption_key=encryption_key,
+    )
+
+
 def role_policy_resource(role: iam.IRole) -> Optional[iam.CfnPolicy]:
     """The CloudFormation policy holding a role's inline statements (its DefaultPolicy)."""
     policy = role.node.try_find_child("DefaultPolicy")

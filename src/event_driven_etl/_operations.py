@@ -270,12 +270,8 @@ def _job_state_notifier(
         sfn.Condition.string_matches("$.run.text", STARTED_BY_WORKFLOW),
         sfn.Succeed(container, "The workflow notifies it"),
     ).otherwise(publish)
-    log_group = _defaults.new_log_group(
-        container,
-        "LogGroup",
-        log_group_name=_defaults.vended_log_group_name(container),
-        retention=log_retention,
-        encryption_key=log_encryption_key,
+    log_group = _defaults.new_state_machine_log_group(
+        container, retention=log_retention, encryption_key=log_encryption_key
     )
     machine = sfn.StateMachine(
         container,

@@ -217,12 +217,8 @@ class EtlStateMachine(Construct):
         definition = self._normalise_input(input_defaults).next(run_job).next(after_run)
         # The log group is retained (execution history is audit data): its name carries the
         # stack's own id, so a destroy and a new deploy of the same app do not collide.
-        self.log_group = _defaults.new_log_group(
-            self,
-            "LogGroup",
-            log_group_name=_defaults.vended_log_group_name(self),
-            retention=log_retention,
-            encryption_key=encryption_key,
+        self.log_group = _defaults.new_state_machine_log_group(
+            self, retention=log_retention, encryption_key=encryption_key
         )
         machine = sfn.StateMachine(
             self,

@@ -103,15 +103,7 @@ class AccessGate:
                 self.policies.check(principal, "glue:GetJobRun", job)
             elif resource == "sns:publish":
                 topic = str(parameters.get("TopicArn"))
-                key = self.topic_keys.get(topic)
-                self.policies.check(
-                    principal,
-                    "sns:Publish",
-                    topic,
-                    key=key,
-                    key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
-                    key_context={"kms:ViaService": f"sns.{REGION}.amazonaws.com"},
-                )
+                self._check_with_key(principal, "sns:Publish", topic, self.topic_keys, "sns")
             elif resource == "aws-sdk:s3:getObject":
                 self.check_s3(
                     principal, "s3:GetObject", str(parameters["Bucket"]), str(parameters["Key"])
@@ -131,26 +123,34 @@ class AccessGate:
         if ":lambda:" in target_arn:
             self.policies.check(EVENTS, "lambda:InvokeFunction", target_arn, context)
             return
-        key = self.queue_keys.get(target_arn)
-        self.policies.check(
-            EVENTS,
-            "sqs:SendMessage",
-            target_arn,
-            context,
-            key=key,
-            key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
-            key_context={**context, "kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        self._check_with_key(
+            EVENTS, "sqs:SendMessage", target_arn, self.queue_keys, "sqs", context=context
         )
 
     def check_queue_send(self, principal: Principal, queue_arn: str) -> None:
-        key = self.queue_keys.get(queue_arn)
+        self._check_with_key(principal, "sqs:SendMessage", queue_arn, self.queue_keys, "sqs")
+
+    def _check_with_key(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        keys: Mapping[str, str],
+        service: str,
+        *,
+        context: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """A call to an encrypted topic or queue: the call, then the key use the service
+        makes on the caller's behalf (``kms:ViaService``)."""
+        key = keys.get(resource)
         self.policies.check(
             principal,
-            "sqs:SendMessage",
-            queue_arn,
+            action,
+            resource,
+            context,
             key=key,
             key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
-            key_context={"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+            key_context={**(context or {}), "kms:ViaService": f"{service}.{REGION}.amazonaws.com"},
         )
 
     # ---------------------------------------------------------------- alarms
@@ -158,15 +158,8 @@ class AccessGate:
     def check_alarm_publish(self, alarm_arn: str, topic_arn: str) -> None:
         """CloudWatch publishing an alarm's state change to a topic."""
         context = {"aws:SourceArn": alarm_arn, "aws:SourceAccount": ACCOUNT}
-        key = self.topic_keys.get(topic_arn)
-        self.policies.check(
-            CLOUDWATCH,
-            "sns:Publish",
-            topic_arn,
-            context,
-            key=key,
-            key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
-            key_context={**context, "kms:ViaService": f"sns.{REGION}.amazonaws.com"},
+        self._check_with_key(
+            CLOUDWATCH, "sns:Publish", topic_arn, self.topic_keys, "sns", context=context
         )
 
 

@@ -696,16 +696,11 @@ class LocalPipeline:
         }
         if response.get("VersionId") and response["VersionId"] != "null":
             detail_object["version-id"] = response["VersionId"]
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Object Created",
-            "source": "aws.s3",
-            "account": ACCOUNT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "region": REGION,
-            "resources": [f"arn:aws:s3:::{bucket}"],
-            "detail": {
+        event = _event(
+            "aws.s3",
+            "Object Created",
+            resources=[f"arn:aws:s3:::{bucket}"],
+            detail={
                 "version": "0",
                 "bucket": {"name": bucket},
                 "object": detail_object,
@@ -713,7 +708,7 @@ class LocalPipeline:
                 "requester": ACCOUNT,
                 "reason": "PutObject",
             },
-        }
+        )
         if self._sends_to_eventbridge(bucket):
             self.send_event(event)
         return event
@@ -1199,23 +1194,17 @@ class LocalPipeline:
         """Glue's "Job State Change" event, through the template's rule to its target."""
         if self._notifier_arn is None or self._job_state_pattern is None:
             return
-        event: dict[str, Any] = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Glue Job State Change",
-            "source": "aws.glue",
-            "account": ACCOUNT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "region": REGION,
-            "resources": [],
-            "detail": {
+        event = _event(
+            "aws.glue",
+            "Glue Job State Change",
+            detail={
                 "jobName": self.glue_job_name,
                 "severity": "ERROR",
                 "state": state,
                 "jobRunId": run_id,
                 "message": message,
             },
-        }
+        )
         from moto.events.models import EventPattern
 
         # moto's own matcher (its TestEventPattern API answers nothing).
@@ -1341,6 +1330,23 @@ def _default_physical_name(resources: Mapping[str, Any]) -> Callable[[str], str]
 
 class UnresolvableReferenceError(ValueError):
     """The template refers to something outside itself that the emulation cannot know."""
+
+
+def _event(
+    source: str, detail_type: str, *, detail: dict[str, Any], resources: Optional[list[str]] = None
+) -> dict[str, Any]:
+    """An EventBridge event as AWS services put them on the default bus."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": resources or [],
+        "detail": detail,
+    }
 
 
 def _glue_job_arn(job_name: str) -> str:
