@@ -167,16 +167,21 @@ def watch_glue_job_failures(
     dead_letter_queue: sqs.IQueue,
     log_encryption_key: Optional[kms.IKey],
     log_retention: logs.RetentionDays,
+    skip_workflow_runs: bool,
 ) -> events.Rule:
-    """Glue runs that fail *outside* the workflow (started by hand, by a Glue trigger) reach
-    ``topic`` as a FAILED notification, with the SNS ``status`` attribute subscribers filter
-    on. A run the workflow started is not notified here: the workflow's own FAILED
-    notification already names it, so one failure makes one notification.
+    """Failed Glue runs reach ``topic`` (the alarm topic) as a FAILED notification, with the
+    SNS ``status`` attribute subscribers filter on.
+
+    With ``skip_workflow_runs`` (the alarm topic *is* the notification topic), a run the
+    workflow started is not notified here: the workflow's own FAILED notification already
+    names it, so one failure makes one notification. Runs started outside the workflow (by
+    hand, by a Glue trigger) are always notified.
 
     EventBridge cannot see who started a run nor set SNS message attributes, so the rule
     starts a small Express workflow (``JobStateNotifier``): it reads the run
-    (``glue:GetJobRun``), ends quietly when the run carries the workflow's ``--batch_id``,
-    and otherwise publishes. Events it cannot take land in ``dead_letter_queue``.
+    (``glue:GetJobRun``), ends quietly when it skips workflow runs and the run carries the
+    workflow's ``--batch_id``, and otherwise publishes. Events it cannot take land in
+    ``dead_letter_queue``.
     """
     notifier = _job_state_notifier(
         scope,
@@ -186,6 +191,7 @@ def watch_glue_job_failures(
         topic_key=topic_key,
         log_encryption_key=log_encryption_key,
         log_retention=log_retention,
+        skip_workflow_runs=skip_workflow_runs,
     )
     rule = events.Rule(
         scope,
@@ -221,10 +227,42 @@ def _job_state_notifier(
     topic_key: Optional[kms.IKey],
     log_encryption_key: Optional[kms.IKey],
     log_retention: logs.RetentionDays,
+    skip_workflow_runs: bool,
 ) -> sfn.StateMachine:
-    from .state_machine import PUBLISH_ERRORS, PUBLISH_RETRY, retry_props
-
     container = Construct(scope, "JobStateNotifier")
+    publish = _publish_job_failure(container, pipeline_name, topic)
+    definition: sfn.IChainable = publish
+    if skip_workflow_runs:
+        definition = _unless_started_by_the_workflow(container, job, publish)
+    log_group = _defaults.new_state_machine_log_group(
+        container, retention=log_retention, encryption_key=log_encryption_key
+    )
+    machine = sfn.StateMachine(
+        container,
+        "StateMachine",
+        state_machine_type=sfn.StateMachineType.EXPRESS,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=Duration.minutes(5),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+        ),
+        comment=f"event-driven-etl pipeline {pipeline_name}: failed Glue runs",
+    )
+    topic.grant_publish(machine)
+    if topic_key is not None:
+        topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
+    machine_resource = machine.node.default_child
+    if isinstance(machine_resource, CfnResource):
+        _defaults.depend_only_on_role_policy(machine_resource, machine.role)
+    _nag.acknowledge_necessary_wildcards(machine.role)
+    return machine
+
+
+def _unless_started_by_the_workflow(
+    container: Construct, job: glue.IJob, publish: sfn.IChainable
+) -> sfn.IChainable:
+    """Read the run; end quietly when the workflow started it (its ``--batch_id``)."""
     read_run = tasks.CallAwsService(
         container,
         "Read the run",
@@ -239,6 +277,23 @@ def _job_state_notifier(
         result_selector={"text.$": "States.JsonToString($.JobRun)"},
         result_path="$.run",
     )
+    # A run that cannot be read (deleted, throttled past its retries) is notified anyway.
+    read_run.add_retry(errors=["Glue.ThrottlingException"], max_attempts=5)
+    read_run.add_catch(publish, errors=[sfn.Errors.ALL], result_path="$.read_error")
+    started_by_workflow = sfn.Choice(container, "Started by the workflow?")
+    started_by_workflow.when(
+        sfn.Condition.string_matches("$.run.text", STARTED_BY_WORKFLOW),
+        sfn.Succeed(container, "The workflow notifies it"),
+    ).otherwise(publish)
+    return read_run.next(started_by_workflow)
+
+
+def _publish_job_failure(
+    container: Construct, pipeline_name: str, topic: sns.ITopic
+) -> tasks.SnsPublish:
+    """The failed run in the notification schema, with the ``status`` attribute."""
+    from .state_machine import PUBLISH_ERRORS, PUBLISH_RETRY, retry_props
+
     publish = tasks.SnsPublish(
         container,
         "Notify failure",
@@ -262,37 +317,7 @@ def _job_state_notifier(
         result_path=sfn.JsonPath.DISCARD,
     )
     publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
-    # A run that cannot be read (deleted, throttled past its retries) is notified anyway.
-    read_run.add_retry(errors=["Glue.ThrottlingException"], max_attempts=5)
-    read_run.add_catch(publish, errors=[sfn.Errors.ALL], result_path="$.read_error")
-    started_by_workflow = sfn.Choice(container, "Started by the workflow?")
-    started_by_workflow.when(
-        sfn.Condition.string_matches("$.run.text", STARTED_BY_WORKFLOW),
-        sfn.Succeed(container, "The workflow notifies it"),
-    ).otherwise(publish)
-    log_group = _defaults.new_state_machine_log_group(
-        container, retention=log_retention, encryption_key=log_encryption_key
-    )
-    machine = sfn.StateMachine(
-        container,
-        "StateMachine",
-        state_machine_type=sfn.StateMachineType.EXPRESS,
-        definition_body=sfn.DefinitionBody.from_chainable(read_run.next(started_by_workflow)),
-        timeout=Duration.minutes(5),
-        tracing_enabled=True,
-        logs=sfn.LogOptions(
-            destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-        ),
-        comment=f"event-driven-etl pipeline {pipeline_name}: Glue runs failed outside it",
-    )
-    topic.grant_publish(machine)
-    if topic_key is not None:
-        topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
-    machine_resource = machine.node.default_child
-    if isinstance(machine_resource, CfnResource):
-        _defaults.depend_only_on_role_policy(machine_resource, machine.role)
-    _nag.acknowledge_necessary_wildcards(machine.role)
-    return machine
+    return publish
 
 
 def create_dashboard(

@@ -109,10 +109,11 @@ class EventDrivenEtlPipeline(Construct):
     """The alarms created (empty with ``alarms=False``)."""
 
     glue_job_failed_rule: Optional[events.IRule]
-    """Glue "Job State Change" (FAILED, TIMEOUT, ERROR): a run that failed *outside* the
-    workflow (started by hand, by a Glue trigger) is notified on ``alarm_topic`` in the
-    notification schema, with the ``status`` attribute; a run the workflow started is
-    notified once, by the workflow, on the notification topic."""
+    """Glue "Job State Change" (FAILED, TIMEOUT, ERROR), notified on ``alarm_topic`` in the
+    notification schema with the ``status`` attribute. When the alarm topic is the
+    notification topic (the default), a run the workflow started is left to the workflow's
+    own FAILED notification (one failure, one message); runs started outside the workflow
+    are always notified."""
 
     dashboard: Optional[cloudwatch.Dashboard]
     """The CloudWatch dashboard (with ``dashboard=True``)."""
@@ -531,6 +532,9 @@ class EventDrivenEtlPipeline(Construct):
                 dead_letter_queue=self.trigger.dead_letter_queue,
                 log_encryption_key=self.encryption_key,
                 log_retention=log_retention,
+                # One failure, one FAILED message on the notification topic; a separate
+                # alarm topic hears of every failed run.
+                skip_workflow_runs=self.alarm_topic is self.notification_topic,
             )
             _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
         if dashboard:

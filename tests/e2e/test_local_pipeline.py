@@ -505,3 +505,20 @@ def test_a_duplicate_meeting_a_claim_in_flight_is_not_started_again(tmp_path: Pa
         processed = sorted(o.rsplit("/", 1)[-1] for r in runs for o in r.objects)
         assert processed == ["a.csv", "b.csv", "x.csv"]
         assert all(r.status == "SUCCEEDED" for r in runs)
+
+
+def test_a_separate_alarm_topic_hears_of_every_failed_run(tmp_path: Path) -> None:
+    from aws_cdk import aws_sns as sns
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    ops = sns.Topic(stack, "Ops")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", alarm_topic=ops)
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_next_glue_run("BadData", "column missing")
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        sources = sorted(n.get("source", "workflow") for n in local.notifications)
+        assert sources == ["glue-job-state-change", "workflow"]  # one on each topic
+        assert local.notification_attributes == [{"status": "FAILED"}] * 2

@@ -286,3 +286,11 @@ def test_the_pipelines_alarms_may_publish_to_the_topic(stack: Stack) -> None:
     assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
     arns = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
     assert len(arns) == len(resources_of_type(template, "AWS::CloudWatch::Alarm"))
+
+
+def test_a_separate_alarm_topic_is_notified_of_every_failed_run(stack: Stack) -> None:
+    ops = sns.Topic(stack, "Ops")
+    EventDrivenEtlPipeline(stack, "Pipeline", alarm_topic=ops)
+    definition = state_machine_definition(template_of(stack), "JobStateNotifier")
+    assert definition["StartAt"] == "Notify failure"  # no "Started by the workflow?" filter
+    assert "Read the run" not in definition["States"]
