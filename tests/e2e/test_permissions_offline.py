@@ -257,7 +257,7 @@ def test_fails_a_topic_policy_without_cloudwatch_to_deliver_an_alarm(tmp_path: P
 
 
 def test_fails_loudly_on_a_reference_the_emulation_cannot_resolve(tmp_path: Path) -> None:
-    from event_driven_etl.testing._local import UnresolvableReferenceError
+    from event_driven_etl.testing._layout import UnresolvableReferenceError
 
     template = _template(tmp_path)
     function = _resource_of_type(template, "AWS::Lambda::Function", "PipelineTriggerFunction")

@@ -6,7 +6,8 @@ to run the Glue script on local Spark, Java 17. Never uses real AWS credentials:
 emulation sets fake ones for its own duration.
 """
 
-from ._local import GlueRun, LocalPipeline, Run
+from ._local import LocalPipeline
+from ._observation import GlueRun, Run
 from ._spark import SparkLineWarning
 from ._template import PipelineNotFoundError
 

@@ -7,7 +7,18 @@ state be set (moto's own runs advance their state on every read).
 
 from __future__ import annotations
 
+import json
+import threading
+from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
+
+from ..runtime.glue.etl_job import parse_manifest_lines
+from . import _spark
+from ._access import AccessGate
+from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
+from ._observation import GlueRun
+from ._permissions import Principal
+from ._template import ACCOUNT, REGION
 
 
 class GlueRunOwner(Protocol):
@@ -82,3 +93,153 @@ def held_job_run_class() -> type:
 
         _held_class = HeldJobRun
     return _held_class
+
+
+GlueRunner = Callable[[Path, dict[str, str]], None]
+"""Runs a Glue script with its job arguments; raising marks the run FAILED."""
+
+JobFailed = Callable[[str, str, str], None]
+"""Called with (run id, final state, message) when a run ends other than SUCCEEDED."""
+
+
+class GlueEmulator:
+    """The job's runs: started by moto's StartJobRun (through :data:`glue_hooks`), run on a
+    thread of their own like Glue runs (they count against ``MaxConcurrentRuns`` while they
+    run), with the job role's S3 access checked on what they read and write, and their
+    script run on local Spark (or by ``runner``)."""
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        script: Path,
+        glue_version: str,
+        runner: Optional[GlueRunner],
+        faults: Faults,
+        access: AccessGate,
+        role: Principal,
+        s3: Any,
+        mirror: _spark.BucketMirror,
+        on_failed: JobFailed,
+    ) -> None:
+        self.job_name = job_name
+        self._script = script
+        self._glue_version = glue_version
+        self._runner = runner
+        self._faults = faults
+        self._access = access
+        self._role = role
+        self._s3 = s3
+        self._mirror = mirror
+        self._on_failed = on_failed
+        self._lock = threading.RLock()
+        self.runs: list[GlueRun] = []
+        """Every run that ended, in the order they ended."""
+        self.workers: list[threading.Thread] = []
+        self.concurrency_rejections = 0
+        """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
+
+    def busy(self) -> bool:
+        with self._lock:
+            return any(w.is_alive() for w in self.workers)
+
+    def start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
+        from moto.core.exceptions import JsonRESTError
+
+        with self._lock:
+            if self._faults.glue_start_errors:
+                code = self._faults.glue_start_errors.popleft()
+                raise JsonRESTError(code, f"{code} (injected by LocalPipeline)")
+            failure = self._faults.glue_failures.popleft() if self._faults.glue_failures else None
+        try:
+            run_id = str(original(job, **kwargs))
+        except Exception as error:
+            if type(error).__name__ == "ConcurrentRunsExceededException":
+                with self._lock:
+                    self.concurrency_rejections += 1
+            raise
+        fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
+        fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's clock
+        fake_run.status = "RUNNING"
+        arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
+        # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
+        # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
+        worker = threading.Thread(
+            target=self._finish,
+            args=(fake_run, run_id, arguments, failure),
+            name=f"glue-run-{run_id[:12]}",
+            daemon=True,
+        )
+        with self._lock:
+            self.workers.append(worker)
+        worker.start()
+        return run_id
+
+    def _finish(
+        self,
+        fake_run: Any,
+        run_id: str,
+        arguments: dict[str, str],
+        failure: Optional[GlueFailure],
+    ) -> None:
+        status, message, written = "SUCCEEDED", None, []
+        if failure is None or failure.after_script:
+            try:
+                self._check_reads(arguments)
+                written = self._run_script(arguments, run_id)
+                self._check_writes(written, getattr(self._mirror, "deleted", []))
+            except Exception as error:
+                status, message = "FAILED", f"{type(error).__name__}: {error}"
+        if failure is not None and status == "SUCCEEDED":
+            status, message = failure.state, f"{failure.error}: {failure.cause}"
+        fake_run.error_message = message
+        with self._lock:
+            self.runs.append(GlueRun(run_id, arguments, status, message, written))
+        fake_run.status = status
+        if status in FAILED_RUN_STATES:
+            self._on_failed(run_id, status, message or "")
+
+    def _check_reads(self, arguments: dict[str, str]) -> None:
+        """The objects of the run (and its manifest), read as the job's role."""
+        uris = list(json.loads(arguments.get("--objects") or "[]"))
+        manifest = arguments.get("--manifest") or ""
+        if manifest:
+            bucket, _, key = manifest.removeprefix("s3://").partition("/")
+            self._access.check_s3(self._role, "s3:GetObject", bucket, key)
+            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+            uris += parse_manifest_lines(text.splitlines())
+        for uri in uris:
+            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+            self._access.check_s3(self._role, "s3:GetObject", bucket, key)
+
+    def _check_writes(self, written: list[str], deleted: list[str]) -> None:
+        for action, uris in (("s3:PutObject", written), ("s3:DeleteObject", deleted)):
+            for uri in uris:
+                bucket, _, key = uri.removeprefix("s3://").partition("/")
+                self._access.check_s3(self._role, action, bucket, key)
+
+    def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
+        if self._runner is not None:
+            self._runner(self._script, arguments)
+            return []
+        _spark.check_spark_line(self._glue_version)
+        # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
+        arguments = {
+            "--JOB_ID": f"j_{self.job_name}",
+            "--JOB_RUN_ID": run_id,
+            "--JOB_NAME": self.job_name,
+            "--TempDir": f"s3://aws-glue-assets-{ACCOUNT}-{REGION}/temporary/",
+            "--job-bookmark-option": "job-bookmark-disable",
+            **arguments,
+        }
+        buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
+        with _spark._lock:
+            spark = _spark.spark_session()
+            self._mirror.pull(self._s3, buckets)
+            for bucket in buckets:
+                _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
+            try:
+                _spark.run_script(self._script, arguments)
+            finally:
+                written = self._mirror.push(self._s3, buckets)
+        return written

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ._faults import CRASH, DELAY, InvocationCrash
+
 
 class FunctionEnvironment:
     """Stands in for the ``os`` module inside a loaded handler: ``environ`` is the
@@ -69,12 +71,10 @@ class FaultyClient:
                 code = self._errors.popleft()
             except IndexError:
                 return attribute(**kwargs)
-            if code.startswith("LocalDelay:"):  # a slow call: it waits, then goes through
-                time.sleep(float(code.split(":", 1)[1]))
+            if code.startswith(DELAY):  # a slow call: it waits, then goes through
+                time.sleep(float(code.removeprefix(DELAY)))
                 return attribute(**kwargs)
-            if code == "LocalInvocationCrash":
-                from ._local import InvocationCrash
-
+            if code == CRASH:
                 raise InvocationCrash(name)
             from botocore.exceptions import ClientError
 

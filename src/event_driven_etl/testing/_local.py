@@ -21,26 +21,25 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 from urllib.parse import quote_plus
 
-from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _moto_patches, _spark, _time
 from ._access import TASK_GATES, AccessGate, GatedClient, install_task_gates
-from ._glue_emulation import ACTIVE_JOBS, glue_hooks, held_job_run_class
+from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
+from ._faults import Faults, InvocationCrash
+from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
 from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
+from ._layout import PipelineLayout
+from ._observation import GlueRun, NotificationCapture, Run, executions, finished_runs
 from ._output import read_table_rows
 from ._permissions import AccessDeniedError, Policies
 from ._template import (
     ACCOUNT,
     REGION,
-    PipelineNotFoundError,
-    Resolver,
     StackTemplate,
     load_from_assembly,
 )
@@ -48,8 +47,6 @@ from ._template import (
 if TYPE_CHECKING:
     from aws_cdk import Stack
 
-GlueRunner = Callable[[Path, dict[str, str]], None]
-"""Runs a Glue script with its job arguments; raising marks the run FAILED."""
 
 DEFAULT_TIME_SCALE = 100.0
 """A local Spark run of seconds stands for a Glue run of minutes, as the waits around it."""
@@ -57,58 +54,6 @@ _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
 _sequencer = itertools.count(1)
 _CAPTURE_QUEUE = "local-notifications"
-_TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w.-]+")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One finished workflow execution."""
-
-    execution_arn: str
-    name: str
-    status: str
-    """``"SUCCEEDED"``, ``"FAILED"``, ``"TIMED_OUT"`` or ``"ABORTED"``."""
-    objects: list[str]
-    """The ``s3://bucket/key`` URIs the run processed (read from the manifest if there is one)."""
-    manifest: Optional[str] = None
-    error: Optional[str] = None
-    cause: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class GlueRun:
-    """One Glue job run the workflow started."""
-
-    run_id: str
-    arguments: dict[str, str]
-    status: str
-    error_message: Optional[str] = None
-    written: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _GlueFailure:
-    error: str
-    cause: str
-    after_script: bool
-    state: str
-
-
-_FAILED_RUN_STATES = ("FAILED", "TIMEOUT", "ERROR")
-
-
-@dataclass
-class _Faults:
-    glue_failures: deque[_GlueFailure] = field(default_factory=deque)
-    glue_start_errors: deque[str] = field(default_factory=deque)
-    start_execution_errors: deque[str] = field(default_factory=deque)
-
-
-_CRASH = "LocalInvocationCrash"
-
-
-class InvocationCrash(BaseException):
-    """A Lambda invocation that dies: no ``except Exception`` in the handler sees it."""
 
 
 class LocalPipeline:
@@ -164,17 +109,14 @@ class LocalPipeline:
             raise ValueError(f"time_scale must be a number of at least 1, got {time_scale!r}")
         self._time_scale = float(time_scale)
         self._work_dir = Path(work_dir) if work_dir else None
-        self._faults = _Faults()
+        self.faults = Faults()
+        """Fault injection: ``local.faults.glue_run_fails(...)`` and the other verbs."""
         self._events: list[dict[str, Any]] = []
-        self._notifications: list[dict[str, Any]] = []
-        self._glue_runs: list[GlueRun] = []
-        self._glue_workers: list[threading.Thread] = []
+        self._glue: Optional[GlueEmulator] = None
         self.deliver_immediately = True
         """Per-object mode: invoke the trigger on each event at once (as Lambda would). Set
         False to hold events until :meth:`flush` or :meth:`wait_for_runs`, e.g. to start a
         whole burst at the same moment."""
-        self.glue_concurrency_rejections = 0
-        """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
         self._mock: Any = None
         self._env_saved: dict[str, Optional[str]] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
@@ -206,91 +148,24 @@ class LocalPipeline:
         template = load_from_assembly(directory, stack_name)
         return cls(template, f"/{stack_name}/{construct_id.strip('/')}", **options)
 
-    def _required_id(self, relative: str) -> str:
-        logical_id = self._stack.logical_id(f"{self._path}/{relative}/Resource")
-        if logical_id is None:
-            raise PipelineNotFoundError(
-                f"no EventDrivenEtlPipeline at {self._path}: {relative} not found. "
-                "Pass the pipeline's construct id in that stack, e.g. 'Pipeline'."
-            )
-        return logical_id
-
     def _discover(self) -> None:
-        resources = self._stack.resources
-        self._resources = resources
-        self._machine_id = self._required_id("Workflow/StateMachine")
-        self._job_id = self._required_id("GlueJob/Job")
-        self._function_id = self._required_id("Trigger/Function")
-        self._rule_id = self._required_id("Trigger/ObjectCreatedRule")
-        self._dlq_id = self._required_id("Trigger/DeadLetterQueue")
-        self._queue_id = self._stack.logical_id(f"{self._path}/Trigger/EventQueue/Resource")
-        self._table_id = self._stack.logical_id(f"{self._path}/Trigger/DedupTable/Resource")
-        self._notifier_id = self._stack.logical_id(
-            f"{self._path}/Monitoring/JobStateNotifier/StateMachine/Resource"
-        )
-        self._resolver = Resolver(resources, fallback=_default_physical_name(resources))
-        for logical_id, resource in resources.items():
-            self._name_resource(logical_id, resource)
-
-        function = resources[self._function_id]["Properties"]
-        self.handler_dir = self._stack.asset_path(self._resolve(function["Code"]["S3Key"]))
-        self._handler_entry = function.get("Handler", "handler.handler")
-        job = resources[self._job_id]["Properties"]
-        self.glue_version = str(resources[self._job_id]["Properties"].get("GlueVersion", ""))
+        layout = PipelineLayout.read(self._stack, self._path)
+        self.layout = layout
+        """The pipeline as synthesized: ids, names, ARNs and delivery settings."""
+        self._resources = dict(layout.resources)
+        self._resolver = layout.resolver
+        self._machine_id, self._job_id = layout.machine_id, layout.job_id
+        self._function_id, self._rule_id = layout.function_id, layout.rule_id
+        self._dlq_id, self._queue_id = layout.dlq_id, layout.queue_id
+        self._table_id, self._notifier_id = layout.table_id, layout.notifier_id
+        self.handler_dir, self._handler_entry = layout.handler_dir, layout.handler_entry
+        self.glue_version = layout.glue_version
         """The job's Glue version, as synthesized (``"5.1"``)."""
-        self.glue_script = self._stack.asset_path(
-            str(self._resolve(job["Command"]["ScriptLocation"]))
-        )
-        self._batch_size, self._max_receive = 1, 1
-        self._retry_attempts = 2
-        self._reports_item_failures = False
-        self._pollers = 1
-        for resource in resources.values():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::Lambda::EventSourceMapping" and _refers_to(
-                props.get("FunctionName"), self._function_id
-            ):
-                self._batch_size = int(props.get("BatchSize", 10))
-                scaling = props.get("ScalingConfig", {}).get("MaximumConcurrency")
-                self._pollers = min(int(scaling), 5) if scaling else 5
-                # Without ReportBatchItemFailures, Lambda ignores the handler's list of
-                # failed records: the batch counts as processed, the bad record is gone.
-                self._reports_item_failures = "ReportBatchItemFailures" in props.get(
-                    "FunctionResponseTypes", []
-                )
-            if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and _refers_to(
-                props.get("FunctionName"), self._function_id
-            ):
-                self._retry_attempts = int(props.get("MaximumRetryAttempts", 2))
-        if self._queue_id:
-            redrive = resources[self._queue_id]["Properties"].get("RedrivePolicy", {})
-            self._max_receive = int(redrive.get("maxReceiveCount", 5))
-
-    def _name_resource(self, logical_id: str, resource: dict[str, Any]) -> None:
-        kind = resource["Type"]
-        props = resource.get("Properties", {})
-        lowered = logical_id.lower()
-        physical: Optional[str] = None
-        arn: Optional[str] = None
-        if kind == "AWS::S3::Bucket":
-            physical = str(props.get("BucketName") or f"{lowered[:50]}-local")
-        elif kind == "AWS::SNS::Topic":
-            physical = arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}"
-        elif kind == "AWS::SQS::Queue":
-            physical = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{logical_id}"
-            arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}"
-        elif kind == "AWS::StepFunctions::StateMachine":
-            physical = arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
-        elif kind == "AWS::Glue::Job":
-            physical = str(props.get("Name") or logical_id)
-        elif kind == "AWS::DynamoDB::Table":
-            physical = str(props.get("TableName") or logical_id)
-        elif kind == "AWS::Glue::Database":
-            physical = str(props.get("DatabaseInput", {}).get("Name") or lowered)
-        if physical is not None:
-            self._resolver.physical[logical_id] = physical
-        if arn is not None:
-            self._resolver.arns[logical_id] = arn
+        self.glue_script = layout.glue_script
+        self._batch_size, self._max_receive = layout.batch_size, layout.max_receive
+        self._retry_attempts = layout.retry_attempts
+        self._reports_item_failures = layout.reports_item_failures
+        self._pollers = layout.pollers
 
     def _resolve(self, value: Any) -> Any:
         return self._resolver.resolve(value)
@@ -334,8 +209,20 @@ class LocalPipeline:
         self._sfn = boto3.client("stepfunctions", region_name=REGION)
         self._create_resources()
         self._create_access_gate()
+        self._glue = GlueEmulator(
+            job_name=self.glue_job_name,
+            script=self.glue_script,
+            glue_version=self.glue_version,
+            runner=self._glue_runner,
+            faults=self.faults,
+            access=self.access,
+            role=self.access.role_of(self._job_id),
+            s3=self._s3,
+            mirror=self._mirror,
+            on_failed=self._emit_job_state_change,
+        )
         glue_hooks.install()
-        ACTIVE_JOBS[self.glue_job_name] = self
+        ACTIVE_JOBS[self.glue_job_name] = self._glue
         self._handler = self._load_handler()
         self._install_client_faults()
 
@@ -356,7 +243,6 @@ class LocalPipeline:
             TASK_GATES[self._notifier_arn] = self.access.task_gate(
                 self.access.role_of(self._notifier_id), _glue_job_arn
             )
-        self._glue_role = self.access.role_of(self._job_id)
         self._trigger_role = self.access.role_of(self._function_id)
 
     def stop(self) -> None:
@@ -368,7 +254,7 @@ class LocalPipeline:
             glue_hooks.uninstall()
         if self._mock is not None:
             self._wait_quietly()
-            for worker in self._glue_workers:
+            for worker in self._glue.workers if self._glue else []:
                 worker.join(timeout=30)
             self._mock.stop()
             self._mock = None
@@ -528,7 +414,8 @@ class LocalPipeline:
         for logical_id, resource in self._resources.items():
             if resource["Type"] == "AWS::SNS::Topic" and logical_id in definition:
                 self._topic_arns.append(sns.create_topic(Name=logical_id)["TopicArn"])
-        self._capture_queue_url = self._sqs.create_queue(QueueName=_CAPTURE_QUEUE)["QueueUrl"]
+        capture_url = self._sqs.create_queue(QueueName=_CAPTURE_QUEUE)["QueueUrl"]
+        self._capture = NotificationCapture(self._sqs, capture_url)
         for topic_arn in self._topic_arns:
             _subscribe_capture_queue(sns, topic_arn)
 
@@ -549,34 +436,23 @@ class LocalPipeline:
             self._job_state_pattern = self._pattern_of_rule_targeting(self._notifier_id)
 
     def _machine_definition(self, logical_id: str) -> str:
-        props = self._resources[logical_id]["Properties"]
-        definition = str(self._resolve(props["DefinitionString"]))
-        for name, value in self._resolve(props.get("DefinitionSubstitutions", {})).items():
-            definition = definition.replace("${" + name + "}", str(value))
-        return self._emulate_imported_topics(definition)
+        definition = machine_definition(self._resources, self._resolver, logical_id)
+        return point_at_emulated_topics(definition, self._topic_arns, self._emulate_topic)
 
     def _pattern_of_rule_targeting(self, logical_id: str) -> dict[str, Any]:
-        for resource in self._resources.values():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::Events::Rule" and any(
-                _refers_to(t.get("Arn"), logical_id) for t in props.get("Targets", [])
-            ):
-                return dict(self._resolve(props["EventPattern"]))
-        raise ValueError(f"no rule in the template targets {logical_id}")
+        return pattern_of_rule_targeting(self._resources, self._resolver, logical_id)
 
-    def _emulate_imported_topics(self, definition: str) -> str:
-        """A topic imported by ARN (any account or region) becomes an emulated topic of the
-        same name, subscribed to the capture queue; the definition is pointed at it."""
+    def _emulate_topic(self, arn: str) -> str:
+        """A topic imported by ARN becomes an emulated topic of the same name, subscribed to
+        the capture queue."""
         import boto3
 
         sns = boto3.client("sns", region_name=REGION)
-        for arn in sorted(set(_TOPIC_ARN.findall(definition)) - set(self._topic_arns)):
-            emulated = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
-            if emulated not in self._topic_arns:
-                _subscribe_capture_queue(sns, emulated)
-                self._topic_arns.append(emulated)
-            definition = definition.replace(arn, emulated)
-        return definition
+        emulated = str(sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"])
+        if emulated not in self._topic_arns:
+            _subscribe_capture_queue(sns, emulated)
+            self._topic_arns.append(emulated)
+        return emulated
 
     def _create_rule(self) -> None:
         import boto3
@@ -653,7 +529,7 @@ class LocalPipeline:
                     FaultyClient(
                         boto3.client("stepfunctions", region_name=REGION),
                         "start_execution",
-                        self._faults.start_execution_errors,
+                        self.faults.start_execution_errors,
                     ),
                     {"start_execution": start_execution},
                 ),
@@ -938,8 +814,7 @@ class LocalPipeline:
                 for machine in machines
                 for execution in self._executions(machine, status="RUNNING")
             ]
-            with self._lock:
-                glue_busy = any(w.is_alive() for w in self._glue_workers)
+            glue_busy = self._glue is not None and self._glue.busy()
             if not running and not glue_busy:
                 return
             if time.monotonic() > deadline:
@@ -949,68 +824,31 @@ class LocalPipeline:
             time.sleep(0.1)
 
     def _executions(self, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
-        """Every execution of ``machine`` (all pages)."""
-        paginator = self._sfn.get_paginator("list_executions")
-        query: dict[str, Any] = {"stateMachineArn": machine}
-        if status is not None:
-            query["statusFilter"] = status
-        return [e for page in paginator.paginate(**query) for e in page["executions"]]
+        return executions(self._sfn, machine, status)
 
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
-        executions = self._executions(self.state_machine_arn)
-        runs = []
-        for item in sorted(executions, key=lambda e: e["startDate"]):
-            if item["status"] == "RUNNING":
-                continue
-            described = self._sfn.describe_execution(executionArn=item["executionArn"])
-            payload = json.loads(described.get("input") or "{}")
-            runs.append(
-                Run(
-                    execution_arn=item["executionArn"],
-                    name=item["name"],
-                    status=item["status"],
-                    objects=self._objects_of(payload),
-                    manifest=payload.get("manifest") or None,
-                    error=described.get("error"),
-                    cause=described.get("cause"),
-                )
-            )
-        return runs
-
-    def _objects_of(self, payload: dict[str, Any]) -> list[str]:
-        objects = list(payload.get("objects") or [])
-        manifest = payload.get("manifest")
-        if manifest:
-            bucket, _, key = manifest[5:].partition("/")
-            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            objects += parse_manifest_lines(text.splitlines())
-        return objects
+        return finished_runs(self._sfn, self._s3, self.state_machine_arn)
 
     @property
     def notifications(self) -> list[dict[str, Any]]:
         """Parsed JSON messages published to the notification topic, oldest first."""
-        for message in self._receive(self._capture_queue_url, 1_000_000):
-            body = json.loads(message["Body"])
-            attributes = {
-                k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()
-            }
-            self._notifications.append({**body, "_attributes": attributes} if attributes else body)
-            self._sqs.delete_message(
-                QueueUrl=self._capture_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        return [{k: v for k, v in n.items() if k != "_attributes"} for n in self._notifications]
+        return self._capture.messages
 
     @property
     def notification_attributes(self) -> list[dict[str, Any]]:
         """The SNS message attributes of each notification (``{"status": ...}``)."""
-        _ = self.notifications
-        return [dict(n.get("_attributes", {})) for n in self._notifications]
+        return self._capture.attributes
 
     @property
     def glue_runs(self) -> list[GlueRun]:
-        """Glue job runs started so far, with their arguments and outcome."""
-        return list(self._glue_runs)
+        """Glue job runs that ended so far, with their arguments and outcome."""
+        return list(self._glue.runs) if self._glue else []
+
+    @property
+    def glue_concurrency_rejections(self) -> int:
+        """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
+        return self._glue.concurrency_rejections if self._glue else 0
 
     def output_keys(self) -> list[str]:
         """Keys in the output bucket (manifests excluded), sorted."""
@@ -1105,90 +943,31 @@ class LocalPipeline:
         With ``after_script=True`` the script runs first and writes its output, then the run
         fails (as when Glue loses the driver after the write): a retry must not add rows.
         ``state`` is the run's final state: ``"FAILED"``, ``"TIMEOUT"`` or ``"ERROR"``.
+        (The same as ``faults.glue_run_fails``.)
         """
-        if state not in _FAILED_RUN_STATES:
-            raise ValueError(f"state must be one of {_FAILED_RUN_STATES}, got {state!r}")
-        self._faults.glue_failures.append(_GlueFailure(error, cause, after_script, state))
+        self.faults.glue_run_fails(error, cause, after_script=after_script, state=state)
 
     def fail_glue_start(self, error_code: str, times: int = 1) -> None:
-        """The next ``times`` StartJobRun calls fail with ``Glue.<error_code>``."""
-        self._faults.glue_start_errors.extend([error_code] * times)
+        """``faults.glue_start_fails``: StartJobRun fails with ``Glue.<error_code>``."""
+        self.faults.glue_start_fails(error_code, times)
 
     def concurrent_runs_exceeded(self, times: int = 1) -> None:
-        """The next ``times`` StartJobRun calls fail with ``ConcurrentRunsExceededException``."""
-        self.fail_glue_start("ConcurrentRunsExceededException", times)
-
-    def crash_trigger_before_start(self, times: int = 1) -> None:
-        """The trigger's next ``times`` invocations die after claiming their objects and
-        before starting the execution (a Lambda timeout or out-of-memory): no error is
-        reported, the records reappear after the visibility timeout."""
-        self._faults.start_execution_errors.extend([_CRASH] * times)
-
-    def slow_start_execution(self, seconds: float, times: int = 1) -> None:
-        """The trigger's next ``times`` StartExecution calls take ``seconds`` (real time)
-        before going through: the invocation holds its claimed objects meanwhile."""
-        self._faults.start_execution_errors.extend([f"LocalDelay:{seconds}"] * times)
+        """``faults.glue_concurrency_exceeded``: Glue refuses the next StartJobRun calls."""
+        self.faults.glue_concurrency_exceeded(times)
 
     def throttle_start_execution(self, times: int = 1) -> None:
-        """The trigger's next ``times`` StartExecution calls are throttled."""
-        self._faults.start_execution_errors.extend(["ThrottlingException"] * times)
+        """``faults.start_execution_throttled``: the trigger's StartExecution is throttled."""
+        self.faults.start_execution_throttled(times)
+
+    def slow_start_execution(self, seconds: float, times: int = 1) -> None:
+        """``faults.start_execution_slow``: the trigger's StartExecution takes ``seconds``."""
+        self.faults.start_execution_slow(seconds, times)
+
+    def crash_trigger_before_start(self, times: int = 1) -> None:
+        """``faults.trigger_crashes_before_start``: the invocation dies holding its claims."""
+        self.faults.trigger_crashes_before_start(times)
 
     # ------------------------------------------------------------------ the Glue run
-
-    def start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
-        from moto.core.exceptions import JsonRESTError
-
-        with self._lock:
-            if self._faults.glue_start_errors:
-                code = self._faults.glue_start_errors.popleft()
-                raise JsonRESTError(code, f"{code} (injected by LocalPipeline)")
-            failure = self._faults.glue_failures.popleft() if self._faults.glue_failures else None
-        try:
-            run_id = str(original(job, **kwargs))
-        except Exception as error:
-            if type(error).__name__ == "ConcurrentRunsExceededException":
-                with self._lock:
-                    self.glue_concurrency_rejections += 1
-            raise
-        fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
-        fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's clock
-        fake_run.status = "RUNNING"
-        arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
-        # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
-        # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
-        worker = threading.Thread(
-            target=self._finish_glue_run,
-            args=(fake_run, run_id, arguments, failure),
-            name=f"glue-run-{run_id[:12]}",
-            daemon=True,
-        )
-        self._glue_workers.append(worker)
-        worker.start()
-        return run_id
-
-    def _finish_glue_run(
-        self,
-        fake_run: Any,
-        run_id: str,
-        arguments: dict[str, str],
-        failure: Optional[_GlueFailure],
-    ) -> None:
-        status, message, written = "SUCCEEDED", None, []
-        if failure is None or failure.after_script:
-            try:
-                self._check_glue_reads(arguments)
-                written = self._run_script(arguments, run_id)
-                self._check_glue_writes(written, getattr(self._mirror, "deleted", []))
-            except Exception as error:
-                status, message = "FAILED", f"{type(error).__name__}: {error}"
-        if failure is not None and status == "SUCCEEDED":
-            status, message = failure.state, f"{failure.error}: {failure.cause}"
-        fake_run.error_message = message
-        with self._lock:
-            self._glue_runs.append(GlueRun(run_id, arguments, status, message, written))
-        fake_run.status = status
-        if status in _FAILED_RUN_STATES:
-            self._emit_job_state_change(run_id, status, message or "")
 
     def _emit_job_state_change(self, run_id: str, state: str, message: str) -> None:
         """Glue's "Job State Change" event, through the template's rule to its target."""
@@ -1223,51 +1002,6 @@ class LocalPipeline:
             glue.start_job_run(JobName=self.glue_job_name, Arguments=arguments or {})["JobRunId"]
         )
 
-    def _check_glue_reads(self, arguments: dict[str, str]) -> None:
-        """The objects of the run (and its manifest), read as the job's role."""
-        uris = list(json.loads(arguments.get("--objects") or "[]"))
-        manifest = arguments.get("--manifest") or ""
-        if manifest:
-            bucket, _, key = manifest.removeprefix("s3://").partition("/")
-            self.access.check_s3(self._glue_role, "s3:GetObject", bucket, key)
-            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            uris += parse_manifest_lines(text.splitlines())
-        for uri in uris:
-            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
-            self.access.check_s3(self._glue_role, "s3:GetObject", bucket, key)
-
-    def _check_glue_writes(self, written: list[str], deleted: list[str]) -> None:
-        for action, uris in (("s3:PutObject", written), ("s3:DeleteObject", deleted)):
-            for uri in uris:
-                bucket, _, key = uri.removeprefix("s3://").partition("/")
-                self.access.check_s3(self._glue_role, action, bucket, key)
-
-    def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
-        if self._glue_runner is not None:
-            self._glue_runner(self.glue_script, arguments)
-            return []
-        _spark.check_spark_line(self.glue_version)
-        # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
-        arguments = {
-            "--JOB_ID": f"j_{self.glue_job_name}",
-            "--JOB_RUN_ID": run_id,
-            "--JOB_NAME": self.glue_job_name,
-            "--TempDir": f"s3://aws-glue-assets-{ACCOUNT}-{REGION}/temporary/",
-            "--job-bookmark-option": "job-bookmark-disable",
-            **arguments,
-        }
-        buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
-        with _spark._lock:
-            spark = _spark.spark_session()
-            self._mirror.pull(self._s3, buckets)
-            for bucket in buckets:
-                _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
-            try:
-                _spark.run_script(self.glue_script, arguments)
-            finally:
-                written = self._mirror.push(self._s3, buckets)
-        return written
-
 
 def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
     """Deliver the topic's messages, raw and with their attributes, to the capture queue."""
@@ -1277,10 +1011,6 @@ def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
         Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_CAPTURE_QUEUE}",
         Attributes={"RawMessageDelivery": "true"},
     )
-
-
-def _refers_to(value: Any, logical_id: str) -> bool:
-    return logical_id in json.dumps(value)
 
 
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -1311,25 +1041,6 @@ def check_start_execution_limits(call: Mapping[str, Any]) -> None:
             },
             "StartExecution",
         )
-
-
-def _default_physical_name(resources: Mapping[str, Any]) -> Callable[[str], str]:
-    """A resource of the template without a name of its own is named after its logical id;
-    a reference to anything else (a parameter, an import) cannot be emulated: it fails."""
-
-    def name(logical_id: str) -> str:
-        if logical_id not in resources:
-            raise UnresolvableReferenceError(
-                f"the template refers to {logical_id!r}, which is not one of its resources "
-                "(a parameter or another stack's export?): the emulation cannot resolve it"
-            )
-        return logical_id.lower()
-
-    return name
-
-
-class UnresolvableReferenceError(ValueError):
-    """The template refers to something outside itself that the emulation cannot know."""
 
 
 def _event(

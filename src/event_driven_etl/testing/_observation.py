@@ -1,0 +1,118 @@
+"""What a test observes of the offline pipeline: finished runs, Glue runs, notifications.
+
+Read-only views over the emulated services; ``LocalPipeline`` exposes them as ``runs()``,
+``glue_runs``, ``notifications`` and ``notification_attributes``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..runtime.glue.etl_job import parse_manifest_lines
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished workflow execution."""
+
+    execution_arn: str
+    name: str
+    status: str
+    """``"SUCCEEDED"``, ``"FAILED"``, ``"TIMED_OUT"`` or ``"ABORTED"``."""
+    objects: list[str]
+    """The ``s3://bucket/key`` URIs the run processed (read from the manifest if there is one)."""
+    manifest: Optional[str] = None
+    error: Optional[str] = None
+    cause: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GlueRun:
+    """One Glue job run the workflow started."""
+
+    run_id: str
+    arguments: dict[str, str]
+    status: str
+    error_message: Optional[str] = None
+    written: list[str] = field(default_factory=list)
+
+
+def executions(sfn: Any, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
+    """Every execution of ``machine`` (all pages), optionally of one status."""
+    paginator = sfn.get_paginator("list_executions")
+    query: dict[str, Any] = {"stateMachineArn": machine}
+    if status is not None:
+        query["statusFilter"] = status
+    return [e for page in paginator.paginate(**query) for e in page["executions"]]
+
+
+def finished_runs(sfn: Any, s3: Any, machine: str) -> list[Run]:
+    """Every finished execution of ``machine``, oldest first, with its objects."""
+    runs = []
+    for item in sorted(executions(sfn, machine), key=lambda e: e["startDate"]):
+        if item["status"] == "RUNNING":
+            continue
+        described = sfn.describe_execution(executionArn=item["executionArn"])
+        payload = json.loads(described.get("input") or "{}")
+        runs.append(
+            Run(
+                execution_arn=item["executionArn"],
+                name=item["name"],
+                status=item["status"],
+                objects=objects_of(s3, payload),
+                manifest=payload.get("manifest") or None,
+                error=described.get("error"),
+                cause=described.get("cause"),
+            )
+        )
+    return runs
+
+
+def objects_of(s3: Any, payload: dict[str, Any]) -> list[str]:
+    """An execution input's objects: inline, or read from its manifest."""
+    objects = list(payload.get("objects") or [])
+    manifest = payload.get("manifest")
+    if manifest:
+        bucket, _, key = manifest[5:].partition("/")
+        text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        objects += parse_manifest_lines(text.splitlines())
+    return objects
+
+
+class NotificationCapture:
+    """The topics' messages, delivered raw (with attributes) to one emulated queue."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self._received: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def _collect(self) -> None:
+        while True:
+            batch = self._sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return
+            for message in batch:
+                attributes = {
+                    k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()
+                }
+                self._received.append((json.loads(message["Body"]), attributes))
+                self._sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Parsed JSON messages, oldest first."""
+        self._collect()
+        return [body for body, _ in self._received]
+
+    @property
+    def attributes(self) -> list[dict[str, Any]]:
+        """Each message's SNS message attributes, in the same order."""
+        self._collect()
+        return [dict(attributes) for _, attributes in self._received]
