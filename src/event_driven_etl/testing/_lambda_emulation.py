@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -90,3 +91,26 @@ class LambdaContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 60_000
+
+
+SERVICE_LOCK = threading.RLock()
+"""One request at a time to the emulated services from concurrent invocations and pollers:
+AWS applies each request atomically (a conditional write, a receive), moto does not."""
+
+
+class SerialClient:
+    """A boto3 client whose requests run one at a time (under :data:`SERVICE_LOCK`)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("get_paginator", "meta")):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with SERVICE_LOCK:
+                return attribute(*args, **kwargs)
+
+        return call

@@ -32,7 +32,7 @@ from ._access import TASK_GATES, AccessGate, GatedClient, install_task_gates
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
 from ._faults import Faults, InvocationCrash
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
-from ._lambda_emulation import FaultyClient, LambdaContext, load_handler_module
+from ._lambda_emulation import FaultyClient, LambdaContext, SerialClient, load_handler_module
 from ._layout import PipelineLayout
 from ._observation import GlueRun, NotificationCapture, Run, executions, finished_runs
 from ._output import read_table_rows
@@ -205,7 +205,7 @@ class LocalPipeline:
         import boto3
 
         self._s3 = boto3.client("s3", region_name=REGION)
-        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._sqs = SerialClient(boto3.client("sqs", region_name=REGION))
         self._sfn = boto3.client("stepfunctions", region_name=REGION)
         self._create_resources()
         self._create_access_gate()
@@ -470,7 +470,7 @@ class LocalPipeline:
         target_queue = self.event_queue_url or self._delivery_queue_url
         target_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{target_queue.rsplit('/', 1)[-1]}"
         events.put_targets(Rule="object-created", Targets=[{"Id": "Target0", "Arn": target_arn}])
-        self._events_client = events
+        self._events_client = SerialClient(events)
 
     # ------------------------------------------------------------------ the handler
 
@@ -527,21 +527,21 @@ class LocalPipeline:
             handler.Clients(
                 stepfunctions=GatedClient(
                     FaultyClient(
-                        boto3.client("stepfunctions", region_name=REGION),
+                        SerialClient(boto3.client("stepfunctions", region_name=REGION)),
                         "start_execution",
                         self.faults.start_execution_errors,
                     ),
                     {"start_execution": start_execution},
                 ),
                 dynamodb=GatedClient(
-                    boto3.client("dynamodb", region_name=REGION),
+                    SerialClient(boto3.client("dynamodb", region_name=REGION)),
                     {
                         f"{op}_item": table_call(f"dynamodb:{op.title()}Item")
                         for op in ("get", "put", "update", "delete")
                     },
                 ),
                 s3=GatedClient(
-                    boto3.client("s3", region_name=REGION),
+                    SerialClient(boto3.client("s3", region_name=REGION)),
                     {
                         "put_object": lambda call: self.access.check_s3(
                             role, "s3:PutObject", str(call["Bucket"]), str(call["Key"])
