@@ -4,6 +4,7 @@ in-process (no Docker), with a context object and fault-injecting clients."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -12,7 +13,7 @@ import uuid
 from collections import deque
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable, Optional
 
 from ._faults import CRASH, DELAY, InvocationCrash
 
@@ -114,3 +115,153 @@ class SerialClient:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+Invoke = Callable[[dict[str, Any]], Any]
+"""Calls the handler with one event (in-process, as Lambda would)."""
+
+
+def receive(sqs: Any, queue_url: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` visible messages, 10 per request as SQS hands them out."""
+    messages: list[dict[str, Any]] = []
+    while len(messages) < limit:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, limit - len(messages)),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        messages += batch
+    return messages
+
+
+def drain(sqs: Any, queue_url: str) -> list[str]:
+    """Every visible message's body; the messages are deleted."""
+    bodies = []
+    for message in receive(sqs, queue_url, 1_000_000):
+        bodies.append(message["Body"])
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+class AsyncInvoker:
+    """Lambda's asynchronous invocation: each event delivered to ``queue_url`` (where the
+    emulation puts what EventBridge hands the function) is tried ``1 + retry_attempts``
+    times; what still fails goes to ``on_failure`` (the on-failure destination)."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        invoke: Invoke,
+        *,
+        retry_attempts: int,
+        on_failure: Callable[[dict[str, Any], BaseException], None],
+    ) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self._invoke = invoke
+        self._retry_attempts = retry_attempts
+        self._on_failure = on_failure
+
+    def run(self) -> None:
+        for body in drain(self._sqs, self.queue_url):
+            event = json.loads(body)
+            last_error: Optional[BaseException] = None
+            for _attempt in range(1 + self._retry_attempts):
+                try:
+                    self._invoke(event)
+                    last_error = None
+                    break
+                except Exception as error:
+                    last_error = error
+            if last_error is not None:
+                self._on_failure(event, last_error)
+
+
+class SqsPoller:
+    """The SQS event source: ``pollers`` pollers at once (the mapping's maximum concurrency,
+    else Lambda's first 5), each filling one batch at a time (the batching window) and
+    invoking the handler with it. Records the handler reports as failed (only with
+    ``ReportBatchItemFailures``), and those of a failed or crashed invocation, reappear
+    after the visibility timeout; the queue's redrive moves them on after
+    ``maxReceiveCount`` receives. :meth:`run` returns when the queue is empty."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        invoke: Invoke,
+        *,
+        pollers: int,
+        batch_size: int,
+        reports_item_failures: bool,
+    ) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self._invoke = invoke
+        self._pollers = pollers
+        self._batch_size = batch_size
+        self._reports_item_failures = reports_item_failures
+        self._batch_lock = threading.Lock()
+
+    def run(self) -> None:
+        pollers = [
+            threading.Thread(target=self._poll, name=f"sqs-poller-{i}", daemon=True)
+            for i in range(self._pollers)
+        ]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join()
+
+    def _poll(self) -> None:
+        while True:
+            with self._batch_lock:
+                messages = receive(self._sqs, self.queue_url, self._batch_size)
+            if not messages:
+                if self._drained():
+                    return
+                time.sleep(0.05)
+                continue
+            self._invoke_batch(messages)
+
+    def _drained(self) -> bool:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(int(v) == 0 for v in attributes.values())
+
+    def _invoke_batch(self, messages: list[dict[str, Any]]) -> None:
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSource": "aws:sqs",
+            }
+            for m in messages
+        ]
+        try:
+            response = self._invoke({"Records": records}) or {}
+        except InvocationCrash:
+            return  # the records stay in flight and reappear after the visibility timeout
+        except Exception:
+            return  # an error fails the whole batch: every record reappears
+        failed = (
+            {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            if self._reports_item_failures
+            else set()
+        )
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for chunk in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[chunk : chunk + 10])
+                ],
+            )

@@ -30,9 +30,17 @@ from urllib.parse import quote_plus
 from . import _moto_patches, _spark, _time
 from ._access import TASK_GATES, AccessGate, GatedClient, install_task_gates
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
-from ._faults import Faults, InvocationCrash
+from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
-from ._lambda_emulation import FaultyClient, LambdaContext, SerialClient, load_handler_module
+from ._lambda_emulation import (
+    AsyncInvoker,
+    FaultyClient,
+    LambdaContext,
+    SerialClient,
+    SqsPoller,
+    drain,
+    load_handler_module,
+)
 from ._layout import PipelineLayout
 from ._observation import GlueRun, NotificationCapture, Run, executions, finished_runs
 from ._output import read_table_rows
@@ -122,7 +130,6 @@ class LocalPipeline:
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
         self._handler: Optional[ModuleType] = None
         self._lock = threading.RLock()
-        self._batch_lock = threading.Lock()
         self._discover()
 
     # ------------------------------------------------------------------ construction
@@ -668,124 +675,47 @@ class LocalPipeline:
 
     def _dispatch_per_object(self) -> None:
         """Invoke the handler for each delivered event, like Lambda's asynchronous invoke."""
-        for body in self._drain(self._delivery_queue_url):
-            event = json.loads(body)
-            last_error: Optional[BaseException] = None
-            for _attempt in range(1 + self._retry_attempts):
-                try:
-                    self._invoke_handler(event)
-                    last_error = None
-                    break
-                except Exception as error:
-                    last_error = error
-            if last_error is not None:
-                try:  # Lambda sends to the on-failure destination as the function's role
-                    self.access.check_queue_send(
-                        self._trigger_role, str(self._resolver.arns[self._dlq_id])
-                    )
-                except AccessDeniedError:
-                    self.lost_events.append(event)
-                    continue
-                self._sqs.send_message(
-                    QueueUrl=self.dead_letter_queue_url,
-                    MessageBody=json.dumps(
-                        {
-                            "requestContext": {"condition": "RetriesExhausted"},
-                            "requestPayload": event,
-                            "responsePayload": {
-                                "errorType": type(last_error).__name__,
-                                "errorMessage": str(last_error),
-                            },
-                        }
-                    ),
-                )
+        AsyncInvoker(
+            self._sqs,
+            self._delivery_queue_url,
+            self._invoke_handler,
+            retry_attempts=self._retry_attempts,
+            on_failure=self._send_to_failure_destination,
+        ).run()
+
+    def _send_to_failure_destination(self, event: dict[str, Any], error: BaseException) -> None:
+        """Lambda sends a failed event to the on-failure destination as the function's
+        role; a destination the role may not send to loses it."""
+        try:
+            self.access.check_queue_send(self._trigger_role, str(self._resolver.arns[self._dlq_id]))
+        except AccessDeniedError:
+            self.lost_events.append(event)
+            return
+        self._sqs.send_message(
+            QueueUrl=self.dead_letter_queue_url,
+            MessageBody=json.dumps(
+                {
+                    "requestContext": {"condition": "RetriesExhausted"},
+                    "requestPayload": event,
+                    "responsePayload": {
+                        "errorType": type(error).__name__,
+                        "errorMessage": str(error),
+                    },
+                }
+            ),
+        )
 
     def _dispatch_batches(self) -> None:
-        """Hand the event queue to the handler in batches, as the SQS event source does:
-        several pollers at once (the mapping's maximum concurrency, else Lambda's first 5),
-        each invocation's failed records left to reappear after the (scaled) visibility
-        timeout, a crashed invocation's records too. Returns when the queue is empty."""
-        pollers = [
-            threading.Thread(target=self._poll_event_queue, name=f"sqs-poller-{i}", daemon=True)
-            for i in range(self._pollers)
-        ]
-        for poller in pollers:
-            poller.start()
-        for poller in pollers:
-            poller.join()
-
-    def _poll_event_queue(self) -> None:
+        """Hand the event queue to the handler in batches, as the SQS event source does."""
         assert self.event_queue_url is not None
-        while True:
-            # The batching window fills one batch at a time (up to the batch size); the
-            # invocations then run side by side.
-            with self._batch_lock:
-                messages = self._receive(self.event_queue_url, self._batch_size)
-            if not messages:
-                if self._queue_drained():
-                    return
-                time.sleep(0.05)
-                continue
-            self._invoke_batch(messages)
-
-    def _queue_drained(self) -> bool:
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self.event_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return all(int(v) == 0 for v in attributes.values())
-
-    def _invoke_batch(self, messages: list[dict[str, Any]]) -> None:
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
-        try:
-            response = self._invoke_handler({"Records": records}) or {}
-        except InvocationCrash:
-            return  # the records stay in flight and reappear after the visibility timeout
-        except Exception:
-            return  # an error fails the whole batch: every record reappears
-        failed = (
-            {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            if self._reports_item_failures
-            else set()
-        )
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for chunk in range(0, len(done), 10):
-            self._sqs.delete_message_batch(
-                QueueUrl=self.event_queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(done[chunk : chunk + 10])
-                ],
-            )
-
-    def _receive(self, queue_url: str, limit: int) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while len(messages) < limit:
-            batch = self._sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=min(10, limit - len(messages)),
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not batch:
-                break
-            messages += batch
-        return messages
-
-    def _drain(self, queue_url: str) -> list[str]:
-        bodies = []
-        for message in self._receive(queue_url, 1_000_000):
-            bodies.append(message["Body"])
-            self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return bodies
+        SqsPoller(
+            self._sqs,
+            self.event_queue_url,
+            self._invoke_handler,
+            pollers=self._pollers,
+            batch_size=self._batch_size,
+            reports_item_failures=self._reports_item_failures,
+        ).run()
 
     def flush(self) -> None:
         """Deliver everything waiting (in batching mode: the batching window ends now)."""
@@ -926,7 +856,7 @@ class LocalPipeline:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""
-        return [json.loads(b) for b in self._drain(self.dead_letter_queue_url)]
+        return [json.loads(b) for b in drain(self._sqs, self.dead_letter_queue_url)]
 
     # ------------------------------------------------------------------ fault injection
 
