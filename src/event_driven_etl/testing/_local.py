@@ -18,7 +18,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -129,7 +128,6 @@ class LocalPipeline:
         self._env_saved: dict[str, Optional[str]] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
         self._handler: Optional[ModuleType] = None
-        self._lock = threading.RLock()
         self._discover()
 
     # ------------------------------------------------------------------ construction
