@@ -12,11 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from ..runtime.glue.etl_job import parse_manifest_lines
 from . import _spark
 from ._access import AccessGate
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
-from ._observation import GlueRun
+from ._observation import GlueRun, objects_of
 from ._permissions import Principal
 from ._template import ACCOUNT, REGION
 
@@ -182,12 +181,13 @@ class GlueEmulator:
         arguments: dict[str, str],
         failure: Optional[GlueFailure],
     ) -> None:
-        status, message, written = "SUCCEEDED", None, []
+        status, message = "SUCCEEDED", None
+        written: list[str] = []
         if failure is None or failure.after_script:
             try:
                 self._check_reads(arguments)
-                written = self._run_script(arguments, run_id)
-                self._check_writes(written, getattr(self._mirror, "deleted", []))
+                written, deleted = self._run_script(arguments, run_id)
+                self._check_writes(written, deleted)
             except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
@@ -201,14 +201,12 @@ class GlueEmulator:
 
     def _check_reads(self, arguments: dict[str, str]) -> None:
         """The objects of the run (and its manifest), read as the job's role."""
-        uris = list(json.loads(arguments.get("--objects") or "[]"))
         manifest = arguments.get("--manifest") or ""
         if manifest:
             bucket, _, key = manifest.removeprefix("s3://").partition("/")
             self._access.check_s3(self._role, "s3:GetObject", bucket, key)
-            text = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            uris += parse_manifest_lines(text.splitlines())
-        for uri in uris:
+        inline = json.loads(arguments.get("--objects") or "[]")
+        for uri in objects_of(self._s3, {"objects": inline, "manifest": manifest}):
             bucket, _, key = str(uri).removeprefix("s3://").partition("/")
             self._access.check_s3(self._role, "s3:GetObject", bucket, key)
 
@@ -218,10 +216,11 @@ class GlueEmulator:
                 bucket, _, key = uri.removeprefix("s3://").partition("/")
                 self._access.check_s3(self._role, action, bucket, key)
 
-    def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
+    def _run_script(self, arguments: dict[str, str], run_id: str) -> tuple[list[str], list[str]]:
+        """Run the script; return the URIs it wrote and those it deleted."""
         if self._runner is not None:
             self._runner(self._script, arguments)
-            return []
+            return [], []
         _spark.check_spark_line(self._glue_version)
         # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
         arguments = {
@@ -241,5 +240,5 @@ class GlueEmulator:
             try:
                 _spark.run_script(self._script, arguments)
             finally:
-                written = self._mirror.push(self._s3, buckets)
-        return written
+                changes = self._mirror.push(self._s3, buckets)
+        return changes

@@ -162,10 +162,10 @@ class BucketMirror:
                 self.downloads += 1
         self._snapshot = self._stat_all(buckets)
 
-    def push(self, s3: Any, buckets: list[str]) -> list[str]:
-        """Upload what the run wrote or changed, delete what it removed; return written URIs."""
-        written = []
-        self.deleted: list[str] = []
+    def push(self, s3: Any, buckets: list[str]) -> tuple[list[str], list[str]]:
+        """Upload what the run wrote or changed, delete what it removed; return the URIs
+        written and the URIs deleted."""
+        written, deleted = [], []
         now = self._stat_all(buckets)
         for path, stat in now.items():
             if self._snapshot.get(path) == stat:
@@ -178,9 +178,9 @@ class BucketMirror:
             bucket, key = self._bucket_and_key(path)
             s3.delete_object(Bucket=bucket, Key=key)
             self._etags.pop((bucket, key), None)
-            self.deleted.append(f"s3://{bucket}/{key}")
+            deleted.append(f"s3://{bucket}/{key}")
         self._snapshot = now
-        return written
+        return written, deleted
 
     def _stat_all(self, buckets: list[str]) -> dict[Path, tuple[int, int]]:
         stats = {}
