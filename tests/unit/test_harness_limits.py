@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from event_driven_etl.testing._local import EXECUTION_INPUT_LIMIT, check_start_execution_limits
 from event_driven_etl.testing._moto_patches import CAUSE_LIMIT, step_functions_cause
+from event_driven_etl.testing._trigger_function import (
+    EXECUTION_INPUT_LIMIT,
+    check_start_execution_limits,
+)
 
 
 def test_fails_an_execution_name_over_80_characters() -> None:

@@ -70,6 +70,17 @@ class AccessGate:
             arn = f"arn:aws:iam::{ACCOUNT}:role/{arn}"
         return Principal(arn=arn)
 
+    def rule_target_role(self, target_logical_id: str) -> Optional[Principal]:
+        """The role EventBridge assumes to deliver to ``target_logical_id`` (a state
+        machine target needs one), from the rule's target ``RoleArn``."""
+        for resource in self._resources.values():
+            if resource["Type"] != "AWS::Events::Rule":
+                continue
+            for target in resource.get("Properties", {}).get("Targets", []):
+                if target_logical_id in str(target.get("Arn")) and target.get("RoleArn"):
+                    return Principal(arn=str(self._resolver.resolve(target["RoleArn"])))
+        return None
+
     # ---------------------------------------------------------------- S3
 
     def check_s3(self, principal: Principal, action: str, bucket: str, key: str) -> None:

@@ -42,6 +42,7 @@ class Faults:
     glue_failures: deque[GlueFailure] = field(default_factory=deque)
     glue_start_errors: deque[str] = field(default_factory=deque)
     start_execution_errors: deque[str] = field(default_factory=deque)
+    event_delivery_errors: deque[str] = field(default_factory=deque)
 
     def glue_run_fails(
         self,
@@ -79,3 +80,10 @@ class Faults:
         before starting the execution (a Lambda timeout or out-of-memory): no error is
         reported, the records reappear after the visibility timeout."""
         self.start_execution_errors.extend([CRASH] * times)
+
+    def event_delivery_fails(self, times: int = 1, error_code: str = "THROTTLING") -> None:
+        """EventBridge's next ``times`` attempts to deliver to the object-created rule's
+        target fail for a transient reason (the target throttled or unavailable): each is
+        retried under the target's ``RetryPolicy``; past ``MaximumRetryAttempts`` the event
+        goes to the target's dead-letter queue with ``ERROR_CODE`` ``error_code``."""
+        self.event_delivery_errors.extend([error_code] * times)

@@ -13,21 +13,21 @@ import uuid
 from collections import deque
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ._faults import CRASH, DELAY, InvocationCrash
 
 
 class FunctionEnvironment:
     """Stands in for the ``os`` module inside a loaded handler: ``environ`` is the
-    function's own environment, as in Lambda, instead of the process-wide one.
+    function's own environment, as in Lambda, not the test process's.
 
     Setting and restoring ``os.environ`` around each call would race with the threads of
     the emulated workflow, which copy ``os.environ`` when they create clients.
     """
 
     def __init__(self, variables: dict[str, str]) -> None:
-        self.environ = {**os.environ, **variables}
+        self.environ = dict(variables)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
@@ -85,15 +85,6 @@ class FaultyClient:
         return call
 
 
-class LambdaContext:
-    function_name = "local-trigger"
-    aws_request_id = "local"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
 SERVICE_LOCK = threading.RLock()
 """One request at a time to the emulated services from concurrent invocations and pollers:
 AWS applies each request atomically (a conditional write, a receive), moto does not."""
@@ -146,10 +137,17 @@ def drain(sqs: Any, queue_url: str) -> list[str]:
     return bodies
 
 
+ASYNC_RETRY_WAITS = (60, 120)
+"""Lambda waits 1 minute before the second attempt of an asynchronous invocation, and 2
+minutes before the third."""
+
+
 class AsyncInvoker:
     """Lambda's asynchronous invocation: each event delivered to ``queue_url`` (where the
     emulation puts what EventBridge hands the function) is tried ``1 + retry_attempts``
-    times; what still fails goes to ``on_failure`` (the on-failure destination)."""
+    times, Lambda's waits between attempts divided by ``time_scale``; an event that still
+    fails, or that grows older than ``max_event_age`` seconds (counting the waits as
+    Lambda would), goes to ``on_failure`` (the on-failure destination)."""
 
     def __init__(
         self,
@@ -159,35 +157,57 @@ class AsyncInvoker:
         *,
         retry_attempts: int,
         on_failure: Callable[[dict[str, Any], BaseException], None],
+        max_event_age: float = 6 * 3600,
+        time_scale: float = 1,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
         self._invoke = invoke
         self._retry_attempts = retry_attempts
         self._on_failure = on_failure
+        self._max_event_age = max_event_age
+        self._time_scale = time_scale
 
     def run(self) -> None:
         for body in drain(self._sqs, self.queue_url):
-            event = json.loads(body)
-            last_error: Optional[BaseException] = None
-            for _attempt in range(1 + self._retry_attempts):
-                try:
-                    self._invoke(event)
-                    last_error = None
+            self._deliver(json.loads(body))
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        started = time.monotonic()
+        waited = 0.0
+        last_error: BaseException = RuntimeError("never invoked")
+        for attempt in range(1 + self._retry_attempts):
+            if attempt:
+                wait = ASYNC_RETRY_WAITS[min(attempt, len(ASYNC_RETRY_WAITS)) - 1]
+                if time.monotonic() - started + waited + wait > self._max_event_age:
+                    last_error = RuntimeError(
+                        f"EventAgeExceeded: older than {self._max_event_age:g} s"
+                    )
                     break
-                except Exception as error:
-                    last_error = error
-            if last_error is not None:
-                self._on_failure(event, last_error)
+                time.sleep(wait / self._time_scale)
+                waited += wait - wait / self._time_scale
+            try:
+                self._invoke(event)
+                return
+            except Exception as error:
+                last_error = error
+        self._on_failure(event, last_error)
+
+
+BATCH_PAYLOAD_LIMIT = 6_291_456
+"""Lambda's largest synchronous invocation payload (6 MB): an SQS batch stops there."""
 
 
 class SqsPoller:
     """The SQS event source: ``pollers`` pollers at once (the mapping's maximum concurrency,
-    else Lambda's first 5), each filling one batch at a time (the batching window) and
-    invoking the handler with it. Records the handler reports as failed (only with
-    ``ReportBatchItemFailures``), and those of a failed or crashed invocation, reappear
-    after the visibility timeout; the queue's redrive moves them on after
-    ``maxReceiveCount`` receives. :meth:`run` returns when the queue is empty."""
+    else Lambda's first 5), each filling one batch at a time and invoking the handler with
+    it. A batch is handed over when it holds ``batch_size`` records, when the batching
+    window has passed since its first record, or when one more record would take the
+    invocation's payload over 6 MB (that record waits for the next batch). Records the
+    handler reports as failed (only with ``ReportBatchItemFailures``), and those of a
+    failed, timed-out or crashed invocation, reappear after the visibility timeout; the
+    queue's redrive moves them on after ``maxReceiveCount`` receives. :meth:`run` returns
+    when the queue is empty."""
 
     def __init__(
         self,
@@ -198,14 +218,19 @@ class SqsPoller:
         pollers: int,
         batch_size: int,
         reports_item_failures: bool,
+        batching_window: float = 0,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
+        self._queue_arn = "arn:aws:sqs:{}:{}:{}".format(*_region_account_name(queue_url))
         self._invoke = invoke
         self._pollers = pollers
         self._batch_size = batch_size
+        self._window = batching_window
         self._reports_item_failures = reports_item_failures
         self._batch_lock = threading.Lock()
+        self.batches: list[int] = []
+        """The size of each batch handed to the handler, in order."""
 
     def run(self) -> None:
         pollers = [
@@ -220,13 +245,57 @@ class SqsPoller:
     def _poll(self) -> None:
         while True:
             with self._batch_lock:
-                messages = receive(self._sqs, self.queue_url, self._batch_size)
-            if not messages:
+                records = self._fill_batch()
+                if records:
+                    self.batches.append(len(records))
+            if not records:
                 if self._drained():
                     return
                 time.sleep(0.05)
                 continue
-            self._invoke_batch(messages)
+            self._invoke_batch(records)
+
+    def _fill_batch(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        payload = len('{"Records": []}')
+        deadline = 0.0
+        while len(records) < self._batch_size:
+            messages = receive(self._sqs, self.queue_url, min(10, self._batch_size - len(records)))
+            if not messages:
+                if not records or time.monotonic() >= deadline:
+                    return records
+                time.sleep(0.05)
+                continue
+            deadline = deadline or time.monotonic() + self._window
+            for index, message in enumerate(messages):
+                record = self._record(message)
+                size = len(json.dumps(record)) + 2
+                if payload + size > BATCH_PAYLOAD_LIMIT and records:
+                    for rest in messages[index:]:  # back to the queue, for the next batch
+                        self._sqs.change_message_visibility(
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=rest["ReceiptHandle"],
+                            VisibilityTimeout=0,
+                        )
+                    return records
+                payload += size
+                records.append(record)
+        return records
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The record Lambda hands the handler for one message."""
+        region = self._queue_arn.split(":")[3]
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": region,
+        }
 
     def _drained(self) -> bool:
         attributes = self._sqs.get_queue_attributes(
@@ -235,33 +304,30 @@ class SqsPoller:
         )["Attributes"]
         return all(int(v) == 0 for v in attributes.values())
 
-    def _invoke_batch(self, messages: list[dict[str, Any]]) -> None:
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
+    def _invoke_batch(self, records: list[dict[str, Any]]) -> None:
         try:
             response = self._invoke({"Records": records}) or {}
         except InvocationCrash:
             return  # the records stay in flight and reappear after the visibility timeout
         except Exception:
-            return  # an error fails the whole batch: every record reappears
+            return  # an error (or a timeout) fails the whole batch: every record reappears
         failed = (
             {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             if self._reports_item_failures
             else set()
         )
-        done = [m for m in messages if m["MessageId"] not in failed]
+        done = [r for r in records if r["messageId"] not in failed]
         for chunk in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(done[chunk : chunk + 10])
+                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
+                    for i, r in enumerate(done[chunk : chunk + 10])
                 ],
             )
+
+
+def _region_account_name(queue_url: str) -> tuple[str, str, str]:
+    """``https://sqs.<region>.amazonaws.com/<account>/<name>`` -> its three parts."""
+    host, account, name = queue_url.removeprefix("https://").split("/")[:3]
+    return host.split(".")[1], account, name

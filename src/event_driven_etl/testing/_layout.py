@@ -45,6 +45,12 @@ class PipelineLayout:
     retry_attempts: int = 2
     reports_item_failures: bool = False
     pollers: int = 1
+    batching_window: float = 0
+    """The mapping's ``MaximumBatchingWindowInSeconds`` (batching mode)."""
+    max_event_age: float = 6 * 3600
+    """The asynchronous invocation's ``MaximumEventAgeInSeconds`` (per-object mode)."""
+    failure_destination: Optional[str] = None
+    """ARN of the asynchronous invocation's on-failure destination (per-object mode)."""
 
     @classmethod
     def read(cls, stack: StackTemplate, path: str) -> PipelineLayout:
@@ -87,12 +93,12 @@ class PipelineLayout:
             handler_entry=function.get("Handler", "handler.handler"),
             glue_version=str(job.get("GlueVersion", "")),
             glue_script=stack.asset_path(str(resolver.resolve(job["Command"]["ScriptLocation"]))),
-            **_delivery_settings(resources, function_id, queue_id),
+            **_delivery_settings(resources, resolver, function_id, queue_id),
         )
 
 
 def _delivery_settings(
-    resources: Mapping[str, Any], function_id: str, queue_id: Optional[str]
+    resources: Mapping[str, Any], resolver: Resolver, function_id: str, queue_id: Optional[str]
 ) -> dict[str, Any]:
     """How Lambda hands events to the trigger: the event-source mapping (batching) or the
     asynchronous-invocation config (per object), and the event queue's redrive."""
@@ -103,6 +109,7 @@ def _delivery_settings(
             continue
         if resource["Type"] == "AWS::Lambda::EventSourceMapping":
             settings["batch_size"] = int(props.get("BatchSize", 10))
+            settings["batching_window"] = float(props.get("MaximumBatchingWindowInSeconds", 0))
             scaling = props.get("ScalingConfig", {}).get("MaximumConcurrency")
             # Lambda starts 5 pollers for a queue; a maximum concurrency caps them.
             settings["pollers"] = min(int(scaling), 5) if scaling else 5
@@ -113,6 +120,10 @@ def _delivery_settings(
             )
         elif resource["Type"] == "AWS::Lambda::EventInvokeConfig":
             settings["retry_attempts"] = int(props.get("MaximumRetryAttempts", 2))
+            settings["max_event_age"] = float(props.get("MaximumEventAgeInSeconds", 6 * 3600))
+            destination = props.get("DestinationConfig", {}).get("OnFailure", {})
+            if destination.get("Destination"):
+                settings["failure_destination"] = str(resolver.resolve(destination["Destination"]))
     if queue_id:
         redrive = resources[queue_id]["Properties"].get("RedrivePolicy", {})
         settings["max_receive"] = int(redrive.get("maxReceiveCount", 5))

@@ -12,44 +12,25 @@ policies (``_access.py``, ``_permissions.py``); waits are scaled (``_time.py``).
 
 from __future__ import annotations
 
-import itertools
-import json
-import math
 import os
-import re
 import tempfile
 import time
-import uuid
-from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
-from urllib.parse import quote_plus
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
-from . import _moto_patches, _spark, _time
-from ._access import TASK_GATES, AccessGate, GatedClient, install_task_gates
-from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
+from . import _delivery, _moto_patches, _spark, _time
+from ._access import TASK_GATES, AccessGate, install_task_gates
 from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
-from ._lambda_emulation import (
-    AsyncInvoker,
-    FaultyClient,
-    LambdaContext,
-    SerialClient,
-    SqsPoller,
-    drain,
-    load_handler_module,
-)
+from ._lambda_emulation import SerialClient, drain
 from ._layout import PipelineLayout
-from ._observation import GlueRun, NotificationCapture, Run, executions, finished_runs
+from ._observation import GlueRun, Run, executions, finished_runs
 from ._output import read_table_rows
-from ._permissions import AccessDeniedError, Policies
-from ._template import (
-    ACCOUNT,
-    REGION,
-    StackTemplate,
-    load_from_assembly,
-)
+from ._permissions import Policies
+from ._provision import Emulation, provision
+from ._template import ACCOUNT, REGION, StackTemplate, load_from_assembly
+from ._trigger_function import TriggerFunction
 
 if TYPE_CHECKING:
     from aws_cdk import Stack
@@ -58,9 +39,6 @@ if TYPE_CHECKING:
 DEFAULT_TIME_SCALE = 100.0
 """A local Spark run of seconds stands for a Glue run of minutes, as the waits around it."""
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
-_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
-_sequencer = itertools.count(1)
-_CAPTURE_QUEUE = "local-notifications"
 
 
 class LocalPipeline:
@@ -72,24 +50,27 @@ class LocalPipeline:
             local.put_object("incoming/a.csv", b"id,name\\n1,x\\n")
             [run] = local.wait_for_runs()
             assert run.status == "SUCCEEDED"
+
+    The pieces live in their own modules: :class:`~._layout.PipelineLayout` (the template,
+    read once), ``_provision`` (the emulated resources), ``_delivery`` (EventBridge and
+    CloudWatch), ``_trigger_function`` (Lambda), ``_glue_emulation`` (Glue runs),
+    ``_access`` (IAM), ``_faults`` and ``_observation``. This class wires them together.
     """
 
-    source_bucket: str
-    """Name of the emulated source bucket (the one the rule listens to)."""
+    layout: PipelineLayout
+    """The pipeline as synthesized: ids, names, ARNs and delivery settings."""
 
-    output_bucket: str
-    """Name of the emulated output bucket (empty when the job names none)."""
+    faults: Faults
+    """Fault injection: ``local.faults.glue_run_fails(...)`` and the other verbs."""
 
-    state_machine_arn: str
-    """ARN of the emulated workflow state machine."""
+    deliver_immediately: bool
+    """Per-object mode: invoke the trigger on each event at once (as Lambda would). Set
+    False to hold events until :meth:`flush` or :meth:`wait_for_runs`, e.g. to start a
+    whole burst at the same moment. Default: True"""
 
     policies: Policies
     """The template's policies as the emulation evaluates them; ``.checked`` lists every
-    evaluation as ``(principal, action, resource, allowed)``."""
-
-    lost_events: list[dict[str, Any]]
-    """Events AWS would drop: neither the rule's target nor its dead-letter queue (nor the
-    function's on-failure destination) admitted them."""
+    evaluation as ``(principal, action, resource, allowed)``. Set by :meth:`start`."""
 
     def __init__(
         self,
@@ -104,33 +85,26 @@ class LocalPipeline:
         :param stack: The synthesized stack (see :meth:`from_stack`).
         :param construct_path: The pipeline's path, e.g. ``/MyStack/Pipeline``.
         :param glue_runner: Runs the Glue script. Default: - the script runs on local PySpark
-        :param time_scale: Divide the workflow's waits (retriers with their backoff, cap
-            and jitter; Wait states) by this factor; the execution timeout counts real time
+        :param time_scale: Divide the waits of the workflow (retriers with their backoff,
+            cap and jitter; Wait states), of Lambda (retries, the lease, the batching window,
+            the visibility timeout) by this factor; the execution timeout counts real time
             plus the waiting skipped. 1 is real time. Default: 100
         :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
         """
-        self._stack = stack
-        self._path = construct_path.rstrip("/")
-        self._glue_runner = glue_runner
         if not (isinstance(time_scale, (int, float)) and time_scale >= 1):
             raise ValueError(f"time_scale must be a number of at least 1, got {time_scale!r}")
+        self._stack = stack
+        self._glue_runner = glue_runner
         self._time_scale = float(time_scale)
         self._work_dir = Path(work_dir) if work_dir else None
+        self.layout = PipelineLayout.read(stack, construct_path)
         self.faults = Faults()
-        """Fault injection: ``local.faults.glue_run_fails(...)`` and the other verbs."""
-        self._events: list[dict[str, Any]] = []
-        self._glue: Optional[GlueEmulator] = None
         self.deliver_immediately = True
-        """Per-object mode: invoke the trigger on each event at once (as Lambda would). Set
-        False to hold events until :meth:`flush` or :meth:`wait_for_runs`, e.g. to start a
-        whole burst at the same moment."""
+        self._emulation: Optional[Emulation] = None
         self._mock: Any = None
+        self._glue: Optional[GlueEmulator] = None
         self._env_saved: dict[str, Optional[str]] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
-        self._handler: Optional[ModuleType] = None
-        self._discover()
-
-    # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_stack(cls, stack: Stack, construct_id: str, **options: Any) -> LocalPipeline:
@@ -153,27 +127,73 @@ class LocalPipeline:
         template = load_from_assembly(directory, stack_name)
         return cls(template, f"/{stack_name}/{construct_id.strip('/')}", **options)
 
-    def _discover(self) -> None:
-        layout = PipelineLayout.read(self._stack, self._path)
-        self.layout = layout
-        """The pipeline as synthesized: ids, names, ARNs and delivery settings."""
-        self._resources = dict(layout.resources)
-        self._resolver = layout.resolver
-        self._machine_id, self._job_id = layout.machine_id, layout.job_id
-        self._function_id, self._rule_id = layout.function_id, layout.rule_id
-        self._dlq_id, self._queue_id = layout.dlq_id, layout.queue_id
-        self._table_id, self._notifier_id = layout.table_id, layout.notifier_id
-        self.handler_dir, self._handler_entry = layout.handler_dir, layout.handler_entry
-        self.glue_version = layout.glue_version
-        """The job's Glue version, as synthesized (``"5.1"``)."""
-        self.glue_script = layout.glue_script
-        self._batch_size, self._max_receive = layout.batch_size, layout.max_receive
-        self._retry_attempts = layout.retry_attempts
-        self._reports_item_failures = layout.reports_item_failures
-        self._pollers = layout.pollers
+    # ------------------------------------------------------------------ what was synthesized
 
-    def _resolve(self, value: Any) -> Any:
-        return self._resolver.resolve(value)
+    @property
+    def glue_version(self) -> str:
+        """The job's Glue version, as synthesized (``"5.1"``)."""
+        return self.layout.glue_version
+
+    @property
+    def glue_script(self) -> Path:
+        """The job's script, from the cloud assembly."""
+        return self.layout.glue_script
+
+    @property
+    def handler_dir(self) -> Path:
+        """The trigger function's asset folder, from the cloud assembly."""
+        return self.layout.handler_dir
+
+    # ------------------------------------------------------------------ what was created
+
+    @property
+    def emulation(self) -> Emulation:
+        """Where each resource is in the emulated services (after :meth:`start`)."""
+        if self._emulation is None:
+            raise RuntimeError("the pipeline is not running: use it in a `with` block")
+        return self._emulation
+
+    @property
+    def source_bucket(self) -> str:
+        """Name of the emulated source bucket (the one the rule listens to)."""
+        return self.emulation.source_bucket
+
+    @property
+    def output_bucket(self) -> str:
+        """Name of the emulated output bucket (empty when the job names none)."""
+        return self.emulation.output_bucket
+
+    @property
+    def state_machine_arn(self) -> str:
+        """ARN of the emulated workflow state machine."""
+        return self.emulation.state_machine_arn
+
+    @property
+    def glue_job_name(self) -> str:
+        """Name of the emulated Glue job."""
+        return self.emulation.glue_job_name
+
+    @property
+    def catalog_database(self) -> Optional[str]:
+        """The catalog database the job keeps its table in (None with ``catalog=False``)."""
+        return self.emulation.catalog_database
+
+    @property
+    def catalog_table(self) -> Optional[str]:
+        """The catalog table the job keeps (None with ``catalog=False``)."""
+        return self.emulation.catalog_table
+
+    @property
+    def event_queue_url(self) -> Optional[str]:
+        """URL of the emulated event queue (batching mode; None per object)."""
+        return self.emulation.event_queue_url
+
+    @property
+    def lost_events(self) -> list[dict[str, Any]]:
+        """Events AWS would drop: neither the rule's target nor its dead-letter queue (nor
+        the function's on-failure destination, nor the job-state rule's role) admitted
+        them."""
+        return self._rule.lost_events + self._job_state.lost_events + self._lost
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,69 +221,82 @@ class LocalPipeline:
         self._mock = mock_aws(config=cast(Any, _MOTO_CONFIG))
         self._mock.start()
         try:
-            self._provision()
+            self._wire()
         except BaseException:
             self.stop()  # a half-started emulation must not outlive the error
             raise
 
-    def _provision(self) -> None:
+    def _wire(self) -> None:
         import boto3
 
+        layout = self.layout
         self._s3 = boto3.client("s3", region_name=REGION)
         self._sqs = SerialClient(boto3.client("sqs", region_name=REGION))
-        self._sfn = boto3.client("stepfunctions", region_name=REGION)
-        self._create_resources()
-        self._create_access_gate()
-        self._glue = GlueEmulator(
-            job_name=self.glue_job_name,
-            script=self.glue_script,
-            glue_version=self.glue_version,
-            runner=self._glue_runner,
-            faults=self.faults,
-            access=self.access,
-            role=self.access.role_of(self._job_id),
-            s3=self._s3,
-            mirror=self._mirror,
-            on_failed=self._emit_job_state_change,
-        )
-        glue_hooks.install()
-        ACTIVE_JOBS[self.glue_job_name] = self._glue
-        self._handler = self._load_handler()
-        self._install_client_faults()
-
-    def _create_access_gate(self) -> None:
-        """Every call a component makes is checked against the template's policies."""
+        self._sfn = SerialClient(boto3.client("stepfunctions", region_name=REGION))
+        self._emulation = emulation = provision(layout, sqs=self._sqs)
         self.policies = Policies.from_template(
-            self._resources,
-            self._resolver,
+            layout.resources,
+            layout.resolver,
             stack_account=self._stack.account,
             stack_region=self._stack.region,
         )
-        self.access = AccessGate(self._resources, self._resolver, self.policies)
+        access = self.access = AccessGate(layout.resources, layout.resolver, self.policies)
         install_task_gates()
-        TASK_GATES[self.state_machine_arn] = self.access.task_gate(
-            self.access.role_of(self._machine_id), _glue_job_arn
+        for machine_id, arn in (
+            (layout.machine_id, emulation.state_machine_arn),
+            (layout.notifier_id, emulation.notifier_arn),
+        ):
+            if machine_id and arn:
+                TASK_GATES[arn] = access.task_gate(access.role_of(machine_id), _glue_job_arn)
+        self._lost: list[dict[str, Any]] = []
+        self._rule = _delivery.ObjectCreatedRule(
+            emulation,
+            access,
+            sqs=self._sqs,
+            events=SerialClient(boto3.client("events", region_name=REGION)),
+            delivery_failures=self.faults.event_delivery_errors,
         )
-        if self._notifier_id and self._notifier_arn:
-            TASK_GATES[self._notifier_arn] = self.access.task_gate(
-                self.access.role_of(self._notifier_id), _glue_job_arn
-            )
-        self._trigger_role = self.access.role_of(self._function_id)
+        self._job_state = _delivery.JobStateRule(
+            layout, emulation, access, start_execution=self._sfn.start_execution
+        )
+        self._glue = GlueEmulator(
+            job_name=emulation.glue_job_name,
+            script=layout.glue_script,
+            glue_version=layout.glue_version,
+            runner=self._glue_runner,
+            faults=self.faults,
+            access=access,
+            role=access.role_of(layout.job_id),
+            s3=self._s3,
+            mirror=self._mirror,
+            on_failed=lambda run_id, state, message: self._job_state.run_ended(
+                emulation.glue_job_name, run_id, state, message
+            ),
+        )
+        glue_hooks.install()
+        ACTIVE_JOBS[emulation.glue_job_name] = self._glue
+        self._trigger = TriggerFunction(
+            layout, emulation, access, self.faults, sqs=self._sqs, lost=self._lost.append
+        )
 
     def stop(self) -> None:
         """Stop the emulation; everything created in it is gone."""
-        for machine in (getattr(self, "state_machine_arn", ""), getattr(self, "_notifier_arn", "")):
-            TASK_GATES.pop(machine or "", None)
-        ACTIVE_JOBS.pop(getattr(self, "glue_job_name", ""), None)
+        emulation = self._emulation
+        if emulation is not None:
+            for machine in (emulation.state_machine_arn, emulation.notifier_arn):
+                TASK_GATES.pop(machine or "", None)
+            ACTIVE_JOBS.pop(emulation.glue_job_name, None)
         if not ACTIVE_JOBS:
             glue_hooks.uninstall()
         if self._mock is not None:
-            self._wait_quietly()
+            if emulation is not None:
+                self._wait_quietly()
             for worker in self._glue.workers if self._glue else []:
                 worker.join(timeout=30)
             self._mock.stop()
             self._mock = None
             _time.set_scale(1)
+        self._emulation = None
         for name, value in self._env_saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -295,432 +328,47 @@ class LocalPipeline:
         # copy it (to create clients) is a race.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-    # ------------------------------------------------------------------ resources
-
-    def _create_resources(self) -> None:
-        import boto3
-
-        for logical_id, resource in self._resources.items():
-            if resource["Type"] == "AWS::S3::Bucket":
-                self._create_bucket(self._resolver.physical[logical_id], resource)
-        self._create_catalog_databases()
-        rule = self._resources[self._rule_id]["Properties"]
-        self.rule_pattern: dict[str, Any] = self._resolve(rule["EventPattern"])
-        self.source_bucket = str(self.rule_pattern["detail"]["bucket"]["name"][0])
-        self._create_bucket(self.source_bucket, None)
-        job = self._resources[self._job_id]["Properties"]
-        self.glue_job_name = str(self._resolver.physical[self._job_id])
-        default_arguments = {
-            k: str(v) for k, v in self._resolve(job.get("DefaultArguments", {})).items()
-        }
-        output_path = default_arguments.get("--output_path", "")
-        self.output_bucket = (
-            output_path[5:].split("/", 1)[0] if output_path.startswith("s3://") else ""
-        )
-        if self.output_bucket:
-            self._create_bucket(self.output_bucket, None)
-        boto3.client("glue", region_name=REGION).create_job(
-            Name=self.glue_job_name,
-            Role=_ROLE_ARN,
-            Command={
-                "Name": "glueetl",
-                "ScriptLocation": f"s3://local-assets/{self.glue_script.name}",
-            },
-            DefaultArguments=default_arguments,
-            ExecutionProperty={
-                "MaxConcurrentRuns": int(
-                    job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1)
-                )
-            },
-            MaxRetries=int(job.get("MaxRetries", 0)),
-        )
-        self._create_queues()
-        self._create_table()
-        self._create_topic_capture()
-        self._create_state_machine()
-        self._create_rule()
-
-    def _create_catalog_databases(self) -> None:
-        """The template's Glue databases, and a database the job names that another stack
-        owns (brought by the user), so the script's catalog calls meet a real catalog."""
-        import boto3
-
-        glue = boto3.client("glue", region_name=REGION)
-        names = {
-            str(self._resolver.physical[lid])
-            for lid, r in self._resources.items()
-            if r["Type"] == "AWS::Glue::Database"
-        }
-        job = self._resources[self._job_id]["Properties"]
-        arguments = self._resolve(job.get("DefaultArguments", {}))
-        self.catalog_database: Optional[str] = arguments.get("--catalog_database") or None
-        self.catalog_table: Optional[str] = arguments.get("--catalog_table") or None
-        if self.catalog_database:
-            names.add(self.catalog_database)
-        for name in sorted(names):
-            glue.create_database(DatabaseInput={"Name": name})
-
-    def _create_bucket(self, name: str, resource: Optional[dict[str, Any]]) -> None:
-        existing = {b["Name"] for b in self._s3.list_buckets().get("Buckets", [])}
-        if name in existing:
-            return
-        self._s3.create_bucket(Bucket=name)
-        versioning = (resource or {}).get("Properties", {}).get("VersioningConfiguration", {})
-        if versioning.get("Status") == "Enabled":
-            self._s3.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": "Enabled"}
-            )
-
-    def _create_queues(self) -> None:
-        self.dead_letter_queue_url = self._sqs.create_queue(QueueName=self._dlq_id)["QueueUrl"]
-        dlq_arn = self._resolver.arns[self._dlq_id]
-        self.event_queue_url: Optional[str] = None
-        if self._queue_id:
-            self.event_queue_url = self._sqs.create_queue(
-                QueueName=self._queue_id,
-                Attributes={
-                    "VisibilityTimeout": str(
-                        self._scaled(
-                            self._resources[self._queue_id]["Properties"].get(
-                                "VisibilityTimeout", 30
-                            )
-                        )
-                    ),
-                    "RedrivePolicy": json.dumps(
-                        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self._max_receive}
-                    ),
-                },
-            )["QueueUrl"]
-        # Per-object mode: EventBridge's Lambda target, observed through a queue.
-        self._delivery_queue_url = self._sqs.create_queue(QueueName="local-lambda-deliveries")[
-            "QueueUrl"
-        ]
-
-    def _create_table(self) -> None:
-        if not self._table_id:
-            return
-        import boto3
-
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=self._resolver.physical[self._table_id],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-    def _create_topic_capture(self) -> None:
-        import boto3
-
-        sns = boto3.client("sns", region_name=REGION)
-        definition = json.dumps(
-            [self._resources[i]["Properties"] for i in (self._machine_id, self._notifier_id) if i]
-        )
-        self._topic_arns = []
-        for logical_id, resource in self._resources.items():
-            if resource["Type"] == "AWS::SNS::Topic" and logical_id in definition:
-                self._topic_arns.append(sns.create_topic(Name=logical_id)["TopicArn"])
-        capture_url = self._sqs.create_queue(QueueName=_CAPTURE_QUEUE)["QueueUrl"]
-        self._capture = NotificationCapture(self._sqs, capture_url)
-        for topic_arn in self._topic_arns:
-            _subscribe_capture_queue(sns, topic_arn)
-
-    def _create_state_machine(self) -> None:
-        definition = self._machine_definition(self._machine_id)
-        self.definition = json.loads(definition)
-        self.state_machine_arn = self._sfn.create_state_machine(
-            name=self._machine_id, definition=definition, roleArn=_ROLE_ARN
-        )["stateMachineArn"]
-        self._notifier_arn: Optional[str] = None
-        self._job_state_pattern: Optional[dict[str, Any]] = None
-        if self._notifier_id:
-            self._notifier_arn = self._sfn.create_state_machine(
-                name=self._notifier_id,
-                definition=self._machine_definition(self._notifier_id),
-                roleArn=_ROLE_ARN,
-            )["stateMachineArn"]
-            self._job_state_pattern = self._pattern_of_rule_targeting(self._notifier_id)
-
-    def _machine_definition(self, logical_id: str) -> str:
-        definition = machine_definition(self._resources, self._resolver, logical_id)
-        return point_at_emulated_topics(definition, self._topic_arns, self._emulate_topic)
-
-    def _pattern_of_rule_targeting(self, logical_id: str) -> dict[str, Any]:
-        return pattern_of_rule_targeting(self._resources, self._resolver, logical_id)
-
-    def _emulate_topic(self, arn: str) -> str:
-        """A topic imported by ARN becomes an emulated topic of the same name, subscribed to
-        the capture queue."""
-        import boto3
-
-        sns = boto3.client("sns", region_name=REGION)
-        emulated = str(sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"])
-        if emulated not in self._topic_arns:
-            _subscribe_capture_queue(sns, emulated)
-            self._topic_arns.append(emulated)
-        return emulated
-
-    def _create_rule(self) -> None:
-        import boto3
-
-        rule = self._resources[self._rule_id]["Properties"]
-        [target] = rule.get("Targets", [None])[:1] or [None]
-        if target is None:
-            raise ValueError(f"the rule {self._rule_id} has no target")
-        self._rule_target: dict[str, Any] = self._resolve(target)
-        self._rule_arn = str(self._resolver.get_att(self._rule_id, "Arn"))
-        self.lost_events = []
-
-        events = boto3.client("events", region_name=REGION)
-        events.put_rule(Name="object-created", EventPattern=json.dumps(self.rule_pattern))
-        target_queue = self.event_queue_url or self._delivery_queue_url
-        target_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{target_queue.rsplit('/', 1)[-1]}"
-        events.put_targets(Rule="object-created", Targets=[{"Id": "Target0", "Arn": target_arn}])
-        self._events_client = SerialClient(events)
-
-    # ------------------------------------------------------------------ the handler
-
-    def _load_handler(self) -> ModuleType:
-        module_file = self._handler_entry.rpartition(".")[0]
-        variables = (
-            self._resources[self._function_id]["Properties"]
-            .get("Environment", {})
-            .get("Variables", {})
-        )
-        environment = {k: str(v) for k, v in self._resolve(variables).items()}
-        if "LEASE_SECONDS" in environment:  # a wait like any other: scaled, at least 1 s
-            environment["LEASE_SECONDS"] = str(self._scaled(int(environment["LEASE_SECONDS"])))
-        return load_handler_module(self.handler_dir, module_file, environment)
-
-    def _scaled(self, seconds: float) -> int:
-        """A wait of the template divided by the time scale: whole seconds, never 0 unless
-        it was 0 (SQS and the lease count whole seconds)."""
-        return 0 if seconds <= 0 else max(1, math.ceil(seconds / self._time_scale))
-
-    def _invoke_handler(self, event: dict[str, Any]) -> Any:
-        assert self._handler is not None
-        entry = self._handler_entry.rpartition(".")[2]
-        return getattr(self._handler, entry)(event, LambdaContext())
-
-    def _install_client_faults(self) -> None:
-        handler = self._handler
-        if handler is None or not hasattr(handler, "set_clients"):
-            return
-        import boto3
-
-        role, check = self._trigger_role, self.policies.check
-
-        def table_call(action: str) -> Callable[[Any], None]:
-            def checked(call: Any) -> None:
-                name = str(call["TableName"])
-                key = self.access.table_keys.get(name)
-                check(
-                    role,
-                    action,
-                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
-                    key=key,
-                    key_actions=("kms:Decrypt",) if key else (),
-                    key_context={"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
-                )
-
-            return checked
-
-        def start_execution(call: Mapping[str, Any]) -> None:
-            check(role, "states:StartExecution", str(call["stateMachineArn"]))
-            check_start_execution_limits(call)
-
-        handler.set_clients(
-            handler.Clients(
-                stepfunctions=GatedClient(
-                    FaultyClient(
-                        SerialClient(boto3.client("stepfunctions", region_name=REGION)),
-                        "start_execution",
-                        self.faults.start_execution_errors,
-                    ),
-                    {"start_execution": start_execution},
-                ),
-                dynamodb=GatedClient(
-                    SerialClient(boto3.client("dynamodb", region_name=REGION)),
-                    {
-                        f"{op}_item": table_call(f"dynamodb:{op.title()}Item")
-                        for op in ("get", "put", "update", "delete")
-                    },
-                ),
-                s3=GatedClient(
-                    SerialClient(boto3.client("s3", region_name=REGION)),
-                    {
-                        "put_object": lambda call: self.access.check_s3(
-                            role, "s3:PutObject", str(call["Bucket"]), str(call["Key"])
-                        ),
-                        "get_object": lambda call: self.access.check_s3(
-                            role, "s3:GetObject", str(call["Bucket"]), str(call["Key"])
-                        ),
-                    },
-                ),
-            )
-        )
-
     # ------------------------------------------------------------------ events in
 
     def put_object(self, key: str, body: bytes, *, bucket: Optional[str] = None) -> dict[str, Any]:
-        """Upload into the source bucket and emit its "Object Created" event via EventBridge.
+        """Upload into the source bucket and emit its "Object Created" event via EventBridge
+        (if the template turns EventBridge on for the bucket).
 
         The event is realistic: URL-encoded key, a unique sequencer, the ETag, and the
         version id when the bucket is versioned. Returns the event.
         """
         bucket = bucket or self.source_bucket
         response = self._s3.put_object(Bucket=bucket, Key=key, Body=body)
-        detail_object: dict[str, Any] = {
-            "key": quote_plus(key, safe="/"),
-            "size": len(body),
-            "etag": response["ETag"].strip('"'),
-            "sequencer": f"{next(_sequencer):018X}",
-        }
-        if response.get("VersionId") and response["VersionId"] != "null":
-            detail_object["version-id"] = response["VersionId"]
-        event = _event(
-            "aws.s3",
-            "Object Created",
-            resources=[f"arn:aws:s3:::{bucket}"],
-            detail={
-                "version": "0",
-                "bucket": {"name": bucket},
-                "object": detail_object,
-                "request-id": uuid.uuid4().hex[:16].upper(),
-                "requester": ACCOUNT,
-                "reason": "PutObject",
-            },
-        )
-        if self._sends_to_eventbridge(bucket):
+        event = _delivery.object_created(bucket, key, len(body), response)
+        if _delivery.sends_to_eventbridge(self.layout, bucket):
             self.send_event(event)
         return event
 
-    def _sends_to_eventbridge(self, bucket: str) -> bool:
-        """Whether the template turns on EventBridge for ``bucket`` (on the bucket itself, or
-        through CDK's bucket-notifications custom resource for a bucket it imports)."""
-        for logical_id, resource in self._resources.items():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::S3::Bucket":
-                if self._resolver.physical.get(logical_id) != bucket:
-                    continue
-                config = props.get("NotificationConfiguration", {})
-                if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-                    return True
-            elif resource["Type"] == "Custom::S3BucketNotifications":
-                if str(self._resolve(props.get("BucketName"))) != bucket:
-                    continue
-                if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
-                    return True
-        return False
-
     def redeliver(self, event: Optional[dict[str, Any]] = None) -> None:
         """Deliver an event again (the last one by default), as EventBridge may."""
-        event = event or self._events[-1]
+        import uuid
+
+        event = event or self._rule.sent[-1]
         self.send_event({**event, "id": str(uuid.uuid4())})
 
     def send_event(self, event: dict[str, Any]) -> None:
         """Put any event on the bus; the rule decides whether the pipeline sees it.
 
         EventBridge delivers to the rule's target only if the target's policies let it
-        (the function's permission, the queue's policy and key); otherwise, after its
-        retries, the event goes to the target's dead-letter queue.
+        (the function's permission, the queue's policy and key); otherwise the event goes
+        to the target's dead-letter queue.
         """
-        self._events.append(event)
-        from moto.events.models import EventPattern
-
-        if not EventPattern.load(json.dumps(self.rule_pattern)).matches_event(cast(Any, event)):
-            return
-        target = self._rule_target
-        try:
-            self.access.check_event_delivery(self._rule_arn, str(target["Arn"]))
-        except AccessDeniedError as denied:
-            self._dead_letter_event(event, target, denied)
-            return
-        self._events_client.put_events(
-            Entries=[
-                {
-                    "Source": event.get("source", "custom"),
-                    "DetailType": event.get("detail-type", "custom"),
-                    "Detail": json.dumps(event.get("detail", {})),
-                    "Resources": event.get("resources", []),
-                }
-            ]
-        )
-        if not self.event_queue_url and self.deliver_immediately:
-            self._dispatch_per_object()
-
-    def _dead_letter_event(
-        self, event: dict[str, Any], target: dict[str, Any], denied: AccessDeniedError
-    ) -> None:
-        """EventBridge's dead-letter delivery: the event, with why in its attributes."""
-        dead_letter_arn = target.get("DeadLetterConfig", {}).get("Arn")
-        if not dead_letter_arn:
-            self.lost_events.append(event)
-            return
-        try:
-            self.access.check_event_delivery(self._rule_arn, str(dead_letter_arn))
-        except AccessDeniedError:
-            self.lost_events.append(event)
-            return
-        self._sqs.send_message(
-            QueueUrl=self.dead_letter_queue_url,
-            MessageBody=json.dumps(event),
-            MessageAttributes={
-                "ERROR_CODE": {"DataType": "String", "StringValue": "NO_PERMISSIONS"},
-                "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(denied)[:1000]},
-                "RULE_ARN": {"DataType": "String", "StringValue": self._rule_arn},
-            },
-        )
-
-    def _dispatch_per_object(self) -> None:
-        """Invoke the handler for each delivered event, like Lambda's asynchronous invoke."""
-        AsyncInvoker(
-            self._sqs,
-            self._delivery_queue_url,
-            self._invoke_handler,
-            retry_attempts=self._retry_attempts,
-            on_failure=self._send_to_failure_destination,
-        ).run()
-
-    def _send_to_failure_destination(self, event: dict[str, Any], error: BaseException) -> None:
-        """Lambda sends a failed event to the on-failure destination as the function's
-        role; a destination the role may not send to loses it."""
-        try:
-            self.access.check_queue_send(self._trigger_role, str(self._resolver.arns[self._dlq_id]))
-        except AccessDeniedError:
-            self.lost_events.append(event)
-            return
-        self._sqs.send_message(
-            QueueUrl=self.dead_letter_queue_url,
-            MessageBody=json.dumps(
-                {
-                    "requestContext": {"condition": "RetriesExhausted"},
-                    "requestPayload": event,
-                    "responsePayload": {
-                        "errorType": type(error).__name__,
-                        "errorMessage": str(error),
-                    },
-                }
-            ),
-        )
-
-    def _dispatch_batches(self) -> None:
-        """Hand the event queue to the handler in batches, as the SQS event source does."""
-        assert self.event_queue_url is not None
-        SqsPoller(
-            self._sqs,
-            self.event_queue_url,
-            self._invoke_handler,
-            pollers=self._pollers,
-            batch_size=self._batch_size,
-            reports_item_failures=self._reports_item_failures,
-        ).run()
+        delivered = self._rule.send(event)
+        if delivered and not self.event_queue_url and self.deliver_immediately:
+            self._trigger.dispatch_per_object()
 
     def flush(self) -> None:
-        """Deliver everything waiting (in batching mode: the batching window ends now)."""
+        """Deliver everything waiting (in batching mode: the pollers start now, and each
+        batch waits the scaled batching window to fill)."""
         if self.event_queue_url:
-            self._dispatch_batches()
+            self._trigger.dispatch_batches()
         else:
-            self._dispatch_per_object()
+            self._trigger.dispatch_per_object()
 
     # ------------------------------------------------------------------ results
 
@@ -735,12 +383,13 @@ class LocalPipeline:
 
     def _wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        machines = [self.state_machine_arn] + ([self._notifier_arn] if self._notifier_arn else [])
+        machines = [self.state_machine_arn, self.emulation.notifier_arn]
         while True:
             running = [
                 execution
                 for machine in machines
-                for execution in self._executions(machine, status="RUNNING")
+                if machine
+                for execution in executions(self._sfn, machine, "RUNNING")
             ]
             glue_busy = self._glue is not None and self._glue.busy()
             if not running and not glue_busy:
@@ -751,9 +400,6 @@ class LocalPipeline:
                 )
             time.sleep(0.1)
 
-    def _executions(self, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
-        return executions(self._sfn, machine, status)
-
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
         return finished_runs(self._sfn, self._s3, self.state_machine_arn)
@@ -761,12 +407,12 @@ class LocalPipeline:
     @property
     def notifications(self) -> list[dict[str, Any]]:
         """Parsed JSON messages published to the notification topic, oldest first."""
-        return self._capture.messages
+        return self.emulation.capture.messages
 
     @property
     def notification_attributes(self) -> list[dict[str, Any]]:
         """The SNS message attributes of each notification (``{"status": ...}``)."""
-        return self._capture.attributes
+        return self.emulation.capture.attributes
 
     @property
     def glue_runs(self) -> list[GlueRun]:
@@ -833,28 +479,13 @@ class LocalPipeline:
         key decide. Returns whether the message was delivered (then it is among the
         :attr:`notifications`). ``name`` is the alarm's construct id, e.g.
         ``"ExecutionsFailedAlarm"``, or its logical id."""
-        logical_id = self._stack.logical_id(f"{self._path}/Monitoring/{name}/Resource") or name
-        alarm = self._resources.get(logical_id)
-        if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
-            raise KeyError(f"no alarm {name!r} in the pipeline")
-        import boto3
-
-        sns = boto3.client("sns", region_name=REGION)
-        alarm_arn = str(self._resolver.get_att(logical_id, "Arn"))
-        delivered = False
-        for topic_arn in self._resolve(alarm["Properties"].get("AlarmActions", [])):
-            try:
-                self.access.check_alarm_publish(alarm_arn, str(topic_arn))
-            except AccessDeniedError:
-                continue
-            message = {"AlarmName": logical_id, "AlarmArn": alarm_arn, "NewStateValue": "ALARM"}
-            sns.publish(TopicArn=str(topic_arn), Message=json.dumps(message))
-            delivered = True
-        return delivered
+        return _delivery.fire_alarm(self._stack, self.layout, self.access, name)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""
-        return [json.loads(b) for b in drain(self._sqs, self.dead_letter_queue_url)]
+        import json
+
+        return [json.loads(b) for b in drain(self._sqs, self.emulation.dead_letter_queue_url)]
 
     # ------------------------------------------------------------------ fault injection
 
@@ -895,31 +526,6 @@ class LocalPipeline:
         """``faults.trigger_crashes_before_start``: the invocation dies holding its claims."""
         self.faults.trigger_crashes_before_start(times)
 
-    # ------------------------------------------------------------------ the Glue run
-
-    def _emit_job_state_change(self, run_id: str, state: str, message: str) -> None:
-        """Glue's "Job State Change" event, through the template's rule to its target."""
-        if self._notifier_arn is None or self._job_state_pattern is None:
-            return
-        event = _event(
-            "aws.glue",
-            "Glue Job State Change",
-            detail={
-                "jobName": self.glue_job_name,
-                "severity": "ERROR",
-                "state": state,
-                "jobRunId": run_id,
-                "message": message,
-            },
-        )
-        from moto.events.models import EventPattern
-
-        # moto's own matcher (its TestEventPattern API answers nothing).
-        if EventPattern.load(json.dumps(self._job_state_pattern)).matches_event(cast(Any, event)):
-            self._sfn.start_execution(
-                stateMachineArn=self._notifier_arn, name=event["id"], input=json.dumps(event)
-            )
-
     def run_glue_job_directly(self, arguments: Optional[dict[str, str]] = None) -> str:
         """Start a run of the job outside the workflow (by hand, as from the console);
         return its run id. Its failure reaches the alarm topic through the job-state rule."""
@@ -929,63 +535,6 @@ class LocalPipeline:
         return str(
             glue.start_job_run(JobName=self.glue_job_name, Arguments=arguments or {})["JobRunId"]
         )
-
-
-def _subscribe_capture_queue(sns: Any, topic_arn: str) -> None:
-    """Deliver the topic's messages, raw and with their attributes, to the capture queue."""
-    sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_CAPTURE_QUEUE}",
-        Attributes={"RawMessageDelivery": "true"},
-    )
-
-
-EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-"""Step Functions' execution names: 1 to 80 characters (these are safe in every API)."""
-EXECUTION_INPUT_LIMIT = 262_144
-"""Step Functions' largest execution input, in bytes (256 KB)."""
-
-
-def check_start_execution_limits(call: Mapping[str, Any]) -> None:
-    """Refuse what Step Functions refuses: a name over 80 characters (or with characters
-    outside ``A-Za-z0-9_-``), an input over 256 KB."""
-    from botocore.exceptions import ClientError
-
-    name = str(call.get("name", ""))
-    if name and not EXECUTION_NAME.fullmatch(name):
-        raise ClientError(
-            {"Error": {"Code": "InvalidName", "Message": f"Invalid Name: '{name}'"}},
-            "StartExecution",
-        )
-    size = len(str(call.get("input", "")).encode("utf-8"))
-    if size > EXECUTION_INPUT_LIMIT:
-        raise ClientError(
-            {
-                "Error": {
-                    "Code": "InvalidExecutionInput",
-                    "Message": f"input of {size} bytes exceeds {EXECUTION_INPUT_LIMIT}",
-                }
-            },
-            "StartExecution",
-        )
-
-
-def _event(
-    source: str, detail_type: str, *, detail: dict[str, Any], resources: Optional[list[str]] = None
-) -> dict[str, Any]:
-    """An EventBridge event as AWS services put them on the default bus."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": ACCOUNT,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": REGION,
-        "resources": resources or [],
-        "detail": detail,
-    }
 
 
 def _glue_job_arn(job_name: str) -> str:

@@ -14,6 +14,7 @@ moto's interpreter sleeps in three places, patched here once per process (moto v
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -35,6 +36,17 @@ def set_scale(factor: float) -> None:
     with _lock:
         _factor = float(factor)
         _skipped.clear()
+
+
+def scale() -> float:
+    """The factor waits are divided by now."""
+    return _factor
+
+
+def scaled_seconds(seconds: float) -> int:
+    """A wait of the template divided by the scale, in whole seconds: never 0 unless it was
+    0 (SQS visibility and the trigger's lease count whole seconds)."""
+    return 0 if seconds <= 0 else max(1, math.ceil(seconds / _factor))
 
 
 def skipped_seconds(execution_arn: str) -> float:

@@ -1,0 +1,291 @@
+"""How AWS services hand events to the pipeline, as the template wires them.
+
+- S3 puts an "Object Created" event on the default bus only when the template turns
+  EventBridge on for the bucket (:func:`sends_to_eventbridge`).
+- EventBridge delivers a matching event to the rule's target if the target's policies let
+  it; a denied delivery goes straight to the target's dead-letter queue, a failing one is
+  retried under the target's ``RetryPolicy`` first (:class:`ObjectCreatedRule`).
+- Glue's "Job State Change" events start the notifier workflow through their rule, with
+  the rule target's role (:class:`JobStateRule`).
+- CloudWatch publishes an alarm's state change to its actions as a service
+  (:func:`fire_alarm`).
+
+What no policy or setting admits is lost, as in AWS, and listed in ``lost_events``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections import deque
+from typing import Any, Callable, Optional, cast
+from urllib.parse import quote_plus
+
+from ._access import AccessGate
+from ._layout import PipelineLayout
+from ._permissions import AccessDeniedError
+from ._provision import Emulation
+from ._template import ACCOUNT, REGION, StackTemplate
+
+_sequencer = itertools.count(1)
+
+EVENT_SIZE_LIMIT = 262_144
+"""EventBridge's largest event, and Lambda's largest asynchronous payload: 256 KB."""
+
+
+def event(
+    source: str, detail_type: str, *, detail: dict[str, Any], resources: Optional[list[str]] = None
+) -> dict[str, Any]:
+    """An EventBridge event as AWS services put them on the default bus."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": resources or [],
+        "detail": detail,
+    }
+
+
+def object_created(
+    bucket: str, key: str, size: int, put_response: dict[str, Any]
+) -> dict[str, Any]:
+    """S3's "Object Created" event for a PutObject: URL-encoded key, a unique sequencer, the
+    ETag, and the version id when the bucket is versioned."""
+    detail_object: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "etag": put_response["ETag"].strip('"'),
+        "sequencer": f"{next(_sequencer):018X}",
+    }
+    if put_response.get("VersionId") and put_response["VersionId"] != "null":
+        detail_object["version-id"] = put_response["VersionId"]
+    return event(
+        "aws.s3",
+        "Object Created",
+        resources=[f"arn:aws:s3:::{bucket}"],
+        detail={
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": detail_object,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "reason": "PutObject",
+        },
+    )
+
+
+def sends_to_eventbridge(layout: PipelineLayout, bucket: str) -> bool:
+    """Whether the template turns on EventBridge for ``bucket`` (on the bucket itself, or
+    through CDK's bucket-notifications custom resource for a bucket it imports)."""
+    resolver = layout.resolver
+    for logical_id, resource in layout.resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::S3::Bucket":
+            if resolver.physical.get(logical_id) != bucket:
+                continue
+            config = props.get("NotificationConfiguration", {})
+            if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+                return True
+        elif resource["Type"] == "Custom::S3BucketNotifications":
+            if str(resolver.resolve(props.get("BucketName"))) != bucket:
+                continue
+            if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
+                return True
+    return False
+
+
+def matches(pattern: dict[str, Any], candidate: dict[str, Any]) -> bool:
+    """Whether an event matches a rule's pattern (moto's matcher: its TestEventPattern API
+    answers nothing)."""
+    from moto.events.models import EventPattern
+
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, candidate)))
+
+
+class ObjectCreatedRule:
+    """The rule that hands object-created events to the trigger (its queue, or the
+    function), delivering as the synthesized target says.
+
+    A delivery the target's policies deny is not retried: it goes to the target's
+    dead-letter queue at once (``ERROR_CODE`` ``NO_PERMISSIONS``). A delivery that fails
+    for a transient reason (``faults.event_delivery_fails``) is retried up to the target's
+    ``RetryPolicy.MaximumRetryAttempts`` times, then dead-lettered with
+    ``EXHAUSTED_RETRY_CONDITION``. An event over 256 KB is refused by a Lambda target.
+    """
+
+    def __init__(
+        self,
+        emulation: Emulation,
+        access: AccessGate,
+        *,
+        sqs: Any,
+        events: Any,
+        delivery_failures: deque[str],
+    ) -> None:
+        self._emulation = emulation
+        self._access = access
+        self._sqs = sqs
+        self._events = events
+        self._delivery_failures = delivery_failures
+        self.target = emulation.rule_target
+        self.retry_attempts = int(
+            self.target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)
+        )
+        self.lost_events: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, candidate: dict[str, Any]) -> bool:
+        """Put an event on the bus; return whether the rule delivered it to its target."""
+        self.sent.append(candidate)
+        if not matches(self._emulation.rule_pattern, candidate):
+            return False
+        target_arn = str(self.target["Arn"])
+        try:
+            self._access.check_event_delivery(self._emulation.rule_arn, target_arn)
+        except AccessDeniedError as denied:
+            self._dead_letter(candidate, "NO_PERMISSIONS", str(denied), retries=0)
+            return False
+        size = len(json.dumps(candidate).encode("utf-8"))
+        if ":lambda:" in target_arn and size > EVENT_SIZE_LIMIT:
+            message = f"payload of {size} bytes exceeds Lambda's {EVENT_SIZE_LIMIT}"
+            self._dead_letter(candidate, "PAYLOAD_TOO_LARGE", message, retries=0)
+            return False
+        failures = 0
+        while self._delivery_failures:
+            code = self._delivery_failures.popleft()
+            failures += 1
+            if failures > self.retry_attempts:
+                self._dead_letter(
+                    candidate,
+                    code,
+                    "the target kept failing",
+                    retries=self.retry_attempts,
+                    exhausted="MaximumRetryAttempts",
+                )
+                return False
+        self._events.put_events(
+            Entries=[
+                {
+                    "Source": candidate.get("source", "custom"),
+                    "DetailType": candidate.get("detail-type", "custom"),
+                    "Detail": json.dumps(candidate.get("detail", {})),
+                    "Resources": candidate.get("resources", []),
+                }
+            ]
+        )
+        return True
+
+    def _dead_letter(
+        self,
+        candidate: dict[str, Any],
+        code: str,
+        message: str,
+        *,
+        retries: int,
+        exhausted: Optional[str] = None,
+    ) -> None:
+        """EventBridge's dead-letter delivery: the event, with why in its attributes; it
+        too must be allowed by the dead-letter queue's policy and key."""
+        dead_letter_arn = self.target.get("DeadLetterConfig", {}).get("Arn")
+        if not dead_letter_arn:
+            self.lost_events.append(candidate)
+            return
+        try:
+            self._access.check_event_delivery(self._emulation.rule_arn, str(dead_letter_arn))
+        except AccessDeniedError:
+            self.lost_events.append(candidate)
+            return
+        attributes = {
+            "ERROR_CODE": code,
+            "ERROR_MESSAGE": message[:1000],
+            "RULE_ARN": self._emulation.rule_arn,
+            "TARGET_ARN": str(self.target["Arn"]),
+            "RETRY_ATTEMPTS": str(retries),
+        }
+        if exhausted:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
+        self._sqs.send_message(
+            QueueUrl=self._emulation.dead_letter_queue_url,
+            MessageBody=json.dumps(candidate),
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+            },
+        )
+
+
+class JobStateRule:
+    """Glue's "Job State Change" rule: a failed run's event starts the notifier workflow,
+    as the rule target's role (which must be allowed ``states:StartExecution``)."""
+
+    def __init__(
+        self,
+        layout: PipelineLayout,
+        emulation: Emulation,
+        access: AccessGate,
+        *,
+        start_execution: Callable[..., Any],
+    ) -> None:
+        self._emulation = emulation
+        self._access = access
+        self._start_execution = start_execution
+        self._role = None
+        self.lost_events: list[dict[str, Any]] = []
+        if layout.notifier_id:
+            self._role = access.rule_target_role(layout.notifier_id)
+
+    def run_ended(self, job_name: str, run_id: str, state: str, message: str) -> None:
+        notifier, pattern = self._emulation.notifier_arn, self._emulation.job_state_pattern
+        if notifier is None or pattern is None:
+            return
+        candidate = event(
+            "aws.glue",
+            "Glue Job State Change",
+            detail={
+                "jobName": job_name,
+                "severity": "ERROR",
+                "state": state,
+                "jobRunId": run_id,
+                "message": message,
+            },
+        )
+        if not matches(pattern, candidate):
+            return
+        if self._role is not None:
+            try:
+                self._access.policies.check(self._role, "states:StartExecution", notifier)
+            except AccessDeniedError:
+                self.lost_events.append(candidate)
+                return
+        self._start_execution(
+            stateMachineArn=notifier, name=candidate["id"], input=json.dumps(candidate)
+        )
+
+
+def fire_alarm(stack: StackTemplate, layout: PipelineLayout, access: AccessGate, name: str) -> bool:
+    """Put one of the pipeline's alarms into ALARM: CloudWatch publishes the state change to
+    the alarm's actions as ``cloudwatch.amazonaws.com``, and the topic's policy and key
+    decide. Returns whether the message was delivered."""
+    logical_id = stack.logical_id(f"{layout.path}/Monitoring/{name}/Resource") or name
+    alarm = layout.resources.get(logical_id)
+    if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
+        raise KeyError(f"no alarm {name!r} in the pipeline")
+    import boto3
+
+    sns = boto3.client("sns", region_name=REGION)
+    alarm_arn = str(layout.resolver.get_att(logical_id, "Arn"))
+    delivered = False
+    for topic_arn in layout.resolver.resolve(alarm["Properties"].get("AlarmActions", [])):
+        try:
+            access.check_alarm_publish(alarm_arn, str(topic_arn))
+        except AccessDeniedError:
+            continue
+        message = {"AlarmName": logical_id, "AlarmArn": alarm_arn, "NewStateValue": "ALARM"}
+        sns.publish(TopicArn=str(topic_arn), Message=json.dumps(message))
+        delivered = True
+    return delivered
