@@ -130,6 +130,42 @@ def test_fails_a_glue_role_without_read_on_manifests_for_a_large_batch(tmp_path:
         assert "manifests/" in (local.glue_runs[0].error_message or "")
 
 
+@pytest.mark.spark
+def test_fails_a_glue_role_without_catalog_access_naming_the_table(tmp_path: Path) -> None:
+    template = _template(tmp_path, catalog_table_name="orders")
+    _remove_statements(template, "GlueJobRole", lambda s: "glue:GetTable" in _actions(s))
+    with LocalPipeline(template, "/E2E/Pipeline") as local:  # the built-in script, on Spark
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [glue_run] = local.glue_runs
+        message = glue_run.error_message or ""
+        assert "AccessDeniedException" in message and "glue:GetTable" in message
+        assert local.catalog_database
+        with pytest.raises(Exception, match="EntityNotFound"):  # nothing was created
+            local.catalog_table_definition()
+        # The schema is settled before any data is written: only the run's report is.
+        assert [k for k in local.output_keys() if "/_" not in k] == []
+
+
+def test_a_scripts_own_clients_act_as_the_job_role(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def script(_script: Path, arguments: dict[str, str]) -> None:
+        glue = boto3.client("glue", region_name="us-east-1")
+        glue.get_database(Name=arguments["--catalog_database"])  # granted
+        seen.append("get_database")
+        glue.delete_database(Name=arguments["--catalog_database"])  # never granted
+
+    template = _template(tmp_path, catalog_table_name="orders")
+    with LocalPipeline(template, "/E2E/Pipeline", glue_runner=script) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert seen == ["get_database"]
+        assert run.status == "FAILED"
+        assert "glue:DeleteDatabase" in (local.glue_runs[0].error_message or "")
+
+
 def test_fails_a_trigger_without_start_execution_to_the_dead_letter_queue(
     tmp_path: Path,
 ) -> None:

@@ -21,6 +21,16 @@ from ._template import ACCOUNT, REGION, Resolver
 EVENTS = Principal.for_service("events.amazonaws.com")
 CLOUDWATCH = Principal.for_service("cloudwatch.amazonaws.com")
 
+CallCheck = Callable[[str, Mapping[str, Any]], None]
+"""Checks one call: its API name (``GetTable``) and its parameters."""
+_S3_OBJECT_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "CopyObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "DeleteObjects": "s3:DeleteObject",
+}
 TaskGate = Callable[[str, Mapping[str, Any]], None]
 TASK_GATES: dict[str, TaskGate] = {}
 """State machine ARN -> the check its task states pass before each call."""
@@ -96,6 +106,47 @@ class AccessGate:
             key_actions=key_actions if kms_key else (),
             key_context={"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
         )
+
+    # ---------------------------------------------------------------- the Glue script
+
+    def script_call_check(self, principal: Principal, service: str) -> Optional[CallCheck]:
+        """The check for a call the job's script makes with its own boto3 client: the Data
+        Catalog (its catalog, database and table, as IAM checks Glue's catalog calls) and
+        S3. Other services are not checked (None)."""
+        if service == "glue":
+            return lambda api, params: self._check_catalog(principal, api, params)
+        if service == "s3":
+            return lambda api, params: self._check_s3_call(principal, api, params)
+        return None
+
+    def _check_catalog(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
+        prefix = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+        if "Database" in api and "Table" not in api and "Partition" not in api:
+            database = params.get("Name") or params.get("DatabaseInput", {}).get("Name")
+            table = None
+        else:
+            database = params.get("DatabaseName")
+            table = (
+                params.get("TableName")
+                or params.get("TableInput", {}).get("Name")
+                or params.get("Name")
+            )
+        resources = [f"{prefix}:catalog"]
+        if database:
+            resources.append(f"{prefix}:database/{database}")
+            if table:
+                resources.append(f"{prefix}:table/{database}/{table}")
+        for resource in resources:
+            self.policies.check(principal, f"glue:{api}", resource)
+
+    def _check_s3_call(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
+        bucket = str(params.get("Bucket", ""))
+        if "Key" in params:
+            action = _S3_OBJECT_ACTIONS.get(api, f"s3:{api}")
+            self.check_s3(principal, action, bucket, str(params["Key"]))
+            return
+        action = "s3:ListBucket" if api.startswith("ListObject") else f"s3:{api}"
+        self.policies.check(principal, action, f"arn:aws:s3:::{bucket}")
 
     # ---------------------------------------------------------------- workflows
 
@@ -192,6 +243,31 @@ class GatedClient:
                 check(kwargs)
             except AccessDeniedError as denied:
                 raise access_denied_error(denied, name) from None
+            return attribute(**kwargs)
+
+        return call
+
+
+class RoleClient:
+    """A boto3 client of a component's own code (the Glue script): each call is checked
+    first as the component's role; a denial raises what the service raises."""
+
+    def __init__(self, client: Any, check: CallCheck) -> None:
+        self._client = client
+        self._check = check
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        api = self._client.meta.method_to_api_mapping.get(name)
+        if api is None or not callable(attribute):
+            return attribute
+        service = str(self._client.meta.service_model.endpoint_prefix)
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                self._check(api, kwargs)
+            except AccessDeniedError as denied:
+                raise access_denied_error(denied, f"{service}:{api}") from None
             return attribute(**kwargs)
 
         return call

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from . import _spark
-from ._access import AccessGate
+from ._access import AccessGate, RoleClient
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._observation import GlueRun, objects_of
 from ._permissions import Principal
@@ -216,10 +218,33 @@ class GlueEmulator:
                 bucket, _, key = uri.removeprefix("s3://").partition("/")
                 self._access.check_s3(self._role, action, bucket, key)
 
+    @contextmanager
+    def _clients_as_role(self) -> Iterator[None]:
+        """The boto3 clients the script makes (on this thread) act as the job's role: its
+        catalog and S3 calls are checked like its reads and writes through Spark."""
+        import boto3.session
+
+        original = boto3.session.Session.client
+        script_thread = threading.get_ident()
+
+        def client(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+            made = original(session, service_name, *args, **kwargs)
+            if threading.get_ident() != script_thread:
+                return made
+            check = self._access.script_call_check(self._role, service_name)
+            return made if check is None else RoleClient(made, check)
+
+        boto3.session.Session.client = client
+        try:
+            yield
+        finally:
+            boto3.session.Session.client = original
+
     def _run_script(self, arguments: dict[str, str], run_id: str) -> tuple[list[str], list[str]]:
         """Run the script; return the URIs it wrote and those it deleted."""
         if self._runner is not None:
-            self._runner(self._script, arguments)
+            with self._clients_as_role():
+                self._runner(self._script, arguments)
             return [], []
         _spark.check_spark_line(self._glue_version)
         # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
@@ -238,7 +263,8 @@ class GlueEmulator:
             for bucket in buckets:
                 _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
             try:
-                _spark.run_script(self._script, arguments)
+                with self._clients_as_role():
+                    _spark.run_script(self._script, arguments)
             finally:
                 changes = self._mirror.push(self._s3, buckets)
         return changes
