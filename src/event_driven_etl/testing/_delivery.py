@@ -116,7 +116,7 @@ class ObjectCreatedRule:
     dead-letter queue at once (``ERROR_CODE`` ``NO_PERMISSIONS``). A delivery that fails
     for a transient reason (``faults.event_delivery_fails``) is retried up to the target's
     ``RetryPolicy.MaximumRetryAttempts`` times, then dead-lettered with
-    ``EXHAUSTED_RETRY_CONDITION``. An event over 256 KB is refused by a Lambda target.
+    ``EXHAUSTED_RETRY_CONDITION``. An event over 256 KB cannot be put on the bus.
     """
 
     def __init__(
@@ -142,6 +142,12 @@ class ObjectCreatedRule:
 
     def send(self, candidate: dict[str, Any]) -> bool:
         """Put an event on the bus; return whether the rule delivered it to its target."""
+        size = len(json.dumps(candidate).encode("utf-8"))
+        if size > EVENT_SIZE_LIMIT:
+            raise ValueError(
+                f"an event of {size} bytes: EventBridge's PutEvents takes at most "
+                f"{EVENT_SIZE_LIMIT} (and Lambda's asynchronous invocation as much)"
+            )
         self.sent.append(candidate)
         if not matches(self._emulation.rule_pattern, candidate):
             return False
@@ -150,11 +156,6 @@ class ObjectCreatedRule:
             self._access.check_event_delivery(self._emulation.rule_arn, target_arn)
         except AccessDeniedError as denied:
             self._dead_letter(candidate, "NO_PERMISSIONS", str(denied), retries=0)
-            return False
-        size = len(json.dumps(candidate).encode("utf-8"))
-        if ":lambda:" in target_arn and size > EVENT_SIZE_LIMIT:
-            message = f"payload of {size} bytes exceeds Lambda's {EVENT_SIZE_LIMIT}"
-            self._dead_letter(candidate, "PAYLOAD_TOO_LARGE", message, retries=0)
             return False
         failures = 0
         while self._delivery_failures:

@@ -1,0 +1,179 @@
+"""Delivery as the template configures it: the rule target's retry policy, the function's
+timeout and environment, the SQS event source's batching window and payload limit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_cdk import App, Stack
+from moto import mock_aws
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl.testing import LocalPipeline
+from event_driven_etl.testing._lambda_emulation import BATCH_PAYLOAD_LIMIT, SqsPoller
+from event_driven_etl.testing._template import StackTemplate, load_from_assembly
+
+CSV = b"id,name\n1,Ann\n"
+
+
+def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
+    """A Glue run that succeeds without Spark."""
+
+
+def _template(tmp_path: Path, **props: Any) -> StackTemplate:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", **props)
+    return load_from_assembly(app.synth().directory, "E2E")
+
+
+def _local(template: StackTemplate) -> LocalPipeline:
+    return LocalPipeline(template, "/E2E/Pipeline", glue_runner=_no_spark)
+
+
+def _resource(template: StackTemplate, kind: str, fragment: str) -> dict[str, Any]:
+    [resource] = [
+        r
+        for logical_id, r in template.template["Resources"].items()
+        if r["Type"] == kind and fragment in logical_id
+    ]
+    properties: dict[str, Any] = resource["Properties"]
+    return properties  # the template's own: tests change it
+
+
+def _set_target_retry_attempts(template: StackTemplate, attempts: int) -> None:
+    rule = _resource(template, "AWS::Events::Rule", "ObjectCreatedRule")
+    [target] = rule["Targets"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185  # as synthesized
+    target["RetryPolicy"]["MaximumRetryAttempts"] = attempts
+
+
+@pytest.mark.parametrize(
+    "batching", [None, Batching(max_batch_size=10)], ids=["per_object", "batching"]
+)
+def test_a_target_outage_within_the_rule_retry_policy_loses_nothing(
+    tmp_path: Path, batching: Any
+) -> None:
+    template = _template(tmp_path, batching=batching)
+    _set_target_retry_attempts(template, 3)
+    with _local(template) as local:
+        local.faults.event_delivery_fails(times=3)  # the first try and two of three retries
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=120)
+        assert run.status == "SUCCEEDED"
+        assert local.dead_letters() == [] and local.lost_events == []
+
+
+@pytest.mark.parametrize(
+    "batching", [None, Batching(max_batch_size=10)], ids=["per_object", "batching"]
+)
+def test_fails_a_target_outage_past_the_rule_retry_policy_to_the_dead_letter_queue(
+    tmp_path: Path, batching: Any
+) -> None:
+    template = _template(tmp_path, batching=batching)
+    _set_target_retry_attempts(template, 3)
+    with _local(template) as local:
+        local.faults.event_delivery_fails(times=4)
+        event = local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=120) == []
+        [dead] = local.dead_letters()
+        assert dead["id"] == event["id"]  # EventBridge dead-letters the event itself
+
+
+def test_dead_letters_carry_eventbridge_s_reasons(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    _set_target_retry_attempts(template, 0)
+    with _local(template) as local:
+        local.faults.event_delivery_fails(times=1, error_code="THROTTLING")
+        local.put_object("in/a.csv", CSV)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        [message] = sqs.receive_message(
+            QueueUrl=local.emulation.dead_letter_queue_url, MessageAttributeNames=["All"]
+        )["Messages"]
+        attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+        assert attributes["ERROR_CODE"] == "THROTTLING"
+        assert attributes["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
+        assert attributes["RULE_ARN"] == local.emulation.rule_arn
+
+
+def test_fails_an_invocation_past_the_function_timeout_to_the_on_failure_destination(
+    tmp_path: Path,
+) -> None:
+    template = _template(tmp_path)
+    function = _resource(template, "AWS::Lambda::Function", "TriggerFunction")
+    function["Timeout"] = 1  # as if synthesized with timeout=Duration.seconds(1)
+    with _local(template) as local:
+        local.slow_start_execution(1.5, times=3)  # every attempt outlives the timeout
+        local.put_object("in/a.csv", CSV)
+        local.wait_for_runs(timeout=120)
+        [dead] = local.dead_letters()
+        assert dead["requestContext"]["condition"] == "RetriesExhausted"
+        assert dead["responsePayload"]["errorType"] == "FunctionTimeoutError"
+        assert "Task timed out" in dead["responsePayload"]["errorMessage"]
+
+
+def test_the_trigger_sees_the_function_s_environment_not_the_test_process_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = _template(tmp_path)
+    variables = _resource(template, "AWS::Lambda::Function", "TriggerFunction")["Environment"]
+    del variables["Variables"]["IGNORED_LOCATIONS"]  # a function that sets none
+    # Would make the handler skip every object, if it leaked into the function.
+    monkeypatch.setenv("IGNORED_LOCATIONS", json.dumps(["s3://"]))
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=120)
+        assert run.status == "SUCCEEDED"
+
+
+@pytest.fixture
+def queue() -> Any:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        yield sqs, sqs.create_queue(QueueName="events")["QueueUrl"]
+
+
+def _poller(queue: Any, payloads: list[int], **settings: Any) -> SqsPoller:
+    """A poller whose handler records each batch's payload size in bytes."""
+    sqs, url = queue
+
+    def invoke(event: dict[str, Any]) -> None:
+        payloads.append(len(json.dumps(event)))
+
+    options = {"pollers": 1, "batch_size": 100, "reports_item_failures": True, **settings}
+    return SqsPoller(sqs, url, invoke, **options)
+
+
+def test_an_sqs_batch_stops_at_lambda_s_6_mb_payload(queue: Any) -> None:
+    sqs, url = queue
+    for _ in range(30):
+        sqs.send_message(QueueUrl=url, MessageBody="x" * 250_000)
+    payloads: list[int] = []
+    poller = _poller(queue, payloads)
+    poller.run()
+    assert sum(poller.batches) == 30 and len(poller.batches) == 2
+    assert all(p <= BATCH_PAYLOAD_LIMIT for p in payloads)
+    assert payloads[0] > BATCH_PAYLOAD_LIMIT - 251_000  # full: one more record would not fit
+
+
+def test_a_batch_waits_its_batching_window_for_more_records(queue: Any) -> None:
+    sqs, url = queue
+    for window, expected in ((3, [4]), (0, [2, 2])):
+        for _ in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody="{}")
+        poller = _poller(queue, [], batching_window=window)
+        running = threading.Thread(target=poller.run)
+        running.start()
+        time.sleep(0.5)  # the poller holds the first two by now
+        for _ in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody="{}")
+        running.join(timeout=30)
+        if running.is_alive() is False and sum(poller.batches) < 4:
+            poller.run()  # without a window the poller was done before the others came
+        assert poller.batches == expected, f"window {window}"
