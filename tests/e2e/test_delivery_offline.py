@@ -118,6 +118,32 @@ def test_fails_an_invocation_past_the_function_timeout_to_the_on_failure_destina
         assert "Task timed out" in dead["responsePayload"]["errorMessage"]
 
 
+@pytest.mark.parametrize(
+    ("max_event_age", "condition", "invocations"),
+    [(None, "RetriesExhausted", 3), (120, "EventAgeExceeded", 2)],
+)
+def test_a_failing_event_is_retried_within_its_async_invoke_config(
+    tmp_path: Path, max_event_age: Any, condition: str, invocations: int
+) -> None:
+    template = _template(tmp_path)
+    if max_event_age is not None:  # Lambda waits 1 minute, then 2: a third try would be too old
+        config = _resource(template, "AWS::Lambda::EventInvokeConfig", "Trigger")
+        config["MaximumEventAgeInSeconds"] = max_event_age
+    for resource in template.template["Resources"].values():  # every invocation fails
+        if resource["Type"] == "AWS::IAM::Policy" and "TriggerRole" in json.dumps(resource):
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            statements[:] = [s for s in statements if "states:StartExecution" not in str(s)]
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [dead] = local.dead_letters()
+        assert dead["requestContext"] == {
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        }
+        denied = [c for c in local.policies.checked if c[1] == "states:StartExecution"]
+        assert len(denied) == invocations and not any(c[3] for c in denied)
+
+
 def test_the_trigger_sees_the_function_s_environment_not_the_test_process_s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -137,6 +137,8 @@ def drain(sqs: Any, queue_url: str) -> list[str]:
     return bodies
 
 
+FailureDestination = Callable[[dict[str, Any], BaseException, str, int], None]
+"""Receives an event that failed: the last error, the condition and the invocations."""
 ASYNC_RETRY_WAITS = (60, 120)
 """Lambda waits 1 minute before the second attempt of an asynchronous invocation, and 2
 minutes before the third."""
@@ -146,8 +148,9 @@ class AsyncInvoker:
     """Lambda's asynchronous invocation: each event delivered to ``queue_url`` (where the
     emulation puts what EventBridge hands the function) is tried ``1 + retry_attempts``
     times, Lambda's waits between attempts divided by ``time_scale``; an event that still
-    fails, or that grows older than ``max_event_age`` seconds (counting the waits as
-    Lambda would), goes to ``on_failure`` (the on-failure destination)."""
+    fails (``RetriesExhausted``), or that would be older than ``max_event_age`` seconds at
+    its next attempt, counting the waits as Lambda would (``EventAgeExceeded``), goes to
+    ``on_failure`` (the on-failure destination) with that condition."""
 
     def __init__(
         self,
@@ -156,7 +159,7 @@ class AsyncInvoker:
         invoke: Invoke,
         *,
         retry_attempts: int,
-        on_failure: Callable[[dict[str, Any], BaseException], None],
+        on_failure: FailureDestination,
         max_event_age: float = 6 * 3600,
         time_scale: float = 1,
     ) -> None:
@@ -174,24 +177,22 @@ class AsyncInvoker:
 
     def _deliver(self, event: dict[str, Any]) -> None:
         started = time.monotonic()
-        waited = 0.0
-        last_error: BaseException = RuntimeError("never invoked")
+        waited = 0.0  # virtual seconds of waiting the scale skipped
+        error: BaseException = RuntimeError("never invoked")
         for attempt in range(1 + self._retry_attempts):
             if attempt:
                 wait = ASYNC_RETRY_WAITS[min(attempt, len(ASYNC_RETRY_WAITS)) - 1]
                 if time.monotonic() - started + waited + wait > self._max_event_age:
-                    last_error = RuntimeError(
-                        f"EventAgeExceeded: older than {self._max_event_age:g} s"
-                    )
-                    break
+                    self._on_failure(event, error, "EventAgeExceeded", attempt)
+                    return
                 time.sleep(wait / self._time_scale)
                 waited += wait - wait / self._time_scale
             try:
                 self._invoke(event)
                 return
-            except Exception as error:
-                last_error = error
-        self._on_failure(event, last_error)
+            except Exception as failure:
+                error = failure
+        self._on_failure(event, error, "RetriesExhausted", 1 + self._retry_attempts)
 
 
 BATCH_PAYLOAD_LIMIT = 6_291_456

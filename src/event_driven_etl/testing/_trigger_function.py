@@ -153,7 +153,9 @@ class TriggerFunction:
             reports_item_failures=self._layout.reports_item_failures,
         ).run()
 
-    def _send_to_failure_destination(self, event: dict[str, Any], error: BaseException) -> None:
+    def _send_to_failure_destination(
+        self, event: dict[str, Any], error: BaseException, condition: str, invocations: int
+    ) -> None:
         """Lambda sends a failed event to the on-failure destination as the function's
         role; a destination the role may not send to loses it."""
         destination = self._layout.failure_destination
@@ -170,7 +172,10 @@ class TriggerFunction:
             QueueUrl=queue_url["QueueUrl"],
             MessageBody=json.dumps(
                 {
-                    "requestContext": {"condition": "RetriesExhausted"},
+                    "requestContext": {
+                        "condition": condition,
+                        "approximateInvokeCount": invocations,
+                    },
                     "requestPayload": event,
                     "responsePayload": {
                         "errorType": type(error).__name__,
