@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -378,3 +380,38 @@ def test_objects_the_pipeline_wrote_are_skipped(monkeypatch: pytest.MonkeyPatch)
     written = ObjectRef(bucket="lake", key="quarantine/b1/lake/in/a.csv", size=10)
     assert "written by the pipeline itself" in module._skip_reason(written)
     assert module._skip_reason(ObjectRef(bucket="lake", key="in/a.csv", size=10)) == ""
+
+
+def test_a_batch_claims_and_confirms_its_marks_concurrently(batching: dict[str, Any]) -> None:
+    class Concurrent:
+        """moto behind a lock (it is not thread-safe), with AWS-like latency before it."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.lock = real, threading.Lock()
+            self.in_flight = self.most_in_flight = 0
+
+        def __getattr__(self, name: str) -> Any:
+            def call(**kwargs: Any) -> Any:
+                with self.lock:
+                    self.in_flight += 1
+                    self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                time.sleep(0.02)
+                with self.lock:
+                    self.in_flight -= 1
+                    return getattr(self.real, name)(**kwargs)
+
+            return call
+
+    dynamodb = Concurrent(batching["dynamodb"])
+    handler.set_clients(
+        handler.Clients(stepfunctions=batching["sfn"], dynamodb=dynamodb, s3=batching["s3"])
+    )
+    handler.handler(sqs_records(object_event("taken.csv", etag="t")))
+    events = [object_event(f"{i}.csv", etag=f"e{i}", event_id=f"v{i}") for i in range(40)]
+    events.append(object_event("taken.csv", etag="t"))
+    assert handler.handler(sqs_records(*events)) == {"batchItemFailures": []}
+    [_, second] = sorted(executions(batching), key=lambda e: len(e["input"]["objects"]))
+    assert len(second["input"]["objects"]) == 40  # all new objects, not the one taken before
+    assert 1 < dynamodb.most_in_flight <= handler.MARK_WORKERS
+    marks = batching["dynamodb"].scan(TableName="marks")["Items"]
+    assert sorted(m["state"]["S"] for m in marks) == ["started"] * 41
