@@ -240,7 +240,7 @@ class LocalPipeline:
             stack_account=self._stack.account,
             stack_region=self._stack.region,
         )
-        access = self.access = AccessGate(layout.resources, layout.resolver, self.policies)
+        access = self._access = AccessGate(layout.resources, layout.resolver, self.policies)
         install_task_gates()
         for machine_id, arn in (
             (layout.machine_id, emulation.state_machine_arn),
@@ -479,7 +479,7 @@ class LocalPipeline:
         key decide. Returns whether the message was delivered (then it is among the
         :attr:`notifications`). ``name`` is the alarm's construct id, e.g.
         ``"ExecutionsFailedAlarm"``, or its logical id."""
-        return _delivery.fire_alarm(self._stack, self.layout, self.access, name)
+        return _delivery.fire_alarm(self._stack, self.layout, self._access, name)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""
