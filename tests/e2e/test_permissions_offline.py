@@ -4,6 +4,8 @@ setting the pipeline relies on and shows what AWS would show."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -164,6 +166,35 @@ def test_a_scripts_own_clients_act_as_the_job_role(tmp_path: Path) -> None:
         assert seen == ["get_database"]
         assert run.status == "FAILED"
         assert "glue:DeleteDatabase" in (local.glue_runs[0].error_message or "")
+
+
+def test_concurrent_runs_each_keep_their_role_clients_until_they_end(tmp_path: Path) -> None:
+    arrived: list[str] = []
+    both_running = threading.Barrier(2, timeout=60)
+    first_ended = threading.Event()
+    kinds: list[str] = []
+
+    def script(_script: Path, arguments: dict[str, str]) -> None:
+        arrived.append(arguments["--objects"])
+        both_running.wait()
+        if len(arrived) == 2 and arguments["--objects"] == arrived[0]:
+            return  # the first run ends while the second still runs ...
+        first_ended.wait(timeout=60)
+        time.sleep(0.2)
+        kinds.append(type(boto3.client("glue", region_name="us-east-1")).__name__)
+
+    with LocalPipeline(_template(tmp_path), "/E2E/Pipeline", glue_runner=script) as local:
+        local.deliver_immediately = False
+        local.put_object("in/a.csv", CSV)
+        local.put_object("in/b.csv", CSV)
+        local.flush()
+        deadline = time.monotonic() + 60
+        while not local.glue_runs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first_ended.set()
+        local.wait_for_runs(timeout=120)
+    assert kinds == ["RoleClient"]  # ... and the second's clients are still its role's
+    assert type(boto3.client("glue", region_name="us-east-1")).__name__ != "RoleClient"
 
 
 def test_fails_a_trigger_without_start_execution_to_the_dead_letter_queue(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
-from aws_cdk import Duration, Stack, Token
+from aws_cdk import CfnParameter, Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -17,6 +19,8 @@ from event_driven_etl import (
     TriggerFunction,
     ValidationError,
 )
+
+from ..helpers import only_resource, resources_of_type, template_of
 
 
 def test_validation_error_is_a_value_error() -> None:
@@ -124,9 +128,18 @@ def test_fails_retry_policy_of_wrong_type(stack: Stack) -> None:
 
 
 def test_unresolved_tokens_are_not_judged(stack: Stack) -> None:
-    prefix = Token.as_string({"Ref": "PrefixParameter"})
-    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix=prefix)
-    assert pipeline.trigger.rule is not None
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        Batching(max_batch_size=-1)  # a literal out of range is judged ...
+    size = CfnParameter(stack, "BatchSize", type="Number").value_as_number
+    prefix = CfnParameter(stack, "Prefix").value_as_string
+    assert size < 0  # ... and a number token looks like a very negative number
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix=prefix, batching=Batching(cast(int, size)))
+    template = template_of(stack)
+    mapping = only_resource(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["BatchSize"] == {"Ref": "BatchSize"}
+    rules = resources_of_type(template, "AWS::Events::Rule").values()
+    patterns = [r["Properties"]["EventPattern"] for r in rules]
+    assert {"key": [{"prefix": {"Ref": "Prefix"}}]} in [p["detail"].get("object") for p in patterns]
 
 
 def test_fails_glue_job_with_reserved_argument(stack: Stack) -> None:

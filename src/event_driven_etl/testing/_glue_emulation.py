@@ -74,6 +74,34 @@ class GlueHooks:
 
 
 glue_hooks = GlueHooks()
+
+_SCRIPT_THREADS: dict[int, Callable[[str, Any], Any]] = {}
+"""Thread running a Glue script -> what wraps the boto3 clients it makes."""
+_script_lock = threading.Lock()
+_script_clients_installed = False
+
+
+def install_script_clients() -> None:
+    """Patch boto3 once: a client made on a thread that runs a Glue script is wrapped for
+    that run (concurrent runs each register their own thread)."""
+    global _script_clients_installed  # noqa: PLW0603 - one patch per process
+    with _script_lock:
+        if _script_clients_installed:
+            return
+        import boto3.session
+
+        original = boto3.session.Session.client
+
+        def client(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+            made = original(session, service_name, *args, **kwargs)
+            with _script_lock:
+                wrap = _SCRIPT_THREADS.get(threading.get_ident())
+            return made if wrap is None else wrap(service_name, made)
+
+        boto3.session.Session.client = client
+        _script_clients_installed = True
+
+
 _held_class: Optional[type] = None
 
 
@@ -222,23 +250,19 @@ class GlueEmulator:
     def _clients_as_role(self) -> Iterator[None]:
         """The boto3 clients the script makes (on this thread) act as the job's role: its
         catalog and S3 calls are checked like its reads and writes through Spark."""
-        import boto3.session
-
-        original = boto3.session.Session.client
-        script_thread = threading.get_ident()
-
-        def client(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-            made = original(session, service_name, *args, **kwargs)
-            if threading.get_ident() != script_thread:
-                return made
-            check = self._access.script_call_check(self._role, service_name)
-            return made if check is None else RoleClient(made, check)
-
-        boto3.session.Session.client = client
+        install_script_clients()
+        thread = threading.get_ident()
+        with _script_lock:
+            _SCRIPT_THREADS[thread] = lambda service, client: (
+                client
+                if (check := self._access.script_call_check(self._role, service)) is None
+                else RoleClient(client, check)
+            )
         try:
             yield
         finally:
-            boto3.session.Session.client = original
+            with _script_lock:
+                _SCRIPT_THREADS.pop(thread, None)
 
     def _run_script(self, arguments: dict[str, str], run_id: str) -> tuple[list[str], list[str]]:
         """Run the script; return the URIs it wrote and those it deleted."""
