@@ -27,12 +27,15 @@ and its failed Glue run's cause is not what Step Functions reports:
    writes ``", "``-separated JSON in shape order and never cuts. The cut matters: a failure
    path that parses a long cause must not be green offline and broken on AWS.
 
-and one patch is for speed only:
+and two patches are for speed only:
 
 7. Its SQS receive checks each message's retention through ``get_queue_attributes``, which
    recomputes every attribute (message counts included) each time: receiving a queue of
    n messages costs O(n²). The check reads the retention period directly instead, and the
    SQS model's clock reads ``time.time()`` instead of building two datetimes per call.
+8. Its ``.sync`` tasks check the job run's state every 0.5 s of real time; the check runs
+   every 0.1 s instead. Step Functions polls less often, so this changes no outcome, only
+   how long a test waits for a run that already ended.
 
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
@@ -70,6 +73,7 @@ def apply() -> bool:
     _patch_glue_update_table_version()
     _patch_glue_failure_cause()
     _patch_sqs_retention_check()
+    _patch_sync_poll_interval()
     _applied = True
     return True
 
@@ -210,3 +214,15 @@ def _patch_sqs_retention_check() -> None:
 
     vars(models)["unix_time"] = fast_unix_time
     vars(models)["unix_time_millis"] = lambda dt=None: fast_unix_time(dt) * 1000.0
+
+
+SYNC_POLL_SECONDS = 0.1
+"""How often a ``.sync`` task checks its job run (moto: 0.5 s)."""
+
+
+def _patch_sync_poll_interval() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as module,
+    )
+
+    vars(module)["_DELAY_SECONDS_SYNC_CONDITION_CHECK"] = SYNC_POLL_SECONDS

@@ -149,7 +149,7 @@ class TriggerFunction:
             self.invoke,
             pollers=self._layout.pollers,
             batch_size=self._layout.batch_size,
-            batching_window=_time.scaled_seconds(self._layout.batching_window),
+            batching_window=self._layout.batching_window / _time.scale(),
             reports_item_failures=self._layout.reports_item_failures,
         ).run()
 
