@@ -203,3 +203,23 @@ def test_a_batch_waits_its_batching_window_for_more_records(queue: Any) -> None:
         if running.is_alive() is False and sum(poller.batches) < 4:
             poller.run()  # without a window the poller was done before the others came
         assert poller.batches == expected, f"window {window}"
+
+
+def test_fails_a_rule_target_whose_input_path_drops_the_envelope(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    rule = _resource(template, "AWS::Events::Rule", "ObjectCreatedRule")
+    rule["Targets"][0]["InputPath"] = "$.detail"  # the function gets only the detail
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=120) == []
+        [dead] = local.dead_letters()
+        assert dead["requestPayload"]["object"]["key"] == "in/a.csv"  # the detail alone
+        assert dead["responsePayload"]["errorType"] == "MalformedEventError"
+
+
+def test_fails_an_event_over_256_kb_on_the_bus(tmp_path: Path) -> None:
+    with _local(_template(tmp_path)) as local:
+        event = local.put_object("in/a.csv", CSV)
+        event["detail"]["padding"] = "x" * 262_144
+        with pytest.raises(ValueError, match="PutEvents takes at most 262144"):
+            local.send_event(event)

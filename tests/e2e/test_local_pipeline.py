@@ -522,3 +522,38 @@ def test_a_separate_alarm_topic_hears_of_every_failed_run(tmp_path: Path) -> Non
         sources = sorted(n.get("source", "workflow") for n in local.notifications)
         assert sources == ["glue-job-state-change", "workflow"]  # one on each topic
         assert local.notification_attributes == [{"status": "FAILED"}] * 2
+
+
+def test_glue_busy_is_retried_with_waits_capped_at_5_minutes_and_jittered(tmp_path: Path) -> None:
+    """The concurrency retrier as it waits in AWS (30 s x 1.5, capped at 300 s, full
+    jitter), observed on the scaled clock: 12 refusals reach well past the cap."""
+    stack = _stack(tmp_path)
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_runner=_no_spark, time_scale=1000
+    ) as local:
+        local.concurrent_runs_exceeded(times=12)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED"
+        waits = local.workflow_waits(run.execution_arn)
+    ceilings = [min(30 * 1.5**n, 300) for n in range(12)]
+    assert len(waits) == 12
+    assert all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings))  # the cap
+    assert waits != ceilings  # full jitter: each wait is drawn below its ceiling
+
+
+@pytest.mark.parametrize("jitter", [True, False])
+def test_the_retry_policy_s_jitter_reaches_the_waits(tmp_path: Path, jitter: bool) -> None:
+    policy = RetryPolicy(max_attempts=3, interval=Duration.seconds(10), jitter=jitter)
+    stack = _stack(tmp_path, retry_policy=policy)
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
+        local.fail_glue_start("InternalServiceException", times=3)
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED"
+        waits = local.workflow_waits(run.execution_arn)
+    ceilings = [10.0, 20.0, 40.0]  # interval x backoff_rate (2) ** n
+    if jitter:
+        assert all(0 <= w <= c for w, c in zip(waits, ceilings)) and waits != ceilings
+    else:
+        assert waits == ceilings

@@ -36,3 +36,11 @@ def test_a_cause_is_compact_sorted_and_cut_at_32768() -> None:
     assert cause.startswith('{"Arguments":{"--objects":"xxx')  # sorted: before JobRunState
     assert len(cause) == CAUSE_LIMIT
     assert '"JobRunState"' not in cause  # cut off, as in AWS
+
+
+def test_a_state_output_over_256_kb_is_refused_as_step_functions_refuses_it() -> None:
+    """moto enforces this limit itself (``States.DataLimitExceeded``); the README says so."""
+    from moto.stepfunctions.parser.quotas import is_within_size_quota
+
+    assert is_within_size_quota("x" * 200_000)
+    assert not is_within_size_quota("x" * 262_144)

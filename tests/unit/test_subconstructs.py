@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
-from aws_cdk import Stack
+from aws_cdk import CfnElement, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -17,12 +18,20 @@ def test_glue_etl_job_alone_creates_job_role_and_security_configuration(stack: S
     source, output = s3.Bucket(stack, "Raw"), s3.Bucket(stack, "Curated")
     job = GlueEtlJob(stack, "Job", source_bucket=source, output_bucket=output)
     template = template_of(stack)
-    only_resource(template, "AWS::Glue::Job")
-    only_resource(template, "AWS::Glue::SecurityConfiguration")
-    assert job.job.job_name
+    resource = only_resource(template, "AWS::Glue::Job")["Properties"]
+    configuration = only_resource(template, "AWS::Glue::SecurityConfiguration")
     assert isinstance(job.job, glue.PySparkEtlJob)
-    assert job.role.role_arn
-    assert job.output_path.startswith("s3://")
+    role_id = stack.get_logical_id(cast(CfnElement, job.role.node.default_child))
+    assert resource["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}  # the job runs as job.role
+    assert resource["SecurityConfiguration"] == {"Ref": _logical_id(template, configuration)}
+    output_id = stack.get_logical_id(cast(CfnElement, output.node.default_child))
+    assert stack.resolve(job.output_path) == {
+        "Fn::Join": ["", ["s3://", {"Ref": output_id}, "/processed/"]]
+    }
+
+
+def _logical_id(template: Any, resource: dict[str, Any]) -> str:
+    return str(next(k for k, v in template.to_json()["Resources"].items() if v == resource))
 
 
 def test_glue_etl_job_takes_a_custom_script(stack: Stack, tmp_path: object) -> None:

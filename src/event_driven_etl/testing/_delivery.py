@@ -2,8 +2,9 @@
 
 - S3 puts an "Object Created" event on the default bus only when the template turns
   EventBridge on for the bucket (:func:`sends_to_eventbridge`).
-- EventBridge delivers a matching event to the rule's target if the target's policies let
-  it; a denied delivery goes straight to the target's dead-letter queue, a failing one is
+- EventBridge delivers a matching event to the rule's target (shaped by the target's
+  ``Input``, ``InputPath`` or ``InputTransformer``) if the target's policies let it; a
+  denied delivery goes straight to the target's dead-letter queue, a failing one is
   retried under the target's ``RetryPolicy`` first (:class:`ObjectCreatedRule`).
 - Glue's "Job State Change" events start the notifier workflow through their rule, with
   the rule target's role (:class:`JobStateRule`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 import uuid
 from collections import deque
@@ -108,6 +110,35 @@ def matches(pattern: dict[str, Any], candidate: dict[str, Any]) -> bool:
     return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, candidate)))
 
 
+class UnsupportedTargetInputError(ValueError):
+    """The rule target's input is shaped in a way the emulation does not apply."""
+
+
+def target_input(target: dict[str, Any], candidate: dict[str, Any]) -> Any:
+    """What EventBridge hands the target: the event, or what the target's ``Input``,
+    ``InputPath`` (``$`` or a dotted path) or ``InputTransformer`` makes of it."""
+    if "Input" in target:
+        return json.loads(str(target["Input"]))
+    if "InputPath" in target:
+        path = str(target["InputPath"])
+        if not re.fullmatch(r"\$(\.[A-Za-z0-9_-]+)*", path):
+            raise UnsupportedTargetInputError(f"InputPath {path!r}: only $ and $.a.b paths")
+        value: Any = candidate
+        for part in path.split(".")[1:]:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+    if "InputTransformer" in target:
+        from moto.events.utils import EventTemplateParser
+
+        transformer = target["InputTransformer"]
+        return EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=cast(Any, candidate),
+        )
+    return candidate
+
+
 class ObjectCreatedRule:
     """The rule that hands object-created events to the trigger (its queue, or the
     function), delivering as the synthesized target says.
@@ -125,13 +156,11 @@ class ObjectCreatedRule:
         access: AccessGate,
         *,
         sqs: Any,
-        events: Any,
         delivery_failures: deque[str],
     ) -> None:
         self._emulation = emulation
         self._access = access
         self._sqs = sqs
-        self._events = events
         self._delivery_failures = delivery_failures
         self.target = emulation.rule_target
         self.retry_attempts = int(
@@ -170,15 +199,9 @@ class ObjectCreatedRule:
                     exhausted="MaximumRetryAttempts",
                 )
                 return False
-        self._events.put_events(
-            Entries=[
-                {
-                    "Source": candidate.get("source", "custom"),
-                    "DetailType": candidate.get("detail-type", "custom"),
-                    "Detail": json.dumps(candidate.get("detail", {})),
-                    "Resources": candidate.get("resources", []),
-                }
-            ]
+        self._sqs.send_message(
+            QueueUrl=self._emulation.event_queue_url or self._emulation.delivery_queue_url,
+            MessageBody=json.dumps(target_input(self.target, candidate)),
         )
         return True
 

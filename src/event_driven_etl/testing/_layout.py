@@ -3,7 +3,8 @@
 Every id, name, ARN and setting the emulation uses comes from here: the resources' logical
 ids, their emulated names and ARNs (through the :class:`~._template.Resolver`), the
 trigger's asset and entry point, the Glue script and version, and the delivery settings
-(batch size, maximum concurrency, ``FunctionResponseTypes``, retry attempts, redrive).
+(batch size, window, maximum concurrency, ``FunctionResponseTypes``; retry attempts,
+event age and on-failure destination).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ class PipelineLayout:
     glue_version: str
     glue_script: Path
     batch_size: int = 1
-    max_receive: int = 1
     retry_attempts: int = 2
     reports_item_failures: bool = False
     pollers: int = 1
@@ -93,15 +93,15 @@ class PipelineLayout:
             handler_entry=function.get("Handler", "handler.handler"),
             glue_version=str(job.get("GlueVersion", "")),
             glue_script=stack.asset_path(str(resolver.resolve(job["Command"]["ScriptLocation"]))),
-            **_delivery_settings(resources, resolver, function_id, queue_id),
+            **_delivery_settings(resources, resolver, function_id),
         )
 
 
 def _delivery_settings(
-    resources: Mapping[str, Any], resolver: Resolver, function_id: str, queue_id: Optional[str]
+    resources: Mapping[str, Any], resolver: Resolver, function_id: str
 ) -> dict[str, Any]:
     """How Lambda hands events to the trigger: the event-source mapping (batching) or the
-    asynchronous-invocation config (per object), and the event queue's redrive."""
+    asynchronous-invocation config (per object)."""
     settings: dict[str, Any] = {}
     for resource in resources.values():
         props = resource.get("Properties", {})
@@ -124,9 +124,6 @@ def _delivery_settings(
             destination = props.get("DestinationConfig", {}).get("OnFailure", {})
             if destination.get("Destination"):
                 settings["failure_destination"] = str(resolver.resolve(destination["Destination"]))
-    if queue_id:
-        redrive = resources[queue_id]["Properties"].get("RedrivePolicy", {})
-        settings["max_receive"] = int(redrive.get("maxReceiveCount", 5))
     return settings
 
 

@@ -253,7 +253,6 @@ class LocalPipeline:
             emulation,
             access,
             sqs=self._sqs,
-            events=SerialClient(boto3.client("events", region_name=REGION)),
             delivery_failures=self.faults.event_delivery_errors,
         )
         self._job_state = _delivery.JobStateRule(
@@ -403,6 +402,12 @@ class LocalPipeline:
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
         return finished_runs(self._sfn, self._s3, self.state_machine_arn)
+
+    def workflow_waits(self, execution_arn: str) -> list[float]:
+        """Each wait of one execution's retriers and Wait states, in seconds as the workflow
+        waits them in AWS (interval, backoff, ``MaxDelaySeconds`` and jitter applied; only
+        the real sleep is divided by ``time_scale``), in order."""
+        return _time.waits_of(execution_arn)
 
     @property
     def notifications(self) -> list[dict[str, Any]]:

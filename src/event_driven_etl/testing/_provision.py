@@ -104,7 +104,7 @@ class _Provisioner:
             job_state_pattern = pattern_of_rule_targeting(
                 self._resources, self._resolver, layout.notifier_id
             )
-        rule_target = self._rule(rule_pattern, event_queue_url or delivery_queue_url)
+        rule_target = self._rule_target()
         return Emulation(
             source_bucket=source_bucket,
             output_bucket=output_bucket,
@@ -192,19 +192,25 @@ class _Provisioner:
         dead_letter_url = self._sqs.create_queue(QueueName=layout.dlq_id)["QueueUrl"]
         if not layout.queue_id:
             return dead_letter_url, None
-        visibility = self._props(layout.queue_id).get("VisibilityTimeout", 30)
-        event_queue_url = self._sqs.create_queue(
-            QueueName=layout.queue_id,
-            Attributes={
-                "VisibilityTimeout": str(_time.scaled_seconds(float(visibility))),
-                "RedrivePolicy": json.dumps(
-                    {
-                        "deadLetterTargetArn": self._resolver.arns[layout.dlq_id],
-                        "maxReceiveCount": layout.max_receive,
-                    }
-                ),
-            },
-        )["QueueUrl"]
+        props = self._props(layout.queue_id)
+        attributes = {
+            "VisibilityTimeout": str(
+                _time.scaled_seconds(float(props.get("VisibilityTimeout", 30)))
+            )
+        }
+        redrive = self._resolver.resolve(props.get("RedrivePolicy"))
+        if redrive:  # as synthesized: without one, a failing record is received for ever
+            target_name = str(redrive["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+            self._sqs.create_queue(QueueName=target_name)
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{target_name}",
+                    "maxReceiveCount": int(redrive["maxReceiveCount"]),
+                }
+            )
+        event_queue_url = self._sqs.create_queue(QueueName=layout.queue_id, Attributes=attributes)[
+            "QueueUrl"
+        ]
         return dead_letter_url, event_queue_url
 
     def _topics_and_capture(self) -> NotificationCapture:
@@ -245,21 +251,12 @@ class _Provisioner:
         )["stateMachineArn"]
         return str(arn), json.loads(definition)
 
-    def _rule(self, pattern: dict[str, Any], target_queue_url: str) -> dict[str, Any]:
-        """The object-created rule, delivering to a queue (the event queue, or the one that
-        stands for the function's asynchronous invocations); returns its target as
-        synthesized (retry policy, dead-letter queue)."""
-        import boto3
-
+    def _rule_target(self) -> dict[str, Any]:
+        """The object-created rule's target as synthesized (retry policy, dead-letter queue,
+        input); the rule itself is emulated in ``_delivery``."""
         rule_id = self._layout.rule_id
         targets = self._props(rule_id).get("Targets", [])
         if not targets:
             raise ValueError(f"the rule {rule_id} has no target")
-        events = boto3.client("events", region_name=REGION)
-        events.put_rule(Name="object-created", EventPattern=json.dumps(pattern))
-        queue_name = target_queue_url.rsplit("/", 1)[-1]
-        events.put_targets(
-            Rule="object-created",
-            Targets=[{"Id": "Target0", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}"}],
-        )
-        return dict(self._resolver.resolve(targets[0]))
+        target: dict[str, Any] = self._resolver.resolve(targets[0])
+        return target

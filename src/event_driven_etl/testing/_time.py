@@ -24,6 +24,8 @@ _lock = threading.Lock()
 _factor = 1.0
 _skipped: dict[str, float] = {}
 """Execution ARN -> seconds of waiting the scale skipped so far."""
+_waits: dict[str, list[float]] = {}
+"""Execution ARN -> each wait of its retriers and Wait states, in virtual seconds."""
 _installed = False
 
 
@@ -36,6 +38,7 @@ def set_scale(factor: float) -> None:
     with _lock:
         _factor = float(factor)
         _skipped.clear()
+        _waits.clear()
 
 
 def scale() -> float:
@@ -55,6 +58,13 @@ def skipped_seconds(execution_arn: str) -> float:
         return _skipped.get(execution_arn, 0.0)
 
 
+def waits_of(execution_arn: str) -> list[float]:
+    """Each wait one execution's retriers and Wait states took, in virtual seconds (as in
+    AWS: interval, backoff, cap and jitter applied), in order."""
+    with _lock:
+        return list(_waits.get(execution_arn, []))
+
+
 def _execution_of(env: Any) -> str:
     try:
         return str(env.states.context_object.context_object_data["Execution"]["Id"])
@@ -68,6 +78,7 @@ def _sleep(env: Any, seconds: float) -> float:
     with _lock:
         execution = _execution_of(env)
         _skipped[execution] = _skipped.get(execution, 0.0) + max(seconds, 0.0) - real
+        _waits.setdefault(execution, []).append(max(seconds, 0.0))
     return real
 
 
