@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, cast
 from urllib.parse import quote_plus
 
 from ._access import AccessGate
+from ._clients import emulated_client
 from ._layout import PipelineLayout
 from ._permissions import AccessDeniedError
 from ._provision import Emulation
@@ -299,9 +300,8 @@ def fire_alarm(stack: StackTemplate, layout: PipelineLayout, access: AccessGate,
     alarm = layout.resources.get(logical_id)
     if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
         raise KeyError(f"no alarm {name!r} in the pipeline")
-    import boto3
 
-    sns = boto3.client("sns", region_name=REGION)
+    sns = emulated_client("sns")
     alarm_arn = str(layout.resolver.get_att(logical_id, "Arn"))
     delivered = False
     for topic_arn in layout.resolver.resolve(alarm["Properties"].get("AlarmActions", [])):

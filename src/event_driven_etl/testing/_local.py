@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 from . import _delivery, _moto_patches, _spark, _time
 from ._access import TASK_GATES, AccessGate, install_task_gates
+from ._clients import emulated_client
 from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
 from ._lambda_emulation import SerialClient, drain
@@ -227,12 +228,10 @@ class LocalPipeline:
             raise
 
     def _wire(self) -> None:
-        import boto3
-
         layout = self.layout
-        self._s3 = boto3.client("s3", region_name=REGION)
-        self._sqs = SerialClient(boto3.client("sqs", region_name=REGION))
-        self._sfn = SerialClient(boto3.client("stepfunctions", region_name=REGION))
+        self._s3 = emulated_client("s3")
+        self._sqs = SerialClient(emulated_client("sqs"))
+        self._sfn = SerialClient(emulated_client("stepfunctions"))
         self._emulation = emulation = provision(layout, sqs=self._sqs)
         self.policies = Policies.from_template(
             layout.resources,
@@ -451,11 +450,10 @@ class LocalPipeline:
 
     def catalog_table_definition(self) -> dict[str, Any]:
         """The output table as the (emulated) Glue Data Catalog holds it (``get_table``)."""
-        import boto3
 
         if not (self.catalog_database and self.catalog_table):
             raise LookupError("this pipeline keeps no catalog table (catalog=False)")
-        glue = boto3.client("glue", region_name=REGION)
+        glue = emulated_client("glue")
         table: dict[str, Any] = glue.get_table(
             DatabaseName=self.catalog_database, Name=self.catalog_table
         )["Table"]
@@ -534,9 +532,8 @@ class LocalPipeline:
     def run_glue_job_directly(self, arguments: Optional[dict[str, str]] = None) -> str:
         """Start a run of the job outside the workflow (by hand, as from the console);
         return its run id. Its failure reaches the alarm topic through the job-state rule."""
-        import boto3
 
-        glue = boto3.client("glue", region_name=REGION)
+        glue = emulated_client("glue")
         return str(
             glue.start_job_run(JobName=self.glue_job_name, Arguments=arguments or {})["JobRunId"]
         )

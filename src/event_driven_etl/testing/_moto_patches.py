@@ -27,7 +27,7 @@ and its failed Glue run's cause is not what Step Functions reports:
    writes ``", "``-separated JSON in shape order and never cuts. The cut matters: a failure
    path that parses a long cause must not be green offline and broken on AWS.
 
-and two patches are for speed only:
+and three patches are for speed only:
 
 7. Its SQS receive checks each message's retention through ``get_queue_attributes``, which
    recomputes every attribute (message counts included) each time: receiving a queue of
@@ -36,6 +36,9 @@ and two patches are for speed only:
 8. Its ``.sync`` tasks check the job run's state every 0.5 s of real time; the check runs
    every 0.1 s instead. Step Functions polls less often, so this changes no outcome, only
    how long a test waits for a run that already ended.
+9. ``CreateStateMachine`` parses the definition to validate it (about 150 ms with its
+   ANTLR parser) and throws the result away; a definition that was valid once is not
+   parsed again for validation. Each execution still parses its own.
 
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
@@ -74,6 +77,7 @@ def apply() -> bool:
     _patch_glue_failure_cause()
     _patch_sqs_retention_check()
     _patch_sync_poll_interval()
+    _patch_definition_validation_memo()
     _applied = True
     return True
 
@@ -226,3 +230,20 @@ def _patch_sync_poll_interval() -> None:
     )
 
     vars(module)["_DELAY_SECONDS_SYNC_CONDITION_CHECK"] = SYNC_POLL_SECONDS
+
+
+def _patch_definition_validation_memo() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    validate = StepFunctionsParserBackend._validate_definition
+    valid: set[str] = set()
+
+    def validate_once(definition: str) -> None:
+        if definition in valid:
+            return
+        validate(definition)  # raises InvalidDefinition: not remembered
+        valid.add(definition)
+
+    setattr(  # noqa: B010 - patching moto
+        StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_once)
+    )

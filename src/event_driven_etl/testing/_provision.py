@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import _time
+from ._clients import emulated_client
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
 from ._layout import PipelineLayout
 from ._observation import NotificationCapture
@@ -56,16 +57,14 @@ def provision(layout: PipelineLayout, *, sqs: Any) -> Emulation:
 
 class _Provisioner:
     def __init__(self, layout: PipelineLayout, sqs: Any) -> None:
-        import boto3
-
         self._layout = layout
         self._resources = layout.resources
         self._resolver = layout.resolver
         self._sqs = sqs
-        self._s3 = boto3.client("s3", region_name=REGION)
-        self._sns = boto3.client("sns", region_name=REGION)
-        self._sfn = boto3.client("stepfunctions", region_name=REGION)
-        self._glue = boto3.client("glue", region_name=REGION)
+        self._s3 = emulated_client("s3")
+        self._sns = emulated_client("sns")
+        self._sfn = emulated_client("stepfunctions")
+        self._glue = emulated_client("glue")
         self._topic_arns: list[str] = []
 
     def _props(self, logical_id: str) -> dict[str, Any]:
@@ -174,9 +173,8 @@ class _Provisioner:
     def _table(self) -> None:
         if not self._layout.table_id:
             return
-        import boto3
 
-        boto3.client("dynamodb", region_name=REGION).create_table(
+        emulated_client("dynamodb").create_table(
             TableName=self._resolver.physical[self._layout.table_id],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from . import _time
 from ._access import AccessGate, GatedClient
+from ._clients import emulated_client
 from ._faults import Faults
 from ._lambda_emulation import (
     AsyncInvoker,
@@ -192,10 +193,9 @@ class TriggerFunction:
         handler = self.module
         if not hasattr(handler, "set_clients"):
             return
-        import boto3
 
         def client(service: str) -> SerialClient:
-            return SerialClient(boto3.client(service, region_name=REGION))
+            return SerialClient(emulated_client(service))
 
         handler.set_clients(
             handler.Clients(
