@@ -235,17 +235,20 @@ def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Pat
     workflow's ConcurrentRunsExceeded retries carry every one of them to success."""
     import threading
 
-    all_uploaded = threading.Event()
+    limit_met = threading.Event()
 
     def busy(_script: Path, _arguments: dict[str, str]) -> None:
-        all_uploaded.wait(60)  # the first runs stay RUNNING until the whole burst started
+        limit_met.wait(60)  # the first runs stay RUNNING until Glue refuses another
 
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=busy) as local:
         local.deliver_immediately = False  # the whole burst starts at once
         for i in range(50):
             local.put_object(f"incoming/burst-{i:02}.csv", CSV)
         local.flush()
-        all_uploaded.set()
+        deadline = time.monotonic() + 120
+        while local.glue_concurrency_rejections == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        limit_met.set()
         runs = local.wait_for_runs(timeout=240)
         failed = [
             (r.status, r.error, (r.cause or "")[:300]) for r in runs if r.status != "SUCCEEDED"

@@ -31,9 +31,12 @@ def test_an_input_path_selects_part_of_the_event() -> None:
 def test_an_input_transformer_fills_its_template() -> None:
     transformer = {
         "InputPathsMap": {"key": "$.detail.object.key"},
-        "InputTemplate": '{"object": <key>}',
+        "InputTemplate": '{"object": "<key>", "event": <aws.events.event.json>}',
     }
-    assert target_input({"InputTransformer": transformer}, EVENT) == {"object": "a.csv"}
+    assert target_input({"InputTransformer": transformer}, EVENT) == {
+        "object": "a.csv",
+        "event": EVENT,
+    }
 
 
 def test_fails_an_input_path_the_emulation_cannot_follow() -> None:

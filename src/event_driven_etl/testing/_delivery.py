@@ -132,10 +132,13 @@ def target_input(target: dict[str, Any], candidate: dict[str, Any]) -> Any:
         from moto.events.utils import EventTemplateParser
 
         transformer = target["InputTransformer"]
+        template = str(transformer.get("InputTemplate") or "")
+        # The whole event as put (moto's parser would add the ingestion time to it).
+        template = template.replace("<aws.events.event.json>", json.dumps(candidate))
         return EventTemplateParser.parse(
-            input_template=transformer.get("InputTemplate"),
+            input_template=template or None,  # type: ignore[arg-type]
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=cast(Any, candidate),
+            event=cast(Any, {**candidate, "ingestion-time": str(candidate.get("time", ""))}),
         )
     return candidate
 
