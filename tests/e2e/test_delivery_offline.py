@@ -11,30 +11,15 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_cdk import App, Stack
 from moto import mock_aws
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline
-from event_driven_etl.testing import LocalPipeline
+from event_driven_etl import Batching
 from event_driven_etl.testing._lambda_emulation import BATCH_PAYLOAD_LIMIT, SqsPoller
-from event_driven_etl.testing._template import StackTemplate, load_from_assembly
+from event_driven_etl.testing._template import StackTemplate
 
-CSV = b"id,name\n1,Ann\n"
-
-
-def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
-    """A Glue run that succeeds without Spark."""
-
-
-def _template(tmp_path: Path, **props: Any) -> StackTemplate:
-    app = App(outdir=str(tmp_path / "cdk.out"))
-    stack = Stack(app, "E2E")
-    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", **props)
-    return load_from_assembly(app.synth().directory, "E2E")
-
-
-def _local(template: StackTemplate) -> LocalPipeline:
-    return LocalPipeline(template, "/E2E/Pipeline", glue_runner=_no_spark)
+from .offline import CSV
+from .offline import offline as _local
+from .offline import synthesized as _template
 
 
 def _resource(template: StackTemplate, kind: str, fragment: str) -> dict[str, Any]:

@@ -17,23 +17,9 @@ from event_driven_etl import Batching, EventDrivenEtlPipeline
 from event_driven_etl.testing import LocalPipeline
 from event_driven_etl.testing._template import StackTemplate, load_from_assembly
 
-CSV = b"id,name\n1,Ann\n"
-
-
-def _no_spark(_script: Path, _arguments: dict[str, str]) -> None:
-    """A Glue run that succeeds without Spark (the permission checks still run)."""
-
-
-def _template(tmp_path: Path, **props: Any) -> StackTemplate:
-    app = App(outdir=str(tmp_path / "cdk.out"))
-    stack = Stack(app, "E2E")
-    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", **props)
-    assembly = app.synth()
-    return load_from_assembly(assembly.directory, "E2E")
-
-
-def _local(template: StackTemplate, **options: Any) -> LocalPipeline:
-    return LocalPipeline(template, "/E2E/Pipeline", glue_runner=_no_spark, **options)
+from .offline import CSV
+from .offline import offline as _local
+from .offline import synthesized as _template
 
 
 def _role_statements(template: StackTemplate, role_fragment: str) -> list[dict[str, Any]]:
