@@ -208,3 +208,17 @@ def test_fails_an_event_over_256_kb_on_the_bus(tmp_path: Path) -> None:
         event["detail"]["padding"] = "x" * 262_144
         with pytest.raises(ValueError, match="PutEvents takes at most 262144"):
             local.send_event(event)
+
+
+def test_fails_to_wait_for_a_record_that_keeps_failing_without_a_redrive_policy(
+    tmp_path: Path,
+) -> None:
+    template = _template(tmp_path, batching=Batching(max_batch_size=10))
+    queue = _resource(template, "AWS::SQS::Queue", "EventQueue")
+    del queue["RedrivePolicy"]  # as synthesized without a dead-letter queue
+    with _local(template) as local:
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        sqs.send_message(QueueUrl=local.event_queue_url, MessageBody="not an event")
+        with pytest.raises(TimeoutError, match="records still in the event queue"):
+            local.wait_for_runs(timeout=5)
+        assert local.dead_letters() == []  # nowhere to go: it is received again and again

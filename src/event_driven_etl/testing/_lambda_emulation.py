@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ._faults import CRASH, DELAY, InvocationCrash
 
@@ -230,10 +230,16 @@ class SqsPoller:
         self._window = batching_window
         self._reports_item_failures = reports_item_failures
         self._batch_lock = threading.Lock()
+        self._deadline: Optional[float] = None
         self.batches: list[int] = []
         """The size of each batch handed to the handler, in order."""
 
-    def run(self) -> None:
+    def run(self, deadline: Optional[float] = None) -> bool:
+        """Poll until the queue is empty, or until ``deadline`` (a ``time.monotonic()``
+        value) passes; return whether the queue is empty. (Without a redrive policy a
+        record that keeps failing is received for ever, as in AWS until its retention
+        period ends.)"""
+        self._deadline = deadline
         pollers = [
             threading.Thread(target=self._poll, name=f"sqs-poller-{i}", daemon=True)
             for i in range(self._pollers)
@@ -242,9 +248,10 @@ class SqsPoller:
             poller.start()
         for poller in pollers:
             poller.join()
+        return self._drained()
 
     def _poll(self) -> None:
-        while True:
+        while self._deadline is None or time.monotonic() < self._deadline:
             with self._batch_lock:
                 records = self._fill_batch()
                 if records:

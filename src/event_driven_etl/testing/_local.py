@@ -373,10 +373,18 @@ class LocalPipeline:
     def wait_for_runs(self, timeout: float = 60) -> list[Run]:
         """Deliver pending events, wait until no execution is in flight, return all runs.
 
-        Raises :class:`TimeoutError` if executions are still running after ``timeout`` seconds.
+        Raises :class:`TimeoutError` if events are still waiting for the trigger, or
+        executions still running, after ``timeout`` seconds.
         """
-        self.flush()
-        self._wait_idle(timeout)
+        deadline = time.monotonic() + timeout
+        if not self.event_queue_url:
+            self._trigger.dispatch_per_object()
+        elif not self._trigger.dispatch_batches(deadline):
+            raise TimeoutError(
+                f"records still in the event queue after {timeout} seconds (without a "
+                "redrive policy a record that keeps failing is received for ever)"
+            )
+        self._wait_idle(max(0.0, deadline - time.monotonic()))
         return self.runs()
 
     def _wait_idle(self, timeout: float) -> None:

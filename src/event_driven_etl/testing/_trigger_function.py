@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from . import _time
 from ._access import AccessGate, GatedClient
@@ -141,10 +141,11 @@ class TriggerFunction:
             on_failure=self._send_to_failure_destination,
         ).run()
 
-    def dispatch_batches(self) -> None:
-        """Hand the event queue to the handler in batches, as the SQS event source does."""
+    def dispatch_batches(self, deadline: Optional[float] = None) -> bool:
+        """Hand the event queue to the handler in batches, as the SQS event source does,
+        until it is empty (True) or ``deadline`` passed (False)."""
         assert self._emulation.event_queue_url is not None
-        SqsPoller(
+        return SqsPoller(
             self._sqs,
             self._emulation.event_queue_url,
             self.invoke,
@@ -152,7 +153,7 @@ class TriggerFunction:
             batch_size=self._layout.batch_size,
             batching_window=self._layout.batching_window / _time.scale(),
             reports_item_failures=self._layout.reports_item_failures,
-        ).run()
+        ).run(deadline)
 
     def _send_to_failure_destination(
         self, event: dict[str, Any], error: BaseException, condition: str, invocations: int
