@@ -1,13 +1,14 @@
 """LocalPipeline: run a synthesized EventDrivenEtlPipeline in-process, offline.
 
 What is real: the state machine definition from the template (intrinsics resolved to the
-emulated resources), the rule's event pattern, the trigger handler loaded from its
-synthesized asset directory, and the Glue script run on local PySpark. What is emulated
-(moto): S3, EventBridge, SQS, SNS, DynamoDB, the Glue control plane and Step Functions'
-interpreter. Lambda is not emulated: the handler is called in-process, with the
-asynchronous-invocation retries (per-object mode) or the SQS batch semantics (batching mode)
-the template configures. Every call a component makes is checked against the template's
-policies (``_access.py``, ``_permissions.py``); waits are scaled (``_time.py``).
+emulated resources), the rules' event patterns and targets, the trigger handler loaded from
+its synthesized asset directory, and the Glue script run on local PySpark. What moto
+emulates: S3, SQS, SNS, DynamoDB, the Glue control plane and Data Catalog, and Step
+Functions' interpreter. EventBridge's delivery (``_delivery``) and Lambda
+(``_trigger_function``: the handler called in-process, with the asynchronous-invocation
+retries or the SQS batch semantics the template configures) are emulated here. Every call
+a component makes is checked against the template's policies (``_access.py``,
+``_permissions.py``); waits are scaled (``_time.py``).
 """
 
 from __future__ import annotations
