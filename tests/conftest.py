@@ -32,22 +32,3 @@ def spark() -> Any:
     from event_driven_etl.testing._spark import spark_session
 
     return spark_session()
-
-
-def _expected_length(item: pytest.Item) -> int:
-    """0 for the longest kind of test: Spark runs, then other offline runs and the wheel,
-    then compliance tools, then the rest."""
-    path = str(item.path)
-    if item.get_closest_marker("spark"):
-        return 0
-    if "/e2e/" in path or path.endswith("test_wheel.py"):
-        return 1
-    if "/compliance/" in path or path.endswith("test_project.py"):
-        return 2
-    return 3
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first: pytest-xdist hands tests out in this order, so the two workers end
-    together instead of one running a long test alone at the end."""
-    items.sort(key=_expected_length)
