@@ -308,7 +308,7 @@ class LocalPipeline:
 
     def _wait_quietly(self) -> None:
         try:
-            self._wait_idle(timeout=30)
+            self._wait_idle(time.monotonic() + 30, 30)
         except Exception:
             return
 
@@ -385,11 +385,12 @@ class LocalPipeline:
                 f"records still in the event queue after {timeout} seconds (without a "
                 "redrive policy a record that keeps failing is received for ever)"
             )
-        self._wait_idle(max(0.0, deadline - time.monotonic()))
+        self._wait_idle(deadline, timeout)
         return self.runs()
 
-    def _wait_idle(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_idle(self, deadline: float, timeout: float) -> None:
+        """Until no execution runs and no Glue run is busy; past ``deadline`` (a
+        ``time.monotonic()`` value) raise, naming the caller's ``timeout``."""
         machines = [self.state_machine_arn, self.emulation.notifier_arn]
         while True:
             running = [
