@@ -139,3 +139,17 @@ def test_quick_start_commands_exist_and_ci_runs_the_test_command() -> None:
     for command in commands:
         assert os.access(ROOT / command, os.X_OK)
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_mutation_in_the_list_still_applies() -> None:
+    """scripts/mutations.py re-runs the harness's mutation list; a mutation whose code
+    moved would be reported, not run: keep the list current."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutations", ROOT / "scripts/mutations.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stale = [m.name for m in module.MUTATIONS if m.old not in (ROOT / m.path).read_text()]
+    assert stale == []
+    assert len(module.MUTATIONS) >= 18

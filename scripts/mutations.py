@@ -1,0 +1,205 @@
+"""Re-run the offline harness's mutation list: apply each mutation to the source, run the
+tests that should catch it, restore the file, and say which tests failed.
+
+    .venv/bin/python scripts/mutations.py [words of a mutation's name ...]
+
+A mutation that no test catches is printed SURVIVED and the script exits 1. Each mutation
+is a plain text replacement, so one that no longer applies (the code moved) is reported
+NOT APPLICABLE rather than silently skipped. Run it on a clean tree: it edits files in
+place (and puts them back, also when interrupted).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Mutation(NamedTuple):
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+TRIGGER = "src/event_driven_etl/trigger.py"
+HARNESS = "src/event_driven_etl/testing/"
+LOCAL = "tests/e2e/test_local_pipeline.py"
+PERMISSIONS = "tests/e2e/test_permissions_offline.py"
+DELIVERY = "tests/e2e/test_delivery_offline.py"
+
+MUTATIONS = [
+    Mutation(
+        "object identity without the sequencer",
+        "src/event_driven_etl/runtime/trigger/s3_events.py",
+        "(self.bucket, self.key, self.version_id, self.sequencer, self.etag)",
+        "(self.bucket, self.key, self.version_id, self.etag)",
+        (LOCAL, "-k", "identical_bytes"),
+    ),
+    Mutation(
+        "no 5-minute cap on the concurrency retry",
+        "src/event_driven_etl/state_machine.py",
+        "    max_delay=Duration.minutes(5),\n",
+        "    max_delay=None,\n",
+        (LOCAL, "-k", "capped_at_5_minutes"),
+    ),
+    Mutation(
+        "lease time 0",
+        TRIGGER,
+        'fn.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))',
+        'fn.add_environment("LEASE_SECONDS", "0")',
+        (LOCAL, "-k", "claim_in_flight"),
+    ),
+    Mutation(
+        "RetryPolicy.jitter ignored (always full jitter)",
+        "src/event_driven_etl/state_machine.py",
+        "sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE",
+        "sfn.JitterType.FULL",
+        (LOCAL, "-k", "retry_policy_s_jitter"),
+    ),
+    Mutation(
+        "RetryPolicy.jitter ignored (never jitter)",
+        "src/event_driven_etl/state_machine.py",
+        "sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE",
+        "sfn.JitterType.NONE",
+        (LOCAL, "-k", "retry_policy_s_jitter"),
+    ),
+    Mutation(
+        "EventBridge off on a brought bucket",
+        TRIGGER,
+        "    bucket.enable_event_bridge_notification()\n",
+        "    return None\n",
+        ("tests/e2e", "-m", "not spark", "-k", "brought_bucket or identical_bytes"),
+    ),
+    Mutation(
+        "ReportBatchItemFailures off",
+        TRIGGER,
+        "report_batch_item_failures=True,",
+        "report_batch_item_failures=False,",
+        (PERMISSIONS, "-k", "report_batch_item_failures"),
+    ),
+    Mutation(
+        "Glue role without read on manifests/*",
+        "src/event_driven_etl/glue_job.py",
+        'output_bucket.grant_read(self.role, f"{manifest_prefix}*")',
+        "pass",
+        ("tests/e2e", "-m", "not spark", "-k", "manifest"),
+    ),
+    Mutation(
+        "alarms may not publish",
+        "src/event_driven_etl/_operations.py",
+        "    if not alarms:\n        return\n",
+        "    return\n",
+        (PERMISSIONS, "-k", "alarm"),
+    ),
+    Mutation(
+        "EventBridge may not use the key",
+        TRIGGER,
+        '_defaults.allow_service_to_use_key(encryption_key, "events.amazonaws.com")',
+        "pass",
+        ("tests/e2e", "-m", "not spark", "-k", "batch"),
+    ),
+    Mutation(
+        "job-state notifier filter wrong",
+        "src/event_driven_etl/_operations.py",
+        "STARTED_BY_WORKFLOW = '*\"--batch_id\"*'",
+        "STARTED_BY_WORKFLOW = '*\"--nothing\"*'",
+        (LOCAL, "-k", "exactly_one"),
+    ),
+    Mutation(
+        "trigger marks one at a time",
+        "src/event_driven_etl/runtime/trigger/handler.py",
+        "MARK_WORKERS = 16",
+        "MARK_WORKERS = 1",
+        ("tests/unit/test_trigger_handler.py", "-k", "concurrently"),
+    ),
+    Mutation(
+        "harness: the Glue script's catalog calls unchecked",
+        HARNESS + "_access.py",
+        '        if service == "glue":\n            return lambda',
+        "        if False:\n            return lambda",
+        (PERMISSIONS, "-k", "catalog_access or own_clients"),
+    ),
+    Mutation(
+        "harness: the function sees the test process's environment",
+        HARNESS + "_lambda_emulation.py",
+        "self.environ = dict(variables)",
+        "self.environ = {**os.environ, **variables}",
+        (DELIVERY, "-k", "environment"),
+    ),
+    Mutation(
+        "harness: the rule target's retry attempts ignored",
+        HARNESS + "_delivery.py",
+        'self.target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)',
+        "185",
+        (DELIVERY, "-k", "retry_policy or reasons"),
+    ),
+    Mutation(
+        "harness: the function timeout not enforced",
+        HARNESS + "_trigger_function.py",
+        "if elapsed > self.timeout_seconds:",
+        "if False:",
+        (DELIVERY, "-k", "function_timeout"),
+    ),
+    Mutation(
+        "harness: no 6 MB batch payload",
+        HARNESS + "_lambda_emulation.py",
+        "if payload + size > BATCH_PAYLOAD_LIMIT and records:",
+        "if False:",
+        (DELIVERY, "-k", "6_mb"),
+    ),
+    Mutation(
+        "harness: the batching window ignored",
+        HARNESS + "_lambda_emulation.py",
+        "deadline = deadline or time.monotonic() + self._window",
+        "deadline = deadline or time.monotonic()",
+        (DELIVERY, "-k", "window"),
+    ),
+]
+
+
+def run(mutation: Mutation) -> bool:
+    """Apply, test, restore; return whether a test caught the mutation."""
+    path = ROOT / mutation.path
+    original = path.read_text()
+    if mutation.old not in original:
+        print(f"{mutation.name}: NOT APPLICABLE (the code moved; update the list)")
+        return False
+    path.write_text(original.replace(mutation.old, mutation.new, 1))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:logging", *mutation.tests],
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    finally:
+        path.write_text(original)
+    failed = [
+        line.split("::")[-1].split(" ")[0]
+        for line in result.stdout.splitlines()
+        if line.startswith("FAILED")
+    ]
+    caught = result.returncode == 1 and bool(failed)
+    print(f"{mutation.name}: {'CAUGHT by ' + ', '.join(failed) if caught else 'SURVIVED'}")
+    return caught
+
+
+def main() -> int:
+    wanted = [w.lower() for w in sys.argv[1:]]
+    chosen = [m for m in MUTATIONS if all(w in m.name.lower() for w in wanted)]
+    caught = [run(m) for m in chosen]  # every one runs, also after a survivor
+    return 0 if all(caught) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
