@@ -183,6 +183,22 @@ def test_concurrent_runs_each_keep_their_role_clients_until_they_end(tmp_path: P
     assert type(boto3.client("glue", region_name="us-east-1")).__name__ != "RoleClient"
 
 
+@pytest.mark.parametrize("broken", [False, True], ids=["as_synthesized", "no_start_execution"])
+def test_the_job_state_rule_starts_the_notifier_only_with_its_role(
+    tmp_path: Path, broken: bool
+) -> None:
+    template = _template(tmp_path)
+    if broken:
+        _remove_statements(template, "JobStateNotifierStateMachineEventsRole", lambda s: True)
+    with _local(template) as local:
+        local.fail_next_glue_run("BadData", "started by hand")
+        local.run_glue_job_directly({"--objects": "[]"})
+        local.wait_for_runs(timeout=300)
+        notes = [n for n in local.notifications if n["source"] == "glue-job-state-change"]
+        assert len(notes) == (0 if broken else 1)
+        assert len(local.lost_events) == (1 if broken else 0)
+
+
 def test_fails_a_trigger_without_start_execution_to_the_dead_letter_queue(
     tmp_path: Path,
 ) -> None:
