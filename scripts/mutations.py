@@ -122,8 +122,8 @@ MUTATIONS = [
     Mutation(
         "harness: the Glue script's catalog calls unchecked",
         HARNESS + "_access.py",
-        '        if service == "glue":\n            return lambda',
-        "        if False:\n            return lambda",
+        '            "glue": self._check_catalog,\n',
+        "",
         (PERMISSIONS, "-k", "catalog_access or own_clients"),
     ),
     Mutation(

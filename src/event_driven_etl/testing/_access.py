@@ -107,17 +107,23 @@ class AccessGate:
             key_context={"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
         )
 
-    # ---------------------------------------------------------------- the Glue script
+    # ---------------------------------------------------------------- own clients
 
-    def script_call_check(self, principal: Principal, service: str) -> Optional[CallCheck]:
-        """The check for a call the job's script makes with its own boto3 client: the Data
-        Catalog (its catalog, database and table, as IAM checks Glue's catalog calls) and
-        S3. Other services are not checked (None)."""
-        if service == "glue":
-            return lambda api, params: self._check_catalog(principal, api, params)
-        if service == "s3":
-            return lambda api, params: self._check_s3_call(principal, api, params)
-        return None
+    def client_call_check(self, principal: Principal, service: str) -> Optional[CallCheck]:
+        """The check for a call a component makes with its own boto3 client (the trigger's,
+        the Glue script's): S3 objects and buckets and the Data Catalog (its catalog,
+        database and table, as IAM checks Glue's catalog calls), DynamoDB tables and Step
+        Functions, with the keys the services use. Other services are not checked (None)."""
+        checks = {
+            "glue": self._check_catalog,
+            "s3": self._check_s3_call,
+            "dynamodb": self._check_table_call,
+            "stepfunctions": self._check_states_call,
+        }
+        check = checks.get(service)
+        if check is None:
+            return None
+        return lambda api, params: check(principal, api, params)
 
     def _check_catalog(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
         prefix = f"arn:aws:glue:{REGION}:{ACCOUNT}"
@@ -147,6 +153,26 @@ class AccessGate:
             return
         action = "s3:ListBucket" if api.startswith("ListObject") else f"s3:{api}"
         self.policies.check(principal, action, f"arn:aws:s3:::{bucket}")
+
+    def _check_table_call(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
+        name = str(params["TableName"])
+        key = self.table_keys.get(name)
+        self.policies.check(
+            principal,
+            f"dynamodb:{api}",
+            f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
+            key=key,
+            key_actions=("kms:Decrypt",) if key else (),
+            key_context={"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
+        )
+
+    def _check_states_call(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
+        resource = params.get("stateMachineArn") or params.get("executionArn")
+        if resource is None:
+            raise UnsupportedPolicyError(
+                f"the emulation does not know which resource states:{api} acts on"
+            )
+        self.policies.check(principal, f"states:{api}", str(resource))
 
     # ---------------------------------------------------------------- workflows
 
@@ -225,32 +251,9 @@ class AccessGate:
         )
 
 
-class GatedClient:
-    """A boto3 client whose calls are checked first, as the caller's role (the trigger)."""
-
-    def __init__(self, client: Any, checks: Mapping[str, Callable[[Mapping[str, Any]], None]]):
-        self._client = client
-        self._checks = checks
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        check = self._checks.get(name)
-        if check is None or not callable(attribute):
-            return attribute
-
-        def call(**kwargs: Any) -> Any:
-            try:
-                check(kwargs)
-            except AccessDeniedError as denied:
-                raise access_denied_error(denied, name) from None
-            return attribute(**kwargs)
-
-        return call
-
-
 class RoleClient:
-    """A boto3 client of a component's own code (the Glue script): each call is checked
-    first as the component's role; a denial raises what the service raises."""
+    """A boto3 client of a component's own code (the trigger, the Glue script): each call
+    is checked first as the component's role; a denial raises what the service raises."""
 
     def __init__(self, client: Any, check: CallCheck) -> None:
         self._client = client

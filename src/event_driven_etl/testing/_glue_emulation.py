@@ -255,7 +255,7 @@ class GlueEmulator:
         with _script_lock:
             _SCRIPT_THREADS[thread] = lambda service, client: (
                 client
-                if (check := self._access.script_call_check(self._role, service)) is None
+                if (check := self._access.client_call_check(self._role, service)) is None
                 else RoleClient(client, check)
             )
         try:

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any, Callable, Optional
 
 from . import _time
-from ._access import AccessGate, GatedClient
+from ._access import AccessGate, CallCheck, RoleClient
 from ._clients import emulated_client
 from ._faults import Faults
 from ._lambda_emulation import (
@@ -195,62 +195,33 @@ class TriggerFunction:
         if not hasattr(handler, "set_clients"):
             return
 
-        def client(service: str) -> SerialClient:
-            return SerialClient(emulated_client(service))
+        def client(service: str) -> RoleClient:
+            check = self._access.client_call_check(self._role, service)
+            assert check is not None  # the trigger's services are all checked
+            made: Any = SerialClient(emulated_client(service))
+            if service == "stepfunctions":
+                made = FaultyClient(made, "start_execution", self._faults.start_execution_errors)
+                return RoleClient(made, _with_limits(check))
+            return RoleClient(made, check)
 
         handler.set_clients(
             handler.Clients(
-                stepfunctions=GatedClient(
-                    FaultyClient(
-                        client("stepfunctions"),
-                        "start_execution",
-                        self._faults.start_execution_errors,
-                    ),
-                    {"start_execution": self._check_start_execution},
-                ),
-                dynamodb=GatedClient(
-                    client("dynamodb"),
-                    {
-                        f"{op}_item": self._table_check(f"dynamodb:{op.title()}Item")
-                        for op in ("get", "put", "update", "delete")
-                    },
-                ),
-                s3=GatedClient(
-                    client("s3"),
-                    {
-                        "put_object": self._object_check("s3:PutObject"),
-                        "get_object": self._object_check("s3:GetObject"),
-                    },
-                ),
+                stepfunctions=client("stepfunctions"),
+                dynamodb=client("dynamodb"),
+                s3=client("s3"),
             )
         )
 
-    def _check_start_execution(self, call: Mapping[str, Any]) -> None:
-        self._access.policies.check(
-            self._role, "states:StartExecution", str(call["stateMachineArn"])
-        )
-        check_start_execution_limits(call)
 
-    def _table_check(self, action: str) -> Callable[[Mapping[str, Any]], None]:
-        def check(call: Mapping[str, Any]) -> None:
-            name = str(call["TableName"])
-            key = self._access.table_keys.get(name)
-            self._access.policies.check(
-                self._role,
-                action,
-                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
-                key=key,
-                key_actions=("kms:Decrypt",) if key else (),
-                key_context={"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
-            )
+def _with_limits(check: CallCheck) -> CallCheck:
+    """Step Functions' checks: the role's permission, then the API's own limits."""
 
-        return check
+    def checked(api: str, params: Mapping[str, Any]) -> None:
+        check(api, params)
+        if api == "StartExecution":
+            check_start_execution_limits(params)
 
-    def _object_check(self, action: str) -> Callable[[Mapping[str, Any]], None]:
-        def check(call: Mapping[str, Any]) -> None:
-            self._access.check_s3(self._role, action, str(call["Bucket"]), str(call["Key"]))
-
-        return check
+    return checked
 
 
 def check_start_execution_limits(call: Mapping[str, Any]) -> None:
