@@ -223,7 +223,8 @@ class SqsPoller:
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
-        self._queue_arn = "arn:aws:sqs:{}:{}:{}".format(*_region_account_name(queue_url))
+        self._region, account, name = _region_account_name(queue_url)
+        self._queue_arn = f"arn:aws:sqs:{self._region}:{account}:{name}"
         self._invoke = invoke
         self._pollers = pollers
         self._batch_size = batch_size
@@ -292,7 +293,6 @@ class SqsPoller:
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         """The record Lambda hands the handler for one message."""
-        region = self._queue_arn.split(":")[3]
         return {
             "messageId": message["MessageId"],
             "receiptHandle": message["ReceiptHandle"],
@@ -302,7 +302,7 @@ class SqsPoller:
             "md5OfBody": message.get("MD5OfBody", ""),
             "eventSource": "aws:sqs",
             "eventSourceARN": self._queue_arn,
-            "awsRegion": region,
+            "awsRegion": self._region,
         }
 
     def _drained(self) -> bool:

@@ -1,10 +1,11 @@
 """PipelineLayout: one pipeline read out of a synthesized template, once.
 
-Every id, name, ARN and setting the emulation uses comes from here: the resources' logical
-ids, their emulated names and ARNs (through the :class:`~._template.Resolver`), the
-trigger's asset and entry point, the Glue script and version, and the delivery settings
-(batch size, window, maximum concurrency, ``FunctionResponseTypes``; retry attempts,
-event age and on-failure destination).
+The ids, names and ARNs the emulation uses come from here: the resources' logical ids,
+their emulated names and ARNs (through the :class:`~._template.Resolver`), the trigger's
+asset and entry point, the Glue script and version, and how Lambda delivers to the trigger
+(batch size, window, maximum concurrency, ``FunctionResponseTypes``; retry attempts, event
+age and on-failure destination). A resource's own settings (a queue's visibility and
+redrive, the function's timeout and environment) are read where it is emulated.
 """
 
 from __future__ import annotations

@@ -13,9 +13,11 @@ a component makes is checked against the template's policies (``_access.py``,
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union, cast
@@ -103,6 +105,7 @@ class LocalPipeline:
         self.faults = Faults()
         self.deliver_immediately = True
         self._emulation: Optional[Emulation] = None
+        self._sends_to_eventbridge: dict[str, bool] = {}
         self._mock: Any = None
         self._glue: Optional[GlueEmulator] = None
         self._env_saved: dict[str, Optional[str]] = {}
@@ -339,14 +342,14 @@ class LocalPipeline:
         bucket = bucket or self.source_bucket
         response = self._s3.put_object(Bucket=bucket, Key=key, Body=body)
         event = _delivery.object_created(bucket, key, len(body), response)
-        if _delivery.sends_to_eventbridge(self.layout, bucket):
+        if bucket not in self._sends_to_eventbridge:  # the template's answer, read once
+            self._sends_to_eventbridge[bucket] = _delivery.sends_to_eventbridge(self.layout, bucket)
+        if self._sends_to_eventbridge[bucket]:
             self.send_event(event)
         return event
 
     def redeliver(self, event: Optional[dict[str, Any]] = None) -> None:
         """Deliver an event again (the last one by default), as EventBridge may."""
-        import uuid
-
         event = event or self._rule.sent[-1]
         self.send_event({**event, "id": str(uuid.uuid4())})
 
@@ -496,8 +499,6 @@ class LocalPipeline:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the dead-letter queue (consumed by reading)."""
-        import json
-
         return [json.loads(b) for b in drain(self._sqs, self.emulation.dead_letter_queue_url)]
 
     # ------------------------------------------------------------------ fault injection

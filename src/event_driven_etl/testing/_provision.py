@@ -40,7 +40,6 @@ class Emulation:
     event_queue_url: Optional[str]
     delivery_queue_url: str
     state_machine_arn: str
-    definition: dict[str, Any]
     notifier_arn: Optional[str]
     job_state_pattern: Optional[dict[str, Any]]
     rule_pattern: dict[str, Any]
@@ -96,10 +95,10 @@ class _Provisioner:
         delivery_queue_url = self._sqs.create_queue(QueueName=DELIVERY_QUEUE)["QueueUrl"]
         self._table()
         capture = self._topics_and_capture()
-        state_machine_arn, definition = self._state_machine(layout.machine_id)
+        state_machine_arn = self._state_machine(layout.machine_id)
         notifier_arn, job_state_pattern = None, None
         if layout.notifier_id:
-            notifier_arn, _ = self._state_machine(layout.notifier_id)
+            notifier_arn = self._state_machine(layout.notifier_id)
             job_state_pattern = pattern_of_rule_targeting(
                 self._resources, self._resolver, layout.notifier_id
             )
@@ -114,7 +113,6 @@ class _Provisioner:
             event_queue_url=event_queue_url,
             delivery_queue_url=delivery_queue_url,
             state_machine_arn=state_machine_arn,
-            definition=definition,
             notifier_arn=notifier_arn,
             job_state_pattern=job_state_pattern,
             rule_pattern=rule_pattern,
@@ -237,7 +235,7 @@ class _Provisioner:
 
     # ------------------------------------------------------------------ orchestration
 
-    def _state_machine(self, logical_id: str) -> tuple[str, dict[str, Any]]:
+    def _state_machine(self, logical_id: str) -> str:
         definition = point_at_emulated_topics(
             machine_definition(self._resources, self._resolver, logical_id),
             self._topic_arns,
@@ -247,7 +245,7 @@ class _Provisioner:
         arn = self._sfn.create_state_machine(
             name=logical_id, definition=definition, roleArn=ROLE_ARN
         )["stateMachineArn"]
-        return str(arn), json.loads(definition)
+        return str(arn)
 
     def _rule_target(self) -> dict[str, Any]:
         """The object-created rule's target as synthesized (retry policy, dead-letter queue,
