@@ -175,17 +175,30 @@ def test_an_sqs_batch_stops_at_lambda_s_6_mb_payload(queue: Any) -> None:
 
 def test_a_batch_waits_its_batching_window_for_more_records(queue: Any) -> None:
     sqs, url = queue
-    for window, expected in ((3, [4]), (0, [2, 2])):
+
+    def in_flight() -> int:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    # A full batch (4) is handed over at once, so the generous window costs no time.
+    for window, expected in ((30, [4]), (0, [2, 2])):
         for _ in range(2):
             sqs.send_message(QueueUrl=url, MessageBody="{}")
-        poller = _poller(queue, [], batching_window=window)
+        poller = _poller(queue, [], batch_size=4, batching_window=window)
         running = threading.Thread(target=poller.run)
         running.start()
-        time.sleep(0.5)  # the poller holds the first two by now
+        deadline = time.monotonic() + 60  # a loaded machine may start the poller late
+        # With a window the poller holds the first two; without, it has handed them over.
+        while time.monotonic() < deadline and not (
+            poller.batches if window == 0 else in_flight() == 2
+        ):
+            time.sleep(0.01)
         for _ in range(2):
             sqs.send_message(QueueUrl=url, MessageBody="{}")
-        running.join(timeout=30)
-        if running.is_alive() is False and sum(poller.batches) < 4:
+        running.join(timeout=60)
+        if sum(poller.batches) < 4:
             poller.run()  # without a window the poller was done before the others came
         assert poller.batches == expected, f"window {window}"
 
