@@ -103,12 +103,13 @@ def sends_to_eventbridge(layout: PipelineLayout, bucket: str) -> bool:
     return False
 
 
-def matches(pattern: dict[str, Any], candidate: dict[str, Any]) -> bool:
-    """Whether an event matches a rule's pattern (moto's matcher: its TestEventPattern API
-    answers nothing)."""
+def pattern_matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether an event matches a rule's pattern, the pattern compiled once (moto's
+    matcher: its TestEventPattern API answers nothing)."""
     from moto.events.models import EventPattern
 
-    return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, candidate)))
+    compiled = EventPattern.load(json.dumps(pattern))
+    return lambda candidate: bool(compiled.matches_event(cast(Any, candidate)))
 
 
 class UnsupportedTargetInputError(ValueError):
@@ -172,6 +173,7 @@ class ObjectCreatedRule:
         )
         self.lost_events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
+        self._matches = pattern_matcher(emulation.rule_pattern)
 
     def send(self, candidate: dict[str, Any]) -> bool:
         """Put an event on the bus; return whether the rule delivered it to its target."""
@@ -182,7 +184,7 @@ class ObjectCreatedRule:
                 f"{EVENT_SIZE_LIMIT} (and Lambda's asynchronous invocation as much)"
             )
         self.sent.append(candidate)
-        if not matches(self._emulation.rule_pattern, candidate):
+        if not self._matches(candidate):
             return False
         target_arn = str(self.target["Arn"])
         try:
@@ -282,7 +284,7 @@ class JobStateRule:
                 "message": message,
             },
         )
-        if not matches(pattern, candidate):
+        if not pattern_matcher(pattern)(candidate):
             return
         if self._role is not None:
             try:
