@@ -195,6 +195,9 @@ def test_a_batch_waits_its_batching_window_for_more_records(queue: Any) -> None:
             poller.batches if window == 0 else in_flight() == 2
         ):
             time.sleep(0.01)
+        if window:
+            time.sleep(0.5)
+            assert poller.batches == []  # still waiting for more, within its window
         for _ in range(2):
             sqs.send_message(QueueUrl=url, MessageBody="{}")
         running.join(timeout=60)
