@@ -3,6 +3,7 @@ example (cdk.out holds copies of the runtime code), and without jsii where none 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,8 +22,8 @@ def _tree_after_synth(tmp_path: Path, pyproject: str) -> Path:
     """A small tree with the project's tool configuration and examples/basic/cdk.out/ as
     `cdk synth` leaves it: every path of mypy's `files` exists, each clean."""
     tree = tmp_path / "tree"
-    for folder in ("src/pkg", "tests", "examples/basic"):
-        (tree / folder).mkdir(parents=True)
+    for name in ("src/pkg", "tests", "examples/basic"):
+        (tree / name).mkdir(parents=True)
     (tree / "src/pkg/__init__.py").write_text('"""A package."""\n')
     (tree / "tests/__init__.py").write_text("")
     (tree / "examples/basic/app.py").write_text('"""An app."""\n')
@@ -80,3 +81,40 @@ def test_ruff_does_not_read_cdk_out_outside_a_git_work_tree(
         tmp_path / "control", _without_cdk_out_exclusions((ROOT / "pyproject.toml").read_text())
     )
     assert _run([str(BIN / "ruff"), *command], control).returncode != 0
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _cdk(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in ("jsii", "aws_cdk", "constructs"))
+
+
+def test_importing_the_cost_model_does_not_start_jsii() -> None:
+    modules = _modules_after(
+        "import event_driven_etl.cost\n"
+        "event_driven_etl.cost.estimate_glue_cost(objects_per_day=10, object_size_mb=1.0)"
+    )
+    assert "event_driven_etl.cost" in modules
+    assert _cdk(modules) == []
+
+
+def test_the_constructs_load_on_first_use_under_their_public_path() -> None:
+    """The control: asking for a construct does load aws-cdk-lib (so the test above would
+    see jsii if the package imported the constructs eagerly), and the class reports the
+    public path it is imported from."""
+    modules = _modules_after(
+        "from event_driven_etl import EventDrivenEtlPipeline\n"
+        "assert EventDrivenEtlPipeline.__module__ == 'event_driven_etl'"
+    )
+    assert "jsii" in modules and "aws_cdk" in modules

@@ -1,21 +1,43 @@
 """event-driven-etl: an event-driven ETL pipeline (S3 -> Lambda -> Step Functions -> Glue -> SNS)
 as one AWS CDK v2 construct, secure by default and runnable offline.
 
-.. code-block:: python
+```python
+from event_driven_etl import EventDrivenEtlPipeline
 
-    from event_driven_etl import EventDrivenEtlPipeline
+pipeline = EventDrivenEtlPipeline(self, "Pipeline", key_prefix="incoming/")
+```
 
-    pipeline = EventDrivenEtlPipeline(self, "Pipeline", key_prefix="incoming/")
+The constructs are imported on first use: `import event_driven_etl.cost` (a pure-Python
+cost model) does not load aws-cdk-lib, so it never starts jsii's Node.js process.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import ValidationError
-from .glue_job import GlueEtlJob
-from .pipeline import EventDrivenEtlPipeline
-from .retry import Batching, RetryPolicy
-from .state_machine import EtlStateMachine
-from .trigger import TriggerFunction
+
+if TYPE_CHECKING:
+    from .glue_job import GlueEtlJob
+    from .pipeline import EventDrivenEtlPipeline
+    from .retry import Batching, RetryPolicy
+    from .state_machine import EtlStateMachine
+    from .trigger import TriggerFunction
 
 __version__ = "0.1.0"
+"""The package's version (semantic versioning: see the README's "Versioning" section)."""
+
+# Public name -> the private module defining it. Importing those modules imports aws-cdk-lib,
+# which starts jsii's Node.js process (about a second), so they load when first asked for.
+_CONSTRUCTS = {
+    "Batching": "retry",
+    "EtlStateMachine": "state_machine",
+    "EventDrivenEtlPipeline": "pipeline",
+    "GlueEtlJob": "glue_job",
+    "RetryPolicy": "retry",
+    "TriggerFunction": "trigger",
+}
 
 __all__ = [
     "Batching",
@@ -27,3 +49,26 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
+
+
+def _public(value: Any) -> Any:
+    # Documentation tools and help() show where users import a name from, not the private
+    # module that defines it (as httpx does).
+    value.__module__ = __name__
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    module = _CONSTRUCTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = _public(getattr(importlib.import_module(f".{module}", __name__), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+_public(ValidationError)
