@@ -17,15 +17,24 @@ from projen.github.workflows import (
     JobStep,
     PushOptions,
 )
+from projen.python import Projenrc as ProjenrcPython
 
 SETUP_STEPS = [
     JobStep(uses="actions/checkout@v4"),
     JobStep(uses="actions/setup-python@v5", with_={"python-version": "3.11"}),
-    JobStep(uses="actions/setup-node@v4", with_={"node-version": "20"}),
+    # Node 20 is end-of-life for the CDK (jsii) since 2026-10-30; 22 and 24 are supported.
+    JobStep(uses="actions/setup-node@v4", with_={"node-version": "22"}),
     JobStep(uses="actions/setup-java@v4", with_={"distribution": "temurin", "java-version": "17"}),
 ]
 
-project = Project(name="event-driven-etl", commit_generated=True)
+# projen_command and ProjenrcPython make the header of every generated file name this file
+# and the command that regenerates it (projen's default text says ".projenrc.js", "npx projen").
+project = Project(
+    name="event-driven-etl",
+    commit_generated=True,
+    projen_command="PROJEN_DISABLE_POST=1 python .projenrc.py",
+)
+ProjenrcPython(project, projen_version=">=0.100")  # the range pyproject.toml's dev extra holds
 project.default_task.reset("python .projenrc.py")  # type: ignore[union-attr]
 
 project.gitignore.exclude(
@@ -49,7 +58,8 @@ project.gitignore.exclude(
 
 project.add_task(
     "setup",
-    description="Create .venv with the package and its dev tools; install Java if missing",
+    description="Set up what the tests need (Java, Node, .venv with the dev extra, .venv-spark4, "
+    ".venv-checkov, .nag2); `scripts/setup demo` sets up only what the demo needs",
     exec="bash scripts/setup",
 )
 project.add_task(

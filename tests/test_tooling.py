@@ -118,3 +118,12 @@ def test_the_constructs_load_on_first_use_under_their_public_path() -> None:
         "assert EventDrivenEtlPipeline.__module__ == 'event_driven_etl'"
     )
     assert "jsii" in modules and "aws_cdk" in modules
+
+
+def test_generated_files_name_the_python_projenrc_that_generates_them() -> None:
+    generated = json.loads((ROOT / ".projen/files.json").read_text())["files"]
+    assert ".gitignore" in generated
+    for name in generated:
+        text = (ROOT / name).read_text()
+        assert "edit .projenrc.py and run" in text, name
+        assert ".projenrc.js" not in text and "npx projen" not in text, name
