@@ -129,4 +129,5 @@ def test_generated_files_name_the_python_projenrc_that_generates_them() -> None:
         ]
         assert headers != [], name
         for header in headers:
-            assert 'edit .projenrc.py and run "PROJEN_DISABLE_POST=1 python .projenrc.py"' in header
+            assert "edit .projenrc.py and run" in header, name
+            assert "PROJEN_DISABLE_POST=1 python .projenrc.py" in header, name
