@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 
 if TYPE_CHECKING:
+    from ._glue_versions import NewerGlueVersion
     from .glue_job import GlueEtlJob
     from .pipeline import EventDrivenEtlPipeline
     from .retry import Batching, RetryPolicy
@@ -35,6 +36,7 @@ _CONSTRUCTS = {
     "EtlStateMachine": "state_machine",
     "EventDrivenEtlPipeline": "pipeline",
     "GlueEtlJob": "glue_job",
+    "NewerGlueVersion": "_glue_versions",
     "RetryPolicy": "retry",
     "TriggerFunction": "trigger",
 }
@@ -44,6 +46,7 @@ __all__ = [
     "EtlStateMachine",
     "EventDrivenEtlPipeline",
     "GlueEtlJob",
+    "NewerGlueVersion",
     "RetryPolicy",
     "TriggerFunction",
     "ValidationError",

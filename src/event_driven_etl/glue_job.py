@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
@@ -16,6 +16,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from . import _defaults, _nag
+from ._glue_versions import GlueVersionValue, cfn_override, glue_version_name, l2_glue_version
 from ._validation import Problems, is_unresolved, key_filter_problems
 from .runtime.glue.etl_job import BAD_RECORDS_MODES, RUNS_DIR
 
@@ -39,7 +40,8 @@ RESERVED_ARGUMENTS = frozenset(
 
 DEFAULT_MAX_CONCURRENT_RUNS = 10
 DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
-"""Glue 5.1 (Spark 3.5.6, Python 3.11): the newest version the offline harness runs."""
+"""Glue 5.1 (Spark 3.5.6, Python 3.11): the Spark line of the testing extra's pyspark 3.5, so
+the offline harness runs the job as deployed without a second Spark installed."""
 
 DEFAULT_JOB_TIMEOUT = Duration.hours(1)
 FLEX_JOB_TIMEOUT = Duration.hours(2)
@@ -57,7 +59,12 @@ CATALOG_ACTIONS = (
 )
 """What the built-in script does in the Data Catalog: keep its table and partitions."""
 
-_BUILT_IN_VERSIONS = ("V5_0", "V5_1", "V6_0")
+_BUILT_IN_VERSIONS = (
+    "GlueVersion.V5_0",
+    "GlueVersion.V5_1",
+    "GlueVersion.V6_0",
+    "NewerGlueVersion.V6_1",
+)
 _FLEX_WORKER_TYPES = ("G_1X", "G_2X")
 _JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
@@ -132,7 +139,7 @@ class GlueEtlJob(Construct):
         source_key_prefix: Optional[str] = None,
         output_prefix: str = "processed/",
         manifest_prefix: str = "manifests/",
-        glue_version: glue.GlueVersion = DEFAULT_GLUE_VERSION,
+        glue_version: GlueVersionValue = DEFAULT_GLUE_VERSION,
         execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
         auto_scaling: bool = True,
         worker_type: glue.WorkerType = glue.WorkerType.G_1X,
@@ -160,8 +167,10 @@ class GlueEtlJob(Construct):
         :param output_prefix: Key prefix of the output, ending in ``/``. Default: "processed/"
         :param manifest_prefix: Key prefix (in the output bucket) of batch manifests the job may
             read. Default: "manifests/"
-        :param glue_version: Glue version. The built-in script needs 5.0 or later; it is proven
-            offline on 5.1 (Spark 3.5) and 6.0 (Spark 4.1). Default: ``GlueVersion.V5_1``
+        :param glue_version: Glue version: a ``glue.GlueVersion``, or
+            ``NewerGlueVersion.V6_1`` (Glue 6.1, which aws-cdk-lib does not know yet). The
+            built-in script needs 5.0 or later; the test suite runs it on Spark 3.5 (5.x) and
+            on Spark 4.1.3 (6.0 and 6.1), with Python 3.11. Default: ``GlueVersion.V5_1``
             (Spark 3.5.6, Python 3.11)
         :param execution_class: ``FLEX`` runs on spare capacity at a lower price and may wait
             for it to start (Glue 3.0+, G.1X or G.2X workers, no job run queuing).
@@ -279,7 +288,8 @@ class GlueEtlJob(Construct):
         common: dict[str, Any] = {
             "role": role,
             "script": script or self._built_in_script(),
-            "glue_version": glue_version,
+            "glue_version": l2_glue_version(glue_version),
+            # Always explicit: on Glue 6.1 a job without a worker type runs on Graviton.
             "worker_configuration": glue.WorkerConfiguration(
                 worker_type=worker_type, number_of_workers=number_of_workers
             ),
@@ -296,6 +306,9 @@ class GlueEtlJob(Construct):
             if flex
             else glue.PySparkEtlJob(self, "Job", job_run_queuing_enabled=job_run_queuing, **common)
         )
+        override = cfn_override(glue_version)
+        if override is not None:
+            cast(glue.CfnJob, self.job.node.default_child).glue_version = override
         self.execution_class = execution_class
         if source_bucket_key is not None and source_bucket_key is not source_bucket.encryption_key:
             source_bucket_key.grant_decrypt(self.role)
@@ -416,7 +429,7 @@ def check_glue_job_props(
     extra_arguments: Optional[Mapping[str, str]],
     bad_records: str = "fail",
     quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
-    glue_version: Optional[glue.GlueVersion] = None,
+    glue_version: Optional[GlueVersionValue] = None,
     execution_class: Optional[glue.ExecutionClass] = None,
     worker_type: Optional[glue.WorkerType] = None,
     job_run_queuing: bool = False,
@@ -491,25 +504,35 @@ def check_glue_job_props(
 def check_glue_runtime_props(
     problems: Problems,
     *,
-    glue_version: Optional[glue.GlueVersion],
+    glue_version: Optional[GlueVersionValue],
     execution_class: Optional[glue.ExecutionClass],
     worker_type: Optional[glue.WorkerType],
     job_run_queuing: bool,
     built_in_script: bool,
 ) -> None:
     """Combinations Glue (or the built-in script) rejects."""
-    version = glue_version.name if isinstance(glue_version, glue.GlueVersion) else None
+    version = glue_version_name(glue_version)
+    if version is None and glue_version is not None:
+        shown = (
+            glue_version if isinstance(glue_version, str) else _Shown(type(glue_version).__name__)
+        )
+        problems.add(
+            "glue_version",
+            shown,
+            "must be a glue.GlueVersion (e.g. GlueVersion.V5_1) or NewerGlueVersion.V6_1",
+        )
     if built_in_script and version is not None:
         problems.require(
             version in _BUILT_IN_VERSIONS,
             "glue_version",
-            _Shown(f"GlueVersion.{version}"),
+            _Shown(version),
             "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
         )
     if execution_class != glue.ExecutionClass.FLEX:
         return
-    if version in ("V0_9", "V1_0", "V2_0"):
-        problems.add("glue_version", _Shown(f"GlueVersion.{version}"), "FLEX needs Glue 3.0+")
+    # https://docs.aws.amazon.com/glue/latest/dg/add-job.html: Flex needs Glue 3.0 or later.
+    if version in ("GlueVersion.V0_9", "GlueVersion.V1_0", "GlueVersion.V2_0"):
+        problems.add("glue_version", _Shown(version), "FLEX needs Glue 3.0+")
     worker = worker_type.name if isinstance(worker_type, glue.WorkerType) else None
     if worker is not None and worker not in _FLEX_WORKER_TYPES:
         problems.add(

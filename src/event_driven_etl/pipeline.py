@@ -26,6 +26,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations
+from ._glue_versions import GlueVersionValue
 from ._validation import Problems, check_resource_types, is_unresolved
 from .errors import ValidationError
 from .glue_job import (
@@ -159,7 +160,7 @@ class EventDrivenEtlPipeline(Construct):
         freshness_period: Optional[Duration] = None,
         dashboard: bool = False,
         bad_records: str = "fail",
-        glue_version: glue.GlueVersion = DEFAULT_GLUE_VERSION,
+        glue_version: GlueVersionValue = DEFAULT_GLUE_VERSION,
         execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
         catalog: bool = True,
         catalog_database: Optional[glue.IDatabase] = None,
@@ -225,8 +226,10 @@ class EventDrivenEtlPipeline(Construct):
             run FAILED, the notification's cause naming the object; ``"quarantine"`` copies
             it under ``quarantine/`` in the output bucket with a ``.reason.json`` and the run
             succeeds, listing it under ``quarantined``. Default: "fail"
-        :param glue_version: Glue version of the job. Default: ``GlueVersion.V5_1`` (Spark
-            3.5.6, the newest version the offline harness proves)
+        :param glue_version: Glue version of the job: a ``glue.GlueVersion`` or
+            ``NewerGlueVersion.V6_1`` (the built-in script needs 5.0 or later; 5.1, 6.0 and
+            6.1 are proven offline). Default: ``GlueVersion.V5_1`` (Spark 3.5.6, Python 3.11:
+            the Spark of the testing extra)
         :param execution_class: ``ExecutionClass.FLEX`` runs on spare capacity at a lower
             price and may wait for it; the job and workflow timeouts' defaults double.
             Default: ``ExecutionClass.STANDARD``

@@ -23,7 +23,7 @@ _session: SparkSession | None = None
 _SCHEMES = ("s3", "s3a", "s3n")
 
 
-SPARK_LINES = {"5.0": "3.5", "5.1": "3.5", "6.0": "4.1"}
+SPARK_LINES = {"5.0": "3.5", "5.1": "3.5", "6.0": "4.1", "6.1": "4.1"}
 """Glue version -> the Spark line (major.minor) it runs, for the versions proven offline."""
 
 
