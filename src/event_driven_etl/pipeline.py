@@ -444,6 +444,11 @@ class EventDrivenEtlPipeline(Construct):
         )
         self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
 
+    def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
+        """The key the alarm topic is encrypted with, when it is known here."""
+        own: Optional[kms.IKey] = getattr(self.alarm_topic, "master_key", None)
+        return own or given
+
     def _warn_about_policies_we_cannot_change(
         self, alarms: bool, notification_topic_key: Optional[kms.IKey]
     ) -> None:
@@ -462,11 +467,13 @@ class EventDrivenEtlPipeline(Construct):
                 '"Action": "sns:Publish", "Resource": "<topic arn>", "Condition": '
                 f'{{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}.',
             )
-        key = notification_topic_key
+        alarm_topic_is_ours = self.alarm_topic is self.notification_topic
+        key = self._alarm_topic_key(notification_topic_key if alarm_topic_is_ours else None)
         if key is not None and not isinstance(key, kms.Key):
+            prop = "notification_topic_key" if alarm_topic_is_ours else "alarm_topic's key"
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:imported-topic-key",
-                "notification_topic_key is imported: its key policy is not changed here. For "
+                f"{prop} is imported: its key policy is not changed here. For "
                 "the alarms to publish, it must allow "
                 '{"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, '
                 '"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*", '
@@ -537,6 +544,12 @@ class EventDrivenEtlPipeline(Construct):
                 skip_workflow_runs=self.alarm_topic is self.notification_topic,
             )
             _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
+            # CloudWatch publishes to an encrypted topic with the topic's key, and only the
+            # key policy can let it: a topic you bring with a key of this app gets the
+            # statement too (an imported key is warned about below).
+            key = self._alarm_topic_key(alarm_topic_key)
+            if key is not None:
+                _defaults.allow_service_to_use_key(key, "cloudwatch.amazonaws.com")
         if dashboard:
             self.dashboard = _operations.create_dashboard(
                 monitoring,

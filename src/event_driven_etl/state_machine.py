@@ -8,6 +8,7 @@ from typing import Any, Optional
 from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -238,6 +239,18 @@ class EtlStateMachine(Construct):
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
         if report_bucket is not None:
+            # S3 answers a missing key with AccessDenied, not NoSuchKey, to a caller without
+            # s3:ListBucket on the bucket ("Permissions", GetObject, Amazon S3 API Reference:
+            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): without it
+            # a run of your own script, which writes no report, would end FAILED. S3 checks
+            # it without a prefix in the request, so no s3:prefix condition can narrow it.
+            machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="TellAMissingReportFromADenial",
+                    actions=["s3:ListBucket"],
+                    resources=[report_bucket.bucket_arn],
+                )
+            )
             key = report_key or report_bucket.encryption_key
             if key is not None:
                 key.grant_decrypt(machine)

@@ -149,9 +149,6 @@ class TriggerFunction(Construct):
             retention=log_retention,
             encryption_key=encryption_key,
         )
-        if encryption_key is not None:
-            # EventBridge delivers into the (KMS-encrypted) queues with its own principal.
-            _defaults.allow_service_to_use_key(encryption_key, "events.amazonaws.com")
         role = iam.Role(
             self,
             "Role",
@@ -208,6 +205,10 @@ class TriggerFunction(Construct):
                 on_failure=_QueueDestination(self.dead_letter_queue),
             )
             _nag.acknowledge_destination_queue(self.dead_letter_queue)
+        if encryption_key is not None:
+            # EventBridge delivers into the encrypted queues (the event queue, and the
+            # dead-letter queue of every rule target) with its own principal.
+            _defaults.allow_eventbridge_to_use_key_for_queues(encryption_key)
         if source_bucket is not None:
             self.rule = self._object_created_rule(
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
