@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import App, Duration, Stack
+from aws_cdk import App, ArnFormat, Duration, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -22,7 +22,13 @@ class BringYourOwnStack(Stack):
         super().__init__(scope, construct_id)
         raw = s3.Bucket.from_bucket_name(self, "RawBucket", "acme-raw-landing-zone")
         ops_topic = sns.Topic.from_topic_arn(
-            self, "OpsTopic", f"arn:aws:sns:{self.region}:{self.account}:data-platform-alerts"
+            self,
+            "OpsTopic",
+            self.format_arn(
+                service="sns",
+                resource="data-platform-alerts",
+                arn_format=ArnFormat.NO_RESOURCE_NAME,
+            ),
         )
         self.pipeline = EventDrivenEtlPipeline(
             self,

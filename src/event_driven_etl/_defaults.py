@@ -66,6 +66,41 @@ def allow_service_to_use_key(
     )
 
 
+def allow_eventbridge_to_use_key_for_queues(key: kms.IKey) -> None:
+    """Let EventBridge encrypt messages for this account's queues in this region.
+
+    AWS documents EventBridge's statement for an encrypted SQS target without conditions
+    ("Amazon SQS permissions", Using resource-based policies for Amazon EventBridge:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions)
+    and says ``aws:SourceArn``/``aws:SourceAccount`` are not supported in key policies for
+    EventBridge publishing to encrypted topics (#eb-sns-permissions): a statement conditioned
+    on them would deny every delivery. What the key use does carry is SQS's encryption
+    context, the queue's ARN (``aws:sqs:arn``, "Encryption context", Amazon SQS Developer
+    Guide: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
+    The queues' own ARNs would make a cycle (each queue names the key), so the statement
+    names this account's queues in this region; which rule may send to which queue is the
+    queue policies' business (``aws:SourceArn`` there). Idempotent per key.
+    """
+    if not isinstance(key, kms.Key) or not _first_time(key, "events-sqs"):
+        return
+    stack = Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowEventBridgeToUseTheKeyForQueues",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy, "*" means this key
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:sqs:arn": (
+                        f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:*"
+                    )
+                }
+            },
+        )
+    )
+
+
 def allow_logs_to_use_key(key: kms.IKey) -> None:
     """CloudWatch Logs encrypts a log group only if the key policy lets its regional principal."""
     if not isinstance(key, kms.Key) or not _first_time(key, "logs"):

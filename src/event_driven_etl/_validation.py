@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+import inspect
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from aws_cdk import Duration, Token
 
@@ -18,8 +20,11 @@ _DURATIONS: dict[int, tuple[Duration, Optional[float]]] = {}
 
 
 def _duration_millis(value: Duration) -> Optional[float]:
-    """Milliseconds of a Duration, None for a token; remembered per Duration object, since
-    each question costs a jsii round trip and defaults are the same objects every time."""
+    """Milliseconds of a Duration, None for a token (or for what is not a Duration, whose
+    type is reported on its own); remembered per Duration object, since each question
+    costs a jsii round trip and defaults are the same objects every time."""
+    if not isinstance(value, Duration):
+        return None
     cached = _DURATIONS.get(id(value))
     if cached is None or cached[0] is not value:
         millis = None if value.is_unresolved() else float(value.to_milliseconds())
@@ -45,13 +50,50 @@ def is_unresolved(value: Any) -> bool:
     return False
 
 
+_SHOWN_LENGTH = 80
+
+
 def show(value: Any) -> str:
+    """A value as a user recognises it: a Duration as a duration, a construct by its path,
+    an enum member as written in code, a token described (never ``${Token[...]}``), and
+    never a Python repr like ``<aws_cdk.aws_sns.Topic object at 0x...>``."""
     if isinstance(value, Duration):
         millis = _duration_millis(value)
-        if millis is not None and millis % 1000:  # the human string would hide the fraction
+        if millis is None:
+            return "a Duration token (known only at deploy time)"
+        if millis % 1000:  # the human string would hide the fraction
             return f"Duration.millis({millis:g})"
         return value.to_human_string()
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, str):
+        if type(value) is not str:  # a str subclass shows itself as written in code
+            return repr(value)
+        if is_unresolved(value):
+            return "a token (known only at deploy time)"
+        shown = value if len(value) <= _SHOWN_LENGTH else f"{value[:_SHOWN_LENGTH]}..."
+        return repr(shown)
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    node = getattr(value, "node", None)
+    path = getattr(node, "path", None)
+    if isinstance(path, str):
+        return f"{_kind(value)} at '{path or '<the app>'}'"
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        text = repr(value)
+        return text if len(text) <= _SHOWN_LENGTH else f"{text[:_SHOWN_LENGTH]}...{text[-1]}"
+    if getattr(type(value), "__repr__", None) is object.__repr__:  # <x.Y object at 0x...>
+        return f"a {_kind(value)}"
     return repr(value)
+
+
+def _kind(value: Any) -> str:
+    """``sns.Topic`` for ``aws_cdk.aws_sns.Topic``: the name as users import it."""
+    cls = type(value)
+    module = cls.__module__.rsplit(".", 1)[-1].removeprefix("aws_")
+    if cls.__module__.startswith("aws_cdk") and module not in ("aws_cdk", "_jsii"):
+        return f"{module}.{cls.__name__.lstrip('_').removesuffix('Proxy')}"
+    return cls.__name__.lstrip("_").removesuffix("Proxy")
 
 
 class Problems:
@@ -99,6 +141,19 @@ class Problems:
         unit = "whole minutes" if step == 60 else "whole seconds"
         self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}, in {unit}")
 
+    def check_types(self, props: Mapping[str, tuple[Any, TypeCheck]]) -> set[str]:
+        """Check each prop's type (``{prop: (value, check)}``) before any value check or CDK
+        sees it; return the props whose type is wrong (their values are not judged)."""
+        wrong = set()
+        for prop, (value, check) in props.items():
+            if value is None:
+                continue
+            allowed = check(value)
+            if allowed is not None:
+                self.add(prop, value, allowed)
+                wrong.add(prop)
+        return wrong
+
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationError(self.owner, self.items)
@@ -112,17 +167,68 @@ def _human(seconds: float) -> str:
     return f"{seconds:g} second(s)"
 
 
-def check_resource_types(**props: tuple[Any, str, str]) -> None:
-    """Raise one TypeError for props that are not the resource they should be: each prop is
-    ``(value, an attribute every such resource has, what to pass)``. jsii interfaces cannot
-    be checked with ``isinstance``; a bucket *name* given where a bucket is meant can."""
-    wrong = [
-        f"{prop} must be {expected}, got {type(value).__name__} {value!r}"
-        for prop, (value, attribute, expected) in props.items()
-        if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, attribute))
-    ]
-    if wrong:
-        raise TypeError("; ".join(wrong))
+TypeCheck = Callable[[Any], Optional[str]]
+"""A prop's type check: None when the value has the right type, else what is allowed."""
+
+
+def resource(attribute: str, expected: str) -> TypeCheck:
+    """A jsii interface (``s3.IBucket`` ...): jsii interfaces cannot be checked with
+    ``isinstance``, so by an attribute every such resource has; a bucket *name* given where
+    a bucket is meant is caught too."""
+
+    def check(value: Any) -> Optional[str]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, attribute):
+            return f"must be {expected}"
+        return None
+
+    return check
+
+
+def instance(cls: type, expected: str) -> TypeCheck:
+    """An instance of ``cls`` (a value class such as ``RetryPolicy``, or a CDK class)."""
+    return lambda value: None if isinstance(value, cls) else f"must be {expected}"
+
+
+def member_of(enum_type: type[enum.Enum], allowed: Optional[str] = None) -> TypeCheck:
+    """A member of a (jsii) enum: ``glue.ExecutionClass.FLEX``, not the string ``"FLEX"``."""
+    names = ", ".join(f"{enum_type.__name__}.{m.name}" for m in enum_type)
+
+    def check(value: Any) -> Optional[str]:
+        if isinstance(value, enum_type):
+            return None
+        return allowed or f"must be one of {names}"
+
+    return check
+
+
+def boolean(value: Any) -> Optional[str]:
+    """True or False; a string such as ``"false"`` is not taken for a bool."""
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+def duration(value: Any) -> Optional[str]:
+    """An ``aws_cdk.Duration``; a bare number has no unit."""
+    if isinstance(value, Duration):
+        return None
+    return "must be an aws_cdk.Duration (e.g. Duration.minutes(30)), not a bare number"
+
+
+def string(value: Any) -> Optional[str]:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def whole_number(value: Any) -> Optional[str]:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return None if ok else "must be a whole number (int)"
+
+
+def string_mapping(value: Any) -> Optional[str]:
+    """A mapping of string names to string values (Glue job arguments)."""
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return None
+    return "must be a mapping of '--name' strings to string values"
 
 
 def key_filter_problems(problems: Problems, prop: str, value: str | None) -> None:
@@ -134,5 +240,24 @@ def key_filter_problems(problems: Problems, prop: str, value: str | None) -> Non
         return
     if prop.endswith("key_prefix") and value.startswith("/"):
         problems.add(prop, value, "must not start with '/': S3 keys have no leading slash")
+    if prop.endswith("key_prefix") and ("*" in value or "?" in value):
+        problems.add(
+            prop,
+            value,
+            "must not contain '*' or '?': the prefix becomes an IAM resource of the Glue role "
+            "(and of grant_write_source), where they are wildcards",
+        )
     if len(value.encode("utf-8")) > 1024:
         problems.add(prop, value[:40] + "...", "must be at most 1,024 bytes (S3's key limit)")
+
+
+def usable(
+    given: Mapping[str, Any], wrong: set[str], function: Callable[..., Any]
+) -> dict[str, Any]:
+    """``given`` with each prop of the wrong type replaced by its default in ``function``'s
+    signature: the value checks then judge only values of the right type (a wrong type is
+    reported once, by :meth:`Problems.check_types`)."""
+    parameters = inspect.signature(function).parameters
+    return {
+        prop: parameters[prop].default if prop in wrong else value for prop, value in given.items()
+    }

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class ValidationError(ValueError):
+class ValidationError(ValueError, TypeError):
     """Props given to a construct (or to :class:`RetryPolicy` / :class:`Batching`) are invalid.
 
-    Raised at construction, before any resource is created, with every problem found at once.
-    Each problem names the prop, shows the bad value and says what is allowed.
+    Raised at construction, before any resource is created, with every problem found at once,
+    wrong types and wrong values together. Each problem names the prop, shows the bad value
+    and says what is allowed. A ``ValueError``, and a ``TypeError`` too, so one ``except``
+    catches a prop of the wrong type as well.
     """
 
     problems: tuple[str, ...]

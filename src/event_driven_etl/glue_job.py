@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, cast
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -16,6 +16,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from . import _defaults, _nag
+from . import _validation as v
 from ._glue_versions import GlueVersionValue, cfn_override, glue_version_name, l2_glue_version
 from ._validation import Problems, is_unresolved, key_filter_problems
 from .runtime.glue.etl_job import BAD_RECORDS_MODES, RUNS_DIR
@@ -37,6 +38,28 @@ RESERVED_ARGUMENTS = frozenset(
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
+
+GLUE_INTERNAL_ARGUMENTS = frozenset({"--conf", "--debug", "--mode", "--JOB_NAME"})
+"""Arguments Glue uses internally, which a job must never set ("Using job parameters in AWS
+Glue jobs": https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html)."""
+
+SECURITY_CONFIGURATION_NAME_LIMIT = 255
+"""Glue's longest security configuration name."""
+
+_BATCH_WORKER_TYPES = (
+    "G_1X",
+    "G_2X",
+    "G_4X",
+    "G_8X",
+    "G_12X",
+    "G_16X",
+    "R_1X",
+    "R_2X",
+    "R_4X",
+    "R_8X",
+)
+"""Worker types of a Spark ETL job: G.025X is for streaming jobs, Standard for Glue 1.0."""
+_IAM_WILDCARDS = ("*", "?")
 
 DEFAULT_MAX_CONCURRENT_RUNS = 10
 DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
@@ -210,27 +233,57 @@ class GlueEtlJob(Construct):
             given
         """
         problems = Problems(f"GlueEtlJob '{construct_id}'")
+        given = {
+            "source_bucket": source_bucket,
+            "output_bucket": output_bucket,
+            "script": script,
+            "source_key_prefix": source_key_prefix,
+            "output_prefix": output_prefix,
+            "manifest_prefix": manifest_prefix,
+            "execution_class": execution_class,
+            "auto_scaling": auto_scaling,
+            "worker_type": worker_type,
+            "number_of_workers": number_of_workers,
+            "timeout": timeout,
+            "max_concurrent_runs": max_concurrent_runs,
+            "job_run_queuing": job_run_queuing,
+            "extra_arguments": extra_arguments,
+            "encryption_key": encryption_key,
+            "output_encryption_key": output_encryption_key,
+            "source_bucket_key": source_bucket_key,
+            "job_name": job_name,
+            "bad_records": bad_records,
+            "quarantine_prefix": quarantine_prefix,
+            "catalog_database": catalog_database,
+            "catalog_table_name": catalog_table_name,
+        }
+        if source_bucket is None or output_bucket is None:
+            for prop in ("source_bucket", "output_bucket"):
+                if given[prop] is None:
+                    problems.add(prop, None, f"is required: {GLUE_JOB_TYPES[prop](None)}")
+        wrong = problems.check_types({p: (x, GLUE_JOB_TYPES[p]) for p, x in given.items()})
+        ok = v.usable(given, wrong, GlueEtlJob.__init__)
         check_glue_job_props(
             problems,
-            output_prefix=output_prefix,
-            manifest_prefix=manifest_prefix,
-            number_of_workers=number_of_workers,
-            max_concurrent_runs=max_concurrent_runs,
-            timeout=timeout or DEFAULT_JOB_TIMEOUT,
-            extra_arguments=extra_arguments,
-            bad_records=bad_records,
-            quarantine_prefix=quarantine_prefix,
+            output_prefix=ok["output_prefix"],
+            manifest_prefix=ok["manifest_prefix"],
+            number_of_workers=ok["number_of_workers"],
+            max_concurrent_runs=ok["max_concurrent_runs"],
+            timeout=ok["timeout"] or DEFAULT_JOB_TIMEOUT,
+            extra_arguments=ok["extra_arguments"],
+            bad_records=ok["bad_records"],
+            quarantine_prefix=ok["quarantine_prefix"],
             glue_version=glue_version,
-            execution_class=execution_class,
-            worker_type=worker_type,
-            job_run_queuing=job_run_queuing,
+            execution_class=ok["execution_class"],
+            worker_type=ok["worker_type"],
+            job_run_queuing=ok["job_run_queuing"],
             built_in_script=script is None,
-            catalog_table_name=catalog_table_name,
+            catalog_table_name=ok["catalog_table_name"],
         )
-        key_filter_problems(problems, "source_key_prefix", source_key_prefix)
-        if job_name is not None and not is_unresolved(job_name):
+        key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
+        if ok["job_name"] is not None and not is_unresolved(job_name):
             problems.require(
-                isinstance(job_name, str) and bool(_JOB_NAME.match(job_name)),
+                bool(_JOB_NAME.match(job_name or "")),
                 "job_name",
                 job_name,
                 "must be 1 to 255 characters without line breaks, or None for a generated name",
@@ -265,6 +318,13 @@ class GlueEtlJob(Construct):
         # A configuration holds no data, and its name is fixed: retaining it would make the
         # next deploy of the same app fail with "already exists".
         self.security_configuration.apply_removal_policy(RemovalPolicy.DESTROY)
+        configuration = self.security_configuration.node.default_child
+        if isinstance(configuration, glue.CfnSecurityConfiguration):
+            # CDK names it with up to 256 characters; Glue takes 255. The same name as CDK's
+            # for every path shorter than that (no replacement of deployed configurations).
+            configuration.name = Names.unique_resource_name(
+                self.security_configuration, max_length=SECURITY_CONFIGURATION_NAME_LIMIT
+            )
         role = iam.Role(
             self,
             "Role",
@@ -418,6 +478,36 @@ class GlueEtlJob(Construct):
         )
 
 
+_BUCKET = v.resource("bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(...))")
+_KEY = v.resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))")
+GLUE_JOB_TYPES: dict[str, v.TypeCheck] = {
+    "source_bucket": _BUCKET,
+    "output_bucket": _BUCKET,
+    "script": v.resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))"),
+    "source_key_prefix": v.string,
+    "output_prefix": v.string,
+    "manifest_prefix": v.string,
+    "execution_class": v.member_of(glue.ExecutionClass),
+    "auto_scaling": v.boolean,
+    "worker_type": v.member_of(glue.WorkerType),
+    "number_of_workers": v.whole_number,
+    "timeout": v.duration,
+    "max_concurrent_runs": v.whole_number,
+    "job_run_queuing": v.boolean,
+    "extra_arguments": v.string_mapping,
+    "encryption_key": _KEY,
+    "output_encryption_key": _KEY,
+    "source_bucket_key": _KEY,
+    "job_name": v.string,
+    "bad_records": v.string,
+    "quarantine_prefix": v.string,
+    "catalog_database": v.resource("database_name", "a glue.IDatabase"),
+    "catalog_table_name": v.string,
+}
+"""The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
+value, in :func:`check_glue_runtime_props`)."""
+
+
 def check_glue_job_props(
     problems: Problems,
     *,
@@ -435,8 +525,13 @@ def check_glue_job_props(
     job_run_queuing: bool = False,
     built_in_script: bool = True,
     catalog_table_name: Optional[str] = None,
+    settable: Optional[frozenset[str]] = None,
 ) -> None:
-    """Record every problem with GlueEtlJob's props (the pipeline checks them up front too)."""
+    """Record every problem with GlueEtlJob's props (the pipeline checks them up front too).
+
+    ``settable`` names the prefixes the user sets (the pipeline fixes the manifest and
+    quarantine prefixes): a clash with a fixed one is reported on the user's prop.
+    """
     check_glue_runtime_props(
         problems,
         glue_version=glue_version,
@@ -459,19 +554,57 @@ def check_glue_job_props(
         bad_records,
         f"must be one of {', '.join(repr(m) for m in BAD_RECORDS_MODES)}",
     )
-    prefixes = {
-        "output_prefix": output_prefix,
-        "manifest_prefix": manifest_prefix,
-        "quarantine_prefix": quarantine_prefix,
-    }
-    resolved = {p: v for p, v in prefixes.items() if isinstance(v, str) and not is_unresolved(v)}
+    _prefix_problems(
+        problems,
+        {
+            "output_prefix": output_prefix,
+            "manifest_prefix": manifest_prefix,
+            "quarantine_prefix": quarantine_prefix,
+        },
+        settable,
+    )
+    problems.integer_in_range("number_of_workers", number_of_workers, _MIN_WORKERS, 10_000)
+    problems.integer_in_range(
+        "max_concurrent_runs", max_concurrent_runs, 1, _MAX_CONCURRENT_RUNS_LIMIT
+    )
+    problems.seconds_in_range("timeout", timeout, 60, 7 * 24 * 3600, step=60)
+    if worker_type is not None and isinstance(worker_type, glue.WorkerType):
+        problems.require(
+            worker_type.name in _BATCH_WORKER_TYPES,
+            "worker_type",
+            worker_type,
+            "is not for a Spark ETL job (G.025X is for streaming jobs, Standard for Glue 1.0): "
+            "use WorkerType.G_1X, G_2X, G_4X, G_8X, G_12X, G_16X or an R type",
+        )
+    _argument_problems(problems, extra_arguments)
+
+
+def _prefix_problems(
+    problems: Problems, prefixes: dict[str, Any], settable: Optional[frozenset[str]]
+) -> None:
+    """Key prefixes: each a plain ``folder/``, none inside another, no IAM wildcards."""
+    resolved = {p: x for p, x in prefixes.items() if isinstance(x, str) and not is_unresolved(x)}
+    users = settable if settable is not None else frozenset(prefixes)
     for prop, prefix in resolved.items():
         for other, other_prefix in resolved.items():
-            if other != prop and prefix.startswith(other_prefix) and prefix.endswith("/"):
-                kind = other.removesuffix("_prefix").replace("output", "table")
+            if other == prop or not prefix.endswith("/"):
+                continue
+            kind = other.removesuffix("_prefix").replace("output", "table")
+            if prefix.startswith(other_prefix) and prop in users:
                 problems.add(
                     prop, prefix, f"must not be under {other_prefix!r} (the {kind} prefix)"
                 )
+            elif other_prefix.startswith(prefix) and prop in users and other not in users:
+                # The other prefix is the pipeline's own: name the prop the user set.
+                problems.add(prop, prefix, f"must not hold {other_prefix!r} (the {kind} prefix)")
+    for prop, prefix in resolved.items():
+        if any(w in prefix for w in _IAM_WILDCARDS):
+            problems.add(
+                prop,
+                prefix,
+                "must not contain '*' or '?': the prefix becomes an IAM resource of the Glue "
+                "role, where they are wildcards",
+            )
     for prop, prefix in prefixes.items():
         if isinstance(prefix, str) and is_unresolved(prefix):
             continue
@@ -484,13 +617,18 @@ def check_glue_job_props(
             prefix,
             "must be a key prefix like 'processed/': not empty, ending in '/', no leading '/'",
         )
-    problems.integer_in_range("number_of_workers", number_of_workers, _MIN_WORKERS, 10_000)
-    problems.integer_in_range(
-        "max_concurrent_runs", max_concurrent_runs, 1, _MAX_CONCURRENT_RUNS_LIMIT
-    )
-    problems.seconds_in_range("timeout", timeout, 60, 7 * 24 * 3600, step=60)
-    for name in extra_arguments or {}:
-        if name in RESERVED_ARGUMENTS:
+
+
+def _argument_problems(problems: Problems, extra_arguments: Optional[Mapping[str, str]]) -> None:
+    for name in extra_arguments if isinstance(extra_arguments, Mapping) else {}:
+        if name in GLUE_INTERNAL_ARGUMENTS:
+            problems.add(
+                "extra_arguments",
+                name,
+                "Glue uses this argument internally and a job must never set it (internal: "
+                f"{', '.join(sorted(GLUE_INTERNAL_ARGUMENTS))})",
+            )
+        elif name in RESERVED_ARGUMENTS:
             reserved = ", ".join(sorted(RESERVED_ARGUMENTS))
             problems.add(
                 "extra_arguments",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
-from typing import Optional
+from typing import Any, Optional
 
 from aws_cdk import (
     Annotations,
@@ -26,8 +27,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations
+from . import _validation as v
 from ._glue_versions import GlueVersionValue
-from ._validation import Problems, check_resource_types, is_unresolved
+from ._validation import Problems, is_unresolved
 from .errors import ValidationError
 from .glue_job import (
     DEFAULT_GLUE_VERSION,
@@ -241,73 +243,56 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
         """
-        check_resource_types(
-            source_bucket=(source_bucket, "bucket_name", _BUCKET),
-            output_bucket=(output_bucket, "bucket_name", _BUCKET),
-            access_logs_bucket=(access_logs_bucket, "bucket_name", _BUCKET),
-            notification_topic=(notification_topic, "topic_arn", _TOPIC),
-            alarm_topic=(alarm_topic, "topic_arn", _TOPIC),
-            encryption_key=(encryption_key, "key_arn", _KEY),
-            notification_topic_key=(notification_topic_key, "key_arn", _KEY),
-            source_bucket_key=(source_bucket_key, "key_arn", _KEY),
-            catalog_database=(catalog_database, "database_name", _DATABASE),
-            glue_script=(glue_script, "bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))"),
-        )
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
+        given = {
+            "source_bucket": source_bucket,
+            "source_bucket_key": source_bucket_key,
+            "glue_script": glue_script,
+            "notification_topic": notification_topic,
+            "retry_policy": retry_policy,
+            "key_prefix": key_prefix,
+            "key_suffix": key_suffix,
+            "output_bucket": output_bucket,
+            "batching": batching,
+            "pipeline_name": pipeline_name,
+            "encryption_key": encryption_key,
+            "notification_topic_key": notification_topic_key,
+            "access_logs_bucket": access_logs_bucket,
+            "removal_policy": removal_policy,
+            "output_prefix": output_prefix,
+            "worker_type": worker_type,
+            "number_of_workers": number_of_workers,
+            "job_timeout": job_timeout,
+            "max_concurrent_runs": max_concurrent_runs,
+            "job_run_queuing": job_run_queuing,
+            "extra_job_arguments": extra_job_arguments,
+            "workflow_timeout": workflow_timeout,
+            "include_execution_data": include_execution_data,
+            "log_retention": log_retention,
+            "alarms": alarms,
+            "alarm_topic": alarm_topic,
+            "freshness_period": freshness_period,
+            "dashboard": dashboard,
+            "bad_records": bad_records,
+            "execution_class": execution_class,
+            "catalog": catalog,
+            "catalog_database": catalog_database,
+            "catalog_table_name": catalog_table_name,
+        }
+        wrong = problems.check_types({prop: (given[prop], _PROP_TYPES[prop]) for prop in given})
+        # A value of the wrong type is reported once, above; the value checks see the default.
+        defaults = _prop_defaults()
+        _check_values(
+            problems,
+            scope,
+            glue_version=glue_version,
+            **{prop: defaults[prop] if prop in wrong else value for prop, value in given.items()},
+        )
+        problems.raise_if_any()
+        super().__init__(scope, construct_id)
         flex = execution_class == glue.ExecutionClass.FLEX
         workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
         job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
-        check_trigger_props(
-            problems,
-            key_prefix=key_prefix,
-            key_suffix=key_suffix,
-            batching=batching,
-            timeout=None,
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-        )
-        with problems.named({"timeout": "workflow_timeout"}):
-            check_state_machine_props(
-                problems,
-                retry_policy=retry_policy,
-                concurrency_retry=None,
-                pipeline_name=pipeline_name,
-                timeout=workflow_timeout,
-            )
-        with problems.named({"timeout": "job_timeout", "extra_arguments": "extra_job_arguments"}):
-            check_glue_job_props(
-                problems,
-                output_prefix=output_prefix,
-                manifest_prefix=MANIFEST_PREFIX,
-                number_of_workers=number_of_workers,
-                max_concurrent_runs=max_concurrent_runs,
-                timeout=job_timeout,
-                extra_arguments=extra_job_arguments,
-                bad_records=bad_records,
-                glue_version=glue_version,
-                execution_class=execution_class,
-                worker_type=worker_type,
-                job_run_queuing=job_run_queuing,
-                built_in_script=glue_script is None,
-                catalog_table_name=catalog_table_name,
-            )
-        _check_job_fits_workflow(problems, job_timeout, workflow_timeout)
-        if catalog_database is not None and not catalog:
-            problems.add("catalog_database", catalog_database, "has no effect with catalog=False")
-        problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600, step=60)
-        _check_same_environment(problems, scope, source_bucket)
-        _check_synthesizer(problems, scope)
-        _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
-        if alarm_topic is not None and not alarms:
-            problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
-        if source_bucket_key is not None and source_bucket is None:
-            problems.add(
-                "source_bucket_key",
-                source_bucket_key,
-                "is for a source_bucket you bring; the created bucket uses encryption_key",
-            )
-        problems.raise_if_any()
-        super().__init__(scope, construct_id)
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
         self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
 
@@ -318,6 +303,8 @@ class EventDrivenEtlPipeline(Construct):
         self._key_prefix = key_prefix
         self._source_bucket_key = source_bucket_key
         self._output_prefix = output_prefix
+        if output_bucket is not None:
+            _output_locations(self).append((output_bucket, output_prefix, self.node.path))
         self.access_logs_bucket = access_logs_bucket
         if self.access_logs_bucket is None and (source_bucket is None or output_bucket is None):
             self.access_logs_bucket = _defaults.new_access_logs_bucket(
@@ -447,11 +434,16 @@ class EventDrivenEtlPipeline(Construct):
         )
         self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
 
+    def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
+        """The key the alarm topic is encrypted with, when it is known here."""
+        own: Optional[kms.IKey] = getattr(self.alarm_topic, "master_key", None)
+        return own or given
+
     def _warn_about_policies_we_cannot_change(
         self, alarms: bool, notification_topic_key: Optional[kms.IKey]
     ) -> None:
         """A topic or key imported by ARN keeps its own policy: say exactly what it needs."""
-        account = Stack.of(self).account
+        account = _literal(Stack.of(self).account, "<your account id>")
         self._warn_about_an_imported_source_bucket()
         if not alarms:
             return  # the workflows publish with their roles, granted here: nothing to say
@@ -465,11 +457,13 @@ class EventDrivenEtlPipeline(Construct):
                 '"Action": "sns:Publish", "Resource": "<topic arn>", "Condition": '
                 f'{{"StringEquals": {{"aws:SourceAccount": "{account}"}}}}}}.',
             )
-        key = notification_topic_key
+        alarm_topic_is_ours = self.alarm_topic is self.notification_topic
+        key = self._alarm_topic_key(notification_topic_key if alarm_topic_is_ours else None)
         if key is not None and not isinstance(key, kms.Key):
+            prop = "notification_topic_key" if alarm_topic_is_ours else "alarm_topic's key"
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:imported-topic-key",
-                "notification_topic_key is imported: its key policy is not changed here. For "
+                f"{prop} is imported: its key policy is not changed here. For "
                 "the alarms to publish, it must allow "
                 '{"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, '
                 '"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*", '
@@ -482,10 +476,10 @@ class EventDrivenEtlPipeline(Construct):
         bucket = self.source_bucket
         if isinstance(bucket, s3.Bucket) or bucket.encryption_key or self._source_bucket_key:
             return
-        region = Stack.of(self).region
+        region = _literal(Stack.of(self).region, "<region>")
         Annotations.of(self).add_warning_v2(
             "event-driven-etl:imported-source-bucket",
-            f"The source bucket {bucket.bucket_name} is imported without its encryption key. "
+            f"The source bucket {_literal(bucket.bucket_name, '(imported)')} is imported without its encryption key. "
             "If its objects are SSE-KMS encrypted with a customer managed key, pass "
             "source_bucket_key=kms.Key.from_key_arn(...): the Glue role is then granted "
             "kms:Decrypt, and the key policy must allow it, e.g. "
@@ -540,6 +534,12 @@ class EventDrivenEtlPipeline(Construct):
                 skip_workflow_runs=self.alarm_topic is self.notification_topic,
             )
             _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
+            # CloudWatch publishes to an encrypted topic with the topic's key, and only the
+            # key policy can let it: a topic you bring with a key of this app gets the
+            # statement too (an imported key is warned about below).
+            key = self._alarm_topic_key(alarm_topic_key)
+            if key is not None:
+                _defaults.allow_service_to_use_key(key, "cloudwatch.amazonaws.com")
         if dashboard:
             self.dashboard = _operations.create_dashboard(
                 monitoring,
@@ -650,14 +650,174 @@ class EventDrivenEtlPipeline(Construct):
         )
 
 
-_BUCKET = "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Source', 'my-bucket'))"
-_TOPIC = "an sns.ITopic (e.g. sns.Topic.from_topic_arn(self, 'Topic', arn))"
-_KEY = "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))"
-_DATABASE = "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
+BUCKET = v.resource(
+    "bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Source', 'my-bucket'))"
+)
+TOPIC = v.resource("topic_arn", "an sns.ITopic (e.g. sns.Topic.from_topic_arn(self, 'Topic', arn))")
+KEY = v.resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))")
+DATABASE = v.resource(
+    "database_name", "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
+)
+GLUE_CODE = v.resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))")
+RETRY_POLICY = v.instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
+BATCHING = v.instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))")
+
+
+_PROP_TYPES: dict[str, v.TypeCheck] = {
+    "source_bucket": BUCKET,
+    "source_bucket_key": KEY,
+    "glue_script": GLUE_CODE,
+    "notification_topic": TOPIC,
+    "retry_policy": RETRY_POLICY,
+    "key_prefix": v.string,
+    "key_suffix": v.string,
+    "output_bucket": BUCKET,
+    "batching": BATCHING,
+    "pipeline_name": v.string,
+    "encryption_key": KEY,
+    "notification_topic_key": KEY,
+    "access_logs_bucket": BUCKET,
+    "removal_policy": v.member_of(RemovalPolicy),
+    "output_prefix": v.string,
+    "worker_type": v.member_of(glue.WorkerType),
+    "number_of_workers": v.whole_number,
+    "job_timeout": v.duration,
+    "max_concurrent_runs": v.whole_number,
+    "job_run_queuing": v.boolean,
+    "extra_job_arguments": v.string_mapping,
+    "workflow_timeout": v.duration,
+    "include_execution_data": v.boolean,
+    "log_retention": v.member_of(logs.RetentionDays),
+    "alarms": v.boolean,
+    "alarm_topic": TOPIC,
+    "freshness_period": v.duration,
+    "dashboard": v.boolean,
+    "bad_records": v.string,
+    "execution_class": v.member_of(glue.ExecutionClass),
+    "catalog": v.boolean,
+    "catalog_database": DATABASE,
+    "catalog_table_name": v.string,
+}
+"""The type check of every prop (``glue_version``'s is checked with its value)."""
+
+
+def _prop_defaults() -> dict[str, Any]:
+    """Each prop's default, from the signature: what a value check sees for a wrong type."""
+    parameters = inspect.signature(EventDrivenEtlPipeline.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def _check_values(
+    problems: Problems,
+    scope: Construct,
+    *,
+    source_bucket: Any,
+    source_bucket_key: Any,
+    glue_script: Any,
+    notification_topic: Any,
+    retry_policy: Any,
+    key_prefix: Any,
+    key_suffix: Any,
+    output_bucket: Any,
+    batching: Any,
+    pipeline_name: Any,
+    encryption_key: Any,
+    notification_topic_key: Any,
+    access_logs_bucket: Any,
+    removal_policy: Any,
+    output_prefix: Any,
+    worker_type: Any,
+    number_of_workers: Any,
+    job_timeout: Any,
+    max_concurrent_runs: Any,
+    job_run_queuing: Any,
+    extra_job_arguments: Any,
+    workflow_timeout: Any,
+    include_execution_data: Any,
+    log_retention: Any,
+    alarms: Any,
+    alarm_topic: Any,
+    freshness_period: Any,
+    dashboard: Any,
+    bad_records: Any,
+    execution_class: Any,
+    catalog: Any,
+    catalog_database: Any,
+    catalog_table_name: Any,
+    glue_version: Any,
+) -> None:
+    """Every value problem of the pipeline's props, and of the combinations, recorded."""
+    flex = execution_class == glue.ExecutionClass.FLEX
+    workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
+    job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
+    check_trigger_props(
+        problems,
+        key_prefix=key_prefix,
+        key_suffix=key_suffix,
+        batching=batching,
+        timeout=None,
+        retry_attempts=2,
+        max_event_age=Duration.hours(6),
+    )
+    with problems.named({"timeout": "workflow_timeout"}):
+        check_state_machine_props(
+            problems,
+            retry_policy=retry_policy,
+            concurrency_retry=None,
+            pipeline_name=pipeline_name,
+            timeout=workflow_timeout,
+        )
+    with problems.named({"timeout": "job_timeout", "extra_arguments": "extra_job_arguments"}):
+        check_glue_job_props(
+            problems,
+            output_prefix=output_prefix,
+            manifest_prefix=MANIFEST_PREFIX,
+            number_of_workers=number_of_workers,
+            max_concurrent_runs=max_concurrent_runs,
+            timeout=job_timeout,
+            extra_arguments=extra_job_arguments,
+            bad_records=bad_records,
+            glue_version=glue_version,
+            execution_class=execution_class,
+            worker_type=worker_type,
+            job_run_queuing=job_run_queuing,
+            built_in_script=glue_script is None,
+            catalog_table_name=catalog_table_name,
+            settable=frozenset({"output_prefix"}),
+        )
+    _check_job_fits_workflow(problems, job_timeout, workflow_timeout)
+    if not catalog:
+        for prop, value in (
+            ("catalog_database", catalog_database),
+            ("catalog_table_name", catalog_table_name),
+        ):
+            if value is not None:
+                problems.add(prop, value, "has no effect with catalog=False; drop one")
+    if notification_topic_key is not None and notification_topic is None:
+        problems.add(
+            "notification_topic_key",
+            notification_topic_key,
+            "is the key of a notification_topic you bring; the created topic uses encryption_key",
+        )
+    _check_output_location_is_free(problems, scope, output_bucket, output_prefix)
+    problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600, step=60)
+    _check_same_environment(problems, scope, source_bucket)
+    _check_synthesizer(problems, scope)
+    _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
+    if alarm_topic is not None and not alarms:
+        problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
+    if source_bucket_key is not None and source_bucket is None:
+        problems.add(
+            "source_bucket_key",
+            source_bucket_key,
+            "is for a source_bucket you bring; the created bucket uses encryption_key",
+        )
 
 
 def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Duration) -> None:
     """A Glue run the workflow gives up on first keeps running (and billing) unwatched."""
+    if not (isinstance(job, Duration) and isinstance(workflow, Duration)):
+        return  # a wrong type is reported on its own
     if job.is_unresolved() or workflow.is_unresolved():
         return
     job_ms, workflow_ms = job.to_milliseconds(), workflow.to_milliseconds()
@@ -710,15 +870,51 @@ def _check_no_self_trigger(
         if not isinstance(prefix, str) or is_unresolved(prefix):
             continue
         if key_prefix is None or prefix.startswith(key_prefix) or key_prefix.startswith(prefix):
+            outside = ", ".join(repr(p) for p in written.values() if isinstance(p, str))
             problems.add(
                 "key_prefix",
                 key_prefix,
                 f"with output_bucket the source bucket, the rule would match {prefix!r} "
                 f"({what}: written by the pipeline) and every run would start new runs; "
-                "give a key_prefix outside 'processed/', 'manifests/' and 'quarantine/' "
-                "(e.g. 'incoming/') or another output_bucket",
+                f"give a key_prefix outside {outside} (e.g. 'incoming/') or another "
+                "output_bucket",
             )
             return
+
+
+_OUTPUT_LOCATIONS = "_event_driven_etl_output_locations"
+
+
+def _output_locations(scope: Construct) -> list[tuple[s3.IBucket, str, str]]:
+    """The brought output buckets and prefixes of the app's pipelines, with their paths."""
+    root = scope.node.root
+    locations: list[tuple[s3.IBucket, str, str]] = root.__dict__.setdefault(_OUTPUT_LOCATIONS, [])
+    return locations
+
+
+def _check_output_location_is_free(
+    problems: Problems, scope: Construct, output_bucket: Optional[s3.IBucket], prefix: Any
+) -> None:
+    """Two pipelines writing one location would keep two tables (and two exactly-once
+    bookkeepings) over the same files, each replacing the other's output."""
+    if output_bucket is None or not isinstance(prefix, str) or is_unresolved(prefix):
+        return
+    for bucket, other_prefix, path in _output_locations(scope):
+        if _same_bucket(bucket, output_bucket) and (
+            prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+        ):
+            problems.add(
+                "output_prefix",
+                prefix,
+                f"the pipeline at '{path}' already writes {other_prefix!r} of this "
+                "output_bucket: give each pipeline its own output_prefix (e.g. 'orders/') "
+                "or its own bucket",
+            )
+
+
+def _literal(value: str, placeholder: str) -> str:
+    """A value for a message a user reads (or pastes): a token is shown as a placeholder."""
+    return placeholder if is_unresolved(value) else value
 
 
 def _same_bucket(a: s3.IBucket, b: s3.IBucket) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import Duration
 
@@ -65,6 +66,16 @@ class RetryPolicy:
                 problems.add("max_delay", self.max_delay, "must be an aws_cdk.Duration or None")
             else:
                 problems.seconds_in_range("max_delay", self.max_delay, 1, 24 * 3600)
+                _check_delay_not_below_interval(problems, self.interval, self.max_delay)
+        problems.require(
+            isinstance(self.jitter, bool), "jitter", self.jitter, "must be True or False"
+        )
+        problems.require(
+            isinstance(self.retry_failed_runs, bool),
+            "retry_failed_runs",
+            self.retry_failed_runs,
+            "must be True or False",
+        )
         problems.raise_if_any()
 
     def waits_in_seconds(self) -> list[int]:
@@ -118,3 +129,16 @@ class Batching:
                     f"must be above zero when max_batch_size ({size}) is over 10 (an SQS rule)",
                 )
         problems.raise_if_any()
+
+
+def _check_delay_not_below_interval(problems: Problems, interval: Any, max_delay: Duration) -> None:
+    """A cap below the first wait would cut every wait to the cap: say so instead."""
+    if not isinstance(interval, Duration) or interval.is_unresolved() or max_delay.is_unresolved():
+        return
+    if max_delay.to_milliseconds() < interval.to_milliseconds():
+        problems.add(
+            "max_delay",
+            max_delay,
+            f"must not be shorter than interval ({interval.to_human_string()}): it caps "
+            "every wait, the first one included",
+        )

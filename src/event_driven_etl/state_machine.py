@@ -8,6 +8,7 @@ from typing import Any, Optional
 from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -17,6 +18,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from . import _defaults, _nag
+from . import _validation as v
 from ._validation import Problems
 from .retry import RetryPolicy
 
@@ -158,12 +160,32 @@ class EtlStateMachine(Construct):
             Default: - the bucket's own key when CDK knows it
         """
         problems = Problems(f"EtlStateMachine '{construct_id}'")
+        given = {
+            "glue_job": glue_job,
+            "notification_topic": notification_topic,
+            "retry_policy": retry_policy,
+            "concurrency_retry": concurrency_retry,
+            "pipeline_name": pipeline_name,
+            "timeout": timeout,
+            "notification_topic_key": notification_topic_key,
+            "encryption_key": encryption_key,
+            "include_execution_data": include_execution_data,
+            "log_retention": log_retention,
+            "report_bucket": report_bucket,
+            "report_prefix": report_prefix,
+            "report_key": report_key,
+        }
+        for prop in ("glue_job", "notification_topic"):
+            if given[prop] is None:
+                problems.add(prop, None, f"is required: {STATE_MACHINE_TYPES[prop](None)}")
+        wrong = problems.check_types({p: (x, STATE_MACHINE_TYPES[p]) for p, x in given.items()})
+        ok = v.usable(given, wrong, EtlStateMachine.__init__)
         check_state_machine_props(
             problems,
-            retry_policy=retry_policy,
-            concurrency_retry=concurrency_retry,
-            pipeline_name=pipeline_name,
-            timeout=timeout,
+            retry_policy=ok["retry_policy"],
+            concurrency_retry=ok["concurrency_retry"],
+            pipeline_name=ok["pipeline_name"],
+            timeout=ok["timeout"],
         )
         problems.raise_if_any()
         super().__init__(scope, construct_id)
@@ -238,6 +260,18 @@ class EtlStateMachine(Construct):
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
         if report_bucket is not None:
+            # S3 answers a missing key with AccessDenied, not NoSuchKey, to a caller without
+            # s3:ListBucket on the bucket ("Permissions", GetObject, Amazon S3 API Reference:
+            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): without it
+            # a run of your own script, which writes no report, would end FAILED. S3 checks
+            # it without a prefix in the request, so no s3:prefix condition can narrow it.
+            machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="TellAMissingReportFromADenial",
+                    actions=["s3:ListBucket"],
+                    resources=[report_bucket.bucket_arn],
+                )
+            )
             key = report_key or report_bucket.encryption_key
             if key is not None:
                 key.grant_decrypt(machine)
@@ -475,6 +509,24 @@ class EtlStateMachine(Construct):
         publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
         return publish
 
+
+_RETRY_POLICY = v.instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
+STATE_MACHINE_TYPES: dict[str, v.TypeCheck] = {
+    "glue_job": v.resource("job_name", "a glue.IJob (e.g. glue.Job.from_job_attributes(...))"),
+    "notification_topic": v.resource("topic_arn", "an sns.ITopic"),
+    "retry_policy": _RETRY_POLICY,
+    "concurrency_retry": _RETRY_POLICY,
+    "pipeline_name": v.string,
+    "timeout": v.duration,
+    "notification_topic_key": v.resource("key_arn", "a kms.IKey"),
+    "encryption_key": v.resource("key_arn", "a kms.IKey"),
+    "include_execution_data": v.boolean,
+    "log_retention": v.member_of(logs.RetentionDays),
+    "report_bucket": v.resource("bucket_name", "an s3.IBucket"),
+    "report_prefix": v.string,
+    "report_key": v.resource("key_arn", "a kms.IKey"),
+}
+"""The type check of each of EtlStateMachine's props."""
 
 PIPELINE_NAME_LIMIT = 256
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import jsii
 from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
@@ -24,6 +24,7 @@ from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct, IConstruct
 
 from . import _defaults, _nag
+from . import _validation as v
 from ._validation import Problems, is_unresolved, key_filter_problems
 from .retry import Batching
 from .runtime.trigger.s3_events import INLINE_LIMIT_BYTES, encode_key
@@ -123,14 +124,35 @@ class TriggerFunction(Construct):
         :param log_retention: Retention of the function's log group. Default: one year
         """
         problems = Problems(f"TriggerFunction '{construct_id}'")
+        given = {
+            "state_machine": state_machine,
+            "source_bucket": source_bucket,
+            "key_prefix": key_prefix,
+            "key_suffix": key_suffix,
+            "batching": batching,
+            "manifest_bucket": manifest_bucket,
+            "manifest_prefix": manifest_prefix,
+            "timeout": timeout,
+            "retry_attempts": retry_attempts,
+            "max_event_age": max_event_age,
+            "encryption_key": encryption_key,
+            "log_retention": log_retention,
+            "ignored_locations": ignored_locations,
+        }
+        if state_machine is None:
+            problems.add(
+                "state_machine", None, f"is required: {TRIGGER_TYPES['state_machine'](None)}"
+            )
+        wrong = problems.check_types({p: (x, TRIGGER_TYPES[p]) for p, x in given.items()})
+        ok = v.usable(given, wrong, TriggerFunction.__init__)
         check_trigger_props(
             problems,
-            key_prefix=key_prefix,
-            key_suffix=key_suffix,
-            batching=batching,
-            timeout=timeout,
-            retry_attempts=retry_attempts,
-            max_event_age=max_event_age,
+            key_prefix=ok["key_prefix"],
+            key_suffix=ok["key_suffix"],
+            batching=ok["batching"],
+            timeout=ok["timeout"],
+            retry_attempts=ok["retry_attempts"],
+            max_event_age=ok["max_event_age"],
         )
         if (key_prefix or key_suffix) and source_bucket is None:
             problems.add(
@@ -149,9 +171,6 @@ class TriggerFunction(Construct):
             retention=log_retention,
             encryption_key=encryption_key,
         )
-        if encryption_key is not None:
-            # EventBridge delivers into the (KMS-encrypted) queues with its own principal.
-            _defaults.allow_service_to_use_key(encryption_key, "events.amazonaws.com")
         role = iam.Role(
             self,
             "Role",
@@ -208,6 +227,10 @@ class TriggerFunction(Construct):
                 on_failure=_QueueDestination(self.dead_letter_queue),
             )
             _nag.acknowledge_destination_queue(self.dead_letter_queue)
+        if encryption_key is not None:
+            # EventBridge delivers into the encrypted queues (the event queue, and the
+            # dead-letter queue of every rule target) with its own principal.
+            _defaults.allow_eventbridge_to_use_key_for_queues(encryption_key)
         if source_bucket is not None:
             self.rule = self._object_created_rule(
                 source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
@@ -336,6 +359,31 @@ class TriggerFunction(Construct):
                 )
             )
         return rule
+
+
+def _string_sequence(value: Any) -> Optional[str]:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+    return None if ok else "must be a list of 's3://bucket/prefix' strings"
+
+
+TRIGGER_TYPES: dict[str, v.TypeCheck] = {
+    "state_machine": v.resource(
+        "state_machine_arn", "an sfn.IStateMachine (e.g. EtlStateMachine(...).state_machine)"
+    ),
+    "source_bucket": v.resource("bucket_name", "an s3.IBucket"),
+    "key_prefix": v.string,
+    "key_suffix": v.string,
+    "batching": v.instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))"),
+    "manifest_bucket": v.resource("bucket_name", "an s3.IBucket"),
+    "manifest_prefix": v.string,
+    "timeout": v.duration,
+    "retry_attempts": v.whole_number,
+    "max_event_age": v.duration,
+    "encryption_key": v.resource("key_arn", "a kms.IKey"),
+    "log_retention": v.member_of(logs.RetentionDays),
+    "ignored_locations": _string_sequence,
+}
+"""The type check of each of TriggerFunction's props."""
 
 
 def check_trigger_props(

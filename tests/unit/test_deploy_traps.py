@@ -178,5 +178,16 @@ def test_eventbridge_keeps_its_scoped_key_grant_in_every_mode(stack: Stack, batc
     [events] = [
         s for s in policy["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}
     ]
-    assert events["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
+    # AWS does not support aws:SourceAccount/aws:SourceArn in key policies for EventBridge:
+    # the statement is scoped by SQS's encryption context to this account's queues.
+    assert events["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:sqs:arn": {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, ":sqs:eu-west-1:111111111111:*"],
+                ]
+            }
+        }
+    }
     assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]

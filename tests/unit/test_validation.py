@@ -123,7 +123,7 @@ def test_fails_output_prefix_without_trailing_slash(stack: Stack) -> None:
 
 
 def test_fails_retry_policy_of_wrong_type(stack: Stack) -> None:
-    with pytest.raises(ValidationError, match=r"retry_policy=3: must be a RetryPolicy or None"):
+    with pytest.raises(ValidationError, match=r"retry_policy=3: must be a RetryPolicy \(e.g."):
         EventDrivenEtlPipeline(stack, "Pipeline", retry_policy=3)  # type: ignore[arg-type]
 
 
@@ -293,9 +293,8 @@ def test_fails_a_job_timeout_longer_than_the_workflow_timeout(stack: Stack) -> N
 
 def test_fails_a_bucket_name_where_a_bucket_is_meant(stack: Stack) -> None:
     with pytest.raises(
-        TypeError,
-        match=r"source_bucket must be an s3.IBucket \(e.g. s3.Bucket.from_bucket_name.*got str "
-        r"'my-bucket'",
+        TypeError,  # ValidationError is a TypeError too
+        match=r"source_bucket='my-bucket': must be an s3.IBucket \(e.g. s3.Bucket.from_bucket_name",
     ):
         EventDrivenEtlPipeline(stack, "Pipeline", source_bucket="my-bucket")  # type: ignore[arg-type]
 

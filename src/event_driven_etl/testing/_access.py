@@ -94,7 +94,12 @@ class AccessGate:
     # ---------------------------------------------------------------- S3
 
     def check_s3(self, principal: Principal, action: str, bucket: str, key: str) -> None:
-        """An object call (``s3:GetObject``, ``s3:PutObject``, ...) and its key use."""
+        """An object call (``s3:GetObject``, ``s3:PutObject``, ...) and its key use.
+
+        A read of a key that does not exist is answered by the caller's ``s3:ListBucket``
+        right: ``NoSuchKey`` (404) with it, ``AccessDenied`` (403) without, as S3 answers
+        ("Permissions" of GetObject and HeadObject, Amazon S3 API Reference:
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)."""
         kms_key = self.bucket_keys.get(bucket)
         key_actions = ("kms:Decrypt",) if action == "s3:GetObject" else ("kms:GenerateDataKey",)
         self.policies.check(
@@ -106,6 +111,30 @@ class AccessGate:
             key_actions=key_actions if kms_key else (),
             key_context={"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
         )
+        if action == "s3:GetObject":
+            self._check_missing_key(principal, bucket, key)
+
+    def _check_missing_key(self, principal: Principal, bucket: str, key: str) -> None:
+        from botocore.exceptions import ClientError
+
+        from ._clients import emulated_client
+
+        try:
+            emulated_client("s3").head_object(Bucket=bucket, Key=key)
+            return
+        except ClientError:
+            pass  # missing (or no such bucket): S3 decides what to say by ListBucket
+        bucket_arn = f"arn:aws:s3:::{bucket}"
+        allowed, why = self.policies.allows(
+            principal, "s3:ListBucket", bucket_arn, resource_policy_of=bucket_arn
+        )
+        if not allowed:
+            raise AccessDeniedError(
+                principal,
+                "s3:ListBucket",
+                bucket_arn,
+                f"{why}, and without it S3 answers a missing key ({key}) with AccessDenied",
+            )
 
     # ---------------------------------------------------------------- own clients
 
@@ -231,6 +260,14 @@ class AccessGate:
         """A call to an encrypted topic or queue: the call, then the key use the service
         makes on the caller's behalf (``kms:ViaService``)."""
         key = keys.get(resource)
+        key_context = {**(context or {}), "kms:ViaService": f"{service}.{REGION}.amazonaws.com"}
+        if service == "sqs":  # SQS encrypts with the queue's ARN as encryption context
+            key_context["kms:EncryptionContext:aws:sqs:arn"] = resource
+        if principal == EVENTS:
+            # EventBridge's key use carries no aws:SourceArn/aws:SourceAccount (AWS: those
+            # keys are not supported in key policies for EventBridge targets).
+            key_context.pop("aws:SourceArn", None)
+            key_context.pop("aws:SourceAccount", None)
         self.policies.check(
             principal,
             action,
@@ -238,7 +275,7 @@ class AccessGate:
             context,
             key=key,
             key_actions=("kms:GenerateDataKey", "kms:Decrypt") if key else (),
-            key_context={**(context or {}), "kms:ViaService": f"{service}.{REGION}.amazonaws.com"},
+            key_context=key_context,
         )
 
     # ---------------------------------------------------------------- alarms

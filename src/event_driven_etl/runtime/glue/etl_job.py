@@ -1075,7 +1075,8 @@ def run(
     storage = Storage(spark)
     report_uri = f"{output}{RUNS_DIR}/{batch_id}.json"
     report = _start_report(storage, report_uri, batch_id, ingested_at)
-    summary_uri = report_uri.replace(".json", ".summary.json")
+    # Only the name's own ending: a bucket or prefix may hold ".json" too (logs.json.example).
+    summary_uri = summary_uri_of(report_uri)
     # Both rewritten now: a retry that fails another way must not be notified with the
     # cause an earlier attempt left behind.
     storage.write_text(report_uri, json.dumps(report.full()))
@@ -1156,6 +1157,11 @@ def _classify_rows(
 CAUSE_LINES = 20
 CAUSE_CHARS = 8_000
 """A failure's cause stays well inside Step Functions' 32,768 characters and SNS's 256 KB."""
+
+
+def summary_uri_of(report_uri: str) -> str:
+    """``.../<batch_id>.summary.json`` beside the run report ``.../<batch_id>.json``."""
+    return f"{report_uri.removesuffix('.json')}.summary.json"
 
 
 def refusal_cause(refused: Sequence[Outcome], report_uri: str = "") -> str:
