@@ -70,7 +70,7 @@ project.add_task(
 project.test_task.reset("bash scripts/test")
 project.add_task(
     "docs",
-    description="Regenerate API.md from the docstrings (griffe2md)",
+    description="Regenerate API.md from the docstrings (docs/generate.py)",
     exec="bash scripts/docs",
 )
 project.add_task(

@@ -56,8 +56,13 @@ __all__ = [
 
 def _public(value: Any) -> Any:
     # Documentation tools and help() show where users import a name from, not the private
-    # module that defines it (as httpx does).
+    # module that defines it (as httpx does); help() lists the attributes an instance holds.
+    from ._docs import with_attribute_docs
+
+    defined_in = value.__module__
     value.__module__ = __name__
+    if isinstance(value, type):
+        with_attribute_docs(value, defined_in)
     return value
 
 

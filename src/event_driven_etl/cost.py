@@ -6,6 +6,8 @@ matters more than the data: one run per object pays the minimum for every object
 pays it once. The prices are inputs: pass your region's (the defaults are us-east-1's
 published list prices) and the run-time figures you measure.
 
+Importing this module does not load aws-cdk-lib (nor start jsii's Node.js process).
+
 Example::
 
     from event_driven_etl.cost import estimate_glue_cost
@@ -60,10 +62,13 @@ class GlueCostEstimate:
     """What a day of runs costs."""
 
     runs_per_day: int
+    """Glue runs a day: one per object, or one per batch of ``objects_per_run``."""
     seconds_per_run: float
     """Run time of one run, before the billing minimum."""
     dpu_hours_per_day: float
+    """Billed DPU-hours a day (each run at least the billing minimum)."""
     dollars_per_day: float
+    """Billed dollars a day, at the prices given, rounded to the cent."""
 
     @property
     def dollars_per_month(self) -> float:

@@ -18,14 +18,19 @@ class Run:
     """One finished workflow execution."""
 
     execution_arn: str
+    """The execution's ARN (the ``execution`` field of its notification)."""
     name: str
+    """The execution's name: derived from the object's identity (or the batch's)."""
     status: str
     """``"SUCCEEDED"``, ``"FAILED"``, ``"TIMED_OUT"`` or ``"ABORTED"``."""
     objects: list[str]
     """The ``s3://bucket/key`` URIs the run processed (read from the manifest if there is one)."""
     manifest: Optional[str] = None
+    """The ``s3://`` URI of the batch's manifest, when the objects did not fit inline."""
     error: Optional[str] = None
+    """The execution's error when it did not succeed (e.g. ``EtlPipelineFailed``)."""
     cause: Optional[str] = None
+    """The execution's cause when it did not succeed (for a refused object: its reason)."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,15 @@ class GlueRun:
     """One Glue job run the workflow started."""
 
     run_id: str
+    """Glue's ``JobRunId``."""
     arguments: dict[str, str]
+    """The run's job arguments (``--objects`` or ``--manifest``, ``--batch_id``, ...)."""
     status: str
+    """Glue's ``JobRunState`` at the end: ``"SUCCEEDED"``, ``"FAILED"``, ``"TIMEOUT"``..."""
     error_message: Optional[str] = None
+    """Glue's ``ErrorMessage`` of a run that did not succeed."""
     written: list[str] = field(default_factory=list)
+    """Output keys the run wrote."""
 
 
 def executions(sfn: Any, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
