@@ -141,9 +141,17 @@ def new_secure_bucket(
     access_logs_bucket: Optional[s3.IBucket] = None,
     access_logs_prefix: Optional[str] = None,
     lifecycle_rules: Optional[list[s3.LifecycleRule]] = None,
+    logs_bucket_is_ours: bool = True,
 ) -> s3.Bucket:
-    """Private, TLS-only, encrypted, access-logged bucket."""
-    return s3.Bucket(
+    """Private, TLS-only, encrypted, access-logged bucket.
+
+    Access logs are always delivered by bucket policy, never by ACL. For a logs bucket of
+    the pipeline's own, CDK writes that policy (the pipeline sets its flag); a logs bucket
+    you bring lives outside the pipeline, where CDK reads *your* app's flags and would
+    switch the bucket to ACL ``LogDeliveryWrite`` (or fail on S3's default object
+    ownership), so the logging configuration and the policy statement are written here.
+    """
+    bucket = s3.Bucket(
         scope,
         construct_id,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -157,9 +165,33 @@ def new_secure_bucket(
         event_bridge_enabled=event_bridge_enabled,
         removal_policy=removal_policy,
         auto_delete_objects=False,
-        server_access_logs_bucket=access_logs_bucket,
-        server_access_logs_prefix=access_logs_prefix,
+        server_access_logs_bucket=access_logs_bucket if logs_bucket_is_ours else None,
+        server_access_logs_prefix=access_logs_prefix if logs_bucket_is_ours else None,
         lifecycle_rules=lifecycle_rules,
+    )
+    if access_logs_bucket is not None and not logs_bucket_is_ours:
+        _log_by_bucket_policy(bucket, access_logs_bucket, access_logs_prefix or "")
+    return bucket
+
+
+def _log_by_bucket_policy(bucket: s3.Bucket, logs_bucket: s3.IBucket, prefix: str) -> None:
+    """S3 server access logs of ``bucket`` into ``logs_bucket``, granted to the logging
+    service by bucket policy (as AWS recommends over the log-delivery ACL)."""
+    resource = bucket.node.default_child
+    if isinstance(resource, s3.CfnBucket):
+        resource.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+            destination_bucket_name=logs_bucket.bucket_name, log_file_prefix=prefix or None
+        )
+    logs_bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[logs_bucket.arn_for_objects(f"{prefix}*")],
+            conditions={
+                "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Stack.of(bucket).account},
+            },
+        )
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from aws_cdk import CfnResource, Duration, Stack
+from aws_cdk import ArnFormat, CfnResource, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -100,6 +100,20 @@ def allow_alarms_to_publish(topic: sns.ITopic, alarms: list[cloudwatch.IAlarm]) 
     if not alarms:
         return
     stack = Stack.of(topic)
+    alarm_stack = Stack.of(alarms[0])
+    sources: list[str] = [a.alarm_arn for a in alarms]
+    if alarm_stack is not stack:
+        # A topic of another stack (a central alerting stack) naming the alarms' ARNs would
+        # make that stack depend on this one, which depends on it for the topic: a cycle.
+        # CloudFormation names the alarms "<stack name>-<id>-<suffix>": match those.
+        sources = [
+            alarm_stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"{alarm_stack.stack_name}-*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ]
     topic.add_to_resource_policy(
         iam.PolicyStatement(
             sid="AllowThePipelinesAlarms",
@@ -108,7 +122,7 @@ def allow_alarms_to_publish(topic: sns.ITopic, alarms: list[cloudwatch.IAlarm]) 
             resources=[topic.topic_arn],
             conditions={
                 "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {"aws:SourceArn": [a.alarm_arn for a in alarms]},
+                "ArnLike": {"aws:SourceArn": sources},
             },
         )
     )
@@ -168,9 +182,9 @@ def watch_glue_job_failures(
     log_encryption_key: Optional[kms.IKey],
     log_retention: logs.RetentionDays,
     skip_workflow_runs: bool,
-) -> events.Rule:
+) -> tuple[events.Rule, sfn.StateMachine]:
     """Failed Glue runs reach ``topic`` (the alarm topic) as a FAILED notification, with the
-    SNS ``status`` attribute subscribers filter on.
+    SNS ``status`` attribute subscribers filter on. Returns the rule and the notifier.
 
     With ``skip_workflow_runs`` (the alarm topic *is* the notification topic), a run the
     workflow started is not notified here: the workflow's own FAILED notification already
@@ -211,7 +225,18 @@ def watch_glue_job_failures(
             max_event_age=Duration.hours(24),
         )
     )
-    return rule
+    return rule, notifier
+
+
+def notifier_failed_spec(notifier: sfn.IStateMachine) -> AlarmSpec:
+    """The job-state notifier failing (a denied publish, a run it cannot read) is otherwise
+    unseen: its own FAILED notification is what failed."""
+    return AlarmSpec(
+        "JobStateNotifierFailedAlarm",
+        "The notifier of failed Glue runs FAILED: a failed run was not notified. Check its "
+        "log group (the topic's policy and key, glue:GetJobRun).",
+        notifier.metric_failed(period=ALARM_PERIOD, statistic="Sum"),
+    )
 
 
 STARTED_BY_WORKFLOW = '*"--batch_id"*'

@@ -319,6 +319,7 @@ class EventDrivenEtlPipeline(Construct):
             removal_policy=removal_policy,
             encryption_key=bucket_key,
             access_logs_bucket=self.access_logs_bucket,
+            logs_bucket_is_ours=access_logs_bucket is None,
             access_logs_prefix="source/",
         )
         self.output_bucket = output_bucket or _defaults.new_secure_bucket(
@@ -328,6 +329,7 @@ class EventDrivenEtlPipeline(Construct):
             removal_policy=removal_policy,
             encryption_key=bucket_key,
             access_logs_bucket=self.access_logs_bucket,
+            logs_bucket_is_ours=access_logs_bucket is None,
             access_logs_prefix="output/",
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -433,6 +435,9 @@ class EventDrivenEtlPipeline(Construct):
             alarm_topic_key=notification_topic_key if alarm_topic is None else None,
         )
         self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
+        self._warn_about_an_imported_access_logs_bucket(
+            created_a_bucket=source_bucket is None or output_bucket is None
+        )
 
     def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
         """The key the alarm topic is encrypted with, when it is known here."""
@@ -472,6 +477,22 @@ class EventDrivenEtlPipeline(Construct):
                 "are added).",
             )
 
+    def _warn_about_an_imported_access_logs_bucket(self, created_a_bucket: bool) -> None:
+        logs_bucket = self.access_logs_bucket
+        if not created_a_bucket or logs_bucket is None or isinstance(logs_bucket, s3.Bucket):
+            return
+        Annotations.of(self).add_warning_v2(
+            "event-driven-etl:imported-access-logs-bucket",
+            f"access_logs_bucket {_literal(logs_bucket.bucket_name, '(imported)')} is imported: "
+            "its policy is not changed here. For S3 to deliver the access logs of the "
+            "pipeline's buckets it must allow "
+            '{"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, '
+            '"Action": "s3:PutObject", "Resource": "<its arn>/*", "Condition": '
+            '{"StringEquals": {"aws:SourceAccount": '
+            f'"{_literal(Stack.of(self).account, "<your account id>")}"}}}}}} '
+            "(logs are delivered by bucket policy, never by ACL).",
+        )
+
     def _warn_about_an_imported_source_bucket(self) -> None:
         bucket = self.source_bucket
         if isinstance(bucket, s3.Bucket) or bucket.encryption_key or self._source_bucket_key:
@@ -479,7 +500,8 @@ class EventDrivenEtlPipeline(Construct):
         region = _literal(Stack.of(self).region, "<region>")
         Annotations.of(self).add_warning_v2(
             "event-driven-etl:imported-source-bucket",
-            f"The source bucket {_literal(bucket.bucket_name, '(imported)')} is imported without its encryption key. "
+            f"The source bucket {_literal(bucket.bucket_name, '(imported)')} is imported "
+            "without its encryption key. "
             "If its objects are SSE-KMS encrypted with a customer managed key, pass "
             "source_bucket_key=kms.Key.from_key_arn(...): the Glue role is then granted "
             "kms:Decrypt, and the key policy must allow it, e.g. "
@@ -520,7 +542,7 @@ class EventDrivenEtlPipeline(Construct):
                         self.alarm_topic,
                     )
                 )
-            self.glue_job_failed_rule = _operations.watch_glue_job_failures(
+            self.glue_job_failed_rule, notifier = _operations.watch_glue_job_failures(
                 monitoring,
                 self.glue_job.job,
                 self.pipeline_name,
@@ -532,6 +554,9 @@ class EventDrivenEtlPipeline(Construct):
                 # One failure, one FAILED message on the notification topic; a separate
                 # alarm topic hears of every failed run.
                 skip_workflow_runs=self.alarm_topic is self.notification_topic,
+            )
+            self.alarms += _operations.create_alarms(
+                monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
             )
             _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
             # CloudWatch publishes to an encrypted topic with the topic's key, and only the

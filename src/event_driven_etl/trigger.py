@@ -37,6 +37,10 @@ ASSET_EXCLUDES = ["__pycache__", "*.pyc", "__init__.py"]
 
 """Object lists larger than this (as JSON) go to the Glue job as a manifest file."""
 
+TRIGGER_MAX_CONCURRENCY = 2
+"""Most concurrent trigger invocations in batching mode (the event source's
+``ScalingConfig.MaximumConcurrency``; 2 is the lowest SQS allows)."""
+
 MAX_RECEIVE_COUNT = 5
 """Deliveries of one SQS message before it moves to the dead-letter queue."""
 
@@ -316,6 +320,11 @@ class TriggerFunction(Construct):
                 batch_size=batching.max_batch_size,
                 max_batching_window=batching.max_batching_window,
                 report_batch_item_failures=True,
+                # Without a cap Lambda scales pollers up under load, and each takes its share
+                # of the queue: batches shrink below max_batch_size and Glue runs multiply.
+                # Two (SQS's lowest MaximumConcurrency) keep batches full; starting an
+                # execution takes the function a moment.
+                max_concurrency=TRIGGER_MAX_CONCURRENCY,
             )
         )
 
