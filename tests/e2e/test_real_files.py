@@ -66,6 +66,8 @@ LANDED: dict[str, Callable[[], int]] = {
     "election_features_nested.jsonl": lambda: _json_lines_rows("election_features_nested.jsonl"),
     "sf_temps_nanos.parquet": lambda: pq.read_metadata(CORPUS / "sf_temps_nanos.parquet").num_rows,
     "statecrime_german_header.csv": lambda: _csv_rows("statecrime_german_header.csv"),
+    "penguins.csv": lambda: _csv_rows("penguins.csv"),
+    "nightingale.csv": lambda: _csv_rows("nightingale.csv"),
 }
 SKIPPED = {
     "empty.csv": "empty object (0 bytes)",

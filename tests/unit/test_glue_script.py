@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from event_driven_etl.runtime.glue import etl_job
 from event_driven_etl.testing._output import read_table_rows
@@ -167,30 +169,56 @@ def test_an_empty_object_is_skipped_with_a_reason() -> None:
     assert etl_job.sniff("s3://b/a.jsonl", 3, b" \n\n").skip == "no data (only whitespace)"
 
 
+M = etl_job.FITS_MASK
+
+
 @pytest.mark.parametrize(
-    ("values", "expected"),
+    ("masks", "expected"),
     [
-        ({"bigint": 0, "double": 0, "boolean": 5, "date": 5, "timestamp": 5}, "bigint"),
-        ({"bigint": 2, "double": 0, "boolean": 5, "date": 5, "timestamp": 5}, "double"),
-        ({"bigint": 5, "double": 5, "boolean": 0, "date": 5, "timestamp": 5}, "boolean"),
-        ({"bigint": 5, "double": 5, "boolean": 5, "date": 1, "timestamp": 0}, "timestamp"),
-        ({"bigint": 5, "double": 5, "boolean": 5, "date": 5, "timestamp": 5}, "string"),
+        ([M["bigint"], M["bigint"]], "bigint"),
+        ([M["bigint"], M["double"]], "double"),
+        ([M["boolean"]], "boolean"),
+        ([M["date"], M["timestamp"]], "timestamp"),
+        ([M["bigint"], M["boolean"]], "string"),
+        ([M["date"], 0], "string"),
     ],
 )
-def test_a_text_column_takes_the_first_type_every_value_parses_as(
-    values: dict[str, int], expected: str
-) -> None:
-    assert etl_job.text_type(values) == expected
+def test_a_column_takes_the_least_type_every_value_fits(masks: list[int], expected: str) -> None:
+    meet = masks[0]
+    for mask in masks[1:]:
+        meet &= mask
+    assert etl_job.mask_type(meet) == expected
 
 
 def test_types_join_by_widening_or_fall_back_to_string() -> None:
     assert etl_job.join_types("bigint", "double") == "double"
     assert etl_job.join_types("date", "timestamp") == "timestamp"
     assert etl_job.join_types("bigint", "timestamp") == "string"
-    assert etl_job.fits("bigint", "double", None)
-    assert not etl_job.fits("double", "bigint", None)
-    assert etl_job.fits("string", "bigint", {"bigint": 0})
-    assert not etl_job.fits("string", "bigint", {"bigint": 1})
+    assert etl_job.join_types("decimal(10,2)", "bigint") == "string"
+    assert etl_job.fits("bigint", "double", M["bigint"])
+    assert not etl_job.fits("double", "bigint", M["double"])
+    assert etl_job.fits("double", "bigint", M["bigint"])  # 181.0 is the integer 181
+    assert etl_job.fits("string", "bigint", M["bigint"])
+    assert not etl_job.fits("string", "bigint", 0)
+
+
+TYPES = st.sampled_from((*etl_job.TYPE_ORDER, "string"))
+
+
+@given(st.lists(TYPES, min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_the_join_of_types_does_not_depend_on_their_order(types: list[str], rng: Any) -> None:
+    """Associative and commutative, and consistent with fits: the typing rule's core."""
+    shuffled = list(types)
+    rng.shuffle(shuffled)
+    left, right = types[0], shuffled[0]
+    for name in types[1:]:
+        left = etl_job.join_types(left, name)
+    for name in shuffled[1:]:
+        right = etl_job.join_types(right, name)
+    assert left == right
+    for name in types:  # every value fits the joined type, as if it had come first
+        mask = etl_job.FITS_MASK.get(name)
+        assert etl_job.fits(name, left, mask)
 
 
 def test_non_ascii_names_stay_readable() -> None:
@@ -422,11 +450,7 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
     from event_driven_etl.testing import _moto_patches
 
     _moto_patches.apply()
-    numbers = etl_job.FileStats(
-        rows=2,
-        non_null={"x": 2},
-        text_misses={"x": {"bigint": 0, "double": 0, "boolean": 2, "date": 2, "timestamp": 2}},
-    )
+    numbers = etl_job.FileStats(rows=2, non_null={"x": 2}, masks={"x": etl_job.FITS_MASK["bigint"]})
     group = etl_job.Group(
         probes=[etl_job.Probe(uri="s3://b/in/b.csv", fmt="csv")],
         frame=cast(Any, None),

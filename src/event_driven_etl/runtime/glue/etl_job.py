@@ -41,8 +41,9 @@ import re
 import sys
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
@@ -60,8 +61,10 @@ _CODECS = {".gz": "gzip", ".bz2": "bz2"}
 _SUFFIX_OF = {codec: suffix for suffix, codec in _CODECS.items()}
 METADATA_COLUMNS = ("_source_object", "_ingested_at", "ingestion_date")
 BAD_RECORDS_MODES = ("fail", "quarantine")
-NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "#n/a")
-"""Read as missing in a typed column (as pandas does); a string column keeps them verbatim."""
+NULL_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>")
+"""A text value that is one of these (trimmed, spelled exactly so: ``none`` is a word) is
+missing, in every column, as pandas reads them: so a column's values, and whether it has any,
+never depend on the type it gets."""
 
 RUNS_DIR = "_runs"
 SCHEMA_FILE = "_schema.json"
@@ -78,29 +81,33 @@ _ROW_ID = "_row_id"
 _HADOOP_GLOB = re.compile(r"([\\*?\[\]{}])")
 _NOT_WORD = re.compile(r"[\W]+", re.UNICODE)
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NANOS_FIELD = re.compile(r"^\s*\w+\s+int64\s+(\S+)\s+\(TIMESTAMP\(NANOS", re.MULTILINE)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]")
 
-# Candidate types for text values, in the order they are tried (the first that every value
-# of a column matches wins); the regular expressions gate Spark's casts, which are lenient
-# ("2020" casts to a timestamp, "007" to 7: zero-padded codes stay strings here).
-_TEXT_TYPES: tuple[tuple[str, str], ...] = (
-    ("bigint", r"^[+-]?(0|[1-9][0-9]{0,17})$"),  # up to 18 digits: always fits a bigint
-    ("double", r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"),
-    ("boolean", r"^(?i)(true|false)$"),
-    ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
-    (
-        "timestamp",
-        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
-        r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$",
-    ),
+# The regular expressions gate Spark's casts, which are lenient ("2020" casts to a timestamp,
+# "007" to 7: zero-padded codes stay strings here).
+_INTEGER = r"^[+-]?(0|[1-9][0-9]{0,17})$"  # up to 18 digits: always fits a bigint
+_WHOLE = r"^[+-]?(0|[1-9][0-9]{0,17})\.0*$"  # 181.0 (pandas' integers with gaps): a bigint
+_DECIMAL = r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 )
-_NEEDS_CAST_CHECK = frozenset({"date", "timestamp"})
-"""Types whose pattern admits values that do not exist (2026-02-30): Spark's cast decides."""
-_WIDENS_TO: dict[tuple[str, str], str] = {
-    ("bigint", "double"): "double",
-    ("date", "timestamp"): "timestamp",
+
+TYPE_ORDER = ("bigint", "double", "boolean", "date", "timestamp")
+"""The types a column can be inferred as, most specific first (else ``string``)."""
+_BIT = {name: 1 << index for index, name in enumerate(TYPE_ORDER)}
+FITS_MASK = {
+    "bigint": _BIT["bigint"] | _BIT["double"],
+    "double": _BIT["double"],
+    "boolean": _BIT["boolean"],
+    "date": _BIT["date"] | _BIT["timestamp"],
+    "timestamp": _BIT["timestamp"],
 }
+"""A value's type -> the table types that represent it exactly (as bits; ``string`` holds
+everything). These sets are chains (bigint < double, date < timestamp, boolean), so the
+types of any set of values meet in one least type whatever their order: the typing rule is
+order-independent."""
 
 
 class JobInputError(ValueError):
@@ -253,7 +260,6 @@ class Probe:
     sep: str = ","
     header: tuple[str, ...] = ()
     json_layout: str = "lines"
-    nanos_columns: tuple[str, ...] = ()
     parquet_schema: str = ""
 
     @property
@@ -289,7 +295,7 @@ def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
     if probe.problem:
         return probe
     try:
-        text = _decompressed_text(head, compression)
+        text, complete = _decompressed_text(head, compression, whole=size <= len(head))
     except ValueError as error:
         probe.problem = str(error)
         return probe
@@ -299,7 +305,7 @@ def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
     if probe.fmt == "csv":
         _sniff_csv(probe, text)
     else:
-        _sniff_json(probe, text)
+        _sniff_json(probe, text, complete)
     return probe
 
 
@@ -328,16 +334,23 @@ def _content_kind(head: bytes) -> str:
     return "text"
 
 
-def _decompressed_text(head: bytes, compression: Optional[str]) -> str:
+def _decompressed_text(
+    head: bytes, compression: Optional[str], *, whole: bool = False
+) -> tuple[str, bool]:
+    """The peek as text, and whether it is the whole object (``whole``: ``head`` is)."""
     data = head
     if compression == "gzip":
         try:
-            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _PEEK_BYTES)
+            unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = unzip.decompress(head, _PEEK_BYTES)
+            whole = whole and unzip.eof
         except zlib.error as error:
             raise ValueError(f"corrupt gzip data: {error}") from error
     elif compression == "bz2":
         try:
-            data = bz2.BZ2Decompressor().decompress(head, _PEEK_BYTES)
+            unbz = bz2.BZ2Decompressor()
+            data = unbz.decompress(head, _PEEK_BYTES)
+            whole = whole and unbz.eof
         except OSError as error:
             raise ValueError(f"corrupt bzip2 data: {error}") from error
     if _content_kind(data) != "text" or b"\x00" in data[:_PEEK_BYTES]:
@@ -351,7 +364,7 @@ def _decompressed_text(head: bytes, compression: Optional[str]) -> str:
                 f"content is not UTF-8 text (byte {error.start}: {data[error.start]:#04x})"
             ) from error
         text = data[: error.start].decode("utf-8")
-    return text.lstrip("\ufeff")
+    return text.lstrip("\ufeff"), whole
 
 
 def _sniff_csv(probe: Probe, text: str) -> None:
@@ -369,14 +382,18 @@ def _sniff_csv(probe: Probe, text: str) -> None:
         )
 
 
-def _sniff_json(probe: Probe, text: str) -> None:
+def _sniff_json(probe: Probe, text: str, complete: bool = True) -> None:
     stripped = text.lstrip()
     if stripped.startswith("["):
         probe.json_layout = "array"
         return
-    first_line = stripped.split("\n", 1)[0].strip()
+    first_line, newline, _rest = stripped.partition("\n")
+    if not newline and not complete:
+        # The first line goes on past the peek: it cannot be judged here. Spark's read does
+        # (a line that is not one JSON object is a malformed record, refused with its number).
+        return
     try:
-        json.loads(first_line)
+        json.loads(first_line.strip())
     except ValueError:
         probe.problem = (
             "not JSON lines (one object per line) nor a JSON array: line 1 is not a complete "
@@ -453,12 +470,127 @@ def _read_parquet_footer(spark: SparkSession, path: Any, probe: Probe) -> None:
         probe.problem = f"unreadable Parquet footer: {_first_line(str(error))}"
         return
     probe.parquet_schema = schema
-    probe.nanos_columns = tuple(_NANOS_FIELD.findall(schema))
     if rows == 0:
         probe.skip = "no rows (a Parquet file with 0 rows)"
 
 
 # ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class ParquetNode:
+    """One field of a Parquet schema as its footer prints it."""
+
+    name: str
+    repetition: str = "optional"
+    annotation: str = ""
+    children: list[ParquetNode] = field(default_factory=list)
+    group: bool = False
+
+
+_PARQUET_FIELD = re.compile(
+    r"^\s*(required|optional|repeated)\s+(group|\S+)\s+(.+?)(?:\s+\((.*)\))?\s*(\{|;)\s*$"
+)
+
+
+def parse_parquet_schema(text: str) -> list[ParquetNode]:
+    """The top-level fields of a schema as ``MessageType.toString()`` spells it."""
+    root = ParquetNode("schema", group=True)
+    stack = [root]
+    for line in text.splitlines()[1:]:
+        if line.strip() == "}":
+            if len(stack) > 1:
+                stack.pop()
+            continue
+        found = _PARQUET_FIELD.match(line)
+        if not found:
+            continue
+        repetition, kind, name, annotation, opener = found.groups()
+        node = ParquetNode(name, repetition, annotation or "", group=kind == "group")
+        stack[-1].children.append(node)
+        if opener == "{":
+            stack.append(node)
+    return root.children
+
+
+NanosShape = Any
+"""``"nanos"`` (a nanosecond timestamp), ``("struct", {name: shape})``, ``("list", shape)``,
+``("map", key shape, value shape)``, or None (no nanosecond timestamp inside)."""
+
+
+def nanos_shape(node: ParquetNode) -> NanosShape:
+    """Where a field holds nanosecond timestamps, at any depth (None: nowhere)."""
+    if not node.group:
+        shape: NanosShape = "nanos" if node.annotation.startswith("TIMESTAMP(NANOS") else None
+        return ("list", shape) if node.repetition == "repeated" and shape else shape
+    if node.annotation == "LIST" and len(node.children) == 1:
+        repeated = node.children[0]
+        # Three-level lists wrap one element field; the legacy two-level forms do not.
+        legacy = (
+            not repeated.group
+            or len(repeated.children) != 1
+            or repeated.name
+            in (
+                "array",
+                f"{node.name}_tuple",
+            )
+        )
+        element = ParquetNode(repeated.name, "optional", repeated.annotation, repeated.children)
+        element.group = repeated.group
+        inner = nanos_shape(element if legacy else repeated.children[0])
+        return ("list", inner) if inner else None
+    if node.annotation in ("MAP", "MAP_KEY_VALUE") and len(node.children) == 1:
+        pair = {c.name: c for c in node.children[0].children}
+        key = nanos_shape(pair["key"]) if "key" in pair else None
+        value = nanos_shape(pair["value"]) if "value" in pair else None
+        return ("map", key, value) if key or value else None
+    fields = {c.name: nanos_shape(c) for c in node.children}
+    if not any(fields.values()):
+        return None
+    shape = ("struct", fields)
+    return ("list", shape) if node.repetition == "repeated" else shape
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def nanos_expression(ref: str, data_type: DataType, shape: NanosShape, depth: int = 0) -> str:
+    """SQL turning the epoch nanoseconds in ``ref`` (Spark reads them as longs) into
+    timestamps (to the microsecond, rounded down), keeping every other value as it is."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    if shape is None:
+        return ref
+    if shape == "nanos":
+        if not isinstance(data_type, T.LongType):
+            return ref
+        # Exact floor division (also before 1970), then microseconds since the epoch.
+        return f"timestamp_micros(({ref} - pmod({ref}, 1000)) div 1000)"
+    kind = shape[0]
+    if kind == "struct" and isinstance(data_type, T.StructType):
+        parts = []
+        for item in data_type.fields:
+            inner = nanos_expression(
+                f"{ref}.{_quoted(item.name)}", item.dataType, shape[1].get(item.name), depth
+            )
+            parts.append(f"'{item.name.replace(chr(39), chr(92) + chr(39))}', {inner}")
+        return f"IF({ref} IS NULL, NULL, named_struct({', '.join(parts)}))"
+    if kind == "list" and isinstance(data_type, T.ArrayType):
+        var = f"e{depth}"
+        inner = nanos_expression(var, data_type.elementType, shape[1], depth + 1)
+        return f"transform({ref}, {var} -> {inner})"
+    if kind == "map" and isinstance(data_type, T.MapType):
+        key, value = f"k{depth}", f"v{depth}"
+        result = ref
+        if shape[2]:
+            inner = nanos_expression(value, data_type.valueType, shape[2], depth + 1)
+            result = f"transform_values({result}, ({key}, {value}) -> {inner})"
+        if shape[1]:
+            inner = nanos_expression(key, data_type.keyType, shape[1], depth + 1)
+            result = f"transform_keys({result}, ({key}, {value}) -> {inner})"
+        return result
+    return ref
 
 
 @dataclass
@@ -472,8 +604,12 @@ class FileStats:
     first_corrupt_row: Optional[int] = None
     first_corrupt_text: Optional[str] = None
     non_null: dict[str, int] = field(default_factory=dict)
-    text_misses: dict[str, dict[str, int]] = field(default_factory=dict)
-    """column -> candidate type -> values that do not parse as it."""
+    """column -> values present (a text null token is missing)."""
+    masks: dict[str, int] = field(default_factory=dict)
+    """column -> the table types every present value fits exactly (``FITS_MASK`` bits);
+    only for columns of the inferred types, and only where a value is present."""
+    replacement_chars: int = 0
+    """Rows holding U+FFFD: the decoder's mark for bytes that are not UTF-8 (checked)."""
 
 
 @dataclass
@@ -490,8 +626,11 @@ class Group:
 
 def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
     """One ``spark.read`` for objects of one format and layout, with columns normalised and
-    ``_path`` (the file Spark read) and ``_row_id`` (increasing within a file) added."""
-    from pyspark.sql import functions as F  # noqa: N812 - PySpark's own convention
+    ``_path`` (the file Spark read) and ``_row_id`` (increasing within a file) added.
+
+    The frame is persisted: the statistics pass and the write read the objects once."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
     first = probes[0]
@@ -519,25 +658,35 @@ def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
             frame = frame.withColumn(_CORRUPT, F.lit(None).cast("string"))
         # Spark sorts inferred JSON fields by name: the corrupt-record column may be anywhere.
         data = [c for c in frame.columns if c != _CORRUPT]
-        frame = frame.select(*[f"`{c}`" for c in data], _CORRUPT)
+        frame = frame.select(*[_quoted(c) for c in data], _CORRUPT)
         frame = frame.toDF(*normalise_column_names(data), _CORRUPT)
     else:
         frame = reader.parquet(*paths)
-        for column in first.nanos_columns:
-            if column in frame.columns:  # read as epoch nanoseconds: keep microseconds
-                frame = frame.withColumn(
-                    column, F.expr(f"timestamp_micros(CAST(floor(`{column}` / 1000) AS BIGINT))")
-                )
+        shapes = {n.name: nanos_shape(n) for n in parse_parquet_schema(first.parquet_schema)}
+        converted = [
+            F.expr(nanos_expression(_quoted(f.name), f.dataType, shapes.get(f.name))).alias(f.name)
+            if shapes.get(f.name)
+            else F.col(_quoted(f.name))
+            for f in frame.schema.fields
+        ]
+        frame = frame.select(*converted)
         frame = frame.toDF(*normalise_column_names(frame.columns)).withColumn(
             _CORRUPT, F.lit(None).cast("string")
         )
     frame = frame.withColumn(_PATH, F.input_file_name()).withColumn(
         _ROW_ID, F.monotonically_increasing_id()
     )
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     columns = {
         f.name: f.dataType for f in frame.schema.fields if f.name not in (_CORRUPT, _PATH, _ROW_ID)
     }
     return Group(probes=probes, frame=frame, columns=columns)
+
+
+def _is_null_token(column: Column) -> Column:
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.trim(column).isin(*NULL_TOKENS)
 
 
 def _text_value(column: Column) -> Column:
@@ -545,14 +694,48 @@ def _text_value(column: Column) -> Column:
     from pyspark.sql import functions as F  # noqa: N812
 
     trimmed = F.trim(column)
-    return F.when(F.lower(trimmed).isin(*NULL_TOKENS), F.lit(None)).otherwise(trimmed)
+    return F.when(trimmed.isin(*NULL_TOKENS), F.lit(None)).otherwise(trimmed)
 
 
-def _parses_as(value: Column, type_name: str, pattern: str) -> Column:
-    matches = value.rlike(pattern)
+def _text_mask(value: Column) -> Column:
+    """The ``FITS_MASK`` of one trimmed text value: one pass of cheap tests, most first
+    (a word fails every pattern on its first character), null for a missing value."""
+    from pyspark.sql import functions as F  # noqa: N812
+
     return (
-        matches & value.cast(type_name).isNotNull() if type_name in _NEEDS_CAST_CHECK else matches
+        F.when(value.isNull(), F.lit(None))
+        .when(value.rlike(_INTEGER) | value.rlike(_WHOLE), F.lit(FITS_MASK["bigint"]))
+        .when(value.rlike(_DECIMAL), F.lit(FITS_MASK["double"]))
+        .when(F.lower(value).isin("true", "false"), F.lit(FITS_MASK["boolean"]))
+        # The patterns admit days that do not exist (2026-02-30): Spark's cast decides.
+        .when(value.rlike(_DATE) & value.cast("date").isNotNull(), F.lit(FITS_MASK["date"]))
+        .when(
+            value.rlike(_TIMESTAMP) & value.cast("timestamp").isNotNull(),
+            F.lit(FITS_MASK["timestamp"]),
+        )
+        .otherwise(F.lit(0))
     )
+
+
+def _value_mask(column: Column, data_type: DataType, text_format: bool) -> Optional[Column]:
+    """The ``FITS_MASK`` of a value read as ``data_type`` (None: not an inferred type)."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(data_type, T.StringType):
+        return _text_mask(_text_value(column))
+    name = spark_type_name(data_type)
+    if name == "double" and text_format:  # Parquet's declared double stays a double
+        # A whole number written as a float (JSON 181.0) is that integer, exactly.
+        whole = ~F.isnan(column) & (F.abs(column) < 2.0**53) & (column == F.floor(column))
+        return (
+            F.when(column.isNull(), F.lit(None))
+            .when(whole, F.lit(FITS_MASK["bigint"]))
+            .otherwise(F.lit(FITS_MASK["double"]))
+        )
+    if name in FITS_MASK:
+        return F.lit(FITS_MASK[name])
+    return None
 
 
 def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
@@ -563,7 +746,7 @@ def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
         return {}
     # Spark refuses a query on raw CSV/JSON that reads only the corrupt-record column: one
     # data column goes along (a file with none at all is reported without its text).
-    data = [f"`{name}`" for name in list(group.columns)[:1]]
+    data = [_quoted(name) for name in list(group.columns)[:1]]
     if not data:
         return {}
     found = (
@@ -572,33 +755,59 @@ def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
     return {int(r[_ROW_ID]): str(r[_CORRUPT]) for r in found}
 
 
-def collect_stats(spark: SparkSession, group: Group) -> None:
-    """One aggregation pass: rows, malformed rows and, per text column, the values that do
-    not parse as each candidate type, for every object of the group."""
+def _has_replacement_char(group: Group) -> Column:
+    """Whether a row holds U+FFFD anywhere (text columns, nested values, a malformed row)."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
-    # Per row: 0/1 flags, each text value computed once (the projection shares it); then one
-    # aggregation per object sums them. Only numbers are aggregated, so Spark keeps a hash
-    # aggregation (a string aggregate such as first() would make it sort).
-    corrupt = F.col(_CORRUPT).isNotNull()
-    text_columns = [n for n, t in group.columns.items() if isinstance(t, T.StringType)]
-    flags = {"_bad": corrupt}
-    for index, name in enumerate(group.columns):
-        flags[f"n{index}"] = F.col(f"`{name}`").isNotNull()
-    for index, name in enumerate(text_columns):
-        value = _text_value(F.col(f"`{name}`"))
-        for type_name, pattern in _TEXT_TYPES:
-            misses = value.isNotNull() & ~_parses_as(value, type_name, pattern)
-            flags[f"t{index}_{type_name}"] = misses
+    found: list[Column] = [F.coalesce(F.instr(F.col(_CORRUPT), "\ufffd") > 0, F.lit(False))]
+    for name, data_type in group.columns.items():
+        column = F.col(_quoted(name))
+        if isinstance(data_type, (T.StructType, T.ArrayType, T.MapType)):
+            column = F.to_json(column)
+        elif not isinstance(data_type, T.StringType):
+            continue
+        found.append(F.coalesce(F.instr(column, "\ufffd") > 0, F.lit(False)))
+    result = found[0]
+    for other in found[1:]:
+        result = result | other
+    return result
+
+
+def collect_stats(spark: SparkSession, group: Group) -> None:
+    """One aggregation pass: rows, malformed rows and, per column, the values present and the
+    types they all fit, for every object of the group."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    # Per row: a 0/1 flag or a type mask per column, each text value classified once; then one
+    # aggregation per object. Only numbers are aggregated, so Spark keeps a hash aggregation.
+    text_format = group.probes[0].fmt != "parquet"
+    flags: dict[str, Column] = {"_bad": F.col(_CORRUPT).isNotNull().cast("int")}
+    if text_format:
+        flags["_fffd"] = _has_replacement_char(group).cast("int")
+    masked: list[tuple[int, str]] = []
+    for index, (name, data_type) in enumerate(group.columns.items()):
+        column = F.col(_quoted(name))
+        present = column.isNotNull()
+        if isinstance(data_type, T.StringType):
+            present = present & ~_is_null_token(column)
+        flags[f"n{index}"] = present.cast("int")
+        mask = _value_mask(column, data_type, text_format)
+        if mask is not None:
+            flags[f"m{index}"] = mask
+            masked.append((index, name))
     projected = group.frame.select(
-        _PATH, _ROW_ID, *[flag.cast("int").alias(name) for name, flag in flags.items()]
+        _PATH, _ROW_ID, *[flag.alias(name) for name, flag in flags.items()]
     )
     aggregates = [
         F.count(F.lit(1)).alias("rows"),
         F.min(_ROW_ID).alias("first_id"),
         F.min(F.when(F.col("_bad") == 1, F.col(_ROW_ID))).alias("corrupt_id"),
-        *[F.sum(name).alias(name) for name in flags],
+        *[
+            (F.expr(f"bit_and({name})") if name.startswith("m") else F.sum(name)).alias(name)
+            for name in flags
+        ],
     ]
     rows = projected.groupBy(_PATH).agg(*aggregates).collect()
     corrupt_text = _corrupt_texts(group, [r["corrupt_id"] for r in rows if r["_bad"]])
@@ -608,15 +817,16 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
         decoded = unquote(row[_PATH])
         uri = decoded if decoded in uris else _match_path(decoded, uris)
         stats = FileStats(path=row[_PATH], rows=int(row["rows"]), corrupt=int(row["_bad"] or 0))
+        if text_format:
+            stats.replacement_chars = int(row["_fffd"] or 0)
         if stats.corrupt:
             stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
             stats.first_corrupt_text = corrupt_text.get(int(row["corrupt_id"]))
         for index, name in enumerate(group.columns):
-            stats.non_null[name] = int(row[f"n{index}"])
-        for index, name in enumerate(text_columns):
-            stats.text_misses[name] = {
-                type_name: int(row[f"t{index}_{type_name}"] or 0) for type_name, _ in _TEXT_TYPES
-            }
+            stats.non_null[name] = int(row[f"n{index}"] or 0)
+        for index, name in masked:
+            if row[f"m{index}"] is not None:
+                stats.masks[name] = int(row[f"m{index}"])
         group.stats[uri] = stats
 
 
@@ -627,6 +837,57 @@ def _match_path(path: str, uris: set[str]) -> str:
         if path.endswith("/" + uri.split("://", 1)[-1]):
             return uri
     raise RuntimeError(f"Spark read a file that no object of the run names: {path}")
+
+
+_UTF8_CHUNK = 4 * 1024 * 1024
+
+
+def utf8_problem(chunks: Iterable[bytes], compression: Optional[str]) -> Optional[str]:
+    """Why a whole object is not UTF-8 text (the first bad byte's offset), else None."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    unpack: Any = None
+    if compression == "gzip":
+        unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif compression == "bz2":
+        unpack = bz2.BZ2Decompressor()
+    offset = 0
+    for raw in chunks:
+        data = unpack.decompress(raw) if unpack is not None else raw
+        try:
+            decoder.decode(data)
+        except UnicodeDecodeError as error:
+            return (
+                f"content is not UTF-8 text (byte {offset + error.start}: {data[error.start]:#04x})"
+            )
+        offset += len(data)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"content is not UTF-8 text (it ends inside a character, byte {offset})"
+    return None
+
+
+def check_utf8(spark: SparkSession, uri: str) -> Optional[str]:
+    """Read the object's bytes through and decode them strictly (only objects whose rows
+    hold U+FFFD: Spark's decoder writes it for bytes that are not UTF-8, and a file may hold
+    the character itself)."""
+    jvm = _jvm(spark)
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(path)
+
+    def chunks() -> Iterable[bytes]:
+        while True:
+            data = bytes(stream.readNBytes(_UTF8_CHUNK))
+            if not data:
+                return
+            yield data
+
+    try:
+        return utf8_problem(chunks(), compression_of(uri))
+    finally:
+        stream.close()
 
 
 # ---------------------------------------------------------------------------- types
@@ -645,25 +906,35 @@ def spark_type_name(data_type: DataType) -> str:
     return str(data_type.simpleString())
 
 
-def text_type(misses: dict[str, int]) -> str:
-    """The first candidate type every value parses as, else ``string``."""
-    return next((name for name, _ in _TEXT_TYPES if misses.get(name, 1) == 0), "string")
+def mask_type(mask: int) -> str:
+    """The most specific type that represents every value of a ``FITS_MASK`` meet."""
+    return next((name for name in TYPE_ORDER if mask & _BIT[name]), "string")
 
 
 def join_types(left: str, right: str) -> str:
-    """The one type two readings of a column share: equal, widened, or ``string``."""
+    """The least type both types fit: equal, widened (bigint -> double, date -> timestamp),
+    or ``string``."""
     if left == right:
         return left
-    return _WIDENS_TO.get((left, right)) or _WIDENS_TO.get((right, left)) or "string"
+    if left in FITS_MASK and right in FITS_MASK:
+        return mask_type(FITS_MASK[left] & FITS_MASK[right])
+    return "string"
 
 
-def fits(source: str, target: str, misses: Optional[dict[str, int]]) -> bool:
-    """Whether values read as ``source`` cast to the table's ``target`` type without loss."""
+def fits(source: str, target: str, mask: Optional[int]) -> bool:
+    """Whether values read as ``source`` (with the ``FITS_MASK`` meet ``mask`` of those
+    present, where the source is an inferred type) land in the table's ``target`` type
+    exactly."""
     if target in ("string", source):
         return True
-    if misses is not None:  # text: every value must parse as the target
-        return misses.get(target, 1) == 0
+    if mask is not None and target in _BIT:
+        return bool(mask & _BIT[target])
     return join_types(source, target) == target
+
+
+def column_type(data_type: DataType, mask: Optional[int]) -> str:
+    """The type a column's present values give it in one object."""
+    return mask_type(mask) if mask is not None else spark_type_name(data_type)
 
 
 def cast_to(column: Column, source: Any, target: str) -> Column:
@@ -672,9 +943,12 @@ def cast_to(column: Column, source: Any, target: str) -> Column:
     from pyspark.sql import types as T  # noqa: N812
 
     if isinstance(source, T.StringType):
-        if target == "string":
-            return column
-        return _text_value(column).cast(target)
+        if target == "string":  # verbatim, but a null token is missing here too
+            return F.when(_is_null_token(column), F.lit(None)).otherwise(column)
+        value = _text_value(column)
+        if target == "bigint":  # 181.0 is 181: drop the zero fraction, then an exact cast
+            return F.regexp_replace(value, r"\.0*$", "").cast("bigint")
+        return value.cast(target)
     if target == "string" and isinstance(source, (T.StructType, T.ArrayType, T.MapType)):
         return F.to_json(column)
     return column.cast(target)
@@ -725,8 +999,6 @@ def plan_columns(
 ) -> tuple[TableSchema, dict[str, str]]:
     """The table after this run (new columns typed from the data), and the objects whose
     values do not fit the table's existing types (added to ``bad``)."""
-    from pyspark.sql import types as T  # noqa: N812
-
     for group in groups:
         for uri, stats in group.stats.items():
             if uri in bad or stats.corrupt:
@@ -735,12 +1007,11 @@ def plan_columns(
                 target = table.columns.get(name)
                 if target is None or not stats.non_null.get(name):
                     continue
-                misses = (
-                    stats.text_misses.get(name) if isinstance(data_type, T.StringType) else None
-                )
+                mask = stats.masks.get(name)
                 source = spark_type_name(data_type)
-                if not fits(source, target, misses):
-                    found = "text" if misses is not None else source
+                if not fits(source, target, mask):
+                    found = column_type(data_type, mask)
+                    found = "text" if found == "string" and source == "string" else found
                     bad[uri] = (
                         f"column {name!r} holds {found} values that are not {target} "
                         "(the table's type for it)"
@@ -751,15 +1022,11 @@ def plan_columns(
         for name, data_type in group.columns.items():
             if name in table.columns:
                 continue
-            good = [s for u, s in group.stats.items() if u not in bad and s.non_null.get(name)]
-            if not good:
-                continue  # no values yet: the column is added when it first has one
-            if isinstance(data_type, T.StringType):
-                misses = {t: sum(s.text_misses[name][t] for s in good) for t, _ in _TEXT_TYPES}
-                found = text_type(misses)
-            else:
-                found = spark_type_name(data_type)
-            new_types[name] = join_types(new_types.get(name, found), found)
+            for uri, stats in group.stats.items():
+                if uri in bad or not stats.non_null.get(name):
+                    continue  # no values yet: the column is added when it first has one
+                found = column_type(data_type, stats.masks.get(name))
+                new_types[name] = join_types(new_types.get(name, found), found)
     return TableSchema({**table.columns, **new_types}), bad
 
 
@@ -813,6 +1080,20 @@ class Storage:
             stream.write(text.encode("utf-8"))
         finally:
             stream.close()
+
+    def list_parts(self, directory: str) -> list[str]:
+        """The ``part-`` files Spark wrote under ``directory`` (at any depth), sorted."""
+        path = self._path(directory)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        found = []
+        files = fs.listFiles(path, True)
+        while files.hasNext():
+            name = str(files.next().getPath().toString())
+            if name.rsplit("/", 1)[-1].startswith("part-"):
+                found.append(name)
+        return sorted(found)
 
     def list_files(self, directory: str) -> list[str]:
         path = self._path(directory)
@@ -980,14 +1261,33 @@ class CatalogSchemaStore:
                 )
 
 
+Stage = Callable[[TableSchema, dict[str, str]], dict[str, str]]
+"""Writes the landing objects' rows in the planned table, off to the side; returns the
+objects whose rows could not be written, with why."""
+
+
 def settle_schema(
-    store: FileSchemaStore | CatalogSchemaStore, groups: list[Group], bad: dict[str, str]
+    store: FileSchemaStore | CatalogSchemaStore,
+    groups: list[Group],
+    bad: dict[str, str],
+    stage: Optional[Stage] = None,
 ) -> tuple[TableSchema, dict[str, str]]:
-    """Plan the table's columns against its current schema and commit them before any data
-    is written; if another run committed first, plan again against what it committed."""
+    """Plan the table's columns against its current schema, write the rows (``stage``), then
+    commit the columns of what was written; if another run committed first, plan and write
+    again against what it committed. So the table changes only for data that lands."""
     for _attempt in range(SCHEMA_ATTEMPTS):
         current, version = store.load()
         planned, planned_bad = plan_columns(groups, current, dict(bad))
+        # Each round refuses at least one more object: the loop ends.
+        while stage is not None:
+            failed = stage(planned, planned_bad)
+            if not failed:
+                break
+            planned_bad.update(failed)
+            replanned, planned_bad = plan_columns(groups, current, planned_bad)
+            if replanned == planned:
+                break  # the others' staged files hold exactly the planned columns
+            planned = replanned
         if planned == current:
             return planned, planned_bad
         try:
@@ -1054,6 +1354,46 @@ class RunReport:
         return data
 
 
+SESSION_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    # Parquet TIMESTAMP(NANOS) (pandas' default) is read as epoch nanoseconds, then converted.
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.files.ignoreMissingFiles": "false",
+    # JSON keys and Parquet fields that differ only in case (Name, name) are two columns
+    # (normalised to name, name_2), not an ambiguous one.
+    "spark.sql.caseSensitive": "true",
+    # A cast that does not apply gives null (the type checks decide first), on Spark 3.5 and 4.
+    "spark.sql.ansi.enabled": "false",
+    # Dates before 1582 and timestamps before 1900 (historical data) are written and read as
+    # they are, in the proleptic Gregorian calendar that Spark 3+, Athena, Trino and pyarrow
+    # use; Spark's default refuses to write them. See the Glue 3.0 migration notes:
+    # https://docs.aws.amazon.com/glue/latest/dg/migrating-version-30.html
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+}
+"""Session settings the data contract relies on, set for the duration of a run."""
+
+
+@contextmanager
+def session_settings(spark: SparkSession) -> Iterator[None]:
+    """``SESSION_SETTINGS`` for the run, the session's own values back afterwards (the
+    offline harness shares one session with other scripts)."""
+    saved: dict[str, Optional[str]] = {key: spark.conf.get(key, None) for key in SESSION_SETTINGS}
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, before in saved.items():
+            if before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)
+
+
 def run(
     spark: SparkSession,
     uris: Sequence[str],
@@ -1071,6 +1411,30 @@ def run(
     when ``bad_records`` is ``fail`` and an object was refused.
     """
     _check_run_arguments(output_path, bad_records, quarantine_path)
+    with session_settings(spark):
+        return _run(
+            spark,
+            uris,
+            output_path,
+            batch_id=batch_id,
+            bad_records=bad_records,
+            quarantine_path=quarantine_path,
+            ingested_at=ingested_at,
+            catalog=catalog,
+        )
+
+
+def _run(
+    spark: SparkSession,
+    uris: Sequence[str],
+    output_path: str,
+    *,
+    batch_id: str,
+    bad_records: str,
+    quarantine_path: str,
+    ingested_at: Optional[datetime],
+    catalog: Optional[CatalogTable],
+) -> RunReport:
     output = output_path if output_path.endswith("/") else f"{output_path}/"
     storage = Storage(spark)
     report_uri = f"{output}{RUNS_DIR}/{batch_id}.json"
@@ -1090,26 +1454,39 @@ def run(
     for probe in readable:
         groups.setdefault(probe.group, []).append(probe)
     read = [read_group(spark, members) for members in groups.values()]
-    _classify_rows(spark, read, bad, skipped)
+    try:
+        _classify_rows(spark, read, bad, skipped)
+        store = CatalogSchemaStore(catalog, output) if catalog else FileSchemaStore(storage, output)
+        staging = f"{output}{STAGING_DIR}/{report.batch_id}/"
+        staged: list[str] = []
+        sizes = {p.uri: p.size for p in probes}
 
-    store = CatalogSchemaStore(catalog, output) if catalog else FileSchemaStore(storage, output)
-    table, bad = settle_schema(store, read, bad)
-    landing = {p.uri for g in read for p in g.probes if p.uri not in bad and p.uri not in skipped}
-    frames = [
-        _project(spark, g, table, landing, report)
-        for g in read
-        if any(p.uri in landing for p in g.probes)
-    ]
-    report.files = _write(
-        spark,
-        storage,
-        frames=frames,
-        output=output,
-        report=report,
-        input_bytes=_total_size(probes, landing),
-    )
-    if frames and isinstance(store, CatalogSchemaStore):
-        store.register_partition(report.ingestion_date)
+        def stage(table: TableSchema, refused: dict[str, str]) -> dict[str, str]:
+            landing = {
+                p.uri
+                for g in read
+                for p in g.probes
+                if p.uri not in refused and p.uri not in skipped
+            }
+            failed, staged[:] = _write_staging(
+                spark,
+                storage,
+                groups=read,
+                table=table,
+                landing=landing,
+                staging=staging,
+                report=report,
+                sizes=sizes,
+            )
+            return failed
+
+        _table, bad = settle_schema(store, read, bad, stage)
+        report.files = _publish(storage, staged, staging, output, report)
+        if report.files and isinstance(store, CatalogSchemaStore):
+            store.register_partition(report.ingestion_date)
+    finally:
+        for group in read:
+            group.frame.unpersist()
 
     for probe in probes:
         uri = probe.uri
@@ -1143,12 +1520,19 @@ def run(
 def _classify_rows(
     spark: SparkSession, groups: list[Group], bad: dict[str, str], skipped: dict[str, str]
 ) -> None:
-    """Objects with malformed rows are bad, objects without rows are skipped."""
+    """Objects with malformed rows or bytes that are not UTF-8 are bad, objects without rows
+    are skipped."""
     for group in groups:
         collect_stats(spark, group)
+        odd_name = any("\ufffd" in name for name in group.columns)
         for probe in group.probes:
             stats = group.stats.get(probe.uri, FileStats())
-            if stats.corrupt:
+            problem = None
+            if probe.fmt != "parquet" and (stats.replacement_chars or odd_name):
+                problem = check_utf8(spark, probe.uri)
+            if problem:
+                bad[probe.uri] = problem
+            elif stats.corrupt:
                 bad[probe.uri] = bad_row_reason(probe, stats)
             elif stats.rows == 0:
                 skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
@@ -1209,7 +1593,8 @@ def _start_report(
 def _project(
     spark: SparkSession, group: Group, table: TableSchema, landing: set[str], report: RunReport
 ) -> DataFrame:
-    """The group's landing rows in the table's columns and types, with the metadata."""
+    """The group's landing rows in the table's columns and types, with the metadata (and
+    ``_row_id``, to spread the rows over the writers)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     paths = spark.createDataFrame(
@@ -1217,7 +1602,7 @@ def _project(
         f"{_PATH} string, _source_object string",
     )
     selected = [
-        cast_to(F.col(f"`{name}`"), group.columns[name], type_name).alias(name)
+        cast_to(F.col(_quoted(name)), group.columns[name], type_name).alias(name)
         if name in group.columns
         else F.lit(None).cast(type_name).alias(name)
         for name, type_name in table.columns.items()
@@ -1227,52 +1612,121 @@ def _project(
         *selected,
         F.col("_source_object"),
         F.lit(report.ingested_at).cast("timestamp").alias("_ingested_at"),
+        F.col(_ROW_ID),
     )
 
 
-def _total_size(probes: Sequence[Probe], landing: set[str]) -> int:
-    return sum(p.size for p in probes if p.uri in landing)
+# Spark's exceptions for a value it cannot write or convert: the object's data, not the run.
+_DATA_ERRORS = (
+    "SparkUpgradeException",
+    "SparkArithmeticException",
+    "SparkDateTimeException",
+    "SparkNumberFormatException",
+    "java.lang.ArithmeticException",
+    "java.time.DateTimeException",
+    "java.lang.NumberFormatException",
+)
 
 
-def _write(
+def _java_causes(error: BaseException) -> list[Any]:
+    """The Java exception behind a PySpark error and its causes, outermost first."""
+    found = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
+    causes: list[Any] = []
+    while found is not None and len(causes) < 20:
+        causes.append(found)
+        found = found.getCause()
+    return causes
+
+
+def data_error_message(error: BaseException) -> Optional[str]:
+    """The one-line message of the data problem that failed a write, or None when the error
+    is not about the data (the run then fails as it is, to be retried)."""
+    for cause in reversed(_java_causes(error)):
+        name = str(cause.getClass().getName())
+        if any(name.endswith(kind.rsplit(".", 1)[-1]) for kind in _DATA_ERRORS):
+            text = " ".join(str(cause.getMessage() or name).split())
+            return text[:300]
+    return None
+
+
+def _write_parquet(frame: DataFrame, files: int, target: str) -> None:
+    """``files`` Parquet files: the rows spread by a shuffle when there are more partitions
+    (so reading, casting and encoding keep the parallelism the data has)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    if frame.rdd.getNumPartitions() > files:
+        frame = frame.repartition(files, F.col(_ROW_ID))
+    frame.drop(_ROW_ID).write.mode("overwrite").parquet(target)
+
+
+def _write_staging(
     spark: SparkSession,
     storage: Storage,
     *,
-    frames: list[DataFrame],
-    output: str,
+    groups: list[Group],
+    table: TableSchema,
+    landing: set[str],
+    staging: str,
     report: RunReport,
-    input_bytes: int,
+    sizes: dict[str, int],
+) -> tuple[dict[str, str], list[str]]:
+    """Write the landing objects' rows under ``staging``; when Spark cannot write some rows,
+    write object by object so only the objects at fault are left out. Returns those objects
+    with why, and the files written."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    storage.delete(staging)
+    frames = [
+        _project(spark, g, table, landing, report)
+        for g in groups
+        if any(p.uri in landing for p in g.probes)
+    ]
+    if not frames:
+        return {}, []
+    combined = frames[0]
+    for frame in frames[1:]:
+        combined = combined.unionByName(frame)
+    files = max(1, math.ceil(sum(sizes[u] for u in landing) / _TARGET_FILE_BYTES))
+    try:
+        _write_parquet(combined, files, staging)
+        return {}, storage.list_parts(staging)
+    except Exception as error:
+        if data_error_message(error) is None:
+            raise
+    storage.delete(staging)
+    failed: dict[str, str] = {}
+    for index, uri in enumerate(sorted(landing)):
+        target = f"{staging}object-{index:06d}/"
+        try:
+            own = combined.where(F.col("_source_object") == uri)
+            _write_parquet(own, max(1, math.ceil(sizes[uri] / _TARGET_FILE_BYTES)), target)
+        except Exception as error:
+            message = data_error_message(error)
+            if message is None:
+                raise
+            failed[uri] = f"its rows cannot be written as Parquet: {message}"
+            storage.delete(target)
+    return failed, storage.list_parts(staging)
+
+
+def _publish(
+    storage: Storage, staged: list[str], staging: str, output: str, report: RunReport
 ) -> list[str]:
-    """Write the rows, then replace this batch's earlier files with the new ones.
+    """Replace this batch's earlier files with the staged ones.
 
     Files are named ``<batch_id>-<n>.parquet`` in the run's ``ingestion_date`` partition: a
     re-run of the same input removes its earlier files before its own appear.
     """
     partition = f"{output}ingestion_date={report.ingestion_date}/"
-    earlier = [
-        f
-        for f in storage.list_files(partition)
-        if f.rsplit("/", 1)[-1].startswith(f"{report.batch_id}-")
-    ]
-    staging = f"{output}{STAGING_DIR}/{report.batch_id}/"
+    for old in storage.list_files(partition):
+        if old.rsplit("/", 1)[-1].startswith(f"{report.batch_id}-"):
+            storage.delete(old)
     written: list[str] = []
-    if frames:
-        combined = frames[0]
-        for frame in frames[1:]:
-            combined = combined.unionByName(frame)
-        files = max(1, math.ceil(input_bytes / _TARGET_FILE_BYTES))
-        combined.coalesce(files).write.mode("overwrite").parquet(staging)
-    for old in earlier:
-        storage.delete(old)
-    if frames:
-        parts = sorted(
-            f for f in storage.list_files(staging) if f.rsplit("/", 1)[-1].startswith("part-")
-        )
-        for index, part in enumerate(parts):
-            target = f"{partition}{report.batch_id}-{index:05d}.snappy.parquet"
-            storage.rename(part, target)
-            written.append(target)
-        storage.delete(staging)
+    for index, part in enumerate(staged):
+        target = f"{partition}{report.batch_id}-{index:05d}.snappy.parquet"
+        storage.rename(part, target)
+        written.append(target)
+    storage.delete(staging)
     return written
 
 
@@ -1313,12 +1767,9 @@ def _first_line(text: str) -> str:
 
 
 def configure(spark: SparkSession) -> None:
-    """Session settings the data contract relies on."""
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    # Parquet TIMESTAMP(NANOS) (pandas' default) is read as epoch nanoseconds, then converted.
-    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
-    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    spark.conf.set("spark.sql.files.ignoreMissingFiles", "false")
+    """Session settings the data contract relies on (``run`` also sets them for its run)."""
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> RunReport:
