@@ -16,6 +16,7 @@ from moto import mock_aws
 from event_driven_etl import Batching
 from event_driven_etl.testing._lambda_emulation import BATCH_PAYLOAD_LIMIT, SqsPoller
 from event_driven_etl.testing._template import StackTemplate
+from event_driven_etl.testing._time import CLOCK
 
 from .offline import CSV
 from .offline import offline as _local
@@ -183,27 +184,33 @@ def test_a_batch_waits_its_batching_window_for_more_records(queue: Any) -> None:
         return int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     # A full batch (4) is handed over at once, so the generous window costs no time.
-    for window, expected in ((30, [4]), (0, [2, 2])):
-        for _ in range(2):
-            sqs.send_message(QueueUrl=url, MessageBody="{}")
-        poller = _poller(queue, [], batch_size=4, batching_window=window)
-        running = threading.Thread(target=poller.run)
-        running.start()
-        deadline = time.monotonic() + 60  # a loaded machine may start the poller late
-        # With a window the poller holds the first two; without, it has handed them over.
-        while time.monotonic() < deadline and not (
-            poller.batches if window == 0 else in_flight() == 2
-        ):
-            time.sleep(0.01)
-        if window:
-            time.sleep(0.5)
-            assert poller.batches == []  # still waiting for more, within its window
-        for _ in range(2):
-            sqs.send_message(QueueUrl=url, MessageBody="{}")
-        running.join(timeout=60)
-        if sum(poller.batches) < 4:
-            poller.run()  # without a window the poller was done before the others came
-        assert poller.batches == expected, f"window {window}"
+    CLOCK.reset()
+    CLOCK.hold()  # the test's thread: virtual time moves only while it waits on the clock
+    try:
+        for window, expected in ((30, [4]), (0, [2, 2])):
+            for _ in range(2):
+                sqs.send_message(QueueUrl=url, MessageBody="{}")
+            poller = _poller(queue, [], batch_size=4, batching_window=window)
+            running = threading.Thread(target=poller.run)
+            running.start()
+            deadline = time.monotonic() + 60  # wait on state, however late the poller starts
+            # With a window the poller holds the first two; without, it has handed them over.
+            while time.monotonic() < deadline and not (
+                poller.batches if window == 0 else in_flight() == 2
+            ):
+                time.sleep(0.01)
+            if window:
+                CLOCK.sleep(window - 1)  # virtual: 29 s into its 30-second window ...
+                assert poller.batches == []  # ... it still waits for more
+            for _ in range(2):
+                sqs.send_message(QueueUrl=url, MessageBody="{}")
+            with CLOCK.released():
+                running.join(timeout=60)
+            if sum(poller.batches) < 4:
+                poller.run()  # without a window the poller was done before the others came
+            assert poller.batches == expected, f"window {window}"
+    finally:
+        CLOCK.reset()
 
 
 def test_fails_a_rule_target_whose_input_path_drops_the_envelope(tmp_path: Path) -> None:

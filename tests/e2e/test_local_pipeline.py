@@ -187,13 +187,10 @@ def test_batch_too_large_to_pass_inline_goes_to_the_job_as_a_manifest(tmp_path: 
         assert local.notifications[0]["manifest"] == run.manifest
 
 
-def test_wait_for_runs_returns_promptly_with_nothing_in_flight(tmp_path: Path) -> None:
-    import time
-
+def test_wait_for_runs_returns_at_once_with_nothing_in_flight(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
-        started = time.monotonic()
         assert local.wait_for_runs(timeout=30) == []
-        assert time.monotonic() - started < 5
+        assert local.elapsed == 0  # nothing waited: no virtual time passed
 
 
 def test_fails_wait_for_runs_past_its_timeout(tmp_path: Path) -> None:
@@ -231,24 +228,16 @@ def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
 
 
 def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Path) -> None:
-    """Glue's concurrency limit (10 by default here) meets 50 executions at once: the
-    workflow's ConcurrentRunsExceeded retries carry every one of them to success."""
-    import threading
-
-    limit_met = threading.Event()
-
-    def busy(_script: Path, _arguments: dict[str, str]) -> None:
-        limit_met.wait(60)  # the first runs stay RUNNING until Glue refuses another
-
-    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=busy) as local:
+    """Glue's concurrency limit (10 by default here) meets 50 executions at once: each run
+    holds its slot for 90 virtual seconds, and the workflow's ConcurrentRunsExceeded retries
+    carry every one of them to success."""
+    with LocalPipeline.from_stack(
+        _stack(tmp_path), "Pipeline", glue_runner=_no_spark, glue_run_time=Duration.seconds(90)
+    ) as local:
         local.deliver_immediately = False  # the whole burst starts at once
         for i in range(50):
             local.put_object(f"incoming/burst-{i:02}.csv", CSV)
         local.flush()
-        deadline = time.monotonic() + 120
-        while local.glue_concurrency_rejections == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        limit_met.set()
         runs = local.wait_for_runs(timeout=240)
         failed = [
             (r.status, r.error, (r.cause or "")[:300]) for r in runs if r.status != "SUCCEEDED"
@@ -351,31 +340,25 @@ def test_fails_a_run_that_ended_other_than_failed_without_a_retry(
 
 
 def test_fails_a_glue_outage_that_outlasts_the_retry_budget(tmp_path: Path) -> None:
-    """Scaled, not flattened: 3 retries of 60 s x 2 wait their shape (divided by the scale)
-    and then the execution fails, as it would in AWS when Glue keeps failing."""
+    """Not flattened: 3 retries of 60 s x 2 wait their shape on the virtual clock and then
+    the execution fails, as it would in AWS when Glue keeps failing."""
     budget = RetryPolicy(max_attempts=3, interval=Duration.seconds(60), jitter=False)
     stack = _stack(tmp_path, retry_policy=budget)
-    with LocalPipeline.from_stack(
-        stack, "Pipeline", glue_runner=_no_spark, time_scale=300
-    ) as local:
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         local.fail_glue_start("InternalServiceException", times=4)
-        started = time.monotonic()
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
-        waited = time.monotonic() - started
         assert run.status == "FAILED"
         assert local.notifications[0]["error"] == "Glue.InternalServiceException"
-        # 60 + 120 + 240 s of virtual waiting, divided by 300: 1.4 s, not 3 x 1 s flattened.
-        assert waited >= 420 / 300
+        assert local.workflow_waits(run.execution_arn) == [60, 120, 240]
+        assert local.elapsed >= 60 + 120 + 240  # the waits took their virtual time
 
 
 def test_fails_an_execution_past_the_workflow_timeout(tmp_path: Path) -> None:
     """The timeout counts the waiting too: Glue busy for longer than the workflow may live
     times the execution out (TIMED_OUT), with the default 40-attempt concurrency retry."""
     stack = _stack(tmp_path, workflow_timeout=Duration.minutes(10), job_timeout=Duration.minutes(5))
-    with LocalPipeline.from_stack(
-        stack, "Pipeline", glue_runner=_no_spark, time_scale=600
-    ) as local:
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         local.concurrent_runs_exceeded(times=40)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
@@ -469,15 +452,12 @@ def test_a_crashed_invocation_s_objects_are_taken_over_by_the_redelivery(
     """The invocation dies after claiming (marks pending): after the visibility timeout the
     records come back, the lease has ended, and the redelivery takes the objects over."""
     stack = _stack(tmp_path, batching=Batching(max_batch_size=10))
-    with LocalPipeline.from_stack(
-        stack, "Pipeline", glue_runner=_no_spark, time_scale=600
-    ) as local:
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         local.crash_trigger_before_start()
         for i in range(5):
             local.put_object(f"incoming/crash-{i}.csv", CSV)
-        started = time.monotonic()
         runs = local.wait_for_runs(timeout=300)
-        assert time.monotonic() - started >= 1800 / 600  # the records waited for visibility
+        assert local.elapsed >= 1800  # the records waited for their visibility timeout
         assert [r.status for r in runs] == ["SUCCEEDED"]
         assert sorted(runs[0].objects) == sorted(
             f"s3://{local.source_bucket}/incoming/crash-{i}.csv" for i in range(5)
@@ -499,7 +479,11 @@ def test_a_duplicate_meeting_a_claim_in_flight_is_not_started_again(tmp_path: Pa
         local.slow_start_execution(seconds=4)
         first = threading.Thread(target=local.flush)
         first.start()
-        time.sleep(2)  # invocation 1 holds its claim on x
+        deadline = time.monotonic() + 60  # wait on state: invocation 1 is in its slow start
+        while local.faults.start_execution_errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not local.faults.start_execution_errors
+        local.advance(2)  # 2 virtual seconds into its 4: it holds its claim on x
         local.redeliver(x)
         local.put_object("incoming/b.csv", CSV)
         runs = local.wait_for_runs(timeout=300)
@@ -529,11 +513,9 @@ def test_a_separate_alarm_topic_hears_of_every_failed_run(tmp_path: Path) -> Non
 
 def test_glue_busy_is_retried_with_waits_capped_at_5_minutes_and_jittered(tmp_path: Path) -> None:
     """The concurrency retrier as it waits in AWS (30 s x 1.5, capped at 300 s, full
-    jitter), observed on the scaled clock: 12 refusals reach well past the cap."""
+    jitter), observed on the virtual clock: 12 refusals reach well past the cap."""
     stack = _stack(tmp_path)
-    with LocalPipeline.from_stack(
-        stack, "Pipeline", glue_runner=_no_spark, time_scale=1000
-    ) as local:
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
         local.concurrent_runs_exceeded(times=12)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)

@@ -3,12 +3,22 @@
 moto records job runs but never runs anything; these hooks route ``StartJobRun`` of a job
 owned by an active LocalPipeline to that pipeline, which runs the script, and let a run's
 state be set (moto's own runs advance their state on every read).
+
+A run holds its concurrency slot for a modelled duration on the virtual clock
+(``glue_run_time``, by default :class:`event_driven_etl.cost.RunProfile`'s estimate for the
+run's input), whatever the local Spark run took: the script runs at the start of the slot
+and takes no virtual time (``_time``). With job-run queuing, a run over
+``MaxConcurrentRuns`` waits (``WAITING``) for a slot instead of being refused, oldest first:
+"Jobs may enter the WAITING state if you opt into AWS Glue job run queuing ... Max concurrent
+job runs per job exceeded (including ... the job limit you specified with
+MaxConcurrentRuns)" (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +30,7 @@ from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._observation import GlueRun, objects_of
 from ._permissions import Principal
 from ._template import ACCOUNT, REGION
+from ._time import CLOCK, GLUE_RUN_ENDED, Signal
 
 
 class GlueRunOwner(Protocol):
@@ -131,11 +142,16 @@ JobFailed = Callable[[str, str, str], None]
 """Called with (run id, final state, message) when a run ends other than SUCCEEDED."""
 
 
+RunDuration = Callable[[dict[str, str]], float]
+"""A run's arguments -> how long (virtual seconds) it holds its slot."""
+
+
 class GlueEmulator:
-    """The job's runs: started by moto's StartJobRun (through :data:`glue_hooks`), run on a
-    thread of their own like Glue runs (they count against ``MaxConcurrentRuns`` while they
-    run), with the job role's S3 access checked on what they read and write, and their
-    script run on local Spark (or by ``runner``)."""
+    """The job's runs: started by moto's StartJobRun (through :data:`glue_hooks`), each on a
+    thread of its own like Glue runs, holding a slot of ``MaxConcurrentRuns`` for
+    ``duration(arguments)`` virtual seconds (queued first, with job-run queuing, while every
+    slot is taken), with the job role's S3 access checked on what they read and write, and
+    their script run on local Spark (or by ``runner``; not at all with ``run_script=False``)."""
 
     def __init__(
         self,
@@ -150,6 +166,9 @@ class GlueEmulator:
         s3: Any,
         mirror: _spark.BucketMirror,
         on_failed: JobFailed,
+        duration: RunDuration,
+        run_script: bool = True,
+        queuing: bool = False,
     ) -> None:
         self.job_name = job_name
         self._script = script
@@ -161,12 +180,19 @@ class GlueEmulator:
         self._s3 = s3
         self._mirror = mirror
         self._on_failed = on_failed
+        self._duration = duration
+        self._run_script_at_all = run_script
+        self._queuing = queuing
         self._lock = threading.RLock()
+        self._queue: deque[tuple[Any, Signal]] = deque()
+        """Queued runs (WAITING), oldest first, each with the signal that starts it."""
         self.runs: list[GlueRun] = []
         """Every run that ended, in the order they ended."""
         self.workers: list[threading.Thread] = []
         self.concurrency_rejections = 0
         """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
+        self.queued_runs = 0
+        """Runs Glue queued (WAITING) because MaxConcurrentRuns runs were running."""
 
     def busy(self) -> bool:
         with self._lock:
@@ -175,34 +201,51 @@ class GlueEmulator:
     def start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
         from moto.core.exceptions import JsonRESTError
 
+        # One StartJobRun at a time: moto counts the running runs, then adds one; two calls
+        # in between would both pass the limit.
         with self._lock:
             if self._faults.glue_start_errors:
                 code = self._faults.glue_start_errors.popleft()
                 raise JsonRESTError(code, f"{code} (injected by LocalPipeline)")
             failure = self._faults.glue_failures.popleft() if self._faults.glue_failures else None
-        try:
-            run_id = str(original(job, **kwargs))
-        except Exception as error:
-            if type(error).__name__ == "ConcurrentRunsExceededException":
-                with self._lock:
+            queued = False
+            try:
+                run_id = str(original(job, **kwargs))
+            except Exception as error:
+                if type(error).__name__ != "ConcurrentRunsExceededException":
+                    raise
+                if not self._queuing:
                     self.concurrency_rejections += 1
-            raise
-        fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
-        fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's clock
-        fake_run.status = "RUNNING"
-        arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
-        # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
-        # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
-        worker = threading.Thread(
-            target=self._finish,
-            args=(fake_run, run_id, arguments, failure),
-            name=f"glue-run-{run_id[:12]}",
-            daemon=True,
-        )
-        with self._lock:
+                    raise
+                run_id, queued = self._start_queued(original, job, kwargs), True
+            fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
+            fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's
+            fake_run.status = "WAITING" if queued else "RUNNING"
+            start = Signal()
+            if queued:
+                self.queued_runs += 1
+                self._queue.append((fake_run, start))
+            arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
+            # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
+            # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
+            worker = CLOCK.thread(
+                self._finish,
+                args=(fake_run, run_id, arguments, failure, start),
+                name=f"glue-run-{run_id[:12]}",
+            )
             self.workers.append(worker)
         worker.start()
         return run_id
+
+    @staticmethod
+    def _start_queued(original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
+        """moto has no queuing: create the run past its limit (it waits, not counted)."""
+        limit = job.execution_property.get("MaxConcurrentRuns", 1)
+        job.execution_property["MaxConcurrentRuns"] = float("inf")
+        try:
+            return str(original(job, **kwargs))
+        finally:
+            job.execution_property["MaxConcurrentRuns"] = limit
 
     def _finish(
         self,
@@ -210,10 +253,16 @@ class GlueEmulator:
         run_id: str,
         arguments: dict[str, str],
         failure: Optional[GlueFailure],
+        start: Signal,
     ) -> None:
+        with self._lock:
+            generation, waiting = start.generation, fake_run.status == "WAITING"
+        if waiting:
+            CLOCK.wait(start, generation)  # until a run ends and this one is the oldest
+        ends_at = CLOCK.now() + self._duration(arguments)
         status, message = "SUCCEEDED", None
         written: list[str] = []
-        if failure is None or failure.after_script:
+        if self._run_script_at_all and (failure is None or failure.after_script):
             try:
                 self._check_reads(arguments)
                 written, deleted = self._run_script(arguments, run_id)
@@ -222,10 +271,16 @@ class GlueEmulator:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
             status, message = failure.state, f"{failure.error}: {failure.cause}"
+        CLOCK.sleep_until(ends_at)  # the slot is held for the modelled run time
         fake_run.error_message = message
         with self._lock:
             self.runs.append(GlueRun(run_id, arguments, status, message, written))
-        fake_run.status = status
+            fake_run.status = status
+            if self._queue:  # the freed slot goes to the oldest queued run
+                queued_run, queued_start = self._queue.popleft()
+                queued_run.status = "RUNNING"
+                CLOCK.pulse(queued_start)
+        CLOCK.pulse(GLUE_RUN_ENDED)
         if status in FAILED_RUN_STATES:
             self._on_failed(run_id, status, message or "")
 

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, Callable, Optional
 
 from ._faults import CRASH, DELAY, InvocationCrash
+from ._time import CLOCK
 
 
 class FunctionEnvironment:
@@ -73,8 +74,8 @@ class FaultyClient:
                 code = self._errors.popleft()
             except IndexError:
                 return attribute(**kwargs)
-            if code.startswith(DELAY):  # a slow call: it waits, then goes through
-                time.sleep(float(code.removeprefix(DELAY)))
+            if code.startswith(DELAY):  # a slow call: it waits (virtual time), then goes through
+                CLOCK.sleep(float(code.removeprefix(DELAY)))
                 return attribute(**kwargs)
             if code == CRASH:
                 raise InvocationCrash(name)
@@ -147,10 +148,10 @@ minutes before the third."""
 class AsyncInvoker:
     """Lambda's asynchronous invocation: each event delivered to ``queue_url`` (where the
     emulation puts what EventBridge hands the function) is tried ``1 + retry_attempts``
-    times, Lambda's waits between attempts divided by ``time_scale``; an event that still
+    times, Lambda's waits between attempts on the virtual clock; an event that still
     fails (``RetriesExhausted``), or that would be older than ``max_event_age`` seconds at
-    its next attempt, counting the waits as Lambda would (``EventAgeExceeded``), goes to
-    ``on_failure`` (the on-failure destination) with that condition."""
+    its next attempt (``EventAgeExceeded``), goes to ``on_failure`` (the on-failure
+    destination) with that condition."""
 
     def __init__(
         self,
@@ -161,7 +162,6 @@ class AsyncInvoker:
         retry_attempts: int,
         on_failure: FailureDestination,
         max_event_age: float = 6 * 3600,
-        time_scale: float = 1,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -169,24 +169,21 @@ class AsyncInvoker:
         self._retry_attempts = retry_attempts
         self._on_failure = on_failure
         self._max_event_age = max_event_age
-        self._time_scale = time_scale
 
     def run(self) -> None:
         for body in drain(self._sqs, self.queue_url):
             self._deliver(json.loads(body))
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        started = time.monotonic()
-        waited = 0.0  # virtual seconds of waiting the scale skipped
+        started = CLOCK.now()
         error: BaseException = RuntimeError("never invoked")
         for attempt in range(1 + self._retry_attempts):
             if attempt:
                 wait = ASYNC_RETRY_WAITS[min(attempt, len(ASYNC_RETRY_WAITS)) - 1]
-                if time.monotonic() - started + waited + wait > self._max_event_age:
+                if CLOCK.now() - started + wait > self._max_event_age:
                     self._on_failure(event, error, "EventAgeExceeded", attempt)
                     return
-                time.sleep(wait / self._time_scale)
-                waited += wait - wait / self._time_scale
+                CLOCK.sleep(wait)
             try:
                 self._invoke(event)
                 return
@@ -194,6 +191,11 @@ class AsyncInvoker:
                 error = failure
         self._on_failure(event, error, "RetriesExhausted", 1 + self._retry_attempts)
 
+
+POLL_SECONDS = 1.0
+"""How often (virtual seconds) an idle poller looks at the queue again: records in flight
+reappear within a second of their visibility timeout, and a filling batch sees new records
+within a second."""
 
 BATCH_PAYLOAD_LIMIT = 6_291_456
 """Lambda's largest synchronous invocation payload (6 MB): an SQS batch stops there."""
@@ -241,26 +243,32 @@ class SqsPoller:
         record that keeps failing is received for ever, as in AWS until its retention
         period ends.)"""
         self._deadline = deadline
-        pollers = [
-            threading.Thread(target=self._poll, name=f"sqs-poller-{i}", daemon=True)
-            for i in range(self._pollers)
-        ]
+        # Each poller is an actor of the virtual clock; the caller waits for them released,
+        # so the clock moves (visibility timeouts, batching windows) while they poll.
+        pollers = [CLOCK.thread(self._poll, name=f"sqs-poller-{i}") for i in range(self._pollers)]
         for poller in pollers:
             poller.start()
-        for poller in pollers:
-            poller.join()
+        with CLOCK.released():
+            for poller in pollers:
+                poller.join()
         return self._drained()
 
     def _poll(self) -> None:
         while self._deadline is None or time.monotonic() < self._deadline:
-            with self._batch_lock:
+            # The poller filling a batch waits on the clock (its window) holding this lock:
+            # the others wait for the lock released from the clock, or it would stand still.
+            with CLOCK.released():
+                self._batch_lock.acquire()
+            try:
                 records = self._fill_batch()
                 if records:
                     self.batches.append(len(records))
+            finally:
+                self._batch_lock.release()
             if not records:
                 if self._drained():
                     return
-                time.sleep(0.05)
+                CLOCK.sleep(POLL_SECONDS)  # records in flight: they reappear on the clock
                 continue
             self._invoke_batch(records)
 
@@ -271,11 +279,11 @@ class SqsPoller:
         while len(records) < self._batch_size:
             messages = receive(self._sqs, self.queue_url, min(10, self._batch_size - len(records)))
             if not messages:
-                if not records or time.monotonic() >= deadline:
+                if not records or CLOCK.now() >= deadline:
                     return records
-                time.sleep(0.05)
+                CLOCK.sleep(min(POLL_SECONDS, deadline - CLOCK.now()))
                 continue
-            deadline = deadline or time.monotonic() + self._window
+            deadline = deadline or CLOCK.now() + self._window
             for index, message in enumerate(messages):
                 record = self._record(message)
                 size = len(json.dumps(record)) + 2

@@ -42,6 +42,10 @@ class PipelineLayout:
     handler_entry: str
     glue_version: str
     glue_script: Path
+    worker_type: str = "G.1X"
+    number_of_workers: int = 2
+    job_run_queuing: bool = False
+    """The job's ``JobRunQueuingEnabled``: runs over ``MaxConcurrentRuns`` wait, not fail."""
     batch_size: int = 1
     retry_attempts: int = 2
     reports_item_failures: bool = False
@@ -93,6 +97,9 @@ class PipelineLayout:
             handler_dir=stack.asset_path(resolver.resolve(function["Code"]["S3Key"])),
             handler_entry=function.get("Handler", "handler.handler"),
             glue_version=str(job.get("GlueVersion", "")),
+            worker_type=str(job.get("WorkerType", "G.1X")),
+            number_of_workers=int(job.get("NumberOfWorkers", 2)),
+            job_run_queuing=job.get("JobRunQueuingEnabled") is True,
             glue_script=stack.asset_path(str(resolver.resolve(job["Command"]["ScriptLocation"]))),
             **_delivery_settings(resources, resolver, function_id),
         )

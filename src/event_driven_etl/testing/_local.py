@@ -8,7 +8,8 @@ Functions' interpreter. EventBridge's delivery (``_delivery``) and Lambda
 (``_trigger_function``: the handler called in-process, with the asynchronous-invocation
 retries or the SQS batch semantics the template configures) are emulated here. Every call
 a component makes is checked against the template's policies (``_access.py``,
-``_permissions.py``); waits are scaled (``_time.py``).
+``_permissions.py``); every wait, and every Glue run's duration, is virtual time
+(``_time.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
 from ._lambda_emulation import SerialClient, drain
 from ._layout import PipelineLayout
-from ._observation import GlueRun, Run, executions, finished_runs
+from ._observation import GlueRun, Run, executions, finished_runs, objects_of
 from ._output import read_table_rows
 from ._permissions import Policies
 from ._provision import Emulation, provision
@@ -37,11 +38,8 @@ from ._template import ACCOUNT, REGION, StackTemplate, load_from_assembly
 from ._trigger_function import TriggerFunction
 
 if TYPE_CHECKING:
-    from aws_cdk import Stack
+    from aws_cdk import Duration, Stack
 
-
-DEFAULT_TIME_SCALE = 100.0
-"""A local Spark run of seconds stands for a Glue run of minutes, as the waits around it."""
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 
@@ -82,24 +80,33 @@ class LocalPipeline:
         construct_path: str,
         *,
         glue_runner: Optional[GlueRunner] = None,
-        time_scale: float = DEFAULT_TIME_SCALE,
+        glue_run_time: Optional[Duration] = None,
+        run_glue_script: bool = True,
         work_dir: Optional[Union[str, Path]] = None,
     ) -> None:
         """
         :param stack: The synthesized stack (see :meth:`from_stack`).
         :param construct_path: The pipeline's path, e.g. ``/MyStack/Pipeline``.
         :param glue_runner: Runs the Glue script. Default: - the script runs on local PySpark
-        :param time_scale: Divide the waits of the workflow (retriers with their backoff,
-            cap and jitter; Wait states), of Lambda (retries, the lease, the batching window,
-            the visibility timeout) by this factor; the execution timeout counts real time
-            plus the waiting skipped. 1 is real time. Default: 100
+        :param glue_run_time: How long each emulated Glue run holds its concurrency slot, in
+            virtual time, whatever the local run took. Default: - the cost model's estimate
+            (``event_driven_etl.cost.RunProfile``) for the run's objects and their sizes on
+            the job's workers
+        :param run_glue_script: False: runs keep their timing and concurrency but run no
+            script (no Spark): their outputs are empty and their notifications say so
+            (``rows`` and ``landed`` null, as without a run report); for capacity questions
+            over thousands of objects. Default: True
         :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
         """
-        if not (isinstance(time_scale, (int, float)) and time_scale >= 1):
-            raise ValueError(f"time_scale must be a number of at least 1, got {time_scale!r}")
+        run_seconds = None if glue_run_time is None else glue_run_time.to_seconds()
+        if run_seconds is not None and run_seconds <= 0:
+            raise ValueError(
+                f"glue_run_time must be a positive Duration, got {run_seconds:g} seconds"
+            )
         self._stack = stack
         self._glue_runner = glue_runner
-        self._time_scale = float(time_scale)
+        self._glue_run_seconds = run_seconds
+        self._run_glue_script = bool(run_glue_script)
         self._work_dir = Path(work_dir) if work_dir else None
         self.layout = PipelineLayout.read(stack, construct_path)
         self.faults = Faults()
@@ -219,7 +226,9 @@ class LocalPipeline:
         from moto import mock_aws
 
         _moto_patches.apply()
-        _time.set_scale(self._time_scale)
+        _time.install()
+        _time.CLOCK.reset()
+        _time.CLOCK.hold()  # virtual time stands still while the test's own code runs
         self._set_environment()
         self._tmp = tempfile.TemporaryDirectory(prefix="event-driven-etl-")
         self._mirror = _spark.BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
@@ -274,6 +283,9 @@ class LocalPipeline:
             on_failed=lambda run_id, state, message: self._job_state.run_ended(
                 emulation.glue_job_name, run_id, state, message
             ),
+            duration=self._run_duration,
+            run_script=self._run_glue_script,
+            queuing=layout.job_run_queuing,
         )
         glue_hooks.install()
         ACTIVE_JOBS[emulation.glue_job_name] = self._glue
@@ -293,11 +305,12 @@ class LocalPipeline:
         if self._mock is not None:
             if emulation is not None:
                 self._wait_quietly()
-            for worker in self._glue.workers if self._glue else []:
-                worker.join(timeout=30)
+            with _time.CLOCK.released():
+                for worker in self._glue.workers if self._glue else []:
+                    worker.join(timeout=30)
+            _time.CLOCK.reset()  # what still waits (a timed-out execution's retrier) ends
             self._mock.stop()
             self._mock = None
-            _time.set_scale(1)
         self._emulation = None
         for name, value in self._env_saved.items():
             if value is None:
@@ -375,10 +388,15 @@ class LocalPipeline:
     # ------------------------------------------------------------------ results
 
     def wait_for_runs(self, timeout: float = 60) -> list[Run]:
-        """Deliver pending events, wait until no execution is in flight, return all runs.
+        """Deliver pending events, let virtual time run until no execution is in flight and
+        no Glue run holds a slot, and return all runs.
 
-        Raises :class:`TimeoutError` if events are still waiting for the trigger, or
-        executions still running, after ``timeout`` seconds.
+        ``timeout`` is in real seconds, a guard against a pipeline that never settles (a
+        record that keeps failing without a redrive policy; a workflow that waits on
+        something the clock does not drive): virtual time runs as fast as the emulation
+        can step, so a 3-hour retry budget takes seconds. Raises :class:`TimeoutError` if
+        events still wait for the trigger, or executions still run, after ``timeout``
+        seconds.
         """
         deadline = time.monotonic() + timeout
         if not self.event_queue_url:
@@ -391,25 +409,36 @@ class LocalPipeline:
         self._wait_idle(deadline, timeout)
         return self.runs()
 
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass (executions, Glue runs, pollers go on
+        meanwhile), then return: e.g. to upload the next objects a minute later."""
+        _time.CLOCK.sleep(seconds)
+
+    @property
+    def elapsed(self) -> float:
+        """Virtual seconds since :meth:`start` (e.g. how long a burst took to drain)."""
+        return _time.CLOCK.now()
+
     def _wait_idle(self, deadline: float, timeout: float) -> None:
         """Until no execution runs and no Glue run is busy; past ``deadline`` (a
         ``time.monotonic()`` value) raise, naming the caller's ``timeout``."""
         machines = [self.state_machine_arn, self.emulation.notifier_arn]
-        while True:
-            running = [
-                execution
-                for machine in machines
-                if machine
-                for execution in executions(self._sfn, machine, "RUNNING")
-            ]
-            glue_busy = self._glue is not None and self._glue.busy()
-            if not running and not glue_busy:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{len(running)} execution(s) still running after {timeout} seconds"
-                )
-            time.sleep(0.1)
+        with _time.CLOCK.released():  # the clock moves while the test's thread waits
+            while True:
+                running = [
+                    execution
+                    for machine in machines
+                    if machine
+                    for execution in executions(self._sfn, machine, "RUNNING")
+                ]
+                glue_busy = self._glue is not None and self._glue.busy()
+                if not running and not glue_busy:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{len(running)} execution(s) still running after {timeout} seconds"
+                    )
+                time.sleep(0.02)
 
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
@@ -417,8 +446,8 @@ class LocalPipeline:
 
     def workflow_waits(self, execution_arn: str) -> list[float]:
         """Each wait of one execution's retriers and Wait states, in seconds as the workflow
-        waits them in AWS (interval, backoff, ``MaxDelaySeconds`` and jitter applied; only
-        the real sleep is divided by ``time_scale``), in order."""
+        waits them in AWS (interval, backoff, ``MaxDelaySeconds`` and jitter applied), on
+        the virtual clock, in order."""
         return _time.waits_of(execution_arn)
 
     @property
@@ -440,6 +469,43 @@ class LocalPipeline:
     def glue_concurrency_rejections(self) -> int:
         """StartJobRun calls Glue refused because MaxConcurrentRuns runs were running."""
         return self._glue.concurrency_rejections if self._glue else 0
+
+    @property
+    def glue_queued_runs(self) -> int:
+        """Runs Glue queued (``WAITING``, with job-run queuing) because MaxConcurrentRuns
+        runs were running."""
+        return self._glue.queued_runs if self._glue else 0
+
+    def _run_duration(self, arguments: dict[str, str]) -> float:
+        """How long a run holds its slot: ``glue_run_time``, else the cost model's run time
+        for its objects (their count and sizes) on the job's workers."""
+        if self._glue_run_seconds is not None:
+            return self._glue_run_seconds
+        from ..cost import estimate_glue_cost
+
+        uris = objects_of(
+            self._s3,
+            {
+                "objects": json.loads(arguments.get("--objects") or "[]"),
+                "manifest": arguments.get("--manifest") or "",
+            },
+        )
+        sizes = []
+        for uri in uris:
+            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+            try:
+                sizes.append(int(self._s3.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+            except Exception:  # a missing object: the run fails on it, fast
+                sizes.append(0)
+        count = max(1, len(sizes))
+        estimate = estimate_glue_cost(
+            objects_per_day=count,
+            object_size_mb=sum(sizes) / count / 1_000_000,
+            objects_per_run=count,
+            worker_type=self.layout.worker_type,
+            number_of_workers=self.layout.number_of_workers,
+        )
+        return estimate.seconds_per_run
 
     def output_keys(self) -> list[str]:
         """Keys in the output bucket (manifests excluded), sorted."""

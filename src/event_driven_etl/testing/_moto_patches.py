@@ -32,10 +32,11 @@ and three patches are for speed only:
 7. Its SQS receive checks each message's retention through ``get_queue_attributes``, which
    recomputes every attribute (message counts included) each time: receiving a queue of
    n messages costs O(n²). The check reads the retention period directly instead, and the
-   SQS model's clock reads ``time.time()`` instead of building two datetimes per call.
+   SQS model's clock reads the virtual clock (``_time.CLOCK``) instead of building two
+   datetimes per call.
 8. Its ``.sync`` tasks check the job run's state every 0.5 s of real time; the check runs
-   every 0.1 s instead. Step Functions polls less often, so this changes no outcome, only
-   how long a test waits for a run that already ended.
+   every 0.1 s instead (``_time`` replaces the wait itself with one on the virtual clock,
+   woken when a run ends; this only matters where that patch is not installed).
 9. ``CreateStateMachine`` parses the definition to validate it (about 150 ms with its
    ANTLR parser) and throws the result away; a definition that was valid once is not
    parsed again for validation. Each execution still parses its own.
@@ -49,9 +50,10 @@ from __future__ import annotations
 
 import inspect
 import textwrap
-import time
 from datetime import datetime
 from typing import Any
+
+from . import _time
 
 PATCHED_MOTO_VERSIONS = frozenset({"5.2.5"})
 """moto versions these patches are known to fix."""
@@ -199,14 +201,13 @@ def _patch_glue_failure_cause() -> None:
 
 
 def _patch_sqs_retention_check() -> None:
-    from moto.core.utils import unix_time
     from moto.sqs import models
 
     def is_message_valid_based_on_retention_period(
         self: Any, queue_name: str, message: Any
     ) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+        return bool(retention + message.sent_timestamp / 1000 > _time.CLOCK.epoch())
 
     models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period
@@ -214,7 +215,8 @@ def _patch_sqs_retention_check() -> None:
     slow_unix_time = vars(models)["unix_time"]
 
     def fast_unix_time(dt: Any = None) -> float:
-        return time.time() if dt is None else float(slow_unix_time(dt))
+        # The virtual clock's: visibility timeouts and delays are waits like any other.
+        return _time.CLOCK.epoch() if dt is None else float(slow_unix_time(dt))
 
     vars(models)["unix_time"] = fast_unix_time
     vars(models)["unix_time_millis"] = lambda dt=None: fast_unix_time(dt) * 1000.0

@@ -2,7 +2,7 @@
 
 :func:`provision` makes what the template makes, named as the layout names it: the buckets
 (versioned as synthesized), the catalog databases, the Glue job (arguments, concurrency,
-retries), the queues (visibility scaled, redrive as synthesized), the deduplication table,
+retries), the queues (visibility and redrive as synthesized), the deduplication table,
 the topics (each subscribed to a capture queue the test reads), the state machines and the
 object-created rule. It returns where each ended up, as an :class:`Emulation`.
 """
@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from . import _time
 from ._clients import emulated_client
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
 from ._layout import PipelineLayout
@@ -183,17 +182,14 @@ class _Provisioner:
 
     def _queues(self) -> tuple[str, Optional[str]]:
         """The dead-letter queue, and the event queue (batching mode) with its visibility
-        timeout scaled and its redrive as synthesized."""
+        timeout and its redrive as synthesized."""
         layout = self._layout
         dead_letter_url = self._sqs.create_queue(QueueName=layout.dlq_id)["QueueUrl"]
         if not layout.queue_id:
             return dead_letter_url, None
         props = self._props(layout.queue_id)
-        attributes = {
-            "VisibilityTimeout": str(
-                _time.scaled_seconds(float(props.get("VisibilityTimeout", 30)))
-            )
-        }
+        # As synthesized: moto's SQS reads the virtual clock (``_moto_patches``).
+        attributes = {"VisibilityTimeout": str(int(props.get("VisibilityTimeout", 30)))}
         redrive = self._resolver.resolve(props.get("RedrivePolicy"))
         if redrive:  # as synthesized: without one, a failing record is received for ever
             target_name = str(redrive["deadLetterTargetArn"]).rsplit(":", 1)[-1]

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from . import _time
 from ._access import AccessGate, CallCheck, RoleClient
 from ._clients import emulated_client
 from ._faults import Faults
@@ -34,6 +32,7 @@ from ._layout import PipelineLayout
 from ._permissions import AccessDeniedError
 from ._provision import Emulation
 from ._template import ACCOUNT, REGION
+from ._time import CLOCK, HandlerClock
 
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 """Step Functions' execution names: 1 to 80 characters (these are safe in every API)."""
@@ -46,17 +45,18 @@ class FunctionTimeoutError(Exception):
 
 
 class LambdaContext:
-    """The context Lambda passes: the remaining time counts down from the timeout."""
+    """The context Lambda passes: the remaining time counts down from the timeout (on the
+    virtual clock)."""
 
     def __init__(self, function_name: str, timeout_seconds: float, memory_mb: int) -> None:
         self.function_name = function_name
         self.memory_limit_in_mb = memory_mb
         self.aws_request_id = str(uuid.uuid4())
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self._deadline = time.monotonic() + timeout_seconds
+        self._deadline = CLOCK.now() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - CLOCK.now()) * 1000))
 
 
 class TriggerFunction:
@@ -82,7 +82,7 @@ class TriggerFunction:
         props = layout.resources[layout.function_id]["Properties"]
         self.name = str(layout.resolver.physical.get(layout.function_id, layout.function_id))
         self.timeout_seconds = float(props.get("Timeout", 3))
-        """The function's ``Timeout``: work is not scaled, so neither is this."""
+        """The function's ``Timeout``, in virtual seconds like every other duration."""
         self._memory_mb = int(props.get("MemorySize", 128))
         self.environment = self._environment(props)
         """What the handler sees as ``os.environ``."""
@@ -90,6 +90,8 @@ class TriggerFunction:
         self.module: ModuleType = load_handler_module(
             layout.handler_dir, module_file, self.environment
         )
+        if hasattr(self.module, "time"):  # its lease and deadlines on the virtual clock
+            vars(self.module)["time"] = HandlerClock()
         self._install_clients()
 
     def _environment(self, props: Mapping[str, Any]) -> dict[str, str]:
@@ -108,10 +110,6 @@ class TriggerFunction:
             "TZ": ":UTC",
             **{k: str(v) for k, v in self._layout.resolver.resolve(variables).items()},
         }
-        if "LEASE_SECONDS" in environment:  # a wait like any other: scaled, at least 1 s
-            environment["LEASE_SECONDS"] = str(
-                _time.scaled_seconds(int(environment["LEASE_SECONDS"]))
-            )
         return environment
 
     # ------------------------------------------------------------------ invoking
@@ -120,9 +118,9 @@ class TriggerFunction:
         """Call the handler once, as Lambda does; past the timeout the invocation failed
         (whatever it did until then stays done)."""
         context = LambdaContext(self.name, self.timeout_seconds, self._memory_mb)
-        started = time.monotonic()
+        started = CLOCK.now()
         result = getattr(self.module, self._entry)(event, context)
-        elapsed = time.monotonic() - started
+        elapsed = CLOCK.now() - started
         if elapsed > self.timeout_seconds:
             raise FunctionTimeoutError(
                 f"Task timed out after {elapsed:.2f} seconds (Timeout {self.timeout_seconds:g})"
@@ -137,7 +135,6 @@ class TriggerFunction:
             self.invoke,
             retry_attempts=self._layout.retry_attempts,
             max_event_age=self._layout.max_event_age,
-            time_scale=_time.scale(),
             on_failure=self._send_to_failure_destination,
         ).run()
 
@@ -151,7 +148,7 @@ class TriggerFunction:
             self.invoke,
             pollers=self._layout.pollers,
             batch_size=self._layout.batch_size,
-            batching_window=self._layout.batching_window / _time.scale(),
+            batching_window=self._layout.batching_window,
             reports_item_failures=self._layout.reports_item_failures,
         ).run(deadline)
 

@@ -28,7 +28,8 @@ def local_pipeline() -> Iterator[StartLocalPipeline]:
     """Start a pipeline of a stack offline; every one started is stopped after the test.
 
     Call it as ``local_pipeline(stack, construct_id="Pipeline", **options)``, with the
-    options of :class:`LocalPipeline` (``glue_runner``, ``time_scale``, ``work_dir``).
+    options of :class:`LocalPipeline` (``glue_runner``, ``glue_run_time``, ``run_glue_script``,
+    ``work_dir``).
     """
     started: list[LocalPipeline] = []
 
