@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,25 @@ def test_fails_on_each_kind_of_defect(broken: str, check: object) -> None:
 
 def test_fenced_code_and_inline_code_are_not_judged_as_rest() -> None:
     assert rst_markup("```python\nExample::\n:param x:\n```\nuse `a::b` here\n") == []
+
+
+def test_help_lists_the_public_attributes_of_each_construct() -> None:
+    import pydoc
+
+    import event_driven_etl
+    from event_driven_etl._docs import attribute_docs
+
+    checked = 0
+    for name in event_driven_etl.__all__:
+        value = getattr(event_driven_etl, name)
+        if not isinstance(value, type):
+            continue
+        text = pydoc.plain(pydoc.render_doc(value))
+        for module in sys.modules:
+            if module.startswith("event_driven_etl.") and vars(sys.modules[module]).get(name):
+                for attribute in attribute_docs(value, module):
+                    assert attribute.name in text and attribute.doc.split()[0] in text, (
+                        f"help({name}) does not document {attribute.name}"
+                    )
+                    checked += 1
+    assert checked > 30

@@ -44,18 +44,27 @@ def attribute_docs(cls: type, defined_in: str) -> list[AttributeDoc]:
     found: list[AttributeDoc] = []
     body = node.body
     for index, statement in enumerate(body):
+        following = body[index + 1] if index + 1 < len(body) else None
+        doc = ""
+        if (
+            isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            doc = inspect.cleandoc(following.value.value)
         if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
             name = statement.target.id
-            following = body[index + 1] if index + 1 < len(body) else None
-            doc = ""
-            if (
-                isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                doc = inspect.cleandoc(following.value.value)
             if not name.startswith("_"):
                 found.append(AttributeDoc(name, ast.unparse(statement.annotation), doc))
+        elif (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and not statement.targets[0].id.startswith("_")
+            and doc
+        ):  # a documented constant or enum member: its value stands in for a type
+            value = f"= {ast.unparse(statement.value)}"
+            found.append(AttributeDoc(statement.targets[0].id, value, doc))
         elif isinstance(statement, ast.FunctionDef) and not statement.name.startswith("_"):
             is_property = any(
                 isinstance(d, ast.Name) and d.id in ("property", "cached_property")
