@@ -20,10 +20,14 @@ Formats by extension, checked against the content: CSV (``.csv``; RFC 4180 quoti
 newlines, BOM, CR/LF/CRLF, a header row assumed; ``;``, tab or ``|`` used when the header has
 no comma), TSV (``.tsv``), JSON lines or a top-level JSON array (``.json``, ``.jsonl``,
 ``.ndjson``), Parquet (``.parquet``, nanosecond timestamps included); ``.gz``/``.bz2``
-compressed text. Columns whose values all parse as integers, decimals, booleans, dates or
-timestamps are typed, the same for CSV as for JSON; the table keeps one type per column
-across runs (``<output_path>_schema.json``), later data is cast to it and new columns are
-added. Re-running the same input (same ``--batch_id``) replaces its earlier output.
+compressed text. A column gets the most specific type every present value represents
+exactly (``181.0`` is a bigint, ``2026-11-25`` a date), the same for CSV as for JSON; the null
+tokens are missing in every column, and a column without a value yet is not added. The table
+keeps one type per column across runs (``<output_path>_schema.json`` or the catalog), later
+data is cast to it and new columns are added; the same files give the same table whatever
+their order and grouping. The whole object must be UTF-8; an object whose rows Spark cannot
+write is refused on its own, and the schema is committed only for rows that were written.
+Re-running the same input (same ``--batch_id``) replaces its earlier output.
 
 Plain PySpark (pyspark 3.5 = Glue 5's Spark): it imports nothing from ``awsglue``, so it runs
 on local Spark too.
