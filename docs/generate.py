@@ -121,46 +121,32 @@ def split_fields(doc: str) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
     body: list[str] = []
     params: dict[str, str] = {}
     others: list[tuple[str, str]] = []
-    current: list[str] | None = None
+    labels = {"return": "Returns", "returns": "Returns", "raises": "Raises"}
+    target: tuple[str, str] | tuple[str, int] | None = None  # the field a line continues
     for line in inspect.cleandoc(doc or "").splitlines():
-        match = _FIELD.match(line.strip()) if not line.startswith("    ") else None
+        match = None if line.startswith(" ") else _FIELD.match(line)
         if match:
             kind, name, rest = match.groups()
-            current = [rest]
             if kind == "param":
-                params[name.strip()] = ""
-                params_key = name.strip()
-                others_entry = None
+                params[name.strip()] = rest.strip()
+                target = ("param", name.strip())
             else:
-                label = {"return": "Returns", "returns": "Returns", "raises": "Raises"}.get(
-                    kind, kind.capitalize()
+                others.append(
+                    (f"{labels.get(kind, kind.capitalize())} {name.strip()}".strip(), rest)
                 )
-                others_entry = (f"{label} {name.strip()}".strip(), "")
-                others.append(others_entry)
-                params_key = None
-            current_target = (params_key, len(others) - 1 if others_entry else None)
-            _assign(params, others, current_target, current)
-            continue
-        if current is not None and (line.startswith("    ") or not line.strip()):
-            current.append(line.strip())
-            _assign(params, others, current_target, current)
-            continue
-        current = None
-        body.append(line)
+                target = ("other", len(others) - 1)
+        elif target is not None and (line.startswith(" ") or not line.strip()):
+            if target[0] == "param":
+                key = str(target[1])
+                params[key] = f"{params[key]} {line.strip()}".strip()
+            else:
+                index = int(target[1])
+                label, text = others[index]
+                others[index] = (label, f"{text} {line.strip()}".strip())
+        else:
+            target = None
+            body.append(line)
     return "\n".join(body).strip(), params, others
-
-
-def _assign(
-    params: dict[str, str],
-    others: list[tuple[str, str]],
-    target: tuple[str | None, int | None],
-    text: list[str],
-) -> None:
-    joined = " ".join(t for t in text if t).strip()
-    if target[0] is not None:
-        params[target[0]] = joined
-    elif target[1] is not None:
-        others[target[1]] = (others[target[1]][0], joined)
 
 
 def markdown(doc: str, link: Callable[[str], str]) -> list[str]:
