@@ -30,6 +30,7 @@ DEFAULT_ALARMS = {
     "TriggerErrorsAlarm": ("AWS/Lambda", "Errors", "Sum"),
     "TriggerThrottlesAlarm": ("AWS/Lambda", "Throttles", "Sum"),
     "DeadLetterQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+    "JobStateNotifierFailedAlarm": ("AWS/States", "ExecutionsFailed", "Sum"),
 }
 
 
@@ -63,7 +64,7 @@ def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(
         assert alarm["Period"] == 300
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["AlarmDescription"]
-    assert len(pipeline.alarms) == 7
+    assert len(pipeline.alarms) == 8
 
 
 def test_separate_alarm_topic_receives_alarms(stack: Stack) -> None:
