@@ -1,10 +1,10 @@
 """The same files land as the same table whatever their order and grouping (per object, in
 waves, one batch): a property test over real files and their pandas-written variants.
 
-Each example runs the built-in script once per group on local Spark (about 2 s a run here),
-so the suite runs ``ORDER_EXAMPLES`` examples (default 3, plus the three named groupings:
-about 8 minutes on this shared 2-core machine under load, 7 examples);
-run more with ``ETL_ORDER_EXAMPLES=50 .venv/bin/python -m pytest -m spark
+Each example runs the built-in script once per group on local Spark (1 to 5 runs), so the
+suite runs ``ORDER_EXAMPLES`` random examples (default 3) plus the three named groupings and
+the one-batch reference (7 examples took 8 minutes on this shared 2-core machine under
+heavy load); run more with ``ETL_ORDER_EXAMPLES=50 .venv/bin/python -m pytest -m spark
 tests/unit/test_glue_order_independence.py``.
 """
 
