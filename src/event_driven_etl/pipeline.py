@@ -149,7 +149,7 @@ class EventDrivenEtlPipeline(Construct):
         number_of_workers: int = 2,
         job_timeout: Optional[Duration] = None,
         max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
-        job_run_queuing: bool = False,
+        job_run_queuing: Optional[bool] = None,
         extra_job_arguments: Optional[Mapping[str, str]] = None,
         workflow_timeout: Optional[Duration] = None,
         include_execution_data: bool = False,
@@ -203,7 +203,11 @@ class EventDrivenEtlPipeline(Construct):
         :param number_of_workers: Glue workers per run, at least 2. Default: 2
         :param job_timeout: Longest a Glue run may take. Default: 1 hour (2 hours with FLEX)
         :param max_concurrent_runs: Glue runs at the same time. Default: 10
-        :param job_run_queuing: Let Glue queue runs over its limits. Default: False
+        :param job_run_queuing: Let Glue queue runs over its limits (``WAITING``) instead of
+            refusing them: a per-object burst then drains at ``max_concurrent_runs`` runs at a
+            time for as long as ``workflow_timeout`` allows, instead of failing every object
+            whose concurrency retries run out. Default: True, except with FLEX (Glue does not
+            queue FLEX runs)
         :param extra_job_arguments: More ``--name: value`` arguments for your script.
             Default: - none
         :param workflow_timeout: Longest a workflow execution may take, retries included.
@@ -252,6 +256,11 @@ class EventDrivenEtlPipeline(Construct):
         )
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
         flex = execution_class == glue.ExecutionClass.FLEX
+        if job_run_queuing is None:
+            # Queued, a run over MaxConcurrentRuns waits for a slot instead of failing
+            # (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html); FLEX
+            # runs cannot be queued.
+            job_run_queuing = not flex
         workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
         job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
         check_trigger_props(

@@ -438,7 +438,7 @@ class LocalPipeline:
                     raise TimeoutError(
                         f"{len(running)} execution(s) still running after {timeout} seconds"
                     )
-                time.sleep(0.02)
+                time.sleep(0.1)
 
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""
