@@ -256,11 +256,6 @@ class EventDrivenEtlPipeline(Construct):
         )
         problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
         flex = execution_class == glue.ExecutionClass.FLEX
-        if job_run_queuing is None:
-            # Queued, a run over MaxConcurrentRuns waits for a slot instead of failing
-            # (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html); FLEX
-            # runs cannot be queued.
-            job_run_queuing = not flex
         workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
         job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
         check_trigger_props(
@@ -293,7 +288,7 @@ class EventDrivenEtlPipeline(Construct):
                 glue_version=glue_version,
                 execution_class=execution_class,
                 worker_type=worker_type,
-                job_run_queuing=job_run_queuing,
+                job_run_queuing=_queuing(job_run_queuing, flex=flex),
                 built_in_script=glue_script is None,
                 catalog_table_name=catalog_table_name,
             )
@@ -398,7 +393,7 @@ class EventDrivenEtlPipeline(Construct):
             number_of_workers=number_of_workers,
             timeout=job_timeout,
             max_concurrent_runs=max_concurrent_runs,
-            job_run_queuing=job_run_queuing,
+            job_run_queuing=_queuing(job_run_queuing, flex=flex),
             extra_arguments=extra_job_arguments,
             encryption_key=self.encryption_key,
             output_encryption_key=encryption_key,
@@ -760,3 +755,10 @@ def _check_same_environment(
             f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
             "into a bucket here.",
         )
+
+
+def _queuing(job_run_queuing: Optional[bool], *, flex: bool) -> bool:
+    """Queuing on unless told otherwise or FLEX: queued, a run over MaxConcurrentRuns waits
+    for a slot instead of failing (https://docs.aws.amazon.com/glue/latest/dg/
+    job-run-statuses.html); Glue does not queue FLEX runs."""
+    return (not flex) if job_run_queuing is None else job_run_queuing

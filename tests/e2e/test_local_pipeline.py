@@ -644,3 +644,46 @@ def test_the_retry_policy_s_jitter_reaches_the_waits(tmp_path: Path, jitter: boo
         assert all(0 <= w <= c for w, c in zip(waits, ceilings)) and waits != ceilings
     else:
         assert waits == ceilings
+
+
+@pytest.mark.spark
+def test_the_real_file_corpus_uploaded_at_once_beside_two_cpu_hogs_ends_as_in_aws(
+    tmp_path: Path,
+) -> None:
+    """Every file of the corpus at once, per object, default props, while two processes
+    keep both cores busy: the outcome is the template's and the data's (each file lands,
+    is skipped or is refused for its own reason), never Glue's concurrency limit, however
+    slowly local Spark runs."""
+    import subprocess
+    import sys
+
+    corpus = Path(__file__).resolve().parent.parent / "data" / "corpus"
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+            local.deliver_immediately = False
+            for path in files:
+                local.put_object(f"incoming/{path.name}", path.read_bytes())
+            local.flush()
+            runs = local.wait_for_runs(timeout=1800)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert len(runs) == len(files) >= 19
+    assert not [r for r in runs if "ConcurrentRunsExceeded" in (r.cause or "")]
+    assert local.glue_concurrency_rejections == 0
+    assert local.glue_queued_runs == len(files) - 10  # Glue's limit was met, and queued
+    failed = sorted(o.rsplit("/", 1)[-1] for r in runs if r.status == "FAILED" for o in r.objects)
+    assert failed == sorted(  # refused for what is in them (tests/e2e/test_real_files.py)
+        [
+            "digits_headerless.csv.gz",
+            "election_features_truncated.jsonl",
+            "election_geojson.json.gz",
+            "scotland_population_report.csv",
+            "sf_temps_parquet_named.csv",
+            "tips_gzip_named.csv",
+            "wine_data_ragged.csv",
+        ]
+    )
