@@ -687,3 +687,17 @@ def test_the_real_file_corpus_uploaded_at_once_beside_two_cpu_hogs_ends_as_in_aw
             "wine_data_ragged.csv",
         ]
     )
+
+
+def test_fails_a_run_longer_than_the_job_timeout_as_glue_stops_it(tmp_path: Path) -> None:
+    """A run that would take 20 minutes on a job with a 10-minute Timeout: Glue stops it
+    at 10 minutes (TIMEOUT), and the workflow reports the run's failure."""
+    stack = _stack(tmp_path, job_timeout=Duration.minutes(10))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_run_time=Duration.minutes(20), run_glue_script=False
+    ) as local:
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert [r.status for r in local.glue_runs] == ["TIMEOUT"]
+        assert 600 <= local.elapsed < 1200  # stopped at the timeout, not at 20 minutes
