@@ -152,7 +152,7 @@ class EventDrivenEtlPipeline(Construct):
         number_of_workers: int = 2,
         job_timeout: Optional[Duration] = None,
         max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
-        job_run_queuing: bool = False,
+        job_run_queuing: Optional[bool] = None,
         extra_job_arguments: Optional[Mapping[str, str]] = None,
         workflow_timeout: Optional[Duration] = None,
         include_execution_data: bool = False,
@@ -206,7 +206,11 @@ class EventDrivenEtlPipeline(Construct):
         :param number_of_workers: Glue workers per run, at least 2. Default: 2
         :param job_timeout: Longest a Glue run may take. Default: 1 hour (2 hours with FLEX)
         :param max_concurrent_runs: Glue runs at the same time. Default: 10
-        :param job_run_queuing: Let Glue queue runs over its limits. Default: False
+        :param job_run_queuing: Let Glue queue runs over its limits (``WAITING``) instead of
+            refusing them: a per-object burst then drains at ``max_concurrent_runs`` runs at a
+            time for as long as ``workflow_timeout`` allows, instead of failing every object
+            whose concurrency retries run out. Default: True, except with FLEX (Glue does not
+            queue FLEX runs)
         :param extra_job_arguments: More ``--name: value`` arguments for your script.
             Default: - none
         :param workflow_timeout: Longest a workflow execution may take, retries included.
@@ -381,7 +385,7 @@ class EventDrivenEtlPipeline(Construct):
             number_of_workers=number_of_workers,
             timeout=job_timeout,
             max_concurrent_runs=max_concurrent_runs,
-            job_run_queuing=job_run_queuing,
+            job_run_queuing=_queuing(job_run_queuing, flex=flex),
             extra_arguments=extra_job_arguments,
             encryption_key=self.encryption_key,
             output_encryption_key=encryption_key,
@@ -805,7 +809,7 @@ def _check_values(
             glue_version=glue_version,
             execution_class=execution_class,
             worker_type=worker_type,
-            job_run_queuing=job_run_queuing,
+            job_run_queuing=_queuing(job_run_queuing, flex=flex),
             built_in_script=glue_script is None,
             catalog_table_name=catalog_table_name,
             settable=frozenset({"output_prefix"}),
@@ -975,3 +979,10 @@ def _check_same_environment(
             f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
             "into a bucket here.",
         )
+
+
+def _queuing(job_run_queuing: Optional[bool], *, flex: bool) -> bool:
+    """Queuing on unless told otherwise or FLEX: queued, a run over MaxConcurrentRuns waits
+    for a slot instead of failing (https://docs.aws.amazon.com/glue/latest/dg/
+    job-run-statuses.html); Glue does not queue FLEX runs."""
+    return (not flex) if job_run_queuing is None else job_run_queuing

@@ -229,8 +229,8 @@ def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
 
 def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Path) -> None:
     """Glue's concurrency limit (10 by default here) meets 50 executions at once: each run
-    holds its slot for 90 virtual seconds, and the workflow's ConcurrentRunsExceeded retries
-    carry every one of them to success."""
+    holds its slot for 90 virtual seconds, and Glue queues the runs over the limit (job-run
+    queuing is on by default), so every one of them succeeds."""
     with LocalPipeline.from_stack(
         _stack(tmp_path), "Pipeline", glue_runner=_no_spark, glue_run_time=Duration.seconds(90)
     ) as local:
@@ -246,7 +246,109 @@ def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Pat
         assert len(runs) == 50
         assert len({o for r in runs for o in r.objects}) == 50
         assert len(local.glue_runs) == 50
-        assert local.glue_concurrency_rejections > 0  # the limit was really met
+        assert local.glue_queued_runs == 40  # the limit was really met: Glue queued the rest
+        assert local.glue_concurrency_rejections == 0  # (job-run queuing is on by default)
+        assert local.elapsed >= 5 * 90  # five waves of ten 90-second runs
+
+
+def _retry_budget_seconds() -> float:
+    """The default concurrency retrier's expected total wait: each of its waits is drawn
+    uniformly below its ceiling (full jitter), so on average half of it."""
+    from event_driven_etl.state_machine import DEFAULT_CONCURRENCY_RETRY
+
+    retry = DEFAULT_CONCURRENCY_RETRY
+    assert retry.max_delay is not None
+    ceilings = [
+        min(retry.interval.to_seconds() * retry.backoff_rate**n, retry.max_delay.to_seconds())
+        for n in range(retry.max_attempts)
+    ]
+    return sum(ceilings) / 2
+
+
+BURST = 30
+RUN = Duration.hours(1)
+
+
+def test_fails_a_per_object_burst_beyond_the_retry_budget_by_the_predicted_count(
+    tmp_path: Path,
+) -> None:
+    """Without job-run queuing, 30 objects at once meet 10 slots of 1-hour runs: the first
+    10 run at once, the next 10 when those end (an hour in, well within every execution's
+    retry budget of about 1.5 hours: 40 jittered waits averaging 5,400 s, sd about 500 s),
+    and the budget of every other one runs out before the third wave (2 hours, over 3 sd
+    away). Predicted: 30 - 10 x (1 + budget // run) = 10 FAILED; tolerance 1 either way,
+    for a budget drawn more than 3 sd from its mean. Hours of virtual time, a minute or two
+    of real time on a loaded machine."""
+    waves = 1 + int(_retry_budget_seconds() // RUN.to_seconds())
+    predicted = BURST - 10 * waves
+    stack = _stack(tmp_path, job_run_queuing=False, job_timeout=Duration.hours(2))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_run_time=RUN, run_glue_script=False
+    ) as local:
+        local.deliver_immediately = False
+        for i in range(BURST):
+            local.put_object(f"incoming/burst-{i:02}.csv", CSV)
+        local.flush()
+        runs = local.wait_for_runs(timeout=300)
+        failed = [r for r in runs if r.status == "FAILED"]
+        assert (waves, predicted) == (2, 10)
+        assert abs(len(failed) - predicted) <= 1, len(failed)
+        assert len(runs) == BURST and len(local.glue_runs) == BURST - len(failed)
+        assert {r.error for r in failed} == {"EtlPipelineFailed"}
+        assert all("Glue.ConcurrentRunsExceededException" in (r.cause or "") for r in failed)
+        notes = [n for n in local.notifications if n["status"] == "FAILED"]
+        assert len(notes) == len(failed)  # each failed object is told, and nothing re-runs it
+        assert local.output_keys() == []  # run_glue_script=False: no output at all
+        succeeded = [n for n in local.notifications if n["status"] == "SUCCEEDED"]
+        assert {(n["rows"], n["landed"]) for n in succeeded} == {(None, None)}  # says so
+
+
+@pytest.mark.parametrize("mode", ["queuing", "batching"])
+def test_the_same_burst_with_queuing_or_batching_ends_with_no_failure(
+    tmp_path: Path, mode: str
+) -> None:
+    props: dict[str, object] = {"job_timeout": Duration.hours(2)}
+    if mode == "batching":
+        props.update(job_run_queuing=False, batching=Batching(max_batch_size=100))
+    with LocalPipeline.from_stack(
+        _stack(tmp_path, **props), "Pipeline", glue_run_time=RUN, run_glue_script=False
+    ) as local:
+        local.deliver_immediately = False
+        for i in range(BURST):
+            local.put_object(f"incoming/burst-{i:02}.csv", CSV)
+        local.flush()
+        runs = local.wait_for_runs(timeout=300)
+        assert [r.status for r in runs if r.status != "SUCCEEDED"] == []
+        assert sorted(o for r in runs for o in r.objects) == sorted(
+            f"s3://{local.source_bucket}/incoming/burst-{i:02}.csv" for i in range(BURST)
+        )
+        if mode == "queuing":  # three waves of ten one-hour runs
+            assert local.glue_queued_runs == BURST - 10
+            assert local.elapsed >= 3 * RUN.to_seconds()
+        else:
+            assert len(local.glue_runs) == 1
+
+
+def test_fails_a_queued_run_that_waits_past_the_workflow_timeout_as_timed_out(
+    tmp_path: Path,
+) -> None:
+    """Queued runs wait for a slot, but not past the workflow's TimeoutSeconds: 25 objects,
+    10 slots of 50-minute runs, a 90-minute workflow timeout. The first wave ends in time;
+    the second would end at 100 minutes, the third has not started: 15 TIMED_OUT, as in
+    AWS (a timed-out execution runs no catch, so it sends no notification)."""
+    stack = _stack(tmp_path, workflow_timeout=Duration.minutes(90))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_run_time=Duration.minutes(50), run_glue_script=False
+    ) as local:
+        local.deliver_immediately = False
+        for i in range(25):
+            local.put_object(f"incoming/q-{i:02}.csv", CSV)
+        local.flush()
+        runs = local.wait_for_runs(timeout=300)
+        statuses = sorted(r.status for r in runs)
+        assert statuses == ["SUCCEEDED"] * 10 + ["TIMED_OUT"] * 15
+        assert len(local.notifications) == 10
+        assert local.glue_queued_runs == 15
 
 
 def test_pytest_fixture_starts_and_stops_the_pipeline(
@@ -542,3 +644,60 @@ def test_the_retry_policy_s_jitter_reaches_the_waits(tmp_path: Path, jitter: boo
         assert all(0 <= w <= c for w, c in zip(waits, ceilings)) and waits != ceilings
     else:
         assert waits == ceilings
+
+
+@pytest.mark.spark
+def test_the_real_file_corpus_uploaded_at_once_beside_two_cpu_hogs_ends_as_in_aws(
+    tmp_path: Path,
+) -> None:
+    """Every file of the corpus at once, per object, default props, while two processes
+    keep both cores busy: the outcome is the template's and the data's (each file lands,
+    is skipped or is refused for its own reason), never Glue's concurrency limit, however
+    slowly local Spark runs."""
+    import subprocess
+    import sys
+
+    corpus = Path(__file__).resolve().parent.parent / "data" / "corpus"
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+            local.deliver_immediately = False
+            for path in files:
+                local.put_object(f"incoming/{path.name}", path.read_bytes())
+            local.flush()
+            runs = local.wait_for_runs(timeout=1800)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert len(runs) == len(files) >= 19
+    assert not [r for r in runs if "ConcurrentRunsExceeded" in (r.cause or "")]
+    assert local.glue_concurrency_rejections == 0
+    assert local.glue_queued_runs == len(files) - 10  # Glue's limit was met, and queued
+    failed = sorted(o.rsplit("/", 1)[-1] for r in runs if r.status == "FAILED" for o in r.objects)
+    assert failed == sorted(  # refused for what is in them (tests/e2e/test_real_files.py)
+        [
+            "digits_headerless.csv.gz",
+            "election_features_truncated.jsonl",
+            "election_geojson.json.gz",
+            "scotland_population_report.csv",
+            "sf_temps_parquet_named.csv",
+            "tips_gzip_named.csv",
+            "wine_data_ragged.csv",
+        ]
+    )
+
+
+def test_fails_a_run_longer_than_the_job_timeout_as_glue_stops_it(tmp_path: Path) -> None:
+    """A run that would take 20 minutes on a job with a 10-minute Timeout: Glue stops it
+    at 10 minutes (TIMEOUT), and the workflow reports the run's failure."""
+    stack = _stack(tmp_path, job_timeout=Duration.minutes(10))
+    with LocalPipeline.from_stack(
+        stack, "Pipeline", glue_run_time=Duration.minutes(20), run_glue_script=False
+    ) as local:
+        local.put_object("incoming/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        assert [r.status for r in local.glue_runs] == ["TIMEOUT"]
+        assert 600 <= local.elapsed < 1200  # stopped at the timeout, not at 20 minutes

@@ -11,11 +11,10 @@ from typing import Any, Callable
 
 import boto3
 import pytest
-from aws_cdk import App, Stack
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl import Batching
 from event_driven_etl.testing import LocalPipeline
-from event_driven_etl.testing._template import StackTemplate, load_from_assembly
+from event_driven_etl.testing._template import StackTemplate
 
 from .offline import CSV
 from .offline import offline as _local

@@ -150,10 +150,18 @@ def test_no_warning_with_batching_or_more_concurrency(stack: Stack) -> None:
     )
 
 
-def test_glue_job_run_queuing_is_off_unless_asked(stack: Stack) -> None:
+def test_glue_job_run_queuing_is_on_by_default_except_with_flex(stack: Stack) -> None:
+    from aws_cdk import aws_glue as glue
+
     EventDrivenEtlPipeline(stack, "Pipeline")
-    job = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]
-    assert job["JobRunQueuingEnabled"] is False
+    EventDrivenEtlPipeline(stack, "Flex", execution_class=glue.ExecutionClass.FLEX)
+    EventDrivenEtlPipeline(stack, "Off", job_run_queuing=False)
+    jobs = template_of(stack).find_resources("AWS::Glue::Job")
+    queuing = {
+        logical_id.split("GlueJob")[0]: job["Properties"]["JobRunQueuingEnabled"]
+        for logical_id, job in jobs.items()
+    }
+    assert queuing == {"Pipeline": True, "Flex": False, "Off": False}
 
 
 def test_only_the_object_created_rule_may_send_to_the_event_queue(stack: Stack) -> None:

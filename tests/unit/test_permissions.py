@@ -97,3 +97,39 @@ def test_negated_operators_hold_when_the_key_is_missing() -> None:
     policies = Policies(resource={"q": [allow, deny]})
     with pytest.raises(AccessDeniedError, match="explicit deny"):
         policies.check(EVENTS, "sqs:SendMessage", "q")
+
+
+def _events_allowed_by(condition: dict[str, Any], context: dict[str, Any]) -> bool:
+    allow = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": "*",
+        "Condition": condition,
+    }
+    try:
+        Policies(resource={"q": [allow]}).check(EVENTS, "sqs:SendMessage", "q", context)
+    except AccessDeniedError:
+        return False
+    return True
+
+
+def test_condition_keys_are_matched_case_insensitively_as_iam_does() -> None:
+    rule = "arn:aws:events:us-east-1:123456789012:rule/mine"
+    assert _events_allowed_by({"ArnEquals": {"aws:SourceArn": rule}}, {"aws:sourcearn": rule})
+    assert _events_allowed_by({"ArnEquals": {"AWS:SOURCEARN": rule}}, {"aws:SourceArn": rule})
+
+
+def test_string_like_has_no_character_classes() -> None:
+    """IAM's wildcards are * and ?: "[ab]" matches only the four characters "[ab]"."""
+    assert _events_allowed_by({"StringLike": {"k": "x-[ab]"}}, {"k": "x-[ab]"})
+    assert not _events_allowed_by({"StringLike": {"k": "x-[ab]"}}, {"k": "x-a"})
+    assert _events_allowed_by({"StringLike": {"k": "x-?*"}}, {"k": "x-abc"})
+
+
+def test_numeric_not_equals_is_negated_like_the_other_not_operators() -> None:
+    """A missing key satisfies NumericNotEquals; a present one must differ from every value."""
+    condition = {"NumericNotEquals": {"n": ["1", "2"]}}
+    assert _events_allowed_by(condition, {})
+    assert _events_allowed_by(condition, {"n": "3"})
+    assert not _events_allowed_by(condition, {"n": "2"})

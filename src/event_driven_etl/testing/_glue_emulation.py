@@ -169,6 +169,7 @@ class GlueEmulator:
         duration: RunDuration,
         run_script: bool = True,
         queuing: bool = False,
+        timeout: float = 2880 * 60,
     ) -> None:
         self.job_name = job_name
         self._script = script
@@ -183,6 +184,7 @@ class GlueEmulator:
         self._duration = duration
         self._run_script_at_all = run_script
         self._queuing = queuing
+        self._timeout = timeout
         self._lock = threading.RLock()
         self._queue: deque[tuple[Any, Signal]] = deque()
         """Queued runs (WAITING), oldest first, each with the signal that starts it."""
@@ -259,7 +261,8 @@ class GlueEmulator:
             generation, waiting = start.generation, fake_run.status == "WAITING"
         if waiting:
             CLOCK.wait(start, generation)  # until a run ends and this one is the oldest
-        ends_at = CLOCK.now() + self._duration(arguments)
+        duration = self._duration(arguments)
+        ends_at = CLOCK.now() + min(duration, self._timeout)
         status, message = "SUCCEEDED", None
         written: list[str] = []
         if self._run_script_at_all and (failure is None or failure.after_script):
@@ -271,6 +274,9 @@ class GlueEmulator:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
             status, message = failure.state, f"{failure.error}: {failure.cause}"
+        if duration > self._timeout and status == "SUCCEEDED":  # Glue stops it at Timeout
+            minutes = self._timeout / 60
+            status, message = "TIMEOUT", f"Job run timed out after {minutes:g} minutes"
         CLOCK.sleep_until(ends_at)  # the slot is held for the modelled run time
         fake_run.error_message = message
         with self._lock:

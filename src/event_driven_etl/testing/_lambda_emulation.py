@@ -195,7 +195,7 @@ class AsyncInvoker:
 POLL_SECONDS = 1.0
 """How often (virtual seconds) an idle poller looks at the queue again: records in flight
 reappear within a second of their visibility timeout, and a filling batch sees new records
-within a second."""
+within a second (within a twentieth of its window, for windows over 20 s)."""
 
 BATCH_PAYLOAD_LIMIT = 6_291_456
 """Lambda's largest synchronous invocation payload (6 MB): an SQS batch stops there."""
@@ -281,7 +281,9 @@ class SqsPoller:
             if not messages:
                 if not records or CLOCK.now() >= deadline:
                     return records
-                CLOCK.sleep(min(POLL_SECONDS, deadline - CLOCK.now()))
+                # A long window is watched in twentieths (each look costs real time).
+                step = max(POLL_SECONDS, self._window / 20)
+                CLOCK.sleep(min(step, deadline - CLOCK.now()))
                 continue
             deadline = deadline or CLOCK.now() + self._window
             for index, message in enumerate(messages):

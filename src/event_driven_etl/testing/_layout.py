@@ -45,6 +45,8 @@ class PipelineLayout:
     worker_type: str = "G.1X"
     number_of_workers: int = 2
     job_run_queuing: bool = False
+    job_timeout: float = 2880 * 60
+    """The job's ``Timeout`` in seconds (Glue's default: 2,880 minutes)."""
     """The job's ``JobRunQueuingEnabled``: runs over ``MaxConcurrentRuns`` wait, not fail."""
     batch_size: int = 1
     retry_attempts: int = 2
@@ -100,6 +102,7 @@ class PipelineLayout:
             worker_type=str(job.get("WorkerType", "G.1X")),
             number_of_workers=int(job.get("NumberOfWorkers", 2)),
             job_run_queuing=job.get("JobRunQueuingEnabled") is True,
+            job_timeout=float(job.get("Timeout", 2880)) * 60,
             glue_script=stack.asset_path(str(resolver.resolve(job["Command"]["ScriptLocation"]))),
             **_delivery_settings(resources, resolver, function_id),
         )

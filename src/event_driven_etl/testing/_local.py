@@ -286,6 +286,7 @@ class LocalPipeline:
             duration=self._run_duration,
             run_script=self._run_glue_script,
             queuing=layout.job_run_queuing,
+            timeout=layout.job_timeout,
         )
         glue_hooks.install()
         ACTIVE_JOBS[emulation.glue_job_name] = self._glue
@@ -438,7 +439,7 @@ class LocalPipeline:
                     raise TimeoutError(
                         f"{len(running)} execution(s) still running after {timeout} seconds"
                     )
-                time.sleep(0.02)
+                time.sleep(0.1)
 
     def runs(self) -> list[Run]:
         """Every finished execution so far, oldest first."""

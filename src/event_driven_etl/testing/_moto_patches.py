@@ -40,6 +40,10 @@ and three patches are for speed only:
 9. ``CreateStateMachine`` parses the definition to validate it (about 150 ms with its
    ANTLR parser) and throws the result away; a definition that was valid once is not
    parsed again for validation. Each execution still parses its own.
+10. Its service tasks make a new boto3 client for every call (0.3 s each on a loaded
+    machine: a burst's 40 concurrency retries per execution spent minutes on it); the
+    client of a region, service and credentials is made once and reused (boto3 clients
+    are thread-safe).
 
 The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
 other version they are skipped (newer versions may have fixed the bugs) and
@@ -80,6 +84,7 @@ def apply() -> bool:
     _patch_sqs_retention_check()
     _patch_sync_poll_interval()
     _patch_definition_validation_memo()
+    _patch_task_client_reuse()
     _applied = True
     return True
 
@@ -249,3 +254,35 @@ def _patch_definition_validation_memo() -> None:
     setattr(  # noqa: B010 - patching moto
         StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_once)
     )
+
+
+def _patch_task_client_reuse() -> None:
+    import importlib
+    import threading
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    make = boto_client.boto_client_for
+    made: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def reused_client(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, repr(state_credentials))
+        with lock:
+            if key not in made:
+                made[key] = make(region, service, state_credentials)
+            return made[key]
+
+    prefix = "moto.stepfunctions.parser.asl.component.state.exec.state_task"
+    for module in (
+        f"{prefix}.service.state_task_service_glue",
+        f"{prefix}.service.state_task_service_aws_sdk",
+        f"{prefix}.service.state_task_service_sns",
+        f"{prefix}.service.state_task_service_sfn",
+        f"{prefix}.service.state_task_service_dynamodb",
+        f"{prefix}.service.state_task_service_sqs",
+        f"{prefix}.lambda_eval_utils",
+    ):
+        namespace = vars(importlib.import_module(module))
+        if "boto_client_for" in namespace:
+            namespace["boto_client_for"] = reused_client

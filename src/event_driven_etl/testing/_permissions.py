@@ -20,7 +20,6 @@ boundaries, SCPs, session policies, cross-account access (everything is one acco
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -326,13 +325,16 @@ def _any_glob(patterns: Any, value: str) -> bool:
 
 
 def _string_like(value: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(value, pattern)
+    """IAM's wildcards are ``*`` and ``?`` only: ``[ab]`` is two brackets and two letters,
+    not fnmatch's character class."""
+    return _glob(pattern, value, case_sensitive=True)
 
 
 _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda v, c: v == c,
     "StringNotEquals": lambda v, c: v != c,
     "StringEqualsIgnoreCase": lambda v, c: v.lower() == c.lower(),
+    "StringNotEqualsIgnoreCase": lambda v, c: v.lower() != c.lower(),
     "StringLike": _string_like,
     "StringNotLike": lambda v, c: not _string_like(v, c),
     "ArnEquals": lambda v, c: _glob(c, v, case_sensitive=True),
@@ -347,15 +349,25 @@ _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "NumericGreaterThan": lambda v, c: float(v) > float(c),
     "NumericGreaterThanEquals": lambda v, c: float(v) >= float(c),
 }
-_NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "NumericNotEquals",
+}
+"""Operators that hold when the key is missing and must hold for every value given."""
 
 
 def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    # Condition key names are case-insensitive in IAM (aws:SourceArn = aws:sourcearn).
+    by_name = {str(k).lower(): v for k, v in context.items()}
     for raw_operator, checks in conditions.items():
         operator = raw_operator.removesuffix("IfExists")
         if_exists = raw_operator.endswith("IfExists")
         for key, wanted in checks.items():
-            actual = context.get(key)
+            actual = by_name.get(str(key).lower())
             if operator == "Null":
                 if (actual is None) != (str(wanted).lower() == "true"):
                     return False

@@ -38,13 +38,15 @@ from typing import Any, Callable, Optional
 
 
 class _Waiter:
-    __slots__ = ("actor", "signalled", "wake", "woken")
+    __slots__ = ("actor", "condition", "signalled", "wake", "woken")
 
-    def __init__(self, wake: float, actor: bool) -> None:
+    def __init__(self, wake: float, actor: bool, lock: threading.Lock) -> None:
         self.wake = wake
         self.actor = actor
         self.woken = False
         self.signalled = False
+        self.condition = threading.Condition(lock)
+        """Its own, on the clock's lock: waking one waiter wakes no other thread."""
 
 
 class Signal:
@@ -62,10 +64,13 @@ class VirtualClock:
     """Virtual seconds since the emulation started (see the module's docstring)."""
 
     def __init__(self) -> None:
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._now = 0.0
         self._busy = 0
         self._heap: list[tuple[float, int, _Waiter]] = []
+        self._pending: set[_Waiter] = set()
+        """Every waiter not woken yet (also those without a wake-up time)."""
         self._sequence = 0
         self._era = 0
         """Bumped by :meth:`reset`: a thread of an earlier pipeline no longer counts."""
@@ -155,34 +160,36 @@ class VirtualClock:
             signal.generation += 1
             for waiter in signal._waiters:
                 if not waiter.woken:
-                    self._wake(waiter)
                     waiter.signalled = True
+                    self._wake(waiter)
             signal._waiters.clear()
-            self._cv.notify_all()
 
     def _wait(self, wake: float, signal: Optional[Signal], since: int) -> bool:
         with self._cv:
             if signal is not None and signal.generation != since:
                 return True
-            waiter = _Waiter(wake, self._is_actor())
+            waiter = _Waiter(wake, self._is_actor(), self._lock)
             if wake < math.inf:
                 self._sequence += 1
                 heapq.heappush(self._heap, (wake, self._sequence, waiter))
             if signal is not None:
                 signal._waiters.append(waiter)
+            self._pending.add(waiter)
             if waiter.actor:
                 self._busy -= 1
             self._advance()
             while not waiter.woken:
-                self._cv.wait()
+                waiter.condition.wait()
             return waiter.signalled
 
     def _wake(self, waiter: _Waiter) -> None:
         """Under the lock: the waiter is woken, and (an actor) working again from now, so
         the clock cannot move on before it has taken its next step."""
         waiter.woken = True
+        self._pending.discard(waiter)
         if waiter.actor:
             self._busy += 1
+        waiter.condition.notify()
 
     def _advance(self) -> None:
         """Under the lock: while no actor works, jump to the earliest wake-up."""
@@ -196,12 +203,11 @@ class VirtualClock:
                 _, _, due = heapq.heappop(self._heap)
                 if not due.woken:
                     self._wake(due)
-            self._cv.notify_all()
 
     def waiting(self) -> int:
         """How many waits are pending (for diagnostics)."""
         with self._cv:
-            return sum(1 for _, _, w in self._heap if not w.woken)
+            return len(self._pending)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -210,13 +216,14 @@ class VirtualClock:
         and no thread an actor any more."""
         with self._cv:
             self._era += 1
-            for _, _, waiter in self._heap:
+            for waiter in self._pending:
                 waiter.woken = True
+                waiter.condition.notify()
+            self._pending.clear()
             self._heap.clear()
             self._now = 0.0
             self._busy = 0
             self._epoch = time.time()
-            self._cv.notify_all()
         _waits.clear()
 
 
@@ -226,9 +233,11 @@ CLOCK = VirtualClock()
 GLUE_RUN_ENDED = Signal()
 """Pulsed when an emulated Glue run reaches a final state (the ``.sync`` tasks wait on it)."""
 
-SYNC_POLL_SECONDS = 60.0
-"""How often (virtual seconds) a ``.sync`` task checks a run no :data:`GLUE_RUN_ENDED`
-pulse announces (a run of a job no LocalPipeline owns)."""
+SYNC_POLL_SECONDS = 3600.0
+"""How often (virtual seconds) a ``.sync`` task checks its run besides each
+:data:`GLUE_RUN_ENDED` pulse (which every emulated run sends): only a run of a job no
+LocalPipeline owns needs it, and frequent checks of thousands of waiting runs would cost
+real time."""
 
 _lock = threading.Lock()
 _waits: dict[str, list[float]] = {}
