@@ -42,7 +42,7 @@ def test_the_run_summary_sits_beside_its_report_whatever_the_bucket_is_called() 
 
 def test_the_readme_states_the_manifest_threshold_the_trigger_uses() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "64 KB" not in readme
+    assert "64 KB of URIs" not in readme  # the old, wrong threshold
     assert f"over {INLINE_LIMIT_BYTES:,} bytes of URIs" in readme
 
 
