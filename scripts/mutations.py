@@ -101,7 +101,7 @@ MUTATIONS = [
     Mutation(
         "EventBridge may not use the key",
         TRIGGER,
-        '_defaults.allow_service_to_use_key(encryption_key, "events.amazonaws.com")',
+        "_defaults.allow_eventbridge_to_use_key_for_queues(encryption_key)",
         "pass",
         ("tests/e2e", "-m", "not spark", "-k", "batch"),
     ),

@@ -473,3 +473,75 @@ def test_every_wrong_type_and_invalid_combination_gives_one_clear_error(
         assert ": " in problem  # prop=value: what is allowed
     assert len(stack.node.find_all()) == before  # nothing half-built left in the tree
     _explored["invalid"] += 1
+
+
+def _template_with(resource: dict[str, Any]) -> dict[str, Any]:
+    return {"Resources": {"Thing": resource}}
+
+
+@pytest.mark.parametrize(
+    ("resource", "message"),
+    [
+        (
+            {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "KeyPolicy": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "kms:GenerateDataKey*",
+                                "Resource": "*",
+                                "Condition": {"StringEquals": {"aws:SourceAccount": "1"}},
+                            }
+                        ]
+                    }
+                },
+            },
+            "uses aws:SourceAccount",
+        ),
+        (
+            {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": "sns:Publish",
+                                "Resource": "*",
+                            }
+                        ]
+                    }
+                },
+            },
+            "unconditioned",
+        ),
+        (
+            {"Type": "AWS::Glue::SecurityConfiguration", "Properties": {"Name": "n" * 256}},
+            "256 characters",
+        ),
+        (
+            {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+                    }
+                },
+            },
+            "s3:*",
+        ),
+    ],
+    ids=["eventbridge-key-source-account", "unconditioned-service", "long-name", "action-star"],
+)
+def test_fails_the_invariants_on_what_aws_would_refuse(
+    resource: dict[str, Any], message: str
+) -> None:
+    """The property test's checks can fail: each template breaks one promise."""
+    app = App()
+    stack = Stack(app, "Checked", env=ENV)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        _check_invariants(Draw(props={"key_prefix": None}), stack, _template_with(resource))
