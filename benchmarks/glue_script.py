@@ -152,6 +152,9 @@ JOBS: dict[str, Callable[[Any, list[str], str], None]] = {
 }
 
 
+LABELS = ["built-in s", "typed floor s", "read-once floor s", "vs typed", "vs read-once"]
+
+
 def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {label: [] for label in JOBS}
     peaks: dict[str, float] = dict.fromkeys(JOBS, 0.0)
@@ -165,13 +168,16 @@ def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int
             peaks[label] = max(peaks[label], heap_peak_mb(spark))
             shutil.rmtree(output, ignore_errors=True)
     medians = {label: statistics.median(values) for label, values in times.items()}
-    return {
+    result = {
         "case": name,
         **{f"{label} s": value for label, value in medians.items()},
         "vs typed": medians["built-in"] / medians["typed floor"],
         "vs read-once": medians["built-in"] / medians["read-once floor"],
         "heap MB": f"{peaks['built-in']:.0f} / {peaks['typed floor']:.0f}",
     }
+    cells = " ".join(f"{result[label]:>17.2f}" for label in LABELS)
+    print(f"{name:<12} {cells} {result['heap MB']:>12}", flush=True)  # a row as it is measured
+    return result
 
 
 def read_tasks(spark: Any, uris: list[str]) -> int:
@@ -193,6 +199,7 @@ def main() -> None:
     etl_job.configure(spark)
     work = Path(tempfile.mkdtemp(prefix="glue-bench-"))
     notes = []
+    print(f"{'case':<12} " + " ".join(f"{label:>17}" for label in LABELS) + f" {'heap MB':>12}")
     try:
         warm = small_files(work / "warm", 10)
         for label, job in JOBS.items():
@@ -210,11 +217,6 @@ def main() -> None:
             results.append(measure(spark, work, "10 x 50 MB", uris, 1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    labels = ["built-in s", "typed floor s", "read-once floor s", "vs typed", "vs read-once"]
-    print(f"{'case':<12} " + " ".join(f"{label:>17}" for label in labels) + f" {'heap MB':>12}")
-    for r in results:
-        cells = " ".join(f"{r[label]:>17.2f}" for label in labels)
-        print(f"{r['case']:<12} {cells} {r['heap MB']:>12}")
     by_case = {r["case"]: r["built-in s"] for r in results}
     print(
         "growth N=100 -> N=1000 (10x objects): "
