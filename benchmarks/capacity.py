@@ -93,6 +93,10 @@ def run(mode: str, objects: int, run_time: float) -> Outcome:
         )
 
 
+def _duration(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.1f} h"
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -109,7 +113,7 @@ def main(argv: list[str]) -> None:
             o = run(mode, objects, options.run_time)
             print(
                 f"| {o.objects:,} | {o.mode} | {o.executions:,} | {o.failed:,} "
-                f"| {o.timed_out:,} | {o.drained_hours:.1f} h | ${o.glue_dollars:,.2f} "
+                f"| {o.timed_out:,} | {_duration(o.drained_hours)} | ${o.glue_dollars:,.2f} "
                 f"| {o.real_seconds:.0f} |",
                 flush=True,
             )

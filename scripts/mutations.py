@@ -5,8 +5,10 @@ tests that should catch it, restore the file, and say which tests failed.
 
 A mutation that no test catches is printed SURVIVED and the script exits 1. Each mutation
 is a plain text replacement, so one that no longer applies (the code moved) is reported
-NOT APPLICABLE rather than silently skipped. Run it on a clean tree: it edits files in
-place (and puts them back, also when interrupted).
+NOT APPLICABLE rather than silently skipped. Before any mutation, each selected test set
+runs on the clean code: a set that fails there (a flaky or broken test) is reported
+FAILS ON CLEAN CODE and its mutation is not counted as caught. Run it on a clean tree: it
+edits files in place (and puts them back, also when interrupted).
 """
 
 from __future__ import annotations
@@ -164,31 +166,53 @@ MUTATIONS = [
     Mutation(
         "harness: the batching window ignored",
         HARNESS + "_lambda_emulation.py",
-        "deadline = deadline or time.monotonic() + self._window",
-        "deadline = deadline or time.monotonic()",
+        "deadline = deadline or CLOCK.now() + self._window",
+        "deadline = deadline or CLOCK.now()",
         (DELIVERY, "-k", "window"),
+    ),
+    Mutation(
+        "harness: a Glue run holds no slot on the virtual clock",
+        HARNESS + "_glue_emulation.py",
+        "CLOCK.sleep_until(ends_at)  # the slot is held for the modelled run time",
+        "pass",
+        (LOCAL, "-k", "predicted_count or queuing_or_batching or job_timeout"),
+    ),
+    Mutation(
+        "harness: the workflow timeout not on the virtual clock",
+        HARNESS + "_time.py",
+        "if not CLOCK.wait(done, 0, timeout) and env.is_running():",
+        "if not CLOCK.wait(done, 0, None) and env.is_running():",
+        (LOCAL, "-k", "workflow_timeout or timed_out"),
     ),
 ]
 
 
+def _pytest(tests: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:logging", *tests],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+
+
 def run(mutation: Mutation) -> bool:
-    """Apply, test, restore; return whether a test caught the mutation."""
+    """Test clean, apply, test, restore; return whether a test caught the mutation."""
     path = ROOT / mutation.path
     original = path.read_text()
     if mutation.old not in original:
         print(f"{mutation.name}: NOT APPLICABLE (the code moved; update the list)")
         return False
+    clean = _pytest(mutation.tests)
+    if clean.returncode != 0:  # a test that fails anyway would count as a catch
+        print(f"{mutation.name}: FAILS ON CLEAN CODE ({clean.stdout.strip().splitlines()[-1:]})")
+        return False
     path.write_text(original.replace(mutation.old, mutation.new, 1))
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:logging", *mutation.tests],
-            check=False,
-            cwd=ROOT,
-            env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
+        result = _pytest(mutation.tests)
     finally:
         path.write_text(original)
     failed = [

@@ -11,10 +11,11 @@ from typing import Any, Callable
 
 import boto3
 import pytest
+from aws_cdk import App, Stack
 
-from event_driven_etl import Batching
+from event_driven_etl import Batching, EventDrivenEtlPipeline
 from event_driven_etl.testing import LocalPipeline
-from event_driven_etl.testing._template import StackTemplate
+from event_driven_etl.testing._template import StackTemplate, load_from_assembly
 
 from .offline import CSV
 from .offline import offline as _local
@@ -179,6 +180,100 @@ def test_concurrent_runs_each_keep_their_role_clients_until_they_end(tmp_path: P
         local.wait_for_runs(timeout=120)
     assert kinds == ["RoleClient"]  # ... and the second's clients are still its role's
     assert type(boto3.client("glue", region_name="us-east-1")).__name__ != "RoleClient"
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["as_synthesized", "no_start_execution"])
+def test_the_job_state_rule_starts_the_notifier_only_with_its_role(
+    tmp_path: Path, broken: bool
+) -> None:
+    template = _template(tmp_path)
+    if broken:
+        _remove_statements(template, "JobStateNotifierStateMachineEventsRole", lambda s: True)
+    with _local(template) as local:
+        local.fail_next_glue_run("BadData", "started by hand")
+        local.run_glue_job_directly({"--objects": "[]"})
+        local.wait_for_runs(timeout=300)
+        notes = [n for n in local.notifications if n["source"] == "glue-job-state-change"]
+        assert len(notes) == (0 if broken else 1)
+        assert len(local.lost_events) == (1 if broken else 0)
+
+
+def test_fails_a_trigger_without_start_execution_to_the_dead_letter_queue(
+    tmp_path: Path,
+) -> None:
+    template = _template(tmp_path)
+    _remove_statements(template, "TriggerRole", lambda s: "states:StartExecution" in _actions(s))
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []  # nothing started
+        [dead] = local.dead_letters()
+        assert "AccessDeniedException" in json.dumps(dead["responsePayload"])
+        assert dead["requestPayload"]["detail"]["object"]["key"] == "in/a.csv"
+
+
+@pytest.mark.parametrize("missing", ["sns:Publish", "kms"])
+def test_fails_a_workflow_that_may_not_publish_without_a_notification(
+    tmp_path: Path, missing: str
+) -> None:
+    template = _template(tmp_path)
+    _remove_statements(
+        template,
+        "WorkflowStateMachineRole",
+        lambda s: any(a.startswith(missing) for a in _actions(s)),
+    )
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        expected = (
+            "SNS.AuthorizationErrorException"
+            if missing == "sns:Publish"
+            else "SNS.KMSAccessDeniedException"
+        )
+        assert run.error == expected  # the publish of the FAILED notification failed too
+        assert "is not authorized to perform" in (run.cause or "")
+        assert local.notifications == []
+
+
+def test_fails_a_source_bucket_without_eventbridge_to_start_anything(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    [bucket] = [
+        r
+        for logical_id, r in template.template["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket" and logical_id.startswith("PipelineSourceBucket")
+    ]
+    bucket["Properties"].pop("NotificationConfiguration", None)
+    _drop_bucket_notifications(template)
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []
+        assert local.glue_runs == []
+
+
+def test_fails_a_brought_bucket_whose_notifications_resource_is_gone(tmp_path: Path) -> None:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    from aws_cdk import aws_s3 as s3
+
+    landing = s3.Bucket.from_bucket_name(stack, "Landing", "landing-zone")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", source_bucket=landing)
+    template = load_from_assembly(app.synth().directory, "E2E")
+    with _local(template) as local:  # as synthesized: CDK's custom resource turns it on
+        local.put_object("in/a.csv", CSV)
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
+    _drop_bucket_notifications(template)
+    with _local(template) as local:
+        local.put_object("in/b.csv", CSV)
+        assert local.wait_for_runs(timeout=300) == []
+
+
+def _drop_bucket_notifications(template: StackTemplate) -> None:
+    """Remove CDK's bucket-notifications custom resource (EventBridge for a bucket)."""
+    resources = template.template["Resources"]
+    for logical_id in [
+        i for i, r in resources.items() if r["Type"] == "Custom::S3BucketNotifications"
+    ]:
+        del resources[logical_id]
 
 
 def _bad_record(local: LocalPipeline) -> None:
