@@ -22,8 +22,9 @@ def _tree_after_synth(tmp_path: Path, pyproject: str) -> Path:
     """A small tree with the project's tool configuration and examples/basic/cdk.out/ as
     `cdk synth` leaves it: every path of mypy's `files` exists, each clean."""
     tree = tmp_path / "tree"
-    for name in ("src/pkg", "tests", "examples/basic"):
+    for name in ("src/pkg", "tests", "examples/basic", "docs"):
         (tree / name).mkdir(parents=True)
+    (tree / "docs/generate.py").write_text('"""A generator."""\n')
     (tree / "src/pkg/__init__.py").write_text('"""A package."""\n')
     (tree / "tests/__init__.py").write_text("")
     (tree / "examples/basic/app.py").write_text('"""An app."""\n')
