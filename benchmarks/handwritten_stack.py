@@ -1,9 +1,10 @@
 """The synth benchmark's baseline: one EventDrivenEtlPipeline (defaults) written by hand with
 aws-cdk-lib's L2 constructs and no library code in between, with the same settings.
 
-It has 38 of the pipeline's 45 resources: no Glue Data Catalog database, and its Glue
+It has 38 of the pipeline's 46 resources: no Glue Data Catalog database, and its Glue
 job-state rule publishes to the topic directly, so there is no Express notifier workflow (its
-state machine, log group, role and the rule's role, and those roles' two policies).
+state machine, log group, role and the rule's role, those roles' two policies, and the alarm
+on its failed executions).
 tests/test_readme.py checks this difference, which the README states.
 """
 

@@ -1,4 +1,4 @@
-"""Synth time of N EventDrivenEtlPipelines against the pipeline written by hand (38 of its 45
+"""Synth time of N EventDrivenEtlPipelines against the pipeline written by hand (38 of its 46
 resources: see handwritten_stack.py for what the baseline lacks).
 
     .venv/bin/python benchmarks/synth.py [--repetitions 10]

@@ -194,6 +194,7 @@ def test_the_synth_benchmark_states_how_its_baseline_differs() -> None:
         "AWS::Logs::LogGroup": 1,
         "AWS::IAM::Role": 2,
         "AWS::IAM::Policy": 2,
+        "AWS::CloudWatch::Alarm": 1,
     }
     performance = " ".join(_section("## Performance").split())
     assert f"{sum(hand.values())} of the library's {sum(library.values())} resources" in performance
