@@ -193,9 +193,9 @@ class AsyncInvoker:
 
 
 POLL_SECONDS = 1.0
-"""How often (virtual seconds) an idle poller looks at the queue again: records in flight
-reappear within a second of their visibility timeout, and a filling batch sees new records
-within a second (within a twentieth of its window, for windows over 20 s)."""
+"""How often (virtual seconds) an idle poller looks at the queue again, at least: records in
+flight reappear within a second (or a twentieth of the visibility timeout, if longer) of
+it, and a filling batch sees new records within a second (or a twentieth of its window)."""
 
 BATCH_PAYLOAD_LIMIT = 6_291_456
 """Lambda's largest synchronous invocation payload (6 MB): an SQS batch stops there."""
@@ -234,6 +234,7 @@ class SqsPoller:
         self._reports_item_failures = reports_item_failures
         self._batch_lock = threading.Lock()
         self._deadline: Optional[float] = None
+        self._idle_step = POLL_SECONDS
         self.batches: list[int] = []
         """The size of each batch handed to the handler, in order."""
 
@@ -243,6 +244,12 @@ class SqsPoller:
         record that keeps failing is received for ever, as in AWS until its retention
         period ends.)"""
         self._deadline = deadline
+        visibility = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+        )["Attributes"].get("VisibilityTimeout", "30")
+        # Records in flight reappear after the visibility timeout: an idle poller looks again
+        # every twentieth of it (each look costs real time; 30 minutes is 1,800 looks).
+        self._idle_step = max(POLL_SECONDS, float(visibility) / 20)
         # Each poller is an actor of the virtual clock; the caller waits for them released,
         # so the clock moves (visibility timeouts, batching windows) while they poll.
         pollers = [CLOCK.thread(self._poll, name=f"sqs-poller-{i}") for i in range(self._pollers)]
@@ -268,7 +275,7 @@ class SqsPoller:
             if not records:
                 if self._drained():
                     return
-                CLOCK.sleep(POLL_SECONDS)  # records in flight: they reappear on the clock
+                CLOCK.sleep(self._idle_step)  # records in flight: they reappear on the clock
                 continue
             self._invoke_batch(records)
 
