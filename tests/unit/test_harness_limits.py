@@ -44,3 +44,35 @@ def test_a_state_output_over_256_kb_is_refused_as_step_functions_refuses_it() ->
 
     assert is_within_size_quota("x" * 200_000)
     assert not is_within_size_quota("x" * 262_144)
+
+
+def test_fails_an_emulation_thread_that_would_reach_aws_after_its_pipeline_stopped() -> None:
+    """A thread of the emulation that outlives its mock (a retrier, a Glue run past the
+    ``wait_for_runs`` guard) must not send its next call to AWS itself."""
+    import boto3
+
+    from event_driven_etl.testing._clients import OfflineOnlyError, guard_real_endpoints
+    from event_driven_etl.testing._time import CLOCK, in_emulation_thread
+
+    guard_real_endpoints()
+    client = boto3.client(
+        "stepfunctions",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # fake: the call must never leave
+    )
+    seen: list[BaseException] = []
+
+    def late_call() -> None:
+        try:
+            client.list_state_machines()
+        except BaseException as error:  # the thread reports what stopped the call
+            seen.append(error)
+
+    worker = CLOCK.thread(late_call, name="late-execution")
+    worker.start()
+    with CLOCK.released():
+        worker.join(timeout=60)
+    assert len(seen) == 1 and isinstance(seen[0], OfflineOnlyError)
+    assert "states.us-east-1.amazonaws.com" in str(seen[0])
+    assert not in_emulation_thread()  # the test's own thread may still call what it likes

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._template import REGION
+from ._time import in_emulation_thread
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -27,3 +29,42 @@ def emulated_client(service: str) -> Any:
 
             client = _clients[service] = boto3.client(service, region_name=REGION)
         return client
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_guarded = False
+
+
+class OfflineOnlyError(RuntimeError):
+    """A thread of the emulation tried to send a request past moto to a real endpoint."""
+
+
+def guard_real_endpoints() -> None:
+    """Refuse, once per process, any request an emulation thread would send to a real host.
+
+    moto answers a request before botocore sends it, but only while its mock runs: a thread
+    that outlives ``LocalPipeline.stop()`` (an execution's retrier, a Glue run past the
+    ``wait_for_runs`` timeout) would otherwise send its next call to AWS itself
+    (``states.us-east-1.amazonaws.com``). The harness promises never to reach AWS, so such a
+    call fails here, at the one place botocore sends from; the test's own thread is left
+    alone (a test may call real services on purpose).
+    """
+    global _guarded  # noqa: PLW0603 - botocore's sender is process-wide
+    with _lock:
+        if _guarded:
+            return
+        from botocore.httpsession import URLLib3Session
+
+        original = URLLib3Session.send
+
+        def send(self: Any, request: Any) -> Any:
+            host = urlsplit(request.url).hostname or ""
+            if in_emulation_thread() and host not in _LOOPBACK_HOSTS:
+                raise OfflineOnlyError(
+                    f"the offline emulation never calls AWS: refused {request.method} "
+                    f"{host} from {threading.current_thread().name} (its pipeline has stopped)"
+                )
+            return original(self, request)
+
+        URLLib3Session.send = send  # type: ignore[method-assign]  # patched once, process-wide
+        _guarded = True

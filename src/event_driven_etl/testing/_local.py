@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 from . import _delivery, _moto_patches, _spark, _time
 from ._access import TASK_GATES, AccessGate, install_task_gates
-from ._clients import emulated_client
+from ._clients import emulated_client, guard_real_endpoints
 from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks
 from ._lambda_emulation import SerialClient, drain
@@ -226,6 +226,7 @@ class LocalPipeline:
         from moto import mock_aws
 
         _moto_patches.apply()
+        guard_real_endpoints()
         _time.install()
         _time.CLOCK.reset()
         _time.CLOCK.hold()  # virtual time stands still while the test's own code runs

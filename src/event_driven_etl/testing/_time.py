@@ -60,6 +60,15 @@ class Signal:
         self._waiters: list[_Waiter] = []
 
 
+_EMULATION_THREAD = threading.local()
+
+
+def in_emulation_thread() -> bool:
+    """Whether the calling thread was started by the emulation (an execution, a Glue run, a
+    poller), in this pipeline or in one already stopped: such a thread must never reach AWS."""
+    return getattr(_EMULATION_THREAD, "marked", False)
+
+
 class VirtualClock:
     """Virtual seconds since the emulation started (see the module's docstring)."""
 
@@ -103,6 +112,7 @@ class VirtualClock:
 
         def run() -> None:
             self._local.era = era
+            _EMULATION_THREAD.marked = True  # for good: see in_emulation_thread
             try:
                 target(*args)
             finally:
