@@ -66,5 +66,5 @@ def guard_real_endpoints() -> None:
                 )
             return original(self, request)
 
-        URLLib3Session.send = send  # type: ignore[method-assign]  # patched once, process-wide
+        URLLib3Session.send = send  # patched once, process-wide
         _guarded = True
