@@ -110,7 +110,7 @@ def test_every_real_file_ends_as_documented(tmp_path: Path) -> None:
         for path in sorted(CORPUS.iterdir()):
             if not path.name.startswith("."):
                 local.put_object(f"incoming/{path.name}", path.read_bytes())
-        [run] = local.wait_for_runs(timeout=300)
+        [run] = local.wait_for_runs(timeout=600)
         assert run.status == "SUCCEEDED", run.cause
         [note] = local.notifications
         uri = f"s3://{local.source_bucket}/incoming/"
