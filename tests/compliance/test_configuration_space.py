@@ -38,6 +38,7 @@ from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy, Vali
 from event_driven_etl.testing import LocalPipeline
 from event_driven_etl.testing._template import load_from_assembly
 from tests.compliance.configurations import ENV
+from tests.unit.test_security import ALLOWED_STAR_ACTIONS  # one reviewed list of '*' actions
 
 VALID_EXAMPLES = int(os.environ.get("CONFIG_SPACE_EXAMPLES", "6"))
 INVALID_EXAMPLES = int(os.environ.get("CONFIG_SPACE_INVALID_EXAMPLES", "40"))
@@ -53,22 +54,6 @@ _SETTINGS = {
     "phases": [Phase.explicit, Phase.reuse, Phase.generate],
 }
 
-ALLOWED_STAR_ACTIONS = {
-    # No resource-level permissions exist for these (the README's table).
-    "cloudwatch:PutMetricData",
-    "logs:CreateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies",
-    "logs:GetLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:UpdateLogDelivery",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:PutTelemetryRecords",
-    "xray:PutTraceSegments",
-}
 NAME_LIMITS = {
     ("AWS::Glue::SecurityConfiguration", "Name"): 255,
     ("AWS::Glue::Database", "DatabaseInput.Name"): 255,
