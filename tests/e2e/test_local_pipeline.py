@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -691,4 +692,7 @@ def test_the_real_file_corpus_uploaded_at_once_beside_two_cpu_hogs_ends_as_in_aw
     # The others share one table: a file whose column contradicts the type an earlier file
     # gave it is refused for that, as on AWS; nothing fails for any other reason.
     others = {name: cause for name, cause in failed.items() if name not in refused}
-    assert all("holds text values that are not" in cause for cause in others.values()), others
+    # (Which file meets which type depends on the order the runs commit in: e.g. `year` as
+    # gapminder's and penguins' integers against another file's dates, either way round.)
+    clash = re.compile(r"column '[^']+' holds \w+ values that are not ")
+    assert all(clash.search(cause) for cause in others.values()), others
