@@ -17,27 +17,17 @@ from constructs import Construct
 
 from . import _defaults, _nag
 from . import _validation as v
+from ._contract import (
+    BAD_RECORDS_MODES,
+    DEFAULT_QUARANTINE_PREFIX,
+    RESERVED_ARGUMENTS,
+    RUN_REPORTS_DIR,
+)
 from ._glue_versions import GlueVersionValue, cfn_override, glue_version_name, l2_glue_version
 from ._validation import Problems, is_unresolved, key_filter_problems
-from .runtime.glue.etl_job import BAD_RECORDS_MODES, RUNS_DIR
 
 BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
 """The script used when no ``script`` is given (shipped in the package)."""
-
-RESERVED_ARGUMENTS = frozenset(
-    {
-        "--objects",
-        "--manifest",
-        "--output_path",
-        "--batch_id",
-        "--bad_records",
-        "--quarantine_path",
-        "--catalog_database",
-        "--catalog_table",
-        "--catalog_region",
-    }
-)
-"""Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
 
 GLUE_INTERNAL_ARGUMENTS = frozenset({"--conf", "--debug", "--mode", "--JOB_NAME"})
 """Arguments Glue uses internally, which a job must never set ("Using job parameters in AWS
@@ -91,11 +81,6 @@ _BUILT_IN_VERSIONS = (
 _FLEX_WORKER_TYPES = ("G_1X", "G_2X")
 _JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
-RUN_REPORTS_DIR = f"{RUNS_DIR}/"
-"""Under ``output_prefix``: the built-in script's report of each run (``<batch_id>.json``)."""
-
-DEFAULT_QUARANTINE_PREFIX = "quarantine/"
-"""Key prefix (in the output bucket) that objects the built-in script quarantines go under."""
 _MIN_WORKERS = 2
 _MAX_CONCURRENT_RUNS_LIMIT = 1000
 

@@ -28,6 +28,7 @@ from constructs import Construct
 
 from . import _defaults, _operations
 from . import _validation as v
+from ._contract import DEFAULT_QUARANTINE_PREFIX, MANIFEST_PREFIX
 from ._glue_versions import GlueVersionValue
 from ._validation import Problems, is_unresolved
 from .errors import ValidationError
@@ -35,7 +36,6 @@ from .glue_job import (
     DEFAULT_GLUE_VERSION,
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_RUNS,
-    DEFAULT_QUARANTINE_PREFIX,
     FLEX_JOB_TIMEOUT,
     GlueEtlJob,
     check_glue_job_props,
@@ -56,9 +56,6 @@ QUERY_CATALOG_ACTIONS = (
     "glue:BatchGetPartition",
 )
 """Catalog reads a query engine makes for one table (Athena, Spark, Trino)."""
-
-MANIFEST_PREFIX = "manifests/"
-"""Key prefix (in the output bucket) of batch manifests; expired after 30 days."""
 
 
 class EventDrivenEtlPipeline(Construct):
