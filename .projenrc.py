@@ -42,6 +42,7 @@ project.gitignore.exclude(
     ".venv-checkov/",
     ".venv-spark4/",
     ".nag2/",
+    ".pyspark-*/",
     "__pycache__/",
     "*.pyc",
     "*.egg-info/",
