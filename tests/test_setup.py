@@ -16,19 +16,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 STUB = r"""#!/usr/bin/env bash
 # Records its call; `-m venv DIR` makes DIR/bin/python a copy of this stub; `pip install`
-# creates what the script checks for (checkov's entry point, the cdk_nag package).
+# creates what the script checks for (checkov's entry point, the cdk_nag package, a pyspark
+# installed with --target).
 echo "$0 $*" >> "$SETUP_LOG"
 if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin"; cp "$STUB_PATH" "$3/bin/python"; fi
 if [ "$1 $2 $3" = "-m pip install" ]; then
-  previous=""
+  previous=""; target=""; spark=""
   for argument in "$@"; do
     here="$(dirname "$0")"
     case "$argument" in checkov*) touch "$here/checkov"; chmod +x "$here/checkov";; esac
-    if [ "$previous" = "--target" ]; then
-      mkdir -p "$argument/cdk_nag"; touch "$argument/cdk_nag/__init__.py"
-    fi
+    case "$argument" in pyspark==*) spark="${argument#pyspark==}";; esac
+    [ "$previous" = "--target" ] && target="$argument"
     previous="$argument"
   done
+  if [ -n "$target" ] && [ -n "$spark" ]; then
+    mkdir -p "$target/pyspark-$spark.dist-info"; touch "$target/pyspark-$spark.dist-info/METADATA"
+  elif [ -n "$target" ]; then
+    mkdir -p "$target/cdk_nag"; touch "$target/cdk_nag/__init__.py"
+  fi
 fi
 """
 
@@ -84,6 +89,10 @@ def test_test_set_up_adds_the_dev_extra_and_the_other_environments_once(tmp_path
     assert installs[0] == ".venv/bin/python -m pip install -q -e .[dev]"
     assert ".venv-spark4/bin/python -m pip install -q -e .[dev]" in installs
     assert ".venv-spark4/bin/python -m pip install -q pyspark==4.1.3" in installs
+    assert (
+        ".venv-spark4/bin/python -m pip install -q --no-deps --target .pyspark-4.1.1 pyspark==4.1.1"
+        in installs
+    )
     assert any(c.startswith(".venv-checkov/bin/python -m pip install -q checkov") for c in installs)
     assert any("--target .nag2" in c for c in installs)
     assert _installs(_setup(tree, env)) == []
@@ -99,6 +108,16 @@ def test_a_new_pyspark_version_rebuilds_only_the_spark_venv(tmp_path: Path) -> N
     assert installs == [
         ".venv-spark4/bin/python -m pip install -q -e .[dev]",
         ".venv-spark4/bin/python -m pip install -q pyspark==4.1.4",
+    ]
+
+
+def test_a_new_glue_6_0_spark_version_reinstalls_only_its_pyspark(tmp_path: Path) -> None:
+    tree, env = _tree(tmp_path)
+    _setup(tree, env)
+    script = tree / "scripts/setup"
+    script.write_text(script.read_text().replace("SPARK41_VERSION=4.1.1", "SPARK41_VERSION=4.1.2"))
+    assert _installs(_setup(tree, env)) == [
+        ".venv-spark4/bin/python -m pip install -q --no-deps --target .pyspark-4.1.2 pyspark==4.1.2"
     ]
 
 
