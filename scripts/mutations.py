@@ -35,6 +35,8 @@ HARNESS = "src/event_driven_etl/testing/"
 LOCAL = "tests/e2e/test_local_pipeline.py"
 PERMISSIONS = "tests/e2e/test_permissions_offline.py"
 DELIVERY = "tests/e2e/test_delivery_offline.py"
+EVALUATOR = "src/event_driven_etl/testing/_permissions.py"
+CROSS_CHECK = "tests/unit/test_iam_cross_check.py"
 
 MUTATIONS = [
     Mutation(
@@ -183,6 +185,36 @@ MUTATIONS = [
         "if not CLOCK.wait(done, 0, timeout) and env.is_running():",
         "if not CLOCK.wait(done, 0, None) and env.is_running():",
         (LOCAL, "-k", "workflow_timeout or timed_out"),
+    ),
+    Mutation(
+        "a Deny naming the account does not reach its roles",
+        EVALUATOR,
+        '    if _names_account(values, principal):\n        return "account"\n',
+        "    if _names_account(values, principal):\n        return None\n",
+        (CROSS_CHECK, "-k", "account"),
+    ),
+    Mutation(
+        "a call into another account decided by one side",
+        EVALUATOR,
+        "        if cross_account:\n",
+        "        if False:\n",
+        (CROSS_CHECK, "-k", "cross"),
+    ),
+    Mutation(
+        "NotPrincipal Deny spares a role named without its account",
+        EVALUATOR,
+        "spared = itself and account",
+        "spared = itself or account",
+        (CROSS_CHECK, "-k", "not_principal or NotPrincipal"),
+    ),
+    Mutation(
+        "a key policy naming the role bypasses an identity Deny",
+        EVALUATOR,
+        '        if any(_matches(s, "Deny", action, resource, context) for s in identity):\n',
+        '        if policy_kind == "resource" and any(\n'
+        '            _matches(s, "Deny", action, resource, context) for s in identity\n'
+        "        ):\n",
+        (CROSS_CHECK, "-k", "KMS"),
     ),
 ]
 

@@ -103,6 +103,46 @@ def test_fails_a_glue_role_without_read_on_the_source(tmp_path: Path) -> None:
         assert note["status"] == "FAILED" and "in/a.csv" in note["cause"]
 
 
+def test_fails_a_source_bucket_policy_denying_the_account_reaching_the_glue_role(
+    tmp_path: Path,
+) -> None:
+    """A Deny naming the account (its root ARN) in a resource policy reaches every role of
+    that account (IAM User Guide, Policy evaluation logic): the Glue run cannot read."""
+    template = _template(tmp_path)
+    [policy] = [
+        r
+        for logical_id, r in template.template["Resources"].items()
+        if r["Type"] == "AWS::S3::BucketPolicy" and logical_id.startswith("PipelineSourceBucket")
+    ]
+    bucket_arn = policy["Properties"]["PolicyDocument"]["Statement"][0]["Resource"][0]
+    policy["Properties"]["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Join": ["", [bucket_arn, "/*"]]},
+        }
+    )
+    with _local(template) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [glue_run] = local.glue_runs
+        assert "explicit deny in the resource policy" in (glue_run.error_message or "")
+
+
+def test_fails_a_topic_without_any_policy_delivering_no_alarm(tmp_path: Path) -> None:
+    """A service principal calling a resource that has no resource policy is denied: nothing
+    grants CloudWatch (a service principal) anything through IAM."""
+    template = _template(tmp_path)
+    resources = template.template["Resources"]
+    [policy_id] = [i for i, r in resources.items() if r["Type"] == "AWS::SNS::TopicPolicy"]
+    del resources[policy_id]
+    with _local(template) as local:
+        assert local.fire_alarm("ExecutionsFailedAlarm") is False
+        assert local.notifications == []
+
+
 def test_fails_a_glue_role_without_read_on_manifests_for_a_large_batch(tmp_path: Path) -> None:
     template = _template(tmp_path, batching=Batching(max_batch_size=100))
     _remove_statements(

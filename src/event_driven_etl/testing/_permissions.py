@@ -3,19 +3,35 @@ against the synthesized policies, and denied the way AWS denies it.
 
 Read from the template: identity policies (``AWS::IAM::Policy`` attached to a role, and a
 role's inline ``Policies``), resource policies (buckets, queues, topics, Lambda
-permissions) and key policies. The rules are AWS's for one account:
+permissions) and key policies. The rules are AWS's policy evaluation logic
+(IAM User Guide, "Policy evaluation logic" and "Cross-account policy evaluation logic"):
 
-- an explicit ``Deny`` that matches wins;
-- a role is allowed by its identity policies or by a resource policy naming it;
+- an explicit ``Deny`` that matches wins: in an identity policy, or in a resource or key
+  policy statement that applies to the caller: naming it, its account (``:root`` or the
+  account id; a Deny on the account reaches every role in it), everyone, or every principal
+  but those its ``NotPrincipal`` names;
+- a role is allowed in its own account by its identity policies, or by a resource policy
+  statement naming the role itself (naming only the account leaves the decision to IAM);
+- a role calling a resource of another account needs both: the resource policy must allow
+  the role or its account, and the role's identity policies must allow the call;
 - a service principal (``events.amazonaws.com``, ``cloudwatch.amazonaws.com``) is allowed
-  only by a resource policy;
+  only by a resource policy; a resource without one denies it;
 - a KMS key is usable only if its key policy allows the principal directly, or names the
-  account (``:root``) and the role's identity policies allow it too.
+  account (``:root``) and the role's identity policies allow it too; an identity-policy
+  Deny wins over the key policy too (AWS KMS Developer Guide, "Key policies": "Explicit
+  denies in any policy override allows").
+
+``NotPrincipal`` with ``Deny`` (IAM User Guide, "AWS JSON policy elements: NotPrincipal"):
+a role is spared only when the element names both the role and its account; naming the
+role alone "might deny access to the entire account containing the principal", and the
+harness takes the strict reading. With ``Allow`` it applies to everyone it does not name.
+Accounts are kept apart: a resource's account is read from its ARN (S3 buckets, whose ARNs
+have none, are the stack's account unless ``owners`` says otherwise).
 
 Conditions are evaluated for the operators the pipeline's templates use (``String*``,
 ``Arn*``, ``Numeric*``, ``Bool``, ``Null``, with ``IfExists``); any other operator raises
 :class:`UnsupportedPolicyError` instead of being guessed. What is not modelled: permission
-boundaries, SCPs, session policies, cross-account access (everything is one account).
+boundaries, SCPs, session policies, session names (a role's sessions are the role).
 """
 
 from __future__ import annotations
@@ -72,6 +88,8 @@ class Policies:
     """Resource ARN (bucket, queue, topic, function) -> its resource-policy statements."""
     keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Key ARN -> its key-policy statements."""
+    owners: dict[str, str] = field(default_factory=dict)
+    """Resource ARN -> its account, where the ARN does not say (S3 buckets); default: ours."""
     checked: list[tuple[str, str, str, bool]] = field(default_factory=list)
     """Every evaluation: (principal, action, resource, allowed), for tests and debugging."""
 
@@ -154,24 +172,15 @@ class Policies:
         """
         context = {**_TRANSPORT, **(context or {})}
         owner = resource_policy_of or resource
-        resource_statements = self.resource.get(owner, [])
-        identity = self.identity.get(principal.arn, []) if principal.service is None else []
-        for statement in identity:
-            if "_managed" in statement:
-                raise UnsupportedPolicyError(
-                    f"role {principal.arn} has AWS managed policies {statement['_managed']}: "
-                    "their statements are not in the template"
-                )
-        applicable = [
-            *identity,
-            *(s for s in resource_statements if _names_principal(s, principal)),
-        ]
-        if any(_matches(s, "Deny", action, resource, context) for s in applicable):
-            return False, "an explicit deny in a policy"
-        if any(_matches(s, "Allow", action, resource, context) for s in applicable):
-            return True, ""
-        where = "no identity-based policy" if principal.service is None else "no resource policy"
-        return False, f"{where} allows the {action} action"
+        return self._decide(
+            principal,
+            action,
+            resource,
+            context,
+            self.resource.get(owner, []),
+            cross_account=self._cross_account(principal, owner),
+            policy_kind="resource",
+        )
 
     def key_allows(
         self, principal: Principal, action: str, key_arn: str, context: Mapping[str, Any]
@@ -181,20 +190,76 @@ class Policies:
         if statements is None:
             return True, ""  # a key imported by ARN: its policy is not ours to know
         context = {**_TRANSPORT, "kms:CallerAccount": ACCOUNT, **context}
-        named = [s for s in statements if _names_principal(s, principal)]
-        if any(_matches(s, "Deny", action, key_arn, context) for s in named):
-            return False, "an explicit deny in the key policy"
-        if any(_matches(s, "Allow", action, key_arn, context) for s in named):
-            return True, ""
-        delegates = principal.service is None and any(
-            _principal_values(s).get("AWS")
-            and ROOT in _principal_values(s)["AWS"]
-            and _matches(s, "Allow", action, key_arn, context)
-            for s in statements
+        return self._decide(
+            principal,
+            action,
+            key_arn,
+            context,
+            statements,
+            cross_account=self._cross_account(principal, key_arn),
+            policy_kind="key",
         )
-        if delegates:
-            return self.allows(principal, action, key_arn, context)
-        return False, "the key policy does not allow it"
+
+    def _decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any],
+        resource_statements: list[dict[str, Any]],
+        *,
+        cross_account: bool,
+        policy_kind: str,
+    ) -> tuple[bool, str]:
+        """AWS's order: any applicable explicit Deny, then the Allows each case needs."""
+        identity = self._identity_statements(principal)
+        scoped = [
+            (kind, statement)
+            for statement in resource_statements
+            if (kind := _principal_match(statement, principal)) is not None
+        ]
+        if any(_matches(s, "Deny", action, resource, context) for s in identity):
+            return False, "an explicit deny in an identity-based policy"
+        if any(_matches(s, "Deny", action, resource, context) for _, s in scoped):
+            return False, f"an explicit deny in the {policy_kind} policy"
+        allowing = {kind for kind, s in scoped if _matches(s, "Allow", action, resource, context)}
+        by_identity = any(_matches(s, "Allow", action, resource, context) for s in identity)
+        if principal.service is not None:
+            if "node" in allowing:
+                return True, ""
+            return False, f"no {policy_kind} policy allows the {action} action"
+        if cross_account:
+            if not allowing:
+                return False, f"the {policy_kind} policy of another account does not allow it"
+            if not by_identity:
+                return False, f"no identity-based policy allows the {action} action"
+            return True, ""
+        if "node" in allowing:
+            return True, ""
+        if policy_kind == "key" and "account" not in allowing:
+            # KMS: without a key policy statement for the principal or its account, no IAM
+            # policy can grant the key (AWS KMS Developer Guide, "Key policies").
+            return False, "the key policy does not allow it"
+        if by_identity:
+            return True, ""
+        return False, f"no identity-based policy allows the {action} action"
+
+    def _identity_statements(self, principal: Principal) -> list[dict[str, Any]]:
+        identity = self.identity.get(principal.arn, []) if principal.service is None else []
+        for statement in identity:
+            if "_managed" in statement:
+                raise UnsupportedPolicyError(
+                    f"role {principal.arn} has AWS managed policies {statement['_managed']}: "
+                    "their statements are not in the template"
+                )
+        return identity
+
+    def _cross_account(self, principal: Principal, resource: str) -> bool:
+        """Whether a role calls a resource of another account (services have no account)."""
+        if principal.service is not None:
+            return False
+        owner = _account_of(resource) or self.owners.get(resource, ACCOUNT)
+        return (_account_of(principal.arn) or ACCOUNT) != owner
 
     def check(
         self,
@@ -272,8 +337,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _principal_values(statement: Mapping[str, Any]) -> dict[str, list[str]]:
-    principal = statement.get("Principal")
+def _principal_values(
+    statement: Mapping[str, Any], element: str = "Principal"
+) -> dict[str, list[str]]:
+    principal = statement.get(element)
     if principal == "*":
         return {"*": ["*"]}
     if not isinstance(principal, dict):
@@ -281,13 +348,54 @@ def _principal_values(statement: Mapping[str, Any]) -> dict[str, list[str]]:
     return {k: [str(v) for v in _as_list(values)] for k, values in principal.items()}
 
 
-def _names_principal(statement: Mapping[str, Any], principal: Principal) -> bool:
-    values = _principal_values(statement)
+def _account_of(arn: str) -> Optional[str]:
+    """The account field of an ARN (``arn:partition:service:region:account:...``), if any."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    return parts[4] or None
+
+
+def _names_account(values: Mapping[str, list[str]], principal: Principal) -> bool:
+    """A Principal element naming the role's account: its root ARN or its 12-digit id."""
+    account = _account_of(principal.arn)
+    if principal.service is not None or account is None:
+        return False
+    return any(
+        value == account or re.fullmatch(rf"arn:[^:]+:iam::{account}:root", value) is not None
+        for value in values.get("AWS", [])
+    )
+
+
+def _names_itself(values: Mapping[str, list[str]], principal: Principal) -> bool:
+    """A Principal element naming the caller itself: everyone, its service, or its ARN."""
     if "*" in values or "*" in values.get("AWS", []):
         return True
     if principal.service is not None:
         return principal.service in values.get("Service", [])
     return principal.arn in values.get("AWS", [])
+
+
+def _principal_match(statement: Mapping[str, Any], principal: Principal) -> Optional[str]:
+    """Whether a resource or key policy statement applies to the caller, and how:
+    ``"node"`` (it names the caller itself, everyone, or everyone but others),
+    ``"account"`` (it names the caller's account), or None."""
+    if "NotPrincipal" in statement:
+        values = _principal_values(statement, "NotPrincipal")
+        itself, account = _names_itself(values, principal), _names_account(values, principal)
+        if principal.service is not None:
+            spared = itself
+        elif statement.get("Effect") == "Deny":
+            spared = itself and account  # both, or the account is denied and the role with it
+        else:
+            spared = itself or account
+        return None if spared else "node"
+    values = _principal_values(statement)
+    if _names_itself(values, principal):
+        return "node"
+    if _names_account(values, principal):
+        return "account"
+    return None
 
 
 def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
