@@ -31,6 +31,29 @@ def emulated_client(service: str) -> Any:
         return client
 
 
+SERVICE_LOCK = threading.RLock()
+"""One request at a time to the emulated services from concurrent invocations and pollers:
+AWS applies each request atomically (a conditional write, a receive), moto does not."""
+
+
+class SerialClient:
+    """A boto3 client whose requests run one at a time (under :data:`SERVICE_LOCK`)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("get_paginator", "meta")):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with SERVICE_LOCK:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _guarded = False
 
