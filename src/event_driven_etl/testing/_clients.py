@@ -5,6 +5,7 @@ emulation needs about ten: made once and shared, they save most of a test's star
 Sharing is safe: boto3 clients are thread-safe, and moto answers every client's requests
 (its handler is registered with botocore itself, not with one client) while a mock runs.
 Use them only inside a running ``LocalPipeline``: outside moto they would reach AWS.
+:class:`SerialClient` makes concurrent callers' requests atomic, as AWS's are.
 """
 
 from __future__ import annotations
