@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .._contract import DEFAULT_OUTPUT_PREFIX
 from . import _cloudwatch
 from ._clients import emulated_client
 from ._faults import Faults
@@ -319,7 +320,7 @@ class LocalPipeline:
         """Keys in the output bucket (manifests excluded), sorted."""
         return self._session.output.keys()
 
-    def read_output_rows(self, prefix: str = "processed/") -> list[dict[str, Any]]:
+    def read_output_rows(self, prefix: str = DEFAULT_OUTPUT_PREFIX) -> list[dict[str, Any]]:
         """Every row of every Parquet file under ``prefix``, with every column of every file
         (``ingestion_date`` from the partition path).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from .._contract import MANIFEST_PREFIX
 from ._clients import emulated_client
 from ._spark import BucketMirror
 
@@ -65,7 +66,7 @@ class OutputReader:
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self._bucket):
             keys += [o["Key"] for o in page.get("Contents", [])]
-        return sorted(k for k in keys if not k.startswith("manifests/"))
+        return sorted(k for k in keys if not k.startswith(MANIFEST_PREFIX))
 
     def rows(self, prefix: str) -> list[dict[str, Any]]:
         """Every row of every Parquet file under ``prefix`` (see ``read_table_rows``)."""
