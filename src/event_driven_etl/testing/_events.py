@@ -82,7 +82,7 @@ def target_input(target: dict[str, Any], candidate: dict[str, Any]) -> Any:
         # The whole event as put (moto's parser would add the ingestion time to it).
         template = template.replace("<aws.events.event.json>", json.dumps(candidate))
         return EventTemplateParser.parse(
-            input_template=template or None,  # type: ignore[arg-type]
+            input_template=template or None,  # type: ignore[arg-type]  # moto's hint omits None
             input_paths_map=transformer.get("InputPathsMap", {}),
             event=cast(Any, {**candidate, "ingestion-time": str(candidate.get("time", ""))}),
         )

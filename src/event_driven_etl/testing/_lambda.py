@@ -56,7 +56,7 @@ def load_handler_module(
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(handler_dir))
-    module.os = FunctionEnvironment(environment)  # type: ignore[attr-defined]
+    module.os = FunctionEnvironment(environment)  # type: ignore[attr-defined]  # a module's global
     return module
 
 

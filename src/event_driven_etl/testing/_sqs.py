@@ -55,7 +55,7 @@ def _patch_sqs_retention_check() -> None:
         retention = int(self.get_queue(queue_name).message_retention_period)
         return bool(retention + message.sent_timestamp / 1000 > CLOCK.epoch())
 
-    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]  # patching moto
         is_message_valid_based_on_retention_period
     )
     slow_unix_time = vars(models)["unix_time"]

@@ -97,7 +97,7 @@ def _patch_retrier() -> None:
         finally:
             _state.env = None
 
-    retrier_decl.RetrierDecl._eval_body = retrier_eval_body  # type: ignore[method-assign]
+    retrier_decl.RetrierDecl._eval_body = retrier_eval_body  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_wait_state() -> None:
@@ -107,7 +107,7 @@ def _patch_wait_state() -> None:
         _record(env, wait_seconds)
         CLOCK.sleep(wait_seconds)
 
-    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_program_timeout() -> None:
@@ -132,7 +132,7 @@ def _patch_program_timeout() -> None:
         if not CLOCK.wait(done, 0, timeout) and env.is_running():
             env.set_timed_out()
 
-    program.Program.eval = program_eval  # type: ignore[method-assign]
+    program.Program.eval = program_eval  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_task_timeout() -> None:
@@ -187,7 +187,7 @@ def _patch_task_timeout() -> None:
         else:
             env.states.reset(input_value=env.stack.pop())
 
-    cls._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
+    cls._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_sync_wait() -> None:
@@ -219,7 +219,7 @@ def _patch_sync_wait() -> None:
             CLOCK.wait(GLUE_RUN_ENDED, generation, SYNC_POLL_SECONDS)
         return result
 
-    cls._eval_sync = eval_sync  # type: ignore[method-assign]
+    cls._eval_sync = eval_sync  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_execution_thread() -> None:
@@ -230,4 +230,4 @@ def _patch_execution_thread() -> None:
         vars(execution_worker)["TMP_THREADS"].append(worker)
         worker.start()
 
-    execution_worker.ExecutionWorker.start = start  # type: ignore[method-assign]
+    execution_worker.ExecutionWorker.start = start  # type: ignore[method-assign]  # patching moto

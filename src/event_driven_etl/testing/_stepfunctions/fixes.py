@@ -74,7 +74,7 @@ def _patch_interrupt_all() -> None:
         vars(module),
         namespace,
     )
-    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]  # type: ignore[method-assign]
+    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]  # type: ignore[method-assign]  # patching moto
 
 
 class _JsonSafeGlueClient:
@@ -111,7 +111,7 @@ def _patch_glue_datetimes() -> None:
     def json_safe_client(resource_runtime_part: Any, state_credentials: Any) -> Any:
         return _JsonSafeGlueClient(original(resource_runtime_part, state_credentials))
 
-    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]
+    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_aws_sdk_s3() -> None:

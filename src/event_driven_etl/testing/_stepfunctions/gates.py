@@ -41,5 +41,5 @@ def install_task_gates() -> None:
                     raise access_denied_error(denied, str(self.resource.resource_arn)) from None
             original(self, env, *args, **kwargs)
 
-        cls._before_eval_execution = before_eval_execution  # type: ignore[method-assign]
+        cls._before_eval_execution = before_eval_execution  # type: ignore[method-assign]  # patching moto
         _installed = True
