@@ -210,8 +210,8 @@ def burst(events: int, batch_size: int, duplicate_share: float) -> dict[str, Any
     rng = random.Random(7)
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=lambda *_: None) as local:
         local.deliver_immediately = False
-        local.throttle_start_execution(times=20)
-        local.crash_trigger_before_start()
+        local.faults.start_execution_throttled(times=20)
+        local.faults.trigger_crashes_before_start()
         started = time.perf_counter()
         sent = [local.put_object(f"incoming/file {i:06}.csv", b"id\n1\n") for i in range(events)]
         duplicates = rng.sample(sent, int(events * duplicate_share))

@@ -48,7 +48,7 @@ def evaluated_policies(stack: Stack) -> tuple[Any, Any]:
     its resources (``resolver.get_att(logical_id, "Arn")``)."""
     from aws_cdk import Token
 
-    from event_driven_etl.testing._permissions import Policies
+    from event_driven_etl.testing._iam import Policies
     from event_driven_etl.testing._template import Resolver
 
     resources = dict(template_of(stack).to_json()["Resources"])

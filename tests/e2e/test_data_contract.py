@@ -99,8 +99,8 @@ def test_a_run_copies_only_what_changed_not_every_bucket(tmp_path: Path) -> None
             s3.put_object(Bucket=local.source_bucket, Key=f"archive/{i}.csv", Body=GOOD)
         local.put_object("in/a.csv", GOOD)
         local.wait_for_runs(timeout=300)
-        before = local._mirror.downloads
+        before = local._session.mirror.downloads
         local.put_object("in/b.csv", GOOD)
         runs = local.wait_for_runs(timeout=300)
         assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
-        assert local._mirror.downloads - before == 1  # in/b.csv, nothing else
+        assert local._session.mirror.downloads - before == 1  # in/b.csv, nothing else

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from event_driven_etl import Batching
-from event_driven_etl.testing._lambda_emulation import BATCH_PAYLOAD_LIMIT, SqsPoller
+from event_driven_etl.testing._lambda import BATCH_PAYLOAD_LIMIT, SqsPoller
 from event_driven_etl.testing._template import StackTemplate
 from event_driven_etl.testing._time import CLOCK
 
@@ -95,7 +95,7 @@ def test_fails_an_invocation_past_the_function_timeout_to_the_on_failure_destina
     function = _resource(template, "AWS::Lambda::Function", "TriggerFunction")
     function["Timeout"] = 1  # as if synthesized with timeout=Duration.seconds(1)
     with _local(template) as local:
-        local.slow_start_execution(1.5, times=3)  # every attempt outlives the timeout
+        local.faults.start_execution_slow(1.5, times=3)  # every attempt outlives the timeout
         local.put_object("in/a.csv", CSV)
         local.wait_for_runs(timeout=120)
         [dead] = local.dead_letters()

@@ -111,7 +111,7 @@ def test_script_error_fails_the_run(tmp_path: Path) -> None:
 
 def test_concurrent_runs_exceeded_twice_is_retried_to_success(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
-        local.concurrent_runs_exceeded(times=2)
+        local.faults.glue_concurrency_exceeded(times=2)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
@@ -121,7 +121,7 @@ def test_concurrent_runs_exceeded_twice_is_retried_to_success(tmp_path: Path) ->
 def test_retries_exhausted_notifies_failed(tmp_path: Path) -> None:
     stack = _stack(tmp_path, retry_policy=RetryPolicy(max_attempts=2))
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.fail_glue_start("InternalServiceException", times=3)
+        local.faults.glue_start_fails("InternalServiceException", times=3)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "FAILED"
@@ -133,7 +133,7 @@ def test_retries_exhausted_notifies_failed(tmp_path: Path) -> None:
 
 def test_throttled_start_execution_still_runs_once(tmp_path: Path) -> None:
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline", glue_runner=_no_spark) as local:
-        local.throttle_start_execution(times=2)
+        local.faults.start_execution_throttled(times=2)
         local.put_object("incoming/a.csv", CSV)
         assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
 
@@ -448,7 +448,7 @@ def test_fails_a_glue_outage_that_outlasts_the_retry_budget(tmp_path: Path) -> N
     budget = RetryPolicy(max_attempts=3, interval=Duration.seconds(60), jitter=False)
     stack = _stack(tmp_path, retry_policy=budget)
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.fail_glue_start("InternalServiceException", times=4)
+        local.faults.glue_start_fails("InternalServiceException", times=4)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "FAILED"
@@ -462,7 +462,7 @@ def test_fails_an_execution_past_the_workflow_timeout(tmp_path: Path) -> None:
     times the execution out (TIMED_OUT), with the default 40-attempt concurrency retry."""
     stack = _stack(tmp_path, workflow_timeout=Duration.minutes(10), job_timeout=Duration.minutes(5))
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.concurrent_runs_exceeded(times=40)
+        local.faults.glue_concurrency_exceeded(times=40)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "TIMED_OUT"
@@ -504,7 +504,7 @@ def test_a_failed_1000_object_batch_with_a_cause_over_32kb_still_notifies(
 ) -> None:
     """Step Functions cuts a cause at 32,768 characters (the harness does too): the cut JSON
     must not reach States.StringToJson, which would fail where nothing can catch it."""
-    from event_driven_etl.testing._moto_patches import CAUSE_LIMIT
+    from event_driven_etl.testing._stepfunctions import CAUSE_LIMIT
 
     def names_every_object(_script: Path, arguments: dict[str, str]) -> None:
         manifest = arguments["--manifest"]
@@ -556,7 +556,7 @@ def test_a_crashed_invocation_s_objects_are_taken_over_by_the_redelivery(
     records come back, the lease has ended, and the redelivery takes the objects over."""
     stack = _stack(tmp_path, batching=Batching(max_batch_size=10))
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.crash_trigger_before_start()
+        local.faults.trigger_crashes_before_start()
         for i in range(5):
             local.put_object(f"incoming/crash-{i}.csv", CSV)
         runs = local.wait_for_runs(timeout=300)
@@ -579,7 +579,7 @@ def test_a_duplicate_meeting_a_claim_in_flight_is_not_started_again(tmp_path: Pa
         local.deliver_immediately = False
         x = local.put_object("incoming/x.csv", CSV)
         local.put_object("incoming/a.csv", CSV)
-        local.slow_start_execution(seconds=4)
+        local.faults.start_execution_slow(seconds=4)
         first = threading.Thread(target=local.flush)
         first.start()
         deadline = time.monotonic() + 60  # wait on state: invocation 1 is in its slow start
@@ -619,7 +619,7 @@ def test_glue_busy_is_retried_with_waits_capped_at_5_minutes_and_jittered(tmp_pa
     jitter), observed on the virtual clock: 12 refusals reach well past the cap."""
     stack = _stack(tmp_path)
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.concurrent_runs_exceeded(times=12)
+        local.faults.glue_concurrency_exceeded(times=12)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"
@@ -635,7 +635,7 @@ def test_the_retry_policy_s_jitter_reaches_the_waits(tmp_path: Path, jitter: boo
     policy = RetryPolicy(max_attempts=3, interval=Duration.seconds(10), jitter=jitter)
     stack = _stack(tmp_path, retry_policy=policy)
     with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_spark) as local:
-        local.fail_glue_start("InternalServiceException", times=3)
+        local.faults.glue_start_fails("InternalServiceException", times=3)
         local.put_object("incoming/a.csv", CSV)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED"

@@ -447,9 +447,9 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
     from moto import mock_aws
     from pyspark.sql import types as T  # noqa: N812
 
-    from event_driven_etl.testing import _moto_patches
+    from event_driven_etl.testing import _session
 
-    _moto_patches.apply()
+    _session.fix_moto()
     numbers = etl_job.FileStats(rows=2, non_null={"x": 2}, masks={"x": etl_job.FITS_MASK["bigint"]})
     group = etl_job.Group(
         probes=[etl_job.Probe(uri="s3://b/in/b.csv", fmt="csv")],

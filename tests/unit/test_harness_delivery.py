@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from event_driven_etl.testing._delivery import UnsupportedTargetInputError, target_input
+from event_driven_etl.testing._events import UnsupportedTargetInputError, target_input
 
 EVENT: dict[str, Any] = {
     "id": "1",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from event_driven_etl.testing._moto_patches import CAUSE_LIMIT, step_functions_cause
-from event_driven_etl.testing._trigger_function import (
+from event_driven_etl.testing._stepfunctions import CAUSE_LIMIT, step_functions_cause
+from event_driven_etl.testing._trigger import (
     EXECUTION_INPUT_LIMIT,
     check_start_execution_limits,
 )

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
-from event_driven_etl.testing._permissions import AccessDeniedError, Principal
+from event_driven_etl.testing._iam import AccessDeniedError, Principal
 from tests.helpers import (
     evaluated_policies,
     policy_statements,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from event_driven_etl.testing._permissions import (
+from event_driven_etl.testing._iam import (
     ROOT,
     AccessDeniedError,
     Policies,

@@ -7,9 +7,10 @@ to run the Glue script on local Spark, Java 17. Never uses real AWS credentials:
 emulation sets fake ones for its own duration.
 """
 
+from ._faults import Faults
 from ._local import LocalPipeline
 from ._observation import GlueRun, Run
 from ._spark import SparkLineWarning
 from ._template import PipelineNotFoundError
 
-__all__ = ["GlueRun", "LocalPipeline", "PipelineNotFoundError", "Run", "SparkLineWarning"]
+__all__ = ["Faults", "GlueRun", "LocalPipeline", "PipelineNotFoundError", "Run", "SparkLineWarning"]

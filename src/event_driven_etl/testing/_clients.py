@@ -5,6 +5,7 @@ emulation needs about ten: made once and shared, they save most of a test's star
 Sharing is safe: boto3 clients are thread-safe, and moto answers every client's requests
 (its handler is registered with botocore itself, not with one client) while a mock runs.
 Use them only inside a running ``LocalPipeline``: outside moto they would reach AWS.
+:class:`SerialClient` makes concurrent callers' requests atomic, as AWS's are.
 """
 
 from __future__ import annotations
@@ -29,6 +30,29 @@ def emulated_client(service: str) -> Any:
 
             client = _clients[service] = boto3.client(service, region_name=REGION)
         return client
+
+
+SERVICE_LOCK = threading.RLock()
+"""One request at a time to the emulated services from concurrent invocations and pollers:
+AWS applies each request atomically (a conditional write, a receive), moto does not."""
+
+
+class SerialClient:
+    """A boto3 client whose requests run one at a time (under :data:`SERVICE_LOCK`)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("get_paginator", "meta")):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with SERVICE_LOCK:
+                return attribute(*args, **kwargs)
+
+        return call
 
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

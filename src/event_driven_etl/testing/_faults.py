@@ -2,14 +2,18 @@
 
 Each verb queues a fault that the next matching call meets, as the AWS service would
 produce it: a Glue run that ends badly, a StartJobRun that Glue refuses, a trigger whose
-StartExecution is throttled, slow, or whose invocation dies. ``LocalPipeline`` keeps its
-older names (``fail_next_glue_run`` is pinned in the design) as delegates.
+StartExecution is throttled, slow, or whose invocation dies, an EventBridge delivery that
+fails. ``LocalPipeline.fail_next_glue_run`` (pinned in the design) is
+:meth:`Faults.glue_run_fails`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+from ._time import CLOCK
 
 FAILED_RUN_STATES = ("FAILED", "TIMEOUT", "ERROR")
 """Final states of a Glue run that did not succeed."""
@@ -35,14 +39,28 @@ class GlueFailure:
     state: str
 
 
-@dataclass
 class Faults:
-    """The faults waiting for their call; each verb adds to one queue."""
+    """Faults waiting for their call, as ``local.faults``: each method queues one kind, met
+    by the next matching call of the offline pipeline as the AWS service would produce it.
 
-    glue_failures: deque[GlueFailure] = field(default_factory=deque)
-    glue_start_errors: deque[str] = field(default_factory=deque)
-    start_execution_errors: deque[str] = field(default_factory=deque)
-    event_delivery_errors: deque[str] = field(default_factory=deque)
+    Example::
+
+        with LocalPipeline.from_stack(stack, "Pipeline") as local:
+            local.faults.glue_concurrency_exceeded(times=2)  # StartJobRun refused twice
+            local.faults.start_execution_throttled()  # the trigger's StartExecution
+            local.put_object("incoming/a.csv", b"id\\n1\\n")
+            [run] = local.wait_for_runs()  # retried to success
+    """
+
+    def __init__(self) -> None:
+        self.glue_failures: deque[GlueFailure] = deque()
+        """How the next Glue runs end (:meth:`glue_run_fails`), next first."""
+        self.glue_start_errors: deque[str] = deque()
+        """Error codes of the next StartJobRun calls (:meth:`glue_start_fails`)."""
+        self.start_execution_errors: deque[str] = deque()
+        """What the trigger's next StartExecution calls meet (throttled, slow, crash)."""
+        self.event_delivery_errors: deque[str] = deque()
+        """Error codes of EventBridge's next deliveries to the object-created rule's target."""
 
     def glue_run_fails(
         self,
@@ -87,3 +105,31 @@ class Faults:
         retried under the target's ``RetryPolicy``; past ``MaximumRetryAttempts`` the event
         goes to the target's dead-letter queue with ``ERROR_CODE`` ``error_code``."""
         self.event_delivery_errors.extend([error_code] * times)
+
+
+class FaultyClient:
+    """Wraps a boto3 client; raises queued errors on one operation before calling through."""
+
+    def __init__(self, client: Any, operation: str, errors: deque[str]) -> None:
+        self._client, self._operation, self._errors = client, operation, errors
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._operation:
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                code = self._errors.popleft()
+            except IndexError:
+                return attribute(**kwargs)
+            if code.startswith(DELAY):  # a slow call: it waits (virtual time), then goes through
+                CLOCK.sleep(float(code.removeprefix(DELAY)))
+                return attribute(**kwargs)
+            if code == CRASH:
+                raise InvocationCrash(name)
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
+
+        return call

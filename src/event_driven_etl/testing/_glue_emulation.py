@@ -12,6 +12,12 @@ and takes no virtual time (``_time``). With job-run queuing, a run over
 "Jobs may enter the WAITING state if you opt into AWS Glue job run queuing ... Max concurrent
 job runs per job exceeded (including ... the job limit you specified with
 MaxConcurrentRuns)" (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html).
+
+Its patches of moto: :data:`glue_hooks` (installed while a pipeline runs) and one fix of
+moto 5.2.5 (:func:`fix_moto`): its ``UpdateTable`` ignores ``VersionId``, where AWS refuses
+an update whose ``VersionId`` is not the table's current version
+(``ConcurrentModificationException``); two runs that evolve the table at once must meet
+that refusal offline too.
 """
 
 from __future__ import annotations
@@ -25,12 +31,37 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from . import _spark
-from ._access import AccessGate, RoleClient
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
+from ._iam import AccessGate, Principal, RoleClient
 from ._observation import GlueRun, objects_of
-from ._permissions import Principal
 from ._template import ACCOUNT, REGION
 from ._time import CLOCK, GLUE_RUN_ENDED, Signal
+
+
+def fix_moto() -> None:
+    """Apply the fix (``_session.fix_moto`` applies it once, on a known moto)."""
+    _patch_glue_update_table_version()
+
+
+def _patch_glue_update_table_version() -> None:
+    from moto.glue import responses
+    from moto.glue.exceptions import GlueClientError
+
+    original = responses.GlueResponse.update_table
+
+    def update_table(self: Any) -> Any:
+        version = self.parameters.get("VersionId")
+        if version is not None:
+            name = self.parameters["TableInput"]["Name"]
+            table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
+            if str(version) != str(table._current_version):
+                raise GlueClientError(
+                    "ConcurrentModificationException",
+                    f"table {name} is at version {table._current_version}, not {version}",
+                )
+        return original(self)
+
+    responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own
 
 
 class GlueRunOwner(Protocol):
@@ -353,3 +384,46 @@ class GlueEmulator:
             finally:
                 changes = self._mirror.push(self._s3, buckets)
         return changes
+
+
+def modelled_duration(
+    s3: Any, *, worker_type: str, number_of_workers: int, fixed_seconds: Optional[float]
+) -> RunDuration:
+    """How long a run holds its slot: ``fixed_seconds`` (``glue_run_time``), else the cost
+    model's run time for its objects (their count and sizes) on the job's workers."""
+
+    def duration(arguments: dict[str, str]) -> float:
+        if fixed_seconds is not None:
+            return fixed_seconds
+        from ..cost import estimate_glue_cost
+
+        sizes = _object_sizes(s3, arguments)
+        count = max(1, len(sizes))
+        estimate = estimate_glue_cost(
+            objects_per_day=count,
+            object_size_mb=sum(sizes) / count / 1_000_000,
+            objects_per_run=count,
+            worker_type=worker_type,
+            number_of_workers=number_of_workers,
+        )
+        return estimate.seconds_per_run
+
+    return duration
+
+
+def _object_sizes(s3: Any, arguments: dict[str, str]) -> list[int]:
+    uris = objects_of(
+        s3,
+        {
+            "objects": json.loads(arguments.get("--objects") or "[]"),
+            "manifest": arguments.get("--manifest") or "",
+        },
+    )
+    sizes = []
+    for uri in uris:
+        bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+        try:
+            sizes.append(int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+        except Exception:  # a missing object: the run fails on it, fast
+            sizes.append(0)
+    return sizes

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from .._contract import MANIFEST_PREFIX
+from ._clients import emulated_client
+from ._spark import BucketMirror
 
 HIDDEN_PREFIXES = ["_", "."]
 """Run reports, the schema file, staging: not data (Athena, Hive and Spark skip them too)."""
@@ -35,3 +39,61 @@ def read_table_rows(folder: Path) -> list[dict[str, Any]]:
         ds.dataset(str(folder), schema=schema, **options).to_table().to_pylist()
     )
     return rows
+
+
+class OutputReader:
+    """The output bucket and its catalog table, read as a consumer would: the keys, the
+    Parquet rows (pyarrow), the table's definition and SQL over it (DuckDB)."""
+
+    def __init__(
+        self,
+        s3: Any,
+        mirror: BucketMirror,
+        *,
+        bucket: str,
+        catalog_database: Optional[str],
+        catalog_table: Optional[str],
+    ) -> None:
+        self._s3 = s3
+        self._mirror = mirror
+        self._bucket = bucket
+        self._database = catalog_database
+        self._table = catalog_table
+
+    def keys(self) -> list[str]:
+        """Keys in the output bucket (manifests excluded), sorted."""
+        keys = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(k for k in keys if not k.startswith(MANIFEST_PREFIX))
+
+    def rows(self, prefix: str) -> list[dict[str, Any]]:
+        """Every row of every Parquet file under ``prefix`` (see ``read_table_rows``)."""
+        self._mirror.pull(self._s3, [self._bucket])
+        return read_table_rows(self._mirror.folder(self._bucket) / prefix)
+
+    def table_definition(self) -> dict[str, Any]:
+        """The output table as the (emulated) Glue Data Catalog holds it (``get_table``)."""
+        if not (self._database and self._table):
+            raise LookupError("this pipeline keeps no catalog table (catalog=False)")
+        glue = emulated_client("glue")
+        table: dict[str, Any] = glue.get_table(DatabaseName=self._database, Name=self._table)[
+            "Table"
+        ]
+        return table
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """``sql`` over the table through its catalog definition (see ``_query``)."""
+        from ._query import query_table
+
+        table = self.table_definition()
+        self._mirror.pull(self._s3, [self._bucket])
+        location = str(table["StorageDescriptor"]["Location"])
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        return query_table(
+            sql,
+            database=str(self._database),
+            table=table,
+            folder=self._mirror.folder(bucket) / prefix,
+        )

@@ -16,11 +16,11 @@ from typing import Any, Optional
 from ._clients import emulated_client
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
 from ._layout import PipelineLayout
-from ._observation import NotificationCapture
+from ._sns import NotificationCapture
 from ._template import ACCOUNT, REGION
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/event-driven-etl-local"
-"""The role moto records on what it creates; the real roles are checked by ``_access``."""
+"""The role moto records on what it creates; the real roles are checked by ``_iam``."""
 CAPTURE_QUEUE = "local-notifications"
 DELIVERY_QUEUE = "local-lambda-deliveries"
 """Per-object mode: what EventBridge hands the function, observed through a queue."""
@@ -49,7 +49,7 @@ class Emulation:
 
 def provision(layout: PipelineLayout, *, sqs: Any) -> Emulation:
     """Create the pipeline's resources (moto must be running); ``sqs`` is the client every
-    queue call goes through (serialised, see ``_lambda_emulation.SerialClient``)."""
+    queue call goes through (serialised, see ``_clients.SerialClient``)."""
     return _Provisioner(layout, sqs).run()
 
 
@@ -188,7 +188,7 @@ class _Provisioner:
         if not layout.queue_id:
             return dead_letter_url, None
         props = self._props(layout.queue_id)
-        # As synthesized: moto's SQS reads the virtual clock (``_moto_patches``).
+        # As synthesized: moto's SQS reads the virtual clock (``_sqs``).
         attributes = {"VisibilityTimeout": str(int(props.get("VisibilityTimeout", 30)))}
         redrive = self._resolver.resolve(props.get("RedrivePolicy"))
         if redrive:  # as synthesized: without one, a failing record is received for ever
@@ -245,7 +245,7 @@ class _Provisioner:
 
     def _rule_target(self) -> dict[str, Any]:
         """The object-created rule's target as synthesized (retry policy, dead-letter queue,
-        input); the rule itself is emulated in ``_delivery``."""
+        input); the rule itself is emulated in ``_events``."""
         rule_id = self._layout.rule_id
         targets = self._props(rule_id).get("Targets", [])
         if not targets:

@@ -16,14 +16,8 @@ took), and a 3-hour retry budget passes in the milliseconds the interpreter need
 40 attempts. An actor blocked on anything else (a lock, a join) still counts as working:
 the clock waits for it, which is what makes the outcome independent of scheduling.
 
-moto's interpreter sleeps and waits in a few places, patched here once per process (moto
-versions in ``_moto_patches.PATCHED_MOTO_VERSIONS`` only): the retrier (``time.sleep``), the
-Wait state, ``Program.eval`` (the execution timeout), ``ExecutionState._evaluate_with_timeout``
-(a task's timeout), ``StateTaskServiceCallback._eval_sync`` (the ``.sync`` poll) and
-``ExecutionWorker.start`` (an execution's thread is an actor). Map and Parallel states are
-not patched: their workers wait on moto's own events, so a template using them would stall
-the clock (``wait_for_runs`` then raises ``TimeoutError``; the pipeline's workflow uses
-neither).
+moto's Step Functions interpreter sleeps and waits in a few places: ``_stepfunctions.clock``
+makes those waits wait on this clock.
 """
 
 from __future__ import annotations
@@ -234,7 +228,6 @@ class VirtualClock:
             self._now = 0.0
             self._busy = 0
             self._epoch = time.time()
-        _waits.clear()
 
 
 CLOCK = VirtualClock()
@@ -242,51 +235,6 @@ CLOCK = VirtualClock()
 
 GLUE_RUN_ENDED = Signal()
 """Pulsed when an emulated Glue run reaches a final state (the ``.sync`` tasks wait on it)."""
-
-SYNC_POLL_SECONDS = 3600.0
-"""How often (virtual seconds) a ``.sync`` task checks its run besides each
-:data:`GLUE_RUN_ENDED` pulse (which every emulated run sends): only a run of a job no
-LocalPipeline owns needs it, and frequent checks of thousands of waiting runs would cost
-real time."""
-
-_lock = threading.Lock()
-_waits: dict[str, list[float]] = {}
-"""Execution ARN -> each wait of its retriers and Wait states, in virtual seconds."""
-_installed = False
-
-
-def waits_of(execution_arn: str) -> list[float]:
-    """Each wait one execution's retriers and Wait states took, in virtual seconds (as in
-    AWS: interval, backoff, cap and jitter applied), in order."""
-    with _lock:
-        return list(_waits.get(execution_arn, []))
-
-
-def _execution_of(env: Any) -> str:
-    try:
-        return str(env.states.context_object.context_object_data["Execution"]["Id"])
-    except (AttributeError, KeyError, TypeError):  # pragma: no cover - unexpected moto build
-        return ""
-
-
-def _record(env: Any, seconds: float) -> None:
-    with _lock:
-        _waits.setdefault(_execution_of(env), []).append(max(seconds, 0.0))
-
-
-_state = threading.local()
-
-
-class _RetrierClock:
-    """Stands in for the ``time`` module inside moto's retrier."""
-
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        _record(getattr(_state, "env", None), seconds)
-        CLOCK.sleep(seconds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 class HandlerClock:
@@ -312,166 +260,3 @@ class HandlerClock:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
-
-
-def install() -> None:
-    """Patch moto's interpreter to wait on the virtual clock (idempotent)."""
-    global _installed  # noqa: PLW0603 - the interpreter is process-wide
-    if _installed:
-        return
-    _patch_retrier()
-    _patch_wait_state()
-    _patch_program_timeout()
-    _patch_task_timeout()
-    _patch_sync_wait()
-    _patch_execution_thread()
-    _installed = True
-
-
-def _patch_retrier() -> None:
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-
-    vars(retrier_decl)["time"] = _RetrierClock()
-    original = retrier_decl.RetrierDecl._eval_body
-
-    def retrier_eval_body(self: Any, env: Any) -> None:
-        _state.env = env
-        try:
-            original(self, env)
-        finally:
-            _state.env = None
-
-    retrier_decl.RetrierDecl._eval_body = retrier_eval_body  # type: ignore[method-assign]
-
-
-def _patch_wait_state() -> None:
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-
-    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-        _record(env, wait_seconds)
-        CLOCK.sleep(wait_seconds)
-
-    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
-
-
-def _patch_program_timeout() -> None:
-    from moto.stepfunctions.parser.asl.component.program import program
-
-    def program_eval(self: Any, env: Any) -> None:
-        timeout = self.timeout_seconds.timeout_seconds if self.timeout_seconds else None
-        env.next_state_name = self.start_at.start_at_name
-        done = Signal()
-
-        def body() -> None:
-            try:
-                super(program.Program, self).eval(env)
-            finally:
-                CLOCK.pulse(done)
-
-        worker = CLOCK.thread(body)
-        vars(program)["TMP_THREADS"].append(worker)
-        worker.start()
-        # Step Functions' TimeoutSeconds, on the virtual clock: an execution that is still
-        # running when it passes is TIMED_OUT, whatever it was waiting for.
-        if not CLOCK.wait(done, 0, timeout) and env.is_running():
-            env.set_timed_out()
-
-    program.Program.eval = program_eval  # type: ignore[method-assign]
-
-
-def _patch_task_timeout() -> None:
-    import copy
-
-    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
-
-    cls = execute_state.ExecutionState
-    timeout_error = vars(execute_state)["EvalTimeoutError"]
-
-    def evaluate_with_timeout(self: Any, env: Any) -> None:
-        # moto's own, with the wait on the virtual clock instead of threading.Event.wait.
-        self.timeout.eval(env=env)
-        timeout_seconds: int = env.stack.pop()
-        frame = env.open_frame()
-        frame.states.reset(input_value=env.states.get_input())
-        frame.stack = copy.deepcopy(env.stack)
-        outputs: list[Any] = []
-        errors: list[Optional[Exception]] = [None]
-        done = Signal()
-
-        def run() -> None:
-            try:
-                self._eval_execution(frame)
-                outputs.extend(frame.stack)
-            except Exception as error:
-                errors.append(error)
-            finally:
-                CLOCK.pulse(done)
-
-        worker = CLOCK.thread(run)
-        vars(execute_state)["TMP_THREADS"].append(worker)
-        worker.start()
-        finished_on_time = CLOCK.wait(done, 0, timeout_seconds)
-        frame.set_ended()
-        env.close_frame(frame)
-        error = errors.pop()
-        if error:
-            raise error
-        if not finished_on_time:
-            raise timeout_error()
-        output = outputs.pop()
-        env.stack.append(output)
-        if not self._is_language_query_jsonpath():
-            env.states.set_result(output)
-        if self.assign_decl:
-            self.assign_decl.eval(env=env)
-        if self.result_selector:
-            self.result_selector.eval(env=env)
-        if self.result_path:
-            self.result_path.eval(env)
-        else:
-            env.states.reset(input_value=env.stack.pop())
-
-    cls._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
-
-
-def _patch_sync_wait() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback as module,
-    )
-
-    cls = module.StateTaskServiceCallback
-    original = cls._eval_sync
-
-    def eval_sync(  # noqa: PLR0917 - moto's signature
-        self: Any,
-        env: Any,
-        sync_resolver: Optional[Callable[[], Any]],
-        timeout_seconds: Optional[int],
-        callback_endpoint: Any,
-        heartbeat_endpoint: Any,
-    ) -> Any:
-        if callback_endpoint is not None:  # pragma: no cover - the pipeline has no callbacks
-            return original(
-                self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint
-            )
-        result = None
-        while env.is_running() and sync_resolver is not None:
-            generation = GLUE_RUN_ENDED.generation  # before the check: no pulse is missed
-            result = sync_resolver()
-            if result:
-                break
-            CLOCK.wait(GLUE_RUN_ENDED, generation, SYNC_POLL_SECONDS)
-        return result
-
-    cls._eval_sync = eval_sync  # type: ignore[method-assign]
-
-
-def _patch_execution_thread() -> None:
-    from moto.stepfunctions.parser.backend import execution_worker
-
-    def start(self: Any) -> None:
-        worker = CLOCK.thread(self._execution_logic)
-        vars(execution_worker)["TMP_THREADS"].append(worker)
-        worker.start()
-
-    execution_worker.ExecutionWorker.start = start  # type: ignore[method-assign]

@@ -1,5 +1,7 @@
 """Lambda as LocalPipeline needs it: load a handler from its asset folder and call it
-in-process (no Docker), with a context object and fault-injecting clients."""
+in-process (no Docker), invoked asynchronously (Lambda's retries, event age and on-failure
+destination) or by an SQS event source (pollers, batches, partial batch failures).
+``_trigger`` runs the pipeline's trigger function on these."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from ._faults import CRASH, DELAY, InvocationCrash
+from ._faults import InvocationCrash
+from ._sqs import drain, receive
 from ._time import CLOCK
 
 
@@ -54,88 +56,12 @@ def load_handler_module(
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(handler_dir))
-    module.os = FunctionEnvironment(environment)  # type: ignore[attr-defined]
+    module.os = FunctionEnvironment(environment)  # type: ignore[attr-defined]  # a module's global
     return module
-
-
-class FaultyClient:
-    """Wraps a boto3 client; raises queued errors on one operation before calling through."""
-
-    def __init__(self, client: Any, operation: str, errors: deque[str]) -> None:
-        self._client, self._operation, self._errors = client, operation, errors
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if name != self._operation:
-            return attribute
-
-        def call(**kwargs: Any) -> Any:
-            try:
-                code = self._errors.popleft()
-            except IndexError:
-                return attribute(**kwargs)
-            if code.startswith(DELAY):  # a slow call: it waits (virtual time), then goes through
-                CLOCK.sleep(float(code.removeprefix(DELAY)))
-                return attribute(**kwargs)
-            if code == CRASH:
-                raise InvocationCrash(name)
-            from botocore.exceptions import ClientError
-
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
-
-        return call
-
-
-SERVICE_LOCK = threading.RLock()
-"""One request at a time to the emulated services from concurrent invocations and pollers:
-AWS applies each request atomically (a conditional write, a receive), moto does not."""
-
-
-class SerialClient:
-    """A boto3 client whose requests run one at a time (under :data:`SERVICE_LOCK`)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute) or name.startswith(("get_paginator", "meta")):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with SERVICE_LOCK:
-                return attribute(*args, **kwargs)
-
-        return call
 
 
 Invoke = Callable[[dict[str, Any]], Any]
 """Calls the handler with one event (in-process, as Lambda would)."""
-
-
-def receive(sqs: Any, queue_url: str, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` visible messages, 10 per request as SQS hands them out."""
-    messages: list[dict[str, Any]] = []
-    while len(messages) < limit:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=min(10, limit - len(messages)),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            break
-        messages += batch
-    return messages
-
-
-def drain(sqs: Any, queue_url: str) -> list[str]:
-    """Every visible message's body; the messages are deleted."""
-    bodies = []
-    for message in receive(sqs, queue_url, 1_000_000):
-        bodies.append(message["Body"])
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
 
 
 FailureDestination = Callable[[dict[str, Any], BaseException, str, int], None]

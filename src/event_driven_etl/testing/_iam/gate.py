@@ -3,7 +3,7 @@
 ``AccessGate`` knows the pipeline's principals (the Glue job's, the workflows' and the
 trigger's roles; EventBridge and CloudWatch as services) and the resources' keys, all read
 from the template, and checks every call the emulation makes on their behalf against
-:class:`~._permissions.Policies`. A denial surfaces where AWS surfaces it: the Glue run
+:class:`~.policies.Policies`. A denial surfaces where AWS surfaces it: the Glue run
 fails naming the object, the workflow task fails (``AccessDeniedException``), the trigger's
 client raises, an event goes to the rule target's dead-letter queue, an alarm's message is
 not delivered.
@@ -11,12 +11,11 @@ not delivered.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from ._permissions import AccessDeniedError, Policies, Principal, UnsupportedPolicyError
-from ._template import ACCOUNT, REGION, Resolver
+from .._template import ACCOUNT, REGION, Resolver
+from .policies import AccessDeniedError, Policies, Principal, UnsupportedPolicyError
 
 EVENTS = Principal.for_service("events.amazonaws.com")
 CLOUDWATCH = Principal.for_service("cloudwatch.amazonaws.com")
@@ -32,10 +31,6 @@ _S3_OBJECT_ACTIONS = {
     "DeleteObjects": "s3:DeleteObject",
 }
 TaskGate = Callable[[str, Mapping[str, Any]], None]
-TASK_GATES: dict[str, TaskGate] = {}
-"""State machine ARN -> the check its task states pass before each call."""
-_installed = False
-_install_lock = threading.Lock()
 
 
 class AccessGate:
@@ -117,7 +112,7 @@ class AccessGate:
     def _check_missing_key(self, principal: Principal, bucket: str, key: str) -> None:
         from botocore.exceptions import ClientError
 
-        from ._clients import emulated_client
+        from .._clients import emulated_client
 
         try:
             emulated_client("s3").head_object(Bucket=bucket, Key=key)
@@ -335,35 +330,6 @@ def access_denied_error(denied: AccessDeniedError, operation: str) -> Exception:
         operation,
     )
     return error
-
-
-def install_task_gates() -> None:
-    """Patch moto's interpreter once: before a task calls its service, the state machine's
-    gate (if any) checks the call; a denial fails the task as AWS fails it."""
-    global _installed  # noqa: PLW0603 - one patch per process
-    with _install_lock:
-        if _installed:
-            return
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-            state_task_service as module,
-        )
-
-        cls = module.StateTaskService
-        original = cls._before_eval_execution
-
-        def before_eval_execution(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
-            machine = str(env.states.context_object.context_object_data["StateMachine"]["Id"])
-            gate = TASK_GATES.get(machine)
-            if gate is not None:
-                parameters = kwargs.get("raw_parameters", args[1] if len(args) > 1 else {})
-                try:
-                    gate(str(self.resource.resource_arn), parameters or {})
-                except AccessDeniedError as denied:
-                    raise access_denied_error(denied, str(self.resource.resource_arn)) from None
-            original(self, env, *args, **kwargs)
-
-        cls._before_eval_execution = before_eval_execution  # type: ignore[method-assign]
-        _installed = True
 
 
 def _bucket_key(props: Mapping[str, Any]) -> Optional[Any]:

@@ -1,38 +1,31 @@
-"""How AWS services hand events to the pipeline, as the template wires them.
+"""EventBridge as the template wires it: the default bus's rules and their targets.
 
-- S3 puts an "Object Created" event on the default bus only when the template turns
-  EventBridge on for the bucket (:func:`sends_to_eventbridge`).
+(S3 puts its "Object Created" events on the bus through ``_s3``; CloudWatch publishes
+alarms through ``_cloudwatch``.)
+
 - EventBridge delivers a matching event to the rule's target (shaped by the target's
   ``Input``, ``InputPath`` or ``InputTransformer``) if the target's policies let it; a
   denied delivery goes straight to the target's dead-letter queue, a failing one is
   retried under the target's ``RetryPolicy`` first (:class:`ObjectCreatedRule`).
 - Glue's "Job State Change" events start the notifier workflow through their rule, with
   the rule target's role (:class:`JobStateRule`).
-- CloudWatch publishes an alarm's state change to its actions as a service
-  (:func:`fire_alarm`).
 
 What no policy or setting admits is lost, as in AWS, and listed in ``lost_events``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import time
 import uuid
 from collections import deque
 from typing import Any, Callable, Optional, cast
-from urllib.parse import quote_plus
 
-from ._access import AccessGate
-from ._clients import emulated_client
+from ._iam import AccessDeniedError, AccessGate
 from ._layout import PipelineLayout
-from ._permissions import AccessDeniedError
 from ._provision import Emulation
-from ._template import ACCOUNT, REGION, StackTemplate
-
-_sequencer = itertools.count(1)
+from ._template import ACCOUNT, REGION
 
 EVENT_SIZE_LIMIT = 262_144
 """EventBridge's largest event, and Lambda's largest asynchronous payload: 256 KB."""
@@ -53,54 +46,6 @@ def event(
         "resources": resources or [],
         "detail": detail,
     }
-
-
-def object_created(
-    bucket: str, key: str, size: int, put_response: dict[str, Any]
-) -> dict[str, Any]:
-    """S3's "Object Created" event for a PutObject: URL-encoded key, a unique sequencer, the
-    ETag, and the version id when the bucket is versioned."""
-    detail_object: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "etag": put_response["ETag"].strip('"'),
-        "sequencer": f"{next(_sequencer):018X}",
-    }
-    if put_response.get("VersionId") and put_response["VersionId"] != "null":
-        detail_object["version-id"] = put_response["VersionId"]
-    return event(
-        "aws.s3",
-        "Object Created",
-        resources=[f"arn:aws:s3:::{bucket}"],
-        detail={
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": detail_object,
-            "request-id": uuid.uuid4().hex[:16].upper(),
-            "requester": ACCOUNT,
-            "reason": "PutObject",
-        },
-    )
-
-
-def sends_to_eventbridge(layout: PipelineLayout, bucket: str) -> bool:
-    """Whether the template turns on EventBridge for ``bucket`` (on the bucket itself, or
-    through CDK's bucket-notifications custom resource for a bucket it imports)."""
-    resolver = layout.resolver
-    for logical_id, resource in layout.resources.items():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::S3::Bucket":
-            if resolver.physical.get(logical_id) != bucket:
-                continue
-            config = props.get("NotificationConfiguration", {})
-            if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-                return True
-        elif resource["Type"] == "Custom::S3BucketNotifications":
-            if str(resolver.resolve(props.get("BucketName"))) != bucket:
-                continue
-            if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
-                return True
-    return False
 
 
 def pattern_matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
@@ -137,7 +82,7 @@ def target_input(target: dict[str, Any], candidate: dict[str, Any]) -> Any:
         # The whole event as put (moto's parser would add the ingestion time to it).
         template = template.replace("<aws.events.event.json>", json.dumps(candidate))
         return EventTemplateParser.parse(
-            input_template=template or None,  # type: ignore[arg-type]
+            input_template=template or None,  # type: ignore[arg-type]  # moto's hint omits None
             input_paths_map=transformer.get("InputPathsMap", {}),
             event=cast(Any, {**candidate, "ingestion-time": str(candidate.get("time", ""))}),
         )
@@ -295,26 +240,3 @@ class JobStateRule:
         self._start_execution(
             stateMachineArn=notifier, name=candidate["id"], input=json.dumps(candidate)
         )
-
-
-def fire_alarm(stack: StackTemplate, layout: PipelineLayout, access: AccessGate, name: str) -> bool:
-    """Put one of the pipeline's alarms into ALARM: CloudWatch publishes the state change to
-    the alarm's actions as ``cloudwatch.amazonaws.com``, and the topic's policy and key
-    decide. Returns whether the message was delivered."""
-    logical_id = stack.logical_id(f"{layout.path}/Monitoring/{name}/Resource") or name
-    alarm = layout.resources.get(logical_id)
-    if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
-        raise KeyError(f"no alarm {name!r} in the pipeline")
-
-    sns = emulated_client("sns")
-    alarm_arn = str(layout.resolver.get_att(logical_id, "Arn"))
-    delivered = False
-    for topic_arn in layout.resolver.resolve(alarm["Properties"].get("AlarmActions", [])):
-        try:
-            access.check_alarm_publish(alarm_arn, str(topic_arn))
-        except AccessDeniedError:
-            continue
-        message = {"AlarmName": logical_id, "AlarmArn": alarm_arn, "NewStateValue": "ALARM"}
-        sns.publish(TopicArn=str(topic_arn), Message=json.dumps(message))
-        delivered = True
-    return delivered

@@ -1,6 +1,8 @@
-"""Small fixes to moto's Step Functions interpreter, in one place.
+"""Fixes to moto 5.2.5's Step Functions interpreter (moto's Glue and SQS fixes live with
+their services: ``_glue_emulation``, ``_sqs``; ``_session`` applies them all, for the moto
+versions it knows).
 
-moto 5.2.5 runs state machines in-process, but its Glue ``.sync`` integration has two bugs:
+Its Glue ``.sync`` integration has two bugs:
 
 1. ``StateTaskServiceCallback._eval_integration_pattern`` calls
    ``callback_endpoint.interrupt_all()`` in a ``finally`` even when there is no callback
@@ -9,45 +11,30 @@ moto 5.2.5 runs state machines in-process, but its Glue ``.sync`` integration ha
 2. The Glue job run it returns (and puts in the failure cause) holds ``datetime`` values,
    which its JSON encoder cannot serialise.
 
-and its ``aws-sdk:s3:getObject`` differs from Step Functions in two ways:
+its ``aws-sdk:s3:getObject`` differs from Step Functions in two ways:
 
 3. it returns ``Body`` as a stream object (Step Functions returns the text), and
 4. it names S3 errors ``s3.NoSuchKeyException`` (Step Functions: ``S3.NoSuchKeyException``).
 
-and its Glue ``UpdateTable`` ignores ``VersionId``:
-
-5. AWS refuses an update whose ``VersionId`` is not the table's current version
-   (``ConcurrentModificationException``): two runs that evolve the table at once must meet
-   that refusal offline too.
-
 and its failed Glue run's cause is not what Step Functions reports:
 
-6. Step Functions serialises the JobRun compactly with its keys in alphabetical order
+5. Step Functions serialises the JobRun compactly with its keys in alphabetical order
    (``Arguments`` before ``JobRunState``) and cuts every cause at 32,768 characters; moto
    writes ``", "``-separated JSON in shape order and never cuts. The cut matters: a failure
    path that parses a long cause must not be green offline and broken on AWS.
 
-and three patches are for speed only:
+Three more are for speed only:
 
-7. Its SQS receive checks each message's retention through ``get_queue_attributes``, which
-   recomputes every attribute (message counts included) each time: receiving a queue of
-   n messages costs O(n²). The check reads the retention period directly instead, and the
-   SQS model's clock reads the virtual clock (``_time.CLOCK``) instead of building two
-   datetimes per call.
-8. Its ``.sync`` tasks check the job run's state every 0.5 s of real time; the check runs
-   every 0.1 s instead (``_time`` replaces the wait itself with one on the virtual clock,
+6. Its ``.sync`` tasks check the job run's state every 0.5 s of real time; the check runs
+   every 0.1 s instead (``.clock`` replaces the wait itself with one on the virtual clock,
    woken when a run ends; this only matters where that patch is not installed).
-9. ``CreateStateMachine`` parses the definition to validate it (about 150 ms with its
+7. ``CreateStateMachine`` parses the definition to validate it (about 150 ms with its
    ANTLR parser) and throws the result away; a definition that was valid once is not
    parsed again for validation. Each execution still parses its own.
-10. Its service tasks make a new boto3 client for every call (0.3 s each on a loaded
-    machine: a burst's 40 concurrency retries per execution spent minutes on it); the
-    client of a region, service and credentials is made once and reused (boto3 clients
-    are thread-safe).
-
-The patches apply only to the moto versions listed in ``PATCHED_MOTO_VERSIONS``; on any
-other version they are skipped (newer versions may have fixed the bugs) and
-:func:`apply` says so in its return value.
+8. Its service tasks make a new boto3 client for every call (0.3 s each on a loaded
+   machine: a burst's 40 concurrency retries per execution spent minutes on it); the
+   client of a region, service and credentials is made once and reused (boto3 clients
+   are thread-safe).
 """
 
 from __future__ import annotations
@@ -57,36 +44,19 @@ import textwrap
 from datetime import datetime
 from typing import Any
 
-from . import _time
-
-PATCHED_MOTO_VERSIONS = frozenset({"5.2.5"})
-"""moto versions these patches are known to fix."""
-
 _BUGGY_LINE = "callback_endpoint.interrupt_all()"
 _FIXED_LINE = "if callback_endpoint is not None: callback_endpoint.interrupt_all()"
-_applied = False
 
 
-def apply() -> bool:
-    """Apply both patches once; return whether they are in effect."""
-    global _applied  # noqa: PLW0603 - patches are process-wide by nature
-    if _applied:
-        return True
-    import moto
-
-    if moto.__version__ not in PATCHED_MOTO_VERSIONS:
-        return False
+def fix_moto() -> None:
+    """Apply the fixes (``_session.fix_moto`` applies them once, on a known moto)."""
     _patch_interrupt_all()
     _patch_glue_datetimes()
     _patch_aws_sdk_s3()
-    _patch_glue_update_table_version()
     _patch_glue_failure_cause()
-    _patch_sqs_retention_check()
     _patch_sync_poll_interval()
     _patch_definition_validation_memo()
     _patch_task_client_reuse()
-    _applied = True
-    return True
 
 
 def _patch_interrupt_all() -> None:
@@ -104,7 +74,7 @@ def _patch_interrupt_all() -> None:
         vars(module),
         namespace,
     )
-    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]  # type: ignore[method-assign]
+    cls._eval_integration_pattern = namespace["_eval_integration_pattern"]  # type: ignore[method-assign]  # patching moto
 
 
 class _JsonSafeGlueClient:
@@ -141,7 +111,7 @@ def _patch_glue_datetimes() -> None:
     def json_safe_client(resource_runtime_part: Any, state_credentials: Any) -> Any:
         return _JsonSafeGlueClient(original(resource_runtime_part, state_credentials))
 
-    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]
+    cls._get_glue_client = staticmethod(json_safe_client)  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_aws_sdk_s3() -> None:
@@ -164,27 +134,6 @@ def _patch_aws_sdk_s3() -> None:
     cls._eval_service_task = eval_service_task  # type: ignore[method-assign]  # moto's own
 
 
-def _patch_glue_update_table_version() -> None:
-    from moto.glue import responses
-    from moto.glue.exceptions import GlueClientError
-
-    original = responses.GlueResponse.update_table
-
-    def update_table(self: Any) -> Any:
-        version = self.parameters.get("VersionId")
-        if version is not None:
-            name = self.parameters["TableInput"]["Name"]
-            table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
-            if str(version) != str(table._current_version):
-                raise GlueClientError(
-                    "ConcurrentModificationException",
-                    f"table {name} is at version {table._current_version}, not {version}",
-                )
-        return original(self)
-
-    responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own
-
-
 CAUSE_LIMIT = 32_768
 """Step Functions' longest error cause, in characters; longer causes are cut."""
 
@@ -203,28 +152,6 @@ def _patch_glue_failure_cause() -> None:
     )
 
     vars(module)["to_json_str"] = lambda obj, separators=None: step_functions_cause(obj)
-
-
-def _patch_sqs_retention_check() -> None:
-    from moto.sqs import models
-
-    def is_message_valid_based_on_retention_period(
-        self: Any, queue_name: str, message: Any
-    ) -> bool:
-        retention = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention + message.sent_timestamp / 1000 > _time.CLOCK.epoch())
-
-    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period
-    )
-    slow_unix_time = vars(models)["unix_time"]
-
-    def fast_unix_time(dt: Any = None) -> float:
-        # The virtual clock's: visibility timeouts and delays are waits like any other.
-        return _time.CLOCK.epoch() if dt is None else float(slow_unix_time(dt))
-
-    vars(models)["unix_time"] = fast_unix_time
-    vars(models)["unix_time_millis"] = lambda dt=None: fast_unix_time(dt) * 1000.0
 
 
 SYNC_POLL_SECONDS = 0.1

@@ -1,12 +1,12 @@
 """The trigger function as Lambda runs it, in-process (no Docker).
 
-:class:`TriggerFunction` loads the handler from its synthesized asset folder with the
-function's own environment (the template's variables and Lambda's, not the test process's),
-gives it clients whose every call is checked against the function's role and meets the
-injected faults, and invokes it as Lambda does: per object through the asynchronous
-invocation (retries, then the on-failure destination), in batching mode through the SQS
-event source. An invocation that runs past the function's ``Timeout`` fails, as Lambda
-stops it then.
+:class:`EmulatedTrigger` (what the public ``TriggerFunction`` construct deploys) loads the
+handler from its synthesized asset folder with the function's own environment (the
+template's variables and Lambda's, not the test process's), gives it clients whose every
+call is checked against the function's role and meets the injected faults, and invokes it
+as Lambda does (``_lambda``): per object through the asynchronous invocation (retries, then
+the on-failure destination), in batching mode through the SQS event source. An invocation
+that runs past the function's ``Timeout`` fails, as Lambda stops it then.
 """
 
 from __future__ import annotations
@@ -18,18 +18,11 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from ._access import AccessGate, CallCheck, RoleClient
-from ._clients import emulated_client
-from ._faults import Faults
-from ._lambda_emulation import (
-    AsyncInvoker,
-    FaultyClient,
-    SerialClient,
-    SqsPoller,
-    load_handler_module,
-)
+from ._clients import SerialClient, emulated_client
+from ._faults import Faults, FaultyClient
+from ._iam import AccessDeniedError, AccessGate, CallCheck, RoleClient
+from ._lambda import AsyncInvoker, SqsPoller, load_handler_module
 from ._layout import PipelineLayout
-from ._permissions import AccessDeniedError
 from ._provision import Emulation
 from ._template import ACCOUNT, REGION
 from ._time import CLOCK, HandlerClock
@@ -59,7 +52,7 @@ class LambdaContext:
         return max(0, int((self._deadline - CLOCK.now()) * 1000))
 
 
-class TriggerFunction:
+class EmulatedTrigger:
     """The trigger handler, its clients and its two ways of being invoked."""
 
     def __init__(
@@ -126,6 +119,14 @@ class TriggerFunction:
                 f"Task timed out after {elapsed:.2f} seconds (Timeout {self.timeout_seconds:g})"
             )
         return result
+
+    def flush(self, deadline: Optional[float] = None) -> bool:
+        """Deliver everything waiting, per object or (with an event queue) in batches;
+        False if records still wait in the queue at ``deadline``."""
+        if self._emulation.event_queue_url:
+            return self.dispatch_batches(deadline)
+        self.dispatch_per_object()
+        return True
 
     def dispatch_per_object(self) -> None:
         """Invoke the handler for each delivered event, like Lambda's asynchronous invoke."""

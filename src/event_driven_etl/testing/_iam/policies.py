@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from ._template import ACCOUNT, REGION, Resolver
+from .._template import ACCOUNT, REGION, Resolver
 
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 _TRANSPORT = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
