@@ -35,7 +35,7 @@ HARNESS = "src/event_driven_etl/testing/"
 LOCAL = "tests/e2e/test_local_pipeline.py"
 PERMISSIONS = "tests/e2e/test_permissions_offline.py"
 DELIVERY = "tests/e2e/test_delivery_offline.py"
-EVALUATOR = "src/event_driven_etl/testing/_permissions.py"
+EVALUATOR = "src/event_driven_etl/testing/_iam/policies.py"
 CROSS_CHECK = "tests/unit/test_iam_cross_check.py"
 
 MUTATIONS = [

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import pytest
 
-from event_driven_etl.testing._permissions import Policies, Principal
+from event_driven_etl.testing._iam import Policies, Principal
 
 # PMapper 1.1.5 imports Mapping and MutableMapping from `collections`, which Python 3.10
 # removed (they live in collections.abc): restore the old names before importing it.
