@@ -245,3 +245,20 @@ def test_fails_to_wait_for_a_record_that_keeps_failing_without_a_redrive_policy(
         with pytest.raises(TimeoutError, match="records still in the event queue"):
             local.wait_for_runs(timeout=5)
         assert local.dead_letters() == []  # nowhere to go: it is received again and again
+
+
+def test_a_throttled_notification_is_retried_until_sns_takes_it(tmp_path: Path) -> None:
+    """SNS throttles the success notification three times: the publish task's retrier (2 s,
+    backoff 2, full jitter, as synthesized) waits three times on the virtual clock and the
+    fourth attempt delivers it."""
+    with _local(_template(tmp_path)) as local:
+        local.faults.sns_publish_fails(times=3)
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED"
+        [note] = local.notifications
+        assert note["status"] == "SUCCEEDED"
+        assert not local.faults.publish_errors
+        waits = local.workflow_waits(run.execution_arn)
+        assert len(waits) == 3
+        assert all(0 <= wait <= bound for wait, bound in zip(waits, (2, 4, 8)))

@@ -10,6 +10,7 @@ fails. ``LocalPipeline.fail_next_glue_run`` (pinned in the design) is
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,8 @@ class Faults:
         """What the trigger's next StartExecution calls meet (throttled, slow, crash)."""
         self.event_delivery_errors: deque[str] = deque()
         """Error codes of EventBridge's next deliveries to the object-created rule's target."""
+        self.publish_errors: deque[str] = deque()
+        """Error codes SNS answers the workflows' next Publish tasks with."""
 
     def glue_run_fails(
         self,
@@ -105,6 +108,43 @@ class Faults:
         retried under the target's ``RetryPolicy``; past ``MaximumRetryAttempts`` the event
         goes to the target's dead-letter queue with ``ERROR_CODE`` ``error_code``."""
         self.event_delivery_errors.extend([error_code] * times)
+
+    def sns_publish_fails(self, times: int = 1, error_code: str = "Throttled") -> None:
+        """The next ``times`` SNS Publish tasks of the workflows (the notifications) fail
+        before reaching SNS with SNS's ``error_code``; Step Functions names the task's error
+        ``SNS.<error_code>Exception``, and the task's retrier decides what happens next."""
+        self.publish_errors.extend([error_code] * times)
+
+    def failing_tasks(self, gate: Callable[[str, Mapping[str, Any]], None]) -> TaskCheck:
+        """``gate`` (a state machine's task check), preceded by the queued task faults."""
+
+        def check(sfn_resource: str, parameters: Mapping[str, Any]) -> None:
+            if sfn_resource.split(":::", 1)[-1] == "sns:publish":
+                try:
+                    code = self.publish_errors.popleft()
+                except IndexError:  # nothing queued (or another execution took the last)
+                    pass
+                else:
+                    raise _client_error(code, "Publish")
+            gate(sfn_resource, parameters)
+
+        return check
+
+
+TaskCheck = Callable[[str, Mapping[str, Any]], None]
+
+
+def _client_error(code: str, operation: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    error: Exception = ClientError(
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "local"},
+        },
+        operation,
+    )
+    return error
 
 
 class FaultyClient:

@@ -209,7 +209,8 @@ class Session:
             (layout.notifier_id, emulation.notifier_arn),
         ):
             if machine_id and arn:
-                TASK_GATES[arn] = access.task_gate(access.role_of(machine_id), _glue_job_arn)
+                gate = access.task_gate(access.role_of(machine_id), _glue_job_arn)
+                TASK_GATES[arn] = self._faults.failing_tasks(gate)
         glue_hooks.install()
         if self.glue is not None:
             ACTIVE_JOBS[emulation.glue_job_name] = self.glue
