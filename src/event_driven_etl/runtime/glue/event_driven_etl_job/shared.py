@@ -12,6 +12,6 @@ from __future__ import annotations
 try:  # imported from the library: the constructs' own module
     from .... import _contract as contract
 except ImportError:  # shipped to Glue: relative imports end at this package, the copy is here
-    from . import _contract as contract  # type: ignore[attr-defined]  # only in the staged asset
+    from . import _contract as contract  # type: ignore[attr-defined, no-redef]  # only in the asset
 
 __all__ = ["contract"]
