@@ -4,12 +4,14 @@ object."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
@@ -17,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from event_driven_etl import GlueEtlJob
 from event_driven_etl._glue_package import PACKAGE_NAME, PACKAGE_SOURCE
 from event_driven_etl.glue_job import BUILT_IN_SCRIPT
-from event_driven_etl.testing._spark import shipped_python_files
+from event_driven_etl.testing._spark import python_path, shipped_python_files
 
 from ..helpers import resources_of_type, template_of
 
@@ -114,6 +116,18 @@ def test_the_zip_glue_gets_holds_every_module_the_job_imports(tmp_path: Path) ->
     assert found["contract"] == f"{PACKAGE_NAME}._contract" and found["runs_dir"] == "_runs"
     shipped = {m for m in found["modules"] if m != "_contract"}
     assert shipped == {p.stem for p in PACKAGE_SOURCE.glob("*.py") if p.stem != "__init__"}
+
+
+@pytest.mark.spark
+def test_the_harness_runs_the_job_from_the_shipped_zip_only(spark: Any, tmp_path: Path) -> None:
+    """What the offline run imports is what Glue gets: the zip, afresh for each run."""
+    outdir, job = _built_in_job(tmp_path)
+    key = _key(job["DefaultArguments"]["--extra-py-files"])
+    [zipped] = shipped_python_files(outdir, f"s3://assets/{key}")
+    with python_path([zipped]):
+        stages = importlib.import_module(f"{PACKAGE_NAME}.job")
+        assert str(stages.__file__).startswith(str(zipped))
+    assert PACKAGE_NAME not in sys.modules and str(zipped) not in sys.path
 
 
 def test_the_package_asset_holds_sources_only(tmp_path: Path) -> None:
