@@ -35,6 +35,8 @@ HARNESS = "src/event_driven_etl/testing/"
 LOCAL = "tests/e2e/test_local_pipeline.py"
 PERMISSIONS = "tests/e2e/test_permissions_offline.py"
 DELIVERY = "tests/e2e/test_delivery_offline.py"
+GLUE_PACKAGE = "src/event_driven_etl/_glue_package.py"
+PACKAGE_TESTS = "tests/unit/test_glue_package.py"
 
 MUTATIONS = [
     Mutation(
@@ -183,6 +185,20 @@ MUTATIONS = [
         "if not CLOCK.wait(done, 0, timeout) and env.is_running():",
         "if not CLOCK.wait(done, 0, None) and env.is_running():",
         (LOCAL, "-k", "workflow_timeout or timed_out"),
+    ),
+    Mutation(
+        "Glue job package without its copy of the contract",
+        GLUE_PACKAGE,
+        '    shutil.copyfile(CONTRACT_SOURCE, package / "_contract.py")\n',
+        "",
+        (PACKAGE_TESTS, "-m", "not spark"),
+    ),
+    Mutation(
+        "Glue job package without the stages named p* (plan, probe, profile)",
+        GLUE_PACKAGE,
+        'sorted(PACKAGE_SOURCE.glob("*.py"))',
+        'sorted(PACKAGE_SOURCE.glob("[!p]*.py"))',
+        (PACKAGE_TESTS, "-m", "not spark", "-k", "every_module"),
     ),
 ]
 
