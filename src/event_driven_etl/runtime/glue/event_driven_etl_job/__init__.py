@@ -1,9 +1,9 @@
 """The built-in Glue job's stages: land new S3 objects as one typed, partitioned Parquet table.
 
-Shipped to Glue with ``--extra-py-files`` (a zip whose root holds this package, a CDK asset
-the job's role may read and nothing else beside it); ``etl_job.py`` is the script Glue runs
-and calls :func:`event_driven_etl_job.job.main`. The stages, in pipeline order, one module
-each, each returning a typed value:
+Glue runs ``etl_job.py`` (the job's script), which calls :func:`job.main`; this package comes
+with it in ``--extra-py-files``: a CDK directory asset, uploaded as ``<hash>.zip`` with the
+package at the zip's root, that the job's role may read (that object, no other asset). The
+stages, in pipeline order, one module each, each returning a typed value:
 
 1. ``probe``: each object's size and first bytes (and Parquet footer) -> ``Probe``;
 2. ``plan``: the probe's verdicts and the objects grouped for one ``spark.read`` each ->
@@ -25,7 +25,9 @@ parsed once into one frozen ``arguments.JobArgs``. ``arguments``, ``names``, ``e
 Arguments (Glue style, ``--name value``): ``--objects`` (a JSON list of ``s3://`` URIs) and/or
 ``--manifest`` (the URI of a JSON-lines file, one URI per line), ``--output_path`` (the
 table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
-its execution name), ``--bad_records`` (``fail`` or ``quarantine``) and ``--quarantine_path``.
+its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path``
+and ``--catalog_database`` / ``--catalog_table`` / ``--catalog_region`` (keep the table in
+the Glue Data Catalog).
 
 Every object ends in exactly one outcome, written to the run report
 ``<output_path>_runs/<batch_id>.json`` (and a short ``.summary.json`` the workflow reads):
