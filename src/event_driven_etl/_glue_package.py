@@ -11,12 +11,10 @@ The constructs never import the package: this module only copies its files.
 
 from __future__ import annotations
 
-import atexit
-import functools
 import shutil
-import tempfile
 from pathlib import Path
 
+from aws_cdk import Stage
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
@@ -26,12 +24,16 @@ PACKAGE_NAME = "event_driven_etl_job"
 
 PACKAGE_SOURCE = Path(__file__).parent / "runtime" / "glue" / PACKAGE_NAME
 CONTRACT_SOURCE = Path(__file__).parent / "_contract.py"
+STAGING_FOLDER = "event-driven-etl-job-package"
+"""In the cloud assembly's folder: the asset's source (CDK stages it as ``asset.<hash>``; no
+``.`` in the name, which CDK would keep as an extension)."""
 
 
 def stage_job_package(target: Path) -> Path:
-    """Write the asset's content into the empty folder ``target``: the package's modules and
-    its copy of the contract, nothing else (no ``__pycache__``: the asset's hash, and so
-    ``cdk diff``, depend only on the sources). Returns ``target``."""
+    """Write the asset's content into ``target`` (replacing what is there): the package's
+    modules and its copy of the contract, nothing else (no ``__pycache__``: the asset's hash,
+    and so ``cdk diff``, depend only on the sources). Returns ``target``."""
+    shutil.rmtree(target, ignore_errors=True)
     package = target / PACKAGE_NAME
     package.mkdir(parents=True)
     for module in sorted(PACKAGE_SOURCE.glob("*.py")):
@@ -40,16 +42,15 @@ def stage_job_package(target: Path) -> Path:
     return target
 
 
-@functools.cache
-def _staged_package() -> Path:
-    """The asset's source folder, staged once per process (CDK copies it at synth)."""
-    folder = Path(tempfile.mkdtemp(prefix="event-driven-etl-job-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return stage_job_package(folder / "asset")
-
-
 def job_package(scope: Construct, construct_id: str = "JobPackage") -> glue.Code:
     """The package as an asset of ``scope``, read through ``Code.from_bucket`` so the job's
-    role may read that one object (``Code.from_asset`` grants the whole assets bucket)."""
-    asset = s3_assets.Asset(scope, construct_id, path=str(_staged_package()))
+    role may read that one object (``Code.from_asset`` grants the whole assets bucket).
+
+    The asset's source is staged in the cloud assembly's folder, which outlives the app: with
+    asset staging turned off (``cdk synth --no-staging``) the CLI publishes from it later."""
+    stage = Stage.of(scope)
+    if stage is None:  # pragma: no cover - every construct that synthesizes is in an App
+        raise ValueError("the built-in job's package needs an App to stage it in")
+    source = stage_job_package(Path(stage.asset_outdir) / STAGING_FOLDER)
+    asset = s3_assets.Asset(scope, construct_id, path=str(source))
     return glue.Code.from_bucket(asset.bucket, asset.s3_object_key)
