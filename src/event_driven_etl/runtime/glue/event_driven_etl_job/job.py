@@ -64,6 +64,8 @@ def run_job(spark: SparkSession, job: JobArgs) -> RunReport:
 
 
 def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
+    """Report STARTED, probe, plan, read, profile, settle the schema (writing the rows),
+    publish, report: the ledger records what each stage refused or skipped."""
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
