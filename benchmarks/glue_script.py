@@ -32,7 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from event_driven_etl.runtime.glue import etl_job  # noqa: E402
+from event_driven_etl.runtime.glue.event_driven_etl_job.job import run  # noqa: E402
+from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects  # noqa: E402
+from event_driven_etl.runtime.glue.event_driven_etl_job.read import read_group  # noqa: E402
+from event_driven_etl.runtime.glue.event_driven_etl_job.session import configure, session_settings  # noqa: E402
 from event_driven_etl.testing._spark import spark_session  # noqa: E402
 
 HEADER = "order_id,customer,amount,paid,ordered_at\n"
@@ -129,7 +132,7 @@ def read_once(spark: Any, uris: list[str], output: str) -> None:
 
 
 def built_in(spark: Any, uris: list[str], output: str) -> None:
-    etl_job.run(spark, uris, output, batch_id=f"bench-{time.monotonic_ns()}")
+    run(spark, uris, output, batch_id=f"bench-{time.monotonic_ns()}")
 
 
 def heap_peak_reset(spark: Any) -> None:
@@ -182,8 +185,8 @@ def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int
 
 def read_tasks(spark: Any, uris: list[str]) -> int:
     """How many tasks the built-in script's read of ``uris`` runs (its input partitions)."""
-    with etl_job.session_settings(spark):
-        group = etl_job.read_group(spark, etl_job.probe_objects(spark, uris))
+    with session_settings(spark):
+        group = read_group(spark, probe_objects(spark, uris))
         try:
             return int(group.frame.rdd.getNumPartitions())
         finally:
@@ -196,7 +199,7 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true", help="leave out 10 x 50 MB")
     options = parser.parse_args()
     spark = spark_session()
-    etl_job.configure(spark)
+    configure(spark)
     work = Path(tempfile.mkdtemp(prefix="glue-bench-"))
     notes = []
     print(f"{'case':<12} " + " ".join(f"{label:>17}" for label in LABELS) + f" {'heap MB':>12}")

@@ -37,6 +37,8 @@ PERMISSIONS = "tests/e2e/test_permissions_offline.py"
 DELIVERY = "tests/e2e/test_delivery_offline.py"
 EVALUATOR = "src/event_driven_etl/testing/_iam/policies.py"
 CROSS_CHECK = "tests/unit/test_iam_cross_check.py"
+GLUE_PACKAGE = "src/event_driven_etl/_glue_package.py"
+PACKAGE_TESTS = "tests/unit/test_glue_package.py"
 
 MUTATIONS = [
     Mutation(
@@ -215,6 +217,20 @@ MUTATIONS = [
         '            _matches(s, "Deny", action, resource, context) for s in identity\n'
         "        ):\n",
         (CROSS_CHECK, "-k", "KMS"),
+    ),
+    Mutation(
+        "Glue job package without its copy of the contract",
+        GLUE_PACKAGE,
+        '    shutil.copyfile(CONTRACT_SOURCE, package / "_contract.py")\n',
+        "",
+        (PACKAGE_TESTS, "-m", "not spark"),
+    ),
+    Mutation(
+        "Glue job package without the stages named p* (plan, probe, profile)",
+        GLUE_PACKAGE,
+        'sorted(PACKAGE_SOURCE.glob("*.py"))',
+        'sorted(PACKAGE_SOURCE.glob("[!p]*.py"))',
+        (PACKAGE_TESTS, "-m", "not spark", "-k", "every_module"),
     ),
 ]
 

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from . import _defaults, _nag
+from . import _defaults, _glue_package, _nag
 from . import _validation as v
 from ._contract import (
     BAD_RECORDS_MODES,
@@ -333,6 +333,7 @@ class GlueEtlJob(Construct):
         common: dict[str, Any] = {
             "role": role,
             "script": script or self._built_in_script(),
+            "extra_python_files": None if script else [_glue_package.job_package(self)],
             "glue_version": l2_glue_version(glue_version),
             # Always explicit: on Glue 6.1 a job without a worker type runs on Graviton.
             "worker_configuration": glue.WorkerConfiguration(
@@ -391,7 +392,8 @@ class GlueEtlJob(Construct):
 
     def _built_in_script(self) -> glue.Code:
         """The built-in script as a file asset, read through ``Code.from_bucket`` so the role
-        may read that one object (``Code.from_asset`` grants the whole assets bucket)."""
+        may read that one object (``Code.from_asset`` grants the whole assets bucket). Its
+        stages come with it as ``--extra-py-files`` (``_glue_package``), read the same way."""
         asset = s3_assets.Asset(self, "Script", path=str(BUILT_IN_SCRIPT))
         return glue.Code.from_bucket(asset.bucket, asset.s3_object_key)
 

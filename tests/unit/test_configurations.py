@@ -26,7 +26,7 @@ from event_driven_etl import (
     ValidationError,
 )
 from event_driven_etl.glue_job import SECURITY_CONFIGURATION_NAME_LIMIT
-from event_driven_etl.runtime.glue.etl_job import summary_uri_of
+from event_driven_etl.runtime.glue.event_driven_etl_job.report import summary_uri_of
 from event_driven_etl.runtime.trigger.s3_events import INLINE_LIMIT_BYTES
 from event_driven_etl.trigger import TRIGGER_MAX_CONCURRENCY
 

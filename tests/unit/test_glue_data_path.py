@@ -21,7 +21,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from event_driven_etl.runtime.glue import etl_job
+from event_driven_etl.runtime.glue.event_driven_etl_job import session
+from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
+from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.names import normalise_column_names
+from event_driven_etl.runtime.glue.event_driven_etl_job.probe import utf8_problem
+from event_driven_etl.runtime.glue.event_driven_etl_job.read import (
+    nanos_shape,
+    parse_parquet_schema,
+)
 from event_driven_etl.testing._output import read_table_rows
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -63,8 +71,8 @@ def test_fails_latin1_bytes_after_the_first_64_kb_naming_the_byte(
     bad = _put(tmp_path / "in", "latin1.csv", LATIN1_REPRO)
     good = _put(tmp_path / "in", "penguins.csv", PENGUINS.read_bytes())
     out = tmp_path / "out"
-    with pytest.raises(etl_job.JobInputError) as raised:
-        etl_job.run(spark, [bad, good], out.as_uri() + "/", batch_id="b")
+    with pytest.raises(JobInputError) as raised:
+        run(spark, [bad, good], out.as_uri() + "/", batch_id="b")
     offset = LATIN1_REPRO.index(b"\xe9")
     assert offset > 64 * 1024
     assert str(raised.value).splitlines()[0] == (
@@ -82,7 +90,7 @@ def test_quarantine_latin1_bytes_after_the_first_64_kb(spark: Any, tmp_path: Pat
     bad_csv = _put(tmp_path / "in", "latin1.csv", LATIN1_REPRO)
     bad_json = _put(tmp_path / "in", "latin1.jsonl", as_json)
     out = tmp_path / "out"
-    report = etl_job.run(
+    report = run(
         spark,
         [bad_csv, bad_json],
         out.as_uri() + "/",
@@ -103,7 +111,7 @@ def test_a_replacement_character_that_is_in_the_text_lands(spark: Any, tmp_path:
     text = "id,name\n" + "".join(f"{i},Adelie\n" for i in range(20_000)) + "20000,Tabar\ufffd\n"
     uri = _put(tmp_path / "in", "marked.csv", text)
     out = tmp_path / "out"
-    etl_job.run(spark, [uri], out.as_uri() + "/", batch_id="b")
+    run(spark, [uri], out.as_uri() + "/", batch_id="b")
     names = {r["id"]: r["name"] for r in read_table_rows(out)}
     assert names[9] == "Adelie" and names[20_000] == "Tabar\ufffd"
 
@@ -114,11 +122,9 @@ def test_the_utf8_check_reads_compressed_objects_through() -> None:
     bad = gzip.compress(LATIN1_REPRO, mtime=0)
     chunks = [bad[i : i + 1000] for i in range(0, len(bad), 1000)]
     offset = LATIN1_REPRO.index(b"\xe9")
-    assert etl_job.utf8_problem(chunks, "gzip") == (
-        f"content is not UTF-8 text (byte {offset}: 0xe9)"
-    )
+    assert utf8_problem(chunks, "gzip") == (f"content is not UTF-8 text (byte {offset}: 0xe9)")
     good = "é".encode()
-    assert etl_job.utf8_problem([good[:1], good[1:]], None) is None  # split inside a char
+    assert utf8_problem([good[:1], good[1:]], None) is None  # split inside a char
 
 
 # ---------------------------------------------------------------- 2. nanoseconds at any depth
@@ -152,7 +158,7 @@ def test_nanosecond_timestamps_inside_structs_lists_and_maps_land_as_timestamps(
 ) -> None:
     path, source = _nested_nanos(tmp_path)
     out = tmp_path / "out"
-    etl_job.run(spark, [path.as_uri()], out.as_uri() + "/", batch_id="n")
+    run(spark, [path.as_uri()], out.as_uri() + "/", batch_id="n")
     assert _schema(out) == {
         "reading": "struct<at:timestamp,temp:double>",
         "day": "array<timestamp>",
@@ -195,7 +201,7 @@ def test_the_parquet_schema_parser_finds_nanos_at_any_depth() -> None:
   optional int64 micros (TIMESTAMP(MICROS,true));
 }
 """
-    shapes = {n.name: etl_job.nanos_shape(n) for n in etl_job.parse_parquet_schema(text)}
+    shapes = {n.name: nanos_shape(n) for n in parse_parquet_schema(text)}
     assert shapes == {
         "s": ("struct", {"t": "nanos", "x": None}),
         "l": ("list", "nanos"),
@@ -224,8 +230,8 @@ def test_dates_before_1582_and_timestamps_before_1900_land_as_they_are(
     frame["Date"] = [f"{int(d[:4]) - 300:04d}{d[4:]}" for d in frame["Date"].astype(str)]
     ancient = _put(tmp_path / "in", "nightingale_1554.csv", frame.to_csv(index=False))
     out = tmp_path / "out"
-    etl_job.run(spark, [timestamps], out.as_uri() + "/", batch_id="t")
-    etl_job.run(spark, [ancient], (tmp_path / "out2").as_uri() + "/", batch_id="d")
+    run(spark, [timestamps], out.as_uri() + "/", batch_id="t")
+    run(spark, [ancient], (tmp_path / "out2").as_uri() + "/", batch_id="d")
     times = sorted(r["date"] for r in read_table_rows(out))
     dates = sorted(r["date"] for r in read_table_rows(tmp_path / "out2"))
     source = sorted(pd.read_csv(NIGHTINGALE)["Date"])
@@ -238,21 +244,21 @@ def test_fails_only_the_object_spark_cannot_write_and_the_rest_lands(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_records: str
 ) -> None:
     """Spark's own default (EXCEPTION) stands in for any value Spark refuses at write time."""
-    settings = dict(etl_job.SESSION_SETTINGS)
+    settings = dict(session.SESSION_SETTINGS)
     settings["spark.sql.parquet.datetimeRebaseModeInWrite"] = "EXCEPTION"
-    monkeypatch.setattr(etl_job, "SESSION_SETTINGS", settings)
+    monkeypatch.setattr(session, "SESSION_SETTINGS", settings)
     old = _put(tmp_path / "in", "nightingale_times.csv", _nightingale_timestamps())
     good = _put(tmp_path / "in", "penguins.csv", PENGUINS.read_bytes())
     out = tmp_path / "out"
     options: dict[str, Any] = {"bad_records": bad_records}
     if bad_records == "quarantine":
         options["quarantine_path"] = (tmp_path / "q").as_uri() + "/"
-        report = etl_job.run(spark, [old, good], out.as_uri() + "/", batch_id="w", **options)
+        report = run(spark, [old, good], out.as_uri() + "/", batch_id="w", **options)
         [outcome] = report.by_status("quarantined")
         reason = str(outcome.reason)
     else:
-        with pytest.raises(etl_job.JobInputError) as raised:
-            etl_job.run(spark, [old, good], out.as_uri() + "/", batch_id="w", **options)
+        with pytest.raises(JobInputError) as raised:
+            run(spark, [old, good], out.as_uri() + "/", batch_id="w", **options)
         first, *_ = str(raised.value).splitlines()
         assert first.startswith(f"{old}: ")
         reason = first.removeprefix(f"{old}: ")
@@ -263,7 +269,7 @@ def test_fails_only_the_object_spark_cannot_write_and_the_rest_lands(
     assert len(rows) == len(pd.read_csv(PENGUINS))
     assert {r["_source_object"] for r in rows} == {good}
     # The table changed only for what landed: none of Nightingale's own columns.
-    assert set(_schema(out)) == set(etl_job.normalise_column_names(pd.read_csv(PENGUINS).columns))
+    assert set(_schema(out)) == set(normalise_column_names(pd.read_csv(PENGUINS).columns))
 
 
 def test_json_keys_that_differ_only_in_case_become_name_and_name_2(
@@ -276,7 +282,7 @@ def test_json_keys_that_differ_only_in_case_become_name_and_name_2(
     )
     uri = _put(tmp_path / "in", "cased.jsonl", lines)
     out = tmp_path / "out"
-    etl_job.run(spark, [uri], out.as_uri() + "/", batch_id="c")
+    run(spark, [uri], out.as_uri() + "/", batch_id="c")
     rows = read_table_rows(out)
     assert len(rows) == 20
     # Spark orders inferred JSON fields by name: "Species" sorts before "species".
@@ -301,10 +307,10 @@ def test_a_column_of_null_tokens_stays_untyped_until_a_value_arrives(
     assert len(gaps) == 2
     out = tmp_path / "out"
     first = _put(tmp_path / "in", "unmeasured.csv", gaps.to_csv(index=False))
-    etl_job.run(spark, [first], out.as_uri() + "/", batch_id="1")
+    run(spark, [first], out.as_uri() + "/", batch_id="1")
     assert "bill_length_mm" not in _schema(out) and "sex" not in _schema(out)
     rest = _put(tmp_path / "in", "measured.csv", frame.drop(gaps.index).to_csv(index=False))
-    etl_job.run(spark, [rest], out.as_uri() + "/", batch_id="2")
+    run(spark, [rest], out.as_uri() + "/", batch_id="2")
     schema = _schema(out)
     assert schema["bill_length_mm"] == "double" and schema["flipper_length_mm"] == "bigint"
     assert schema["sex"] == "string"
@@ -323,7 +329,7 @@ def test_181_0_fits_a_bigint_column_in_either_order(
     assert '"flipper_length_mm":181.0' in Path(as_json.removeprefix("file://")).read_text()
     out = tmp_path / "out"
     for n, uri in enumerate([as_csv, as_json] if csv_first else [as_json, as_csv]):
-        etl_job.run(spark, [uri], out.as_uri() + "/", batch_id=str(n))
+        run(spark, [uri], out.as_uri() + "/", batch_id=str(n))
     schema = _schema(out)
     assert schema["flipper_length_mm"] == "bigint" and schema["body_mass_g"] == "bigint"
     assert schema["bill_length_mm"] == "double" and schema["year"] == "bigint"
@@ -338,7 +344,7 @@ def test_an_iso_date_fits_a_date_column_and_a_whole_number_text_fits_bigint(
     spark: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    etl_job.run(
+    run(
         spark,
         [_put(tmp_path / "in", "n.csv", NIGHTINGALE.read_text())],
         out.as_uri() + "/",
@@ -348,9 +354,7 @@ def test_an_iso_date_fits_a_date_column_and_a_whole_number_text_fits_bigint(
     later = pd.read_csv(NIGHTINGALE).head(3)
     later["Army"] = later["Army"].astype(float)  # 8571.0
     lines = later.to_json(orient="records", lines=True, date_format="iso")
-    etl_job.run(
-        spark, [_put(tmp_path / "in", "n.jsonl", str(lines))], out.as_uri() + "/", batch_id="2"
-    )
+    run(spark, [_put(tmp_path / "in", "n.jsonl", str(lines))], out.as_uri() + "/", batch_id="2")
     rows = [r for r in read_table_rows(out) if r["_source_object"].endswith(".jsonl")]
     assert sorted(r["army"] for r in rows) == sorted(int(a) for a in later["Army"])
     assert {type(r["date"]) for r in rows} == {date}
@@ -365,7 +369,7 @@ def test_json_lines_whose_first_line_is_longer_than_64_kb_land(spark: Any, tmp_p
     assert len(summary) > 64 * 1024
     uri = _put(tmp_path / "in", "long.jsonl", summary + "\n" + "\n".join(features) + "\n")
     out = tmp_path / "out"
-    report = etl_job.run(spark, [uri], out.as_uri() + "/", batch_id="l")
+    report = run(spark, [uri], out.as_uri() + "/", batch_id="l")
     assert report.rows == len(features) + 1
 
 
@@ -397,7 +401,7 @@ def test_empty_and_missing_values_per_format(spark: Any, tmp_path: Path) -> None
     )
     uris = [_put(folder, "values.csv", csv_text), _put(folder, "values.jsonl", json_text)]
     out = tmp_path / "out"
-    etl_job.run(spark, [*uris, parquet.as_uri()], out.as_uri() + "/", batch_id="v")
+    run(spark, [*uris, parquet.as_uri()], out.as_uri() + "/", batch_id="v")
     values = {r["key"]: r["value"] for r in read_table_rows(out)}
     assert values == {
         "csv-empty": None,
@@ -423,14 +427,14 @@ def _two_runs_adding_a_column(spark: Any, tmp_path: Path) -> Path:
     out = tmp_path / "out"
     frame = pd.read_csv(PENGUINS)
     first = frame.drop(columns=["sex"]).head(100)
-    etl_job.run(
+    run(
         spark,
         [_put(tmp_path / "in", "a.csv", first.to_csv(index=False))],
         out.as_uri() + "/",
         batch_id="a",
         ingested_at=datetime(2026, 1, 1),
     )
-    etl_job.run(
+    run(
         spark,
         [_put(tmp_path / "in", "b.csv", frame.tail(100).to_csv(index=False))],
         out.as_uri() + "/",

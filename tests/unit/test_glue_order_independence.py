@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from event_driven_etl.runtime.glue import etl_job
+from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.schema import TableSchema
 from event_driven_etl.testing._output import read_table_rows
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -62,8 +63,8 @@ def land(spark: Any, groups: list[list[str]]) -> tuple[dict[str, str], list[tupl
         out = work / "out"
         for index, group in enumerate(groups):
             uris = [(work / "in" / name).as_uri() for name in group]
-            etl_job.run(spark, uris, out.as_uri() + "/", batch_id=f"g{index}")
-        schema = etl_job.TableSchema.from_json((out / "_schema.json").read_text()).columns
+            run(spark, uris, out.as_uri() + "/", batch_id=f"g{index}")
+        schema = TableSchema.from_json((out / "_schema.json").read_text()).columns
         prefix = (work / "in").as_uri() + "/"
         rows = sorted(
             tuple(

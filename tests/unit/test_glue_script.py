@@ -14,6 +14,38 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from event_driven_etl.runtime.glue import etl_job
+from event_driven_etl.runtime.glue.event_driven_etl_job import job
+from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import (
+    CatalogTable,
+    batch_id_of,
+    object_uris,
+    parse_args,
+    parse_manifest_lines,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.column_types import (
+    FITS_MASK,
+    TYPE_ORDER,
+    fits,
+    join_types,
+    mask_type,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
+from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.names import (
+    hadoop_path,
+    normalise_column_names,
+    object_format,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.outcomes import Outcome
+from event_driven_etl.runtime.glue.event_driven_etl_job.probe import Probe, sniff
+from event_driven_etl.runtime.glue.event_driven_etl_job.read import FileStats, Group
+from event_driven_etl.runtime.glue.event_driven_etl_job.report import refusal_cause
+from event_driven_etl.runtime.glue.event_driven_etl_job.schema import (
+    CatalogSchemaStore,
+    SchemaConflictError,
+    TableSchema,
+    settle_schema,
+)
 from event_driven_etl.testing._output import read_table_rows
 
 
@@ -27,14 +59,14 @@ def test_parse_args_reads_glue_style_arguments() -> None:
         "",
         "--output_path=s3://o/p/",
     ]
-    args = etl_job.parse_args(argv)
+    args = parse_args(argv)
     assert args["objects"] == '["s3://b/k"]'
     assert args["output_path"] == "s3://o/p/"
     assert args["JOB_ID"] == "j1"
 
 
 def test_empty_argument_value_is_kept_empty() -> None:
-    assert etl_job.parse_args(["--manifest", "--objects", "[]"]) == {
+    assert parse_args(["--manifest", "--objects", "[]"]) == {
         "manifest": "",
         "objects": "[]",
     }
@@ -51,7 +83,7 @@ def test_empty_argument_value_is_kept_empty() -> None:
     ],
 )
 def test_column_names_are_normalised_and_unique(names: list[str], expected: list[str]) -> None:
-    assert etl_job.normalise_column_names(names) == expected
+    assert normalise_column_names(names) == expected
 
 
 @pytest.mark.parametrize(
@@ -64,36 +96,36 @@ def test_column_names_are_normalised_and_unique(names: list[str], expected: list
     ],
 )
 def test_object_format_follows_the_extension(uri: str, fmt: str) -> None:
-    assert etl_job.object_format(uri) == fmt
+    assert object_format(uri) == fmt
 
 
 def test_fails_unsupported_format_names_the_object_and_the_allowed_ones() -> None:
     with pytest.raises(
-        etl_job.JobInputError,
+        JobInputError,
         match=r"unsupported object format for 's3://b/a.xlsx': expected one of .csv",
     ):
-        etl_job.object_format("s3://b/a.xlsx")
+        object_format("s3://b/a.xlsx")
 
 
 def test_manifest_lines_accept_json_strings_and_bare_uris() -> None:
-    assert etl_job.parse_manifest_lines(['"s3://b/a b.csv"', "s3://b/c.csv", ""]) == [
+    assert parse_manifest_lines(['"s3://b/a b.csv"', "s3://b/c.csv", ""]) == [
         "s3://b/a b.csv",
         "s3://b/c.csv",
     ]
 
 
 def test_hadoop_glob_characters_are_escaped() -> None:
-    assert etl_job.hadoop_path("s3://b/x[1]*.csv") == "s3://b/x\\[1\\]\\*.csv"
+    assert hadoop_path("s3://b/x[1]*.csv") == "s3://b/x\\[1\\]\\*.csv"
 
 
 def test_fails_without_objects(spark: Any) -> None:
-    with pytest.raises(etl_job.JobInputError, match="no objects to process"):
-        etl_job.object_uris(spark, {"objects": "[]", "manifest": ""})
+    with pytest.raises(JobInputError, match="no objects to process"):
+        object_uris(spark, {"objects": "[]", "manifest": ""})
 
 
 def test_fails_objects_that_are_not_a_json_list(spark: Any) -> None:
-    with pytest.raises(etl_job.JobInputError, match="--objects must be a JSON list"):
-        etl_job.object_uris(spark, {"objects": "s3://b/k.csv"})
+    with pytest.raises(JobInputError, match="--objects must be a JSON list"):
+        object_uris(spark, {"objects": "s3://b/k.csv"})
 
 
 # ---------------------------------------------------------------- content checks (no Spark)
@@ -135,7 +167,7 @@ def test_fails_objects_that_are_not_a_json_list(spark: Any) -> None:
     ],
 )
 def test_fails_content_that_does_not_match_its_name(uri: str, head: bytes, problem: str) -> None:
-    probe = etl_job.sniff(uri, len(head), head, head[-4:])
+    probe = sniff(uri, len(head), head, head[-4:])
     assert probe.problem is not None and problem in probe.problem
 
 
@@ -159,17 +191,17 @@ def test_fails_content_that_does_not_match_its_name(uri: str, head: bytes, probl
     ],
 )
 def test_real_dialects_are_recognised(uri: str, head: bytes, check: Any) -> None:
-    probe = etl_job.sniff(uri, len(head), head)
+    probe = sniff(uri, len(head), head)
     assert probe.problem is None and probe.skip is None
     assert check(probe)
 
 
 def test_an_empty_object_is_skipped_with_a_reason() -> None:
-    assert etl_job.sniff("s3://b/a.csv", 0, b"").skip == "empty object (0 bytes)"
-    assert etl_job.sniff("s3://b/a.jsonl", 3, b" \n\n").skip == "no data (only whitespace)"
+    assert sniff("s3://b/a.csv", 0, b"").skip == "empty object (0 bytes)"
+    assert sniff("s3://b/a.jsonl", 3, b" \n\n").skip == "no data (only whitespace)"
 
 
-M = etl_job.FITS_MASK
+M = FITS_MASK
 
 
 @pytest.mark.parametrize(
@@ -187,22 +219,22 @@ def test_a_column_takes_the_least_type_every_value_fits(masks: list[int], expect
     meet = masks[0]
     for mask in masks[1:]:
         meet &= mask
-    assert etl_job.mask_type(meet) == expected
+    assert mask_type(meet) == expected
 
 
 def test_types_join_by_widening_or_fall_back_to_string() -> None:
-    assert etl_job.join_types("bigint", "double") == "double"
-    assert etl_job.join_types("date", "timestamp") == "timestamp"
-    assert etl_job.join_types("bigint", "timestamp") == "string"
-    assert etl_job.join_types("decimal(10,2)", "bigint") == "string"
-    assert etl_job.fits("bigint", "double", M["bigint"])
-    assert not etl_job.fits("double", "bigint", M["double"])
-    assert etl_job.fits("double", "bigint", M["bigint"])  # 181.0 is the integer 181
-    assert etl_job.fits("string", "bigint", M["bigint"])
-    assert not etl_job.fits("string", "bigint", 0)
+    assert join_types("bigint", "double") == "double"
+    assert join_types("date", "timestamp") == "timestamp"
+    assert join_types("bigint", "timestamp") == "string"
+    assert join_types("decimal(10,2)", "bigint") == "string"
+    assert fits("bigint", "double", M["bigint"])
+    assert not fits("double", "bigint", M["double"])
+    assert fits("double", "bigint", M["bigint"])  # 181.0 is the integer 181
+    assert fits("string", "bigint", M["bigint"])
+    assert not fits("string", "bigint", 0)
 
 
-TYPES = st.sampled_from((*etl_job.TYPE_ORDER, "string"))
+TYPES = st.sampled_from((*TYPE_ORDER, "string"))
 
 
 @given(st.lists(TYPES, min_size=1, max_size=6), st.randoms(use_true_random=False))
@@ -212,17 +244,17 @@ def test_the_join_of_types_does_not_depend_on_their_order(types: list[str], rng:
     rng.shuffle(shuffled)
     left, right = types[0], shuffled[0]
     for name in types[1:]:
-        left = etl_job.join_types(left, name)
+        left = join_types(left, name)
     for name in shuffled[1:]:
-        right = etl_job.join_types(right, name)
+        right = join_types(right, name)
     assert left == right
     for name in types:  # every value fits the joined type, as if it had come first
-        mask = etl_job.FITS_MASK.get(name)
-        assert etl_job.fits(name, left, mask)
+        mask = FITS_MASK.get(name)
+        assert fits(name, left, mask)
 
 
 def test_non_ascii_names_stay_readable() -> None:
-    assert etl_job.normalise_column_names(["Straße", "Größe (cm)", "名前", "\ufeffid"]) == [
+    assert normalise_column_names(["Straße", "Größe (cm)", "名前", "\ufeffid"]) == [
         "strasse",
         "grösse_cm",  # case folding spells ß as ss
         "名前",
@@ -231,20 +263,20 @@ def test_non_ascii_names_stay_readable() -> None:
 
 
 def test_batch_id_is_the_input_identity() -> None:
-    a = etl_job.batch_id_of({}, ["s3://b/2.csv", "s3://b/1.csv"])
-    assert a == etl_job.batch_id_of({}, ["s3://b/1.csv", "s3://b/2.csv"])
-    assert a != etl_job.batch_id_of({}, ["s3://b/1.csv"])
-    assert etl_job.batch_id_of({"batch_id": "exec-1"}, []) == "exec-1"
-    odd = etl_job.batch_id_of({"batch_id": "a/b"}, [])
-    assert "/" not in odd and odd != etl_job.batch_id_of({"batch_id": "a:b"}, [])
+    a = batch_id_of({}, ["s3://b/2.csv", "s3://b/1.csv"])
+    assert a == batch_id_of({}, ["s3://b/1.csv", "s3://b/2.csv"])
+    assert a != batch_id_of({}, ["s3://b/1.csv"])
+    assert batch_id_of({"batch_id": "exec-1"}, []) == "exec-1"
+    odd = batch_id_of({"batch_id": "a/b"}, [])
+    assert "/" not in odd and odd != batch_id_of({"batch_id": "a:b"}, [])
 
 
 def test_the_refusal_cause_names_the_first_object_on_its_first_line() -> None:
     refused = [
-        etl_job.Outcome("s3://b/x.csv", "refused", "data row 3 has 4 fields, the header has 2"),
-        etl_job.Outcome("s3://b/y.csv", "refused", "content is not UTF-8 text"),
+        Outcome("s3://b/x.csv", "refused", "data row 3 has 4 fields, the header has 2"),
+        Outcome("s3://b/y.csv", "refused", "content is not UTF-8 text"),
     ]
-    lines = etl_job.refusal_cause(refused).splitlines()
+    lines = refusal_cause(refused).splitlines()
     assert lines[0] == "s3://b/x.csv: data row 3 has 4 fields, the header has 2"
     assert lines[-1] == "s3://b/y.csv: content is not UTF-8 text"
 
@@ -267,7 +299,7 @@ def test_glue_style_argv_with_job_ids_and_defaults_is_parsed() -> None:
         "--output_path",
         "s3://o/p/",
     ]
-    args = etl_job.parse_args(argv)
+    args = parse_args(argv)
     assert args["JOB_RUN_ID"] == "jr_1" and args["JOB_NAME"] == "etl"
     assert args["manifest"] == "" and args["output_path"] == "s3://o/p/"
 
@@ -298,7 +330,7 @@ def test_run_lands_csv_and_json_typed_as_one_table(spark: Any, tmp_path: Path) -
     )
     out = tmp_path / "out"
     moment = datetime(2026, 1, 2, 3, 4, 5)
-    report = etl_job.run(spark, [csv, jsonl], out.as_uri() + "/", batch_id="b1", ingested_at=moment)
+    report = run(spark, [csv, jsonl], out.as_uri() + "/", batch_id="b1", ingested_at=moment)
     assert report.rows == 4 and [o.status for o in report.outcomes] == ["landed", "landed"]
     written = sorted(_table(out), key=lambda r: r["order_id"])
     assert [r["order_id"] for r in written] == [1, 2, 3, 4]  # CSV and JSON agree: bigint
@@ -328,9 +360,9 @@ def test_later_data_is_cast_to_the_tables_types_and_new_columns_are_added(
 ) -> None:
     out = tmp_path / "out"
     first = _write(tmp_path / "in", "one.csv", "id,price\n1,2.5\n")
-    etl_job.run(spark, [first], out.as_uri() + "/", batch_id="one")
+    run(spark, [first], out.as_uri() + "/", batch_id="one")
     second = _write(tmp_path / "in", "two.jsonl", '{"id": 2, "price": 3, "colour": "red"}\n')
-    etl_job.run(spark, [second], out.as_uri() + "/", batch_id="two")
+    run(spark, [second], out.as_uri() + "/", batch_id="two")
     rows = sorted(_table(out), key=lambda r: r["id"])
     assert [(r["id"], r["price"], r["colour"]) for r in rows] == [(1, 2.5, None), (2, 3.0, "red")]
     schema = json.loads((out / "_schema.json").read_text())["columns"]
@@ -344,13 +376,11 @@ def test_later_data_is_cast_to_the_tables_types_and_new_columns_are_added(
 @pytest.mark.spark
 def test_fails_a_value_that_does_not_fit_the_tables_type(spark: Any, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    etl_job.run(
-        spark, [_write(tmp_path / "in", "one.csv", "id\n1\n")], out.as_uri() + "/", batch_id="one"
-    )
+    run(spark, [_write(tmp_path / "in", "one.csv", "id\n1\n")], out.as_uri() + "/", batch_id="one")
     bad = _write(tmp_path / "in", "two.csv", "id\nA-17\n")
     good = _write(tmp_path / "in", "three.csv", "id\n3\n")
-    with pytest.raises(etl_job.JobInputError) as raised:
-        etl_job.run(spark, [bad, good], out.as_uri() + "/", batch_id="two")
+    with pytest.raises(JobInputError) as raised:
+        run(spark, [bad, good], out.as_uri() + "/", batch_id="two")
     first_line = str(raised.value).splitlines()[0]
     assert (
         first_line
@@ -366,7 +396,7 @@ def test_quarantine_copies_the_object_with_its_reason(spark: Any, tmp_path: Path
     out, quarantine = tmp_path / "out", tmp_path / "quarantine"
     bad = _write(tmp_path / "in", "ragged.csv", "a,b\n1,2\n3,4,5\n")
     good = _write(tmp_path / "in", "ok.csv", "a,b\n1,2\n")
-    report = etl_job.run(
+    report = run(
         spark,
         [bad, good],
         out.as_uri() + "/",
@@ -435,7 +465,7 @@ def test_a_manifest_of_100_000_uris_is_read(spark: Any, tmp_path: Path) -> None:
     uris = [f"s3://bucket/incoming/part {i:06d}.csv" for i in range(100_000)]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(u) + "\n" for u in uris))
-    assert etl_job.object_uris(spark, {"manifest": f"file://{manifest}"}) == uris
+    assert object_uris(spark, {"manifest": f"file://{manifest}"}) == uris
 
 
 def test_concurrent_runs_agree_on_one_type_per_column() -> None:
@@ -450,9 +480,9 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
     from event_driven_etl.testing import _session
 
     _session.fix_moto()
-    numbers = etl_job.FileStats(rows=2, non_null={"x": 2}, masks={"x": etl_job.FITS_MASK["bigint"]})
-    group = etl_job.Group(
-        probes=[etl_job.Probe(uri="s3://b/in/b.csv", fmt="csv")],
+    numbers = FileStats(rows=2, non_null={"x": 2}, masks={"x": FITS_MASK["bigint"]})
+    group = Group(
+        probes=[Probe(uri="s3://b/in/b.csv", fmt="csv")],
         frame=cast(Any, None),
         columns={"x": T.StringType()},
         stats={"s3://b/in/b.csv": numbers},
@@ -461,19 +491,19 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
         boto3.client("glue", region_name="us-east-1").create_database(
             DatabaseInput={"Name": "lake"}
         )
-        catalog = etl_job.CatalogTable("lake", "orders", "us-east-1")
-        run_a = etl_job.CatalogSchemaStore(catalog, "s3://out/processed/")
-        run_b = etl_job.CatalogSchemaStore(catalog, "s3://out/processed/")
+        catalog = CatalogTable("lake", "orders", "us-east-1")
+        run_a = CatalogSchemaStore(catalog, "s3://out/processed/")
+        run_b = CatalogSchemaStore(catalog, "s3://out/processed/")
         first_load = run_b.load
 
-        def load_then_lose_the_race() -> tuple[etl_job.TableSchema, Any]:
+        def load_then_lose_the_race() -> tuple[TableSchema, Any]:
             seen = first_load()
             if not run_a.load()[0].columns:
-                run_a.commit(etl_job.TableSchema({"x": "string"}), None)
+                run_a.commit(TableSchema({"x": "string"}), None)
             return seen
 
         run_b.load = load_then_lose_the_race  # type: ignore[method-assign]
-        table, bad = etl_job.settle_schema(run_b, [group], {})
+        table, bad = settle_schema(run_b, [group], {})
         assert table.columns == {"x": "string"} and bad == {}
         stored = boto3.client("glue", region_name="us-east-1").get_table(
             DatabaseName="lake", Name="orders"
@@ -482,9 +512,9 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
 
         # A stale update (the version another run already replaced) is refused the same way.
         _, version = run_a.load()
-        run_a.commit(etl_job.TableSchema({"x": "string", "y": "bigint"}), version)
-        with pytest.raises(etl_job.SchemaConflictError):
-            run_b.commit(etl_job.TableSchema({"x": "string", "z": "double"}), version)
+        run_a.commit(TableSchema({"x": "string", "y": "bigint"}), version)
+        with pytest.raises(SchemaConflictError):
+            run_b.commit(TableSchema({"x": "string", "z": "double"}), version)
 
 
 @pytest.mark.spark
@@ -493,27 +523,27 @@ def test_a_retry_that_fails_another_way_leaves_no_stale_cause(
 ) -> None:
     out = tmp_path / "out"
     bad = _write(tmp_path / "in", "ragged.csv", "a,b\n1,2,3\n")
-    with pytest.raises(etl_job.JobInputError):
-        etl_job.run(spark, [bad], out.as_uri() + "/", batch_id="b")
+    with pytest.raises(JobInputError):
+        run(spark, [bad], out.as_uri() + "/", batch_id="b")
     summary = out / "_runs" / "b.summary.json"
     assert json.loads(summary.read_text())["cause"].startswith(bad)
 
     def crash(*_args: Any) -> Any:
         raise RuntimeError("the driver ran out of memory")
 
-    monkeypatch.setattr(etl_job, "probe_objects", crash)
+    monkeypatch.setattr(job, "probe_objects", crash)
     with pytest.raises(RuntimeError, match="out of memory"):
-        etl_job.run(spark, [bad], out.as_uri() + "/", batch_id="b")
+        run(spark, [bad], out.as_uri() + "/", batch_id="b")
     assert json.loads(summary.read_text())["status"] == "STARTED"
     assert json.loads(summary.read_text())["cause"] == ""
 
 
 def test_the_refusal_cause_of_a_huge_batch_stays_small() -> None:
     refused = [
-        etl_job.Outcome(f"s3://b/in/{i:05d}-{'x' * 900}.csv", "refused", "content is binary")
+        Outcome(f"s3://b/in/{i:05d}-{'x' * 900}.csv", "refused", "content is binary")
         for i in range(10_000)
     ]
-    cause = etl_job.refusal_cause(refused, "s3://o/processed/_runs/b.json")
+    cause = refusal_cause(refused, "s3://o/processed/_runs/b.json")
     assert len(cause) < 10_000
     assert cause.splitlines()[0] == refused[0].object + ": content is binary"
     assert cause.splitlines()[-1].endswith("more (every one is in s3://o/processed/_runs/b.json)")

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..runtime.glue.etl_job import parse_manifest_lines
+from ..runtime.glue.event_driven_etl_job.arguments import parse_manifest_lines
 
 
 @dataclass(frozen=True)

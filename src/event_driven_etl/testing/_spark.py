@@ -7,11 +7,17 @@ script reads and writes the same ``s3://`` URIs it would on Glue, unchanged.
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
 import runpy
+import shutil
 import sys
+import tempfile
 import threading
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +104,8 @@ def mount_bucket(spark: SparkSession, bucket: str, folder: Path) -> None:
 
 
 def run_script(script: Path, arguments: Mapping[str, str]) -> None:
-    """Run a Glue script as Glue does: ``python script.py --name value ...`` in this process.
+    """Run a Glue script as Glue does: ``python script.py --name value ...`` in this process,
+    with the job's ``--extra-py-files`` on its Python path.
 
     Runs one script at a time (``sys.argv`` is process-wide). The script's exceptions
     propagate; ``SystemExit(0)`` counts as success.
@@ -106,7 +113,8 @@ def run_script(script: Path, arguments: Mapping[str, str]) -> None:
     argv = [str(script)]
     for name, value in arguments.items():
         argv += [name, value]
-    with _lock:
+    python_files = shipped_python_files(script.parent, arguments.get("--extra-py-files", ""))
+    with _lock, python_path(python_files):
         saved = sys.argv
         sys.argv = argv
         try:
@@ -116,6 +124,79 @@ def run_script(script: Path, arguments: Mapping[str, str]) -> None:
                 raise RuntimeError(f"script exited with status {exit_.code}") from exit_
         finally:
             sys.argv = saved
+
+
+def shipped_python_files(assembly: Path, extra_py_files: str) -> list[Path]:
+    """The local files of a job's ``--extra-py-files`` (comma-separated ``s3://`` URIs of
+    assets in the cloud assembly ``assembly``), as Glue would fetch them: a directory asset
+    zipped as ``cdk-assets`` uploads it (``<hash>.zip``), a file asset as it is."""
+    files = []
+    for uri in filter(None, (u.strip() for u in extra_py_files.split(","))):
+        name = uri.rsplit("/", 1)[-1]
+        digest, _, extension = name.partition(".")
+        staged = assembly / f"asset.{digest}"
+        if staged.is_dir() and extension == "zip":
+            files.append(zipped_asset(staged, name))
+        elif (assembly / f"asset.{name}").is_file():
+            files.append(assembly / f"asset.{name}")
+        else:
+            raise FileNotFoundError(
+                f"--extra-py-files names {uri}, which is no asset of the cloud assembly {assembly}"
+            )
+    return files
+
+
+_zips: dict[str, Path] = {}
+
+
+def zipped_asset(folder: Path, name: str) -> Path:
+    """``folder`` zipped as ``name`` with the folder's content at the zip's root, once per
+    process: the name is the content's hash, and Spark ships a file name from one path only."""
+    with _lock:
+        if name not in _zips:
+            target = Path(tempfile.mkdtemp(prefix="event-driven-etl-py-files-")) / name
+            atexit.register(shutil.rmtree, target.parent, ignore_errors=True)
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        archive.write(path, path.relative_to(folder).as_posix())
+            _zips[name] = target
+        return _zips[name]
+
+
+@contextmanager
+def python_path(files: Sequence[Path]) -> Iterator[None]:
+    """``files`` (zips) on the driver's Python path and shipped to Spark's executors, as Glue
+    does with ``--extra-py-files``; their packages are imported afresh from them for the run
+    and forgotten afterwards, so a run uses exactly what its job ships."""
+    if not files:
+        yield
+        return
+    context = spark_session().sparkContext
+    packages = {n for f in files for n in _top_level_names(f)}
+    saved = list(sys.path)
+    _forget(packages)
+    try:
+        for file in files:
+            context.addPyFile(str(file))
+        sys.path[:0] = [str(f) for f in files]
+        importlib.invalidate_caches()
+        yield
+    finally:
+        sys.path[:] = saved
+        _forget(packages)
+
+
+def _top_level_names(archive: Path) -> set[str]:
+    with zipfile.ZipFile(archive) as opened:
+        names = {n.split("/", 1)[0] for n in opened.namelist()}
+    return {n.removesuffix(".py") for n in names}
+
+
+def _forget(packages: set[str]) -> None:
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in packages:
+            del sys.modules[name]
 
 
 class BucketMirror:

@@ -1,0 +1,179 @@
+"""The job's arguments, parsed once into one frozen :class:`JobArgs` (no Spark needed, but
+for reading a manifest).
+
+Glue passes ``--name value`` pairs: ``--objects`` (a JSON list of ``s3://`` URIs) and/or
+``--manifest`` (the URI of a JSON-lines file, one URI per line), ``--output_path`` (the
+table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
+its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path`` and
+``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+from .errors import JobInputError
+from .names import hadoop_path
+from .shared import contract
+
+if TYPE_CHECKING:  # the job imports pyspark where it uses it; this module reads a manifest only
+    from pyspark.sql import SparkSession
+
+STAGING_DIR = "_staging"
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    """Parse ``--name value`` and ``--name=value`` pairs as Glue passes them.
+
+    A name followed by another ``--name`` (or nothing) has the empty value. Unknown arguments
+    (Glue adds ``--JOB_ID``, ``--JOB_RUN_ID``, ``--job-bookmark-option`` ...) are kept.
+    """
+    args: dict[str, str] = {}
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.startswith("--"):
+            name, eq, value = item[2:].partition("=")
+            if not eq and i + 1 < len(items) and not items[i + 1].startswith("--"):
+                value = items[i + 1]
+                i += 1
+            args[name] = value
+        i += 1
+    return args
+
+
+def parse_manifest_lines(lines: Iterable[str]) -> list[str]:
+    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI."""
+    uris = []
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        uris.append(json.loads(text) if text.startswith('"') else text)
+    return uris
+
+
+def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
+    """The objects this run processes, deduplicated, in a stable order."""
+    uris: list[str] = []
+    inline = args.get("objects", "").strip()
+    if inline:
+        try:
+            parsed = json.loads(inline)
+        except json.JSONDecodeError as error:
+            raise JobInputError(f"--objects must be a JSON list of s3:// URIs: {error}") from error
+        if not isinstance(parsed, list) or not all(isinstance(u, str) for u in parsed):
+            raise JobInputError(f"--objects must be a JSON list of strings, got {inline[:200]!r}")
+        uris += parsed
+    manifest = args.get("manifest", "").strip()
+    if manifest:
+        lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
+        uris += parse_manifest_lines(lines)
+    if not uris:
+        raise JobInputError("no objects to process: pass --objects or --manifest")
+    return list(dict.fromkeys(uris))
+
+
+def batch_id_of(args: Mapping[str, str], uris: Sequence[str]) -> str:
+    """The input's identity: ``--batch_id`` (made file-name safe) or a hash of the URIs."""
+    given = args.get("batch_id", "").strip()
+    if not given:
+        digest = hashlib.sha256("\n".join(sorted(uris)).encode("utf-8")).hexdigest()
+        return f"objects-{digest[:32]}"
+    safe = _SAFE_ID.sub("_", given)
+    if safe != given:  # two different ids must not meet in one safe spelling
+        safe = f"{safe[:64]}-{hashlib.sha256(given.encode('utf-8')).hexdigest()[:12]}"
+    return safe
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """Where the output table lives in the Glue Data Catalog (``--catalog_*`` arguments)."""
+
+    database: str
+    table: str
+    region: Optional[str] = None
+
+    def client(self) -> Any:
+        import boto3  # in Glue's runtime; imported only when a catalog table is kept
+
+        return boto3.client("glue", region_name=self.region or None)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> Optional[CatalogTable]:
+        database, table = args.get("catalog_database", ""), args.get("catalog_table", "")
+        if not (database and table):
+            return None
+        return cls(database, table, args.get("catalog_region") or None)
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    """One run's arguments, read once: every stage takes what it needs from here."""
+
+    uris: tuple[str, ...]
+    """The objects, deduplicated, in a stable order."""
+    output_path: str
+    """The table's prefix as given (see :attr:`output` for it with its ``/``)."""
+    batch_id: str
+    """The input's identity, file-name safe: names the run report, staging and files."""
+    bad_records: str = "fail"
+    quarantine_path: str = ""
+    catalog: Optional[CatalogTable] = None
+    ingested_at: Optional[datetime] = None
+    """The run's timestamp (default: now; a re-run keeps its first run's)."""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
+        """The run of ``uris`` that Glue-style ``args`` (see :func:`parse_args`) describe."""
+        return cls(
+            uris=tuple(uris),
+            output_path=args.get("output_path", ""),
+            batch_id=batch_id_of(args, uris),
+            bad_records=args.get("bad_records", "fail") or "fail",
+            quarantine_path=args.get("quarantine_path", ""),
+            catalog=CatalogTable.from_args(args),
+        )
+
+    def check(self) -> None:
+        """Refuse arguments the run cannot honour, before it touches anything."""
+        if not self.output_path:
+            raise JobInputError("--output_path is required (the table's s3:// prefix)")
+        modes = contract.BAD_RECORDS_MODES
+        if self.bad_records not in modes:
+            raise JobInputError(
+                f"--bad_records must be one of {', '.join(modes)}, got {self.bad_records!r}"
+            )
+        if self.bad_records == "quarantine" and not self.quarantine_path:
+            raise JobInputError(
+                "--bad_records quarantine needs --quarantine_path (an s3:// prefix)"
+            )
+
+    @property
+    def output(self) -> str:
+        """The table's prefix, ending in ``/``."""
+        return self.output_path if self.output_path.endswith("/") else f"{self.output_path}/"
+
+    @property
+    def report_uri(self) -> str:
+        """The run report, ``<output>_runs/<batch_id>.json``."""
+        return f"{self.output}{contract.RUNS_DIR}/{self.batch_id}.json"
+
+    @property
+    def staging(self) -> str:
+        """Where the run writes its files before publishing them."""
+        return f"{self.output}{STAGING_DIR}/{self.batch_id}/"
+
+    def quarantine_copy(self, uri: str) -> str:
+        """Where ``uri`` is copied when quarantined (under the run's own folder)."""
+        base = self.quarantine_path
+        base = base if base.endswith("/") else f"{base}/"
+        return f"{base}{self.batch_id}/{uri.split('://', 1)[-1]}"

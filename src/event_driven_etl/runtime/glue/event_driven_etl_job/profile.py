@@ -1,0 +1,149 @@
+"""Stage 4, profile: one aggregation pass per group gives each object's rows, malformed
+rows, values present per column and the types they all fit; objects with malformed rows or
+bytes that are not UTF-8 are refused, objects without rows skipped."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from urllib.parse import unquote
+
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from .column_types import is_null_token, value_mask
+from .names import count, quoted
+from .outcomes import Verdicts
+from .probe import Probe, check_utf8
+from .read import CORRUPT, PATH, ROW_ID, FileStats, Group
+
+
+def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
+    """The raw text of the given malformed rows (a second look, only when there are any)."""
+    if not row_ids:
+        return {}
+    # Spark refuses a query on raw CSV/JSON that reads only the corrupt-record column: one
+    # data column goes along (a file with none at all is reported without its text).
+    data = [quoted(name) for name in list(group.columns)[:1]]
+    if not data:
+        return {}
+    found = group.frame.where(F.col(ROW_ID).isin(row_ids)).select(ROW_ID, CORRUPT, *data).collect()
+    return {int(r[ROW_ID]): str(r[CORRUPT]) for r in found}
+
+
+def _has_replacement_char(group: Group) -> Column:
+    """Whether a row holds U+FFFD anywhere (text columns, nested values, a malformed row)."""
+    found: list[Column] = [F.coalesce(F.instr(F.col(CORRUPT), "\ufffd") > 0, F.lit(False))]
+    for name, data_type in group.columns.items():
+        column = F.col(quoted(name))
+        if isinstance(data_type, (T.StructType, T.ArrayType, T.MapType)):
+            column = F.to_json(column)
+        elif not isinstance(data_type, T.StringType):
+            continue
+        found.append(F.coalesce(F.instr(column, "\ufffd") > 0, F.lit(False)))
+    result = found[0]
+    for other in found[1:]:
+        result = result | other
+    return result
+
+
+def collect_stats(spark: SparkSession, group: Group) -> None:
+    """One aggregation pass: rows, malformed rows and, per column, the values present and the
+    types they all fit, for every object of the group."""
+    # Per row: a 0/1 flag or a type mask per column, each text value classified once; then one
+    # aggregation per object. Only numbers are aggregated, so Spark keeps a hash aggregation.
+    text_format = group.probes[0].fmt != "parquet"
+    flags: dict[str, Column] = {"_bad": F.col(CORRUPT).isNotNull().cast("int")}
+    if text_format:
+        flags["_fffd"] = _has_replacement_char(group).cast("int")
+    masked: list[tuple[int, str]] = []
+    for index, (name, data_type) in enumerate(group.columns.items()):
+        column = F.col(quoted(name))
+        present = column.isNotNull()
+        if isinstance(data_type, T.StringType):
+            present = present & ~is_null_token(column)
+        flags[f"n{index}"] = present.cast("int")
+        mask = value_mask(column, data_type, text_format)
+        if mask is not None:
+            flags[f"m{index}"] = mask
+            masked.append((index, name))
+    projected = group.frame.select(
+        PATH, ROW_ID, *[flag.alias(name) for name, flag in flags.items()]
+    )
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        F.min(ROW_ID).alias("first_id"),
+        F.min(F.when(F.col("_bad") == 1, F.col(ROW_ID))).alias("corrupt_id"),
+        *[
+            (F.expr(f"bit_and({name})") if name.startswith("m") else F.sum(name)).alias(name)
+            for name in flags
+        ],
+    ]
+    rows = projected.groupBy(PATH).agg(*aggregates).collect()
+    corrupt_text = _corrupt_texts(group, [r["corrupt_id"] for r in rows if r["_bad"]])
+    uris = {p.uri for p in group.probes}
+    for row in rows:
+        # Spark percent-encodes the path it read; decoding gives the object's URI back.
+        decoded = unquote(row[PATH])
+        uri = decoded if decoded in uris else _match_path(decoded, uris)
+        stats = FileStats(path=row[PATH], rows=int(row["rows"]), corrupt=int(row["_bad"] or 0))
+        if text_format:
+            stats.replacement_chars = int(row["_fffd"] or 0)
+        if stats.corrupt:
+            stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
+            stats.first_corrupt_text = corrupt_text.get(int(row["corrupt_id"]))
+        for index, name in enumerate(group.columns):
+            stats.non_null[name] = int(row[f"n{index}"] or 0)
+        for index, name in masked:
+            if row[f"m{index}"] is not None:
+                stats.masks[name] = int(row[f"m{index}"])
+        group.stats[uri] = stats
+
+
+def _match_path(path: str, uris: set[str]) -> str:
+    """The object a file path Spark read belongs to, where a file system maps ``s3://``
+    onto another scheme (the offline harness mounts buckets on local folders)."""
+    for uri in sorted(uris, key=len, reverse=True):  # the longest match is the object
+        if path.endswith("/" + uri.split("://", 1)[-1]):
+            return uri
+    raise RuntimeError(f"Spark read a file that no object of the run names: {path}")
+
+
+def bad_row_reason(probe: Probe, stats: FileStats) -> str:
+    """Why rows of an object were malformed, with the first one's row number and text."""
+    text = (stats.first_corrupt_text or "").rstrip("\r\n")
+    where = f"data row {stats.first_corrupt_row}" if stats.first_corrupt_row else "a row"
+    if probe.fmt == "csv":
+        fields = len(next(csv.reader(io.StringIO(text, newline=""), delimiter=probe.sep), []))
+        detail = f"{where} has {count(fields, 'field')}, the header has {len(probe.header)}"
+    elif probe.fmt == "json":
+        where = where.replace("data row", "record")
+        detail = f"{where} is not a JSON object"
+    else:
+        detail = f"{where} is unreadable"
+    more = f" ({stats.corrupt} malformed rows in all)" if stats.corrupt > 1 else ""
+    return f"{detail}{more}: {text[:120]!r}"
+
+
+def profile_groups(spark: SparkSession, groups: Sequence[Group]) -> Verdicts:
+    """Profile every group (one aggregation pass each); objects with malformed rows or bytes
+    that are not UTF-8 are refused, objects without rows are skipped."""
+    refused: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for group in groups:
+        collect_stats(spark, group)
+        odd_name = any("\ufffd" in name for name in group.columns)
+        for probe in group.probes:
+            stats = group.stats.get(probe.uri, FileStats())
+            problem = None
+            if probe.fmt != "parquet" and (stats.replacement_chars or odd_name):
+                problem = check_utf8(spark, probe.uri)
+            if problem:
+                refused[probe.uri] = problem
+            elif stats.corrupt:
+                refused[probe.uri] = bad_row_reason(probe, stats)
+            elif stats.rows == 0:
+                skipped[probe.uri] = "no data rows" + (" (header only)" if probe.header else "")
+    return Verdicts(refused, skipped)

@@ -1,0 +1,161 @@
+"""Stage 7, report: every object's outcome in the run report ``<output>_runs/<batch_id>.json``
+and the short ``<batch_id>.summary.json`` the workflow reads. Refused objects are copied to
+the quarantine (``bad_records=quarantine``) or fail the run after the good ones landed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .arguments import JobArgs
+from .errors import JobInputError
+from .outcomes import Ledger, Outcome
+from .storage import Storage
+
+REPORT_LIST_LIMIT = 20
+"""Entries per list in the summary the workflow reads (Step Functions payloads are small)."""
+
+
+@dataclass
+class RunReport:
+    """What one run did, object by object (``_runs/<batch_id>.json``)."""
+
+    batch_id: str
+    ingestion_date: str
+    ingested_at: str
+    status: str = "STARTED"
+    outcomes: list[Outcome] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    cause: str = ""
+
+    def by_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.by_status("landed"))
+
+    def full(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "ingestion_date": self.ingestion_date,
+            "ingested_at": self.ingested_at,
+            "rows": self.rows,
+            "files": self.files,
+            "cause": self.cause,
+        }
+        for status in ("landed", "skipped", "quarantined", "refused"):
+            data[status] = [o.entry() for o in self.by_status(status)]
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The short form the workflow reads: every key always present, lists capped."""
+        data: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "rows": self.rows,
+            "landed": len(self.by_status("landed")),
+            "cause": self.cause,
+        }
+        for status in ("skipped", "quarantined", "refused"):
+            entries = [o.entry() for o in self.by_status(status)]
+            for entry in entries:
+                entry["reason"] = str(entry.get("reason", ""))[:300]
+            data[status] = entries[:REPORT_LIST_LIMIT]
+            data[f"{status}_count"] = len(entries)
+        return data
+
+
+CAUSE_LINES = 20
+CAUSE_CHARS = 8_000
+"""A failure's cause stays well inside Step Functions' 32,768 characters and SNS's 256 KB."""
+
+
+def summary_uri_of(report_uri: str) -> str:
+    """``.../<batch_id>.summary.json`` beside the run report ``.../<batch_id>.json``."""
+    return f"{report_uri.removesuffix('.json')}.summary.json"
+
+
+def refusal_cause(refused: Sequence[Outcome], report_uri: str = "") -> str:
+    """First line: the first refused object and why; then the others, a line each, up to
+    ``CAUSE_LINES`` lines and ``CAUSE_CHARS`` characters (the report lists them all)."""
+    lines = [f"{o.object}: {o.reason}" for o in refused]
+    if len(refused) > 1:
+        lines.insert(1, f"{len(refused)} objects refused (bad_records=fail); the others:")
+    kept: list[str] = []
+    for line in lines[:CAUSE_LINES]:
+        if kept and sum(len(k) + 1 for k in kept) + len(line) > CAUSE_CHARS:
+            break
+        kept.append(line[:CAUSE_CHARS])
+    left = len(lines) - len(kept)
+    if left:
+        where = f" (every one is in {report_uri})" if report_uri else ""
+        kept.append(f"... and {left} more{where}")
+    return "\n".join(kept)
+
+
+def start_report(storage: Storage, job: JobArgs) -> RunReport:
+    """The run's report, written as STARTED (the report and its summary both rewritten now:
+    a retry that fails another way must not be notified with the cause an earlier attempt
+    left behind).
+
+    A re-run of the same input keeps the first run's partition and timestamp, so its output
+    lands in the same place and replaces the earlier attempt's."""
+    earlier = storage.read_text(job.report_uri)
+    if earlier:
+        data = json.loads(earlier)
+        report = RunReport(job.batch_id, data["ingestion_date"], data["ingested_at"])
+    else:
+        moment = job.ingested_at or datetime.now(timezone.utc).replace(tzinfo=None)
+        report = RunReport(job.batch_id, moment.strftime("%Y-%m-%d"), moment.isoformat(sep=" "))
+    write_report(storage, job, report)
+    return report
+
+
+def write_report(storage: Storage, job: JobArgs, report: RunReport) -> None:
+    storage.write_text(job.report_uri, json.dumps(report.full()))
+    # Only the name's own ending: a bucket or prefix may hold ".json" too (logs.json.example).
+    storage.write_text(summary_uri_of(job.report_uri), json.dumps(report.summary()))
+
+
+def finish_report(
+    storage: Storage,
+    job: JobArgs,
+    report: RunReport,
+    ledger: Ledger,
+    rows: Mapping[str, int],
+) -> RunReport:
+    """Every object's outcome, in the order the run was given them: refused (or quarantined),
+    skipped, or landed with its ``rows``. Raises :class:`JobInputError` (after writing the
+    report) when an object was refused."""
+    for uri in job.uris:
+        decided = ledger.decided(uri)
+        if decided is None:
+            report.outcomes.append(Outcome(uri, "landed", rows=rows[uri]))
+        elif decided.status == "refused" and job.bad_records == "quarantine":
+            report.outcomes.append(quarantine(storage, job, uri, str(decided.reason)))
+        else:
+            report.outcomes.append(decided)
+    refused = report.by_status("refused")
+    report.status = "FAILED" if refused else "SUCCEEDED"
+    if refused:
+        report.cause = refusal_cause(refused, job.report_uri)
+    write_report(storage, job, report)
+    if refused:
+        raise JobInputError(report.cause)
+    return report
+
+
+def quarantine(storage: Storage, job: JobArgs, uri: str, reason: str) -> Outcome:
+    """Copy a refused object under the quarantine path, with a ``.reason.json`` beside it."""
+    copy = job.quarantine_copy(uri)
+    storage.copy(uri, copy)
+    storage.write_text(
+        f"{copy}.reason.json",
+        json.dumps({"object": uri, "reason": reason, "batch_id": job.batch_id}),
+    )
+    return Outcome(uri, "quarantined", reason, copy=copy)

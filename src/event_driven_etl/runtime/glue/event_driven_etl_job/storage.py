@@ -1,0 +1,90 @@
+"""Small files and renames through Hadoop's FileSystem: the job's only S3 client."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pyspark.sql import SparkSession
+
+
+def jvm(spark: SparkSession) -> Any:
+    """Spark's JVM gateway: Hadoop's FileSystem and Parquet's footer reader live there."""
+    gateway = spark.sparkContext._jvm
+    if gateway is None:  # pragma: no cover - only on a stopped session
+        raise RuntimeError("the Spark session has no JVM gateway (was it stopped?)")
+    return gateway
+
+
+def hadoop_conf(spark: SparkSession) -> Any:
+    return spark.sparkContext._jsc.hadoopConfiguration()
+
+
+class Storage:
+    """Small files and renames through Hadoop's FileSystem (the script's only S3 client)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = jvm(spark)
+        self._conf = hadoop_conf(spark)
+
+    def _path(self, uri: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def _fs(self, path: Any) -> Any:
+        return path.getFileSystem(self._conf)
+
+    def read_text(self, uri: str) -> Optional[str]:
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+
+    def write_text(self, uri: str, text: str) -> None:
+        path = self._path(uri)
+        stream = self._fs(path).create(path, True)
+        try:
+            stream.write(text.encode("utf-8"))
+        finally:
+            stream.close()
+
+    def list_parts(self, directory: str) -> list[str]:
+        """The ``part-`` files Spark wrote under ``directory`` (at any depth), sorted."""
+        path = self._path(directory)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        found = []
+        files = fs.listFiles(path, True)
+        while files.hasNext():
+            name = str(files.next().getPath().toString())
+            if name.rsplit("/", 1)[-1].startswith("part-"):
+                found.append(name)
+        return sorted(found)
+
+    def list_files(self, directory: str) -> list[str]:
+        path = self._path(directory)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return []
+        return [str(s.getPath().toString()) for s in fs.listStatus(path) if s.isFile()]
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        self._fs(path).delete(path, True)
+
+    def rename(self, source: str, target: str) -> None:
+        src, dst = self._path(source), self._path(target)
+        fs = self._fs(dst)
+        fs.mkdirs(dst.getParent())
+        if not fs.rename(src, dst):
+            raise RuntimeError(f"could not move {source} to {target}")
+
+    def copy(self, source: str, target: str) -> None:
+        src, dst = self._path(source), self._path(target)
+        self._jvm.org.apache.hadoop.fs.FileUtil.copy(
+            self._fs(src), src, self._fs(dst), dst, False, True, self._conf
+        )
