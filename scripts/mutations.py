@@ -58,20 +58,20 @@ MUTATIONS = [
     Mutation(
         "lease time 0",
         TRIGGER,
-        'fn.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))',
-        'fn.add_environment("LEASE_SECONDS", "0")',
+        'function.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))',
+        'function.add_environment("LEASE_SECONDS", "0")',
         (LOCAL, "-k", "claim_in_flight"),
     ),
     Mutation(
         "RetryPolicy.jitter ignored (always full jitter)",
-        "src/event_driven_etl/state_machine.py",
+        "src/event_driven_etl/retry.py",
         "sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE",
         "sfn.JitterType.FULL",
         (LOCAL, "-k", "retry_policy_s_jitter"),
     ),
     Mutation(
         "RetryPolicy.jitter ignored (never jitter)",
-        "src/event_driven_etl/state_machine.py",
+        "src/event_driven_etl/retry.py",
         "sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE",
         "sfn.JitterType.NONE",
         (LOCAL, "-k", "retry_policy_s_jitter"),
@@ -114,7 +114,7 @@ MUTATIONS = [
     Mutation(
         "job-state notifier filter wrong",
         "src/event_driven_etl/_operations.py",
-        "STARTED_BY_WORKFLOW = '*\"--batch_id\"*'",
+        "STARTED_BY_WORKFLOW = f'*\"{BATCH_ID_ARGUMENT}\"*'",
         "STARTED_BY_WORKFLOW = '*\"--nothing\"*'",
         (LOCAL, "-k", "exactly_one"),
     ),

@@ -5,12 +5,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnElement, Stack, Stage
 from aws_cdk.assertions import Template
+from aws_cdk.cx_api import CloudAssembly
+from constructs import IConstruct
 
 
 def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The logical ID of a construct's CloudFormation resource (its ``node.default_child``),
+    or of the construct itself when it is one."""
+    element = construct if isinstance(construct, CfnElement) else construct.node.default_child
+    assert isinstance(element, CfnElement), f"{construct.node.path} has no CloudFormation resource"
+    return Stack.of(element).get_logical_id(element)
+
+
+def assembly_of(stack: Stack) -> CloudAssembly:
+    """The synthesized app the stack belongs to."""
+    root = stack.node.root
+    assert isinstance(root, Stage), f"the root of {stack.node.path} is not an App"
+    return root.synth()
 
 
 def resources_of_type(template: Template, kind: str) -> dict[str, Any]:

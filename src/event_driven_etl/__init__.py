@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 """The package's version (semantic versioning: see the README's "Versioning" section)."""
 
-# Public name -> the private module defining it. Importing those modules imports aws-cdk-lib,
+# Public name -> the module defining it. Importing those modules imports aws-cdk-lib,
 # which starts jsii's Node.js process (about a second), so they load when first asked for.
 _CONSTRUCTS = {
     "Batching": "retry",
@@ -54,29 +54,16 @@ __all__ = [
 ]
 
 
-def _public(value: Any) -> Any:
-    # Documentation tools and help() show where users import a name from, not the private
-    # module that defines it (as httpx does); help() lists the attributes an instance holds.
-    from ._docs import with_attribute_docs
-
-    defined_in = value.__module__
-    value.__module__ = __name__
-    if isinstance(value, type):
-        with_attribute_docs(value, defined_in)
-    return value
-
-
 def __getattr__(name: str) -> Any:
     module = _CONSTRUCTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = _public(getattr(importlib.import_module(f".{module}", __name__), name))
+    # Each public class names this package as its module (``_docs.public``), so docs and
+    # help() show ``event_driven_etl.RetryPolicy`` however the class was first imported.
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-_public(ValidationError)

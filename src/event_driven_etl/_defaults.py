@@ -1,11 +1,13 @@
 """Secure defaults in one place, kept apart from the wiring.
 
 Everything a construct creates on the user's behalf comes from here, so the security
-posture can be read (and reviewed) in one file.
+posture can be read (and reviewed) in one file. What the constructs do to the template
+beyond that (acknowledgements, DependsOn tidying) is ``_hygiene``'s.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
 from aws_cdk import Aws, CfnResource, Duration, Fn, Names, RemovalPolicy, Stack
@@ -15,7 +17,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct, IConstruct
+from constructs import Construct
+
+from ._hygiene import skip_checkov
 
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """Retention of the log groups the constructs create."""
@@ -24,9 +28,15 @@ DEFAULT_QUEUE_RETENTION = Duration.days(14)
 """Longest SQS retention: a dead-lettered event waits two weeks for an operator."""
 
 
+_KEY_SERVICES: weakref.WeakKeyDictionary[kms.Key, set[str]] = weakref.WeakKeyDictionary()
+"""The services each key's policy already lets use it (weak: a key's entry goes with it)."""
+
+
 def _first_time(key: kms.Key, service: str) -> bool:
-    """True once per key and service: key policy statements are added only once."""
-    done: set[str] = key.__dict__.setdefault("_event_driven_etl_key_services", set())
+    """True once per key and service: key policy statements are added only once. (A key
+    CDK created in JavaScript may come back as another Python object; the key policy then
+    drops the repeated statement itself, as CDK does with identical statements.)"""
+    done = _KEY_SERVICES.setdefault(key, set())
     if service in done:
         return False
     done.add(service)
@@ -223,8 +233,6 @@ def new_access_logs_bucket(
     )
     resource = bucket.node.default_child
     if isinstance(resource, CfnResource):
-        from ._nag import skip_checkov
-
         skip_checkov(resource, "CKV_AWS_18")
     return bucket
 
@@ -264,16 +272,18 @@ def new_log_group(
     construct_id: str,
     *,
     log_group_name: Optional[str],
-    retention: logs.RetentionDays,
+    retention: Optional[logs.RetentionDays],
     encryption_key: Optional[kms.IKey],
 ) -> logs.LogGroup:
+    """A retained log group, encrypted with ``encryption_key`` when given, kept for
+    ``retention`` (default :data:`DEFAULT_LOG_RETENTION`)."""
     if encryption_key is not None:
         allow_logs_to_use_key(encryption_key)
     return logs.LogGroup(
         scope,
         construct_id,
         log_group_name=log_group_name,
-        retention=retention,
+        retention=retention or DEFAULT_LOG_RETENTION,
         encryption_key=encryption_key,
         removal_policy=RemovalPolicy.RETAIN,
     )
@@ -291,7 +301,7 @@ def vended_log_group_name(scope: Construct) -> str:
 
 
 def new_state_machine_log_group(
-    scope: Construct, *, retention: logs.RetentionDays, encryption_key: Optional[kms.IKey]
+    scope: Construct, *, retention: Optional[logs.RetentionDays], encryption_key: Optional[kms.IKey]
 ) -> logs.LogGroup:
     """A state machine's execution log group, retained, under a vended-logs name."""
     return new_log_group(
@@ -301,33 +311,3 @@ def new_state_machine_log_group(
         retention=retention,
         encryption_key=encryption_key,
     )
-
-
-def role_policy_resource(role: iam.IRole) -> Optional[iam.CfnPolicy]:
-    """The CloudFormation policy holding a role's inline statements (its DefaultPolicy)."""
-    policy = role.node.try_find_child("DefaultPolicy")
-    resource = policy.node.default_child if policy is not None else None
-    return resource if isinstance(resource, iam.CfnPolicy) else None
-
-
-def depend_only_on_role_policy(resource: CfnResource, role: iam.IRole) -> None:
-    """Keep the DependsOn on the role's policy, drop the one on the role itself.
-
-    CDK makes a resource depend on both; the role is already referenced by ``Fn::GetAtt``,
-    so cfn-lint reports that DependsOn as obsolete (W3005).
-    """
-    policy_resource = role_policy_resource(role)
-    if policy_resource is not None:
-        resource.add_override("DependsOn", [Stack.of(resource).get_logical_id(policy_resource)])
-    else:
-        resource.add_deletion_override("DependsOn")
-
-
-def drop_bucket_notifications_handler_role_dependency(scope: IConstruct) -> None:
-    """The same obsolete DependsOn on CDK's own bucket-notifications handler function."""
-    from ._nag import BUCKET_NOTIFICATIONS_HANDLER_ID  # _nag imports this module
-
-    handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
-    function = handler.node.default_child if handler is not None else None
-    if isinstance(function, CfnResource):
-        function.add_deletion_override("DependsOn")

@@ -14,6 +14,12 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
+
+PACKAGE = "event_driven_etl"
+"""Where users import every public class from."""
+
+_Class = TypeVar("_Class", bound=type)
 
 
 @dataclass(frozen=True)
@@ -87,3 +93,13 @@ def with_attribute_docs(cls: type, defined_in: str) -> None:
         lines.append(f"{attribute.name}: {attribute.annotation}".rstrip(": "))
         lines.append(textwrap.indent(attribute.doc or "(undocumented)", "    "))
     cls.__doc__ = inspect.cleandoc(cls.__doc__ or "") + "\n" + "\n".join(lines)
+
+
+def public(cls: _Class) -> _Class:
+    """Class decorator for each public class: documentation tools and ``help()`` show it
+    where users import it from (``event_driven_etl.RetryPolicy``, as httpx does), not the
+    private module that defines it, and ``help()`` lists the attributes an instance holds."""
+    defined_in = cls.__module__
+    cls.__module__ = PACKAGE
+    with_attribute_docs(cls, defined_in)
+    return cls

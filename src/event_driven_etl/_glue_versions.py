@@ -13,7 +13,10 @@ from typing import Union
 
 from aws_cdk import aws_glue as glue
 
+from ._docs import public
 
+
+@public
 class NewerGlueVersion(enum.Enum):
     """Glue versions newer than aws-cdk-lib's ``glue.GlueVersion`` knows, accepted wherever
     a ``glue_version`` prop is (``EventDrivenEtlPipeline``, ``GlueEtlJob``)."""

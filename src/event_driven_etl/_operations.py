@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from aws_cdk import ArnFormat, CfnResource, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -24,7 +24,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from . import _defaults, _nag
+from . import _defaults, _hygiene, _notification
+from ._contract import (
+    BATCH_ID_ARGUMENT,
+    EVENTBRIDGE_MAX_EVENT_AGE_SECONDS,
+    EVENTBRIDGE_MAX_RETRY_ATTEMPTS,
+)
 
 ALARM_PERIOD = Duration.minutes(5)
 """Every alarm looks at 5-minute windows and fires on the first occurrence."""
@@ -47,29 +52,28 @@ def alarm_specs(
     dead_letter_queue: sqs.IQueue,
 ) -> list[AlarmSpec]:
     """The alarms every pipeline gets, each with the first thing to check."""
-    per_period = {"period": ALARM_PERIOD, "statistic": "Sum"}
     return [
         AlarmSpec(
             "ExecutionsFailedAlarm",
             "An ETL workflow execution FAILED. Check the FAILED notification's error and cause, "
             "then the Glue run's logs.",
-            state_machine.metric_failed(**per_period),  # type: ignore[arg-type]
+            state_machine.metric_failed(period=ALARM_PERIOD, statistic="Sum"),
         ),
         AlarmSpec(
             "ExecutionsTimedOutAlarm",
             "An ETL workflow execution TIMED OUT. Check Glue run durations and the workflow "
             "timeout.",
-            state_machine.metric_timed_out(**per_period),  # type: ignore[arg-type]
+            state_machine.metric_timed_out(period=ALARM_PERIOD, statistic="Sum"),
         ),
         AlarmSpec(
             "ExecutionsThrottledAlarm",
             "Step Functions throttled the workflow. Check the StartExecution rate and quotas.",
-            state_machine.metric_throttled(**per_period),  # type: ignore[arg-type]
+            state_machine.metric_throttled(period=ALARM_PERIOD, statistic="Sum"),
         ),
         AlarmSpec(
             "ExecutionsAbortedAlarm",
             "An ETL workflow execution was ABORTED. Check who stopped it (CloudTrail).",
-            state_machine.metric_aborted(**per_period),  # type: ignore[arg-type]
+            state_machine.metric_aborted(period=ALARM_PERIOD, statistic="Sum"),
         ),
         AlarmSpec(
             "TriggerErrorsAlarm",
@@ -180,7 +184,7 @@ def watch_glue_job_failures(
     topic_key: Optional[kms.IKey],
     dead_letter_queue: sqs.IQueue,
     log_encryption_key: Optional[kms.IKey],
-    log_retention: logs.RetentionDays,
+    log_retention: Optional[logs.RetentionDays],
     skip_workflow_runs: bool,
 ) -> tuple[events.Rule, sfn.StateMachine]:
     """Failed Glue runs reach ``topic`` (the alarm topic) as a FAILED notification, with the
@@ -221,8 +225,8 @@ def watch_glue_job_failures(
         targets.SfnStateMachine(
             notifier,
             dead_letter_queue=dead_letter_queue,
-            retry_attempts=185,
-            max_event_age=Duration.hours(24),
+            retry_attempts=EVENTBRIDGE_MAX_RETRY_ATTEMPTS,
+            max_event_age=Duration.seconds(EVENTBRIDGE_MAX_EVENT_AGE_SECONDS),
         )
     )
     return rule, notifier
@@ -239,7 +243,7 @@ def notifier_failed_spec(notifier: sfn.IStateMachine) -> AlarmSpec:
     )
 
 
-STARTED_BY_WORKFLOW = '*"--batch_id"*'
+STARTED_BY_WORKFLOW = f'*"{BATCH_ID_ARGUMENT}"*'
 """A run whose arguments hold ``--batch_id`` was started (and is notified) by the workflow."""
 
 
@@ -251,7 +255,7 @@ def _job_state_notifier(
     *,
     topic_key: Optional[kms.IKey],
     log_encryption_key: Optional[kms.IKey],
-    log_retention: logs.RetentionDays,
+    log_retention: Optional[logs.RetentionDays],
     skip_workflow_runs: bool,
 ) -> sfn.StateMachine:
     container = Construct(scope, "JobStateNotifier")
@@ -277,10 +281,8 @@ def _job_state_notifier(
     topic.grant_publish(machine)
     if topic_key is not None:
         topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
-    machine_resource = machine.node.default_child
-    if isinstance(machine_resource, CfnResource):
-        _defaults.depend_only_on_role_policy(machine_resource, machine.role)
-    _nag.acknowledge_necessary_wildcards(machine.role)
+    _hygiene.depend_only_on_role_policy(machine.node.default_child, machine.role)
+    _hygiene.acknowledge_necessary_wildcards(machine.role)
     return machine
 
 
@@ -317,32 +319,21 @@ def _publish_job_failure(
     container: Construct, pipeline_name: str, topic: sns.ITopic
 ) -> tasks.SnsPublish:
     """The failed run in the notification schema, with the ``status`` attribute."""
-    from .state_machine import PUBLISH_ERRORS, PUBLISH_RETRY, retry_props
-
-    publish = tasks.SnsPublish(
-        container,
-        "Notify failure",
-        topic=topic,
-        message=sfn.TaskInput.from_object(
-            {
-                "pipeline": pipeline_name,
-                "status": "FAILED",
-                "source": "glue-job-state-change",
-                "execution": sfn.JsonPath.execution_id,
-                "objects": [],
-                "manifest": "",
-                "glue_job_run_id": sfn.JsonPath.string_at("$.detail.jobRunId"),
-                "error": sfn.JsonPath.format(
-                    "Glue job run {}", sfn.JsonPath.string_at("$.detail.state")
-                ),
-                "cause": sfn.JsonPath.string_at("$.detail.message"),
-            }
-        ),
-        message_attributes={"status": tasks.MessageAttribute(value="FAILED")},
-        result_path=sfn.JsonPath.DISCARD,
+    body = _notification.message(
+        pipeline_name=pipeline_name,
+        status=_notification.FAILED,
+        source=_notification.JOB_STATE_CHANGE_SOURCE,
+        objects=[],
+        manifest="",
+        run={
+            "glue_job_run_id": sfn.JsonPath.string_at("$.detail.jobRunId"),
+            "error": sfn.JsonPath.format(
+                "Glue job run {}", sfn.JsonPath.string_at("$.detail.state")
+            ),
+            "cause": sfn.JsonPath.string_at("$.detail.message"),
+        },
     )
-    publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
-    return publish
+    return _notification.publish(container, "Notify failure", topic, body)
 
 
 def create_dashboard(

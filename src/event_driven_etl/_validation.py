@@ -1,237 +1,228 @@
-"""Collect every prop problem first, then raise one ValidationError (token-aware)."""
+"""Every construct's prop checks, in one place: each problem is recorded, then one
+ValidationError names them all, wrong types and wrong values together.
+
+Each construct checks its props with ``validate_*`` before it creates anything. The pipeline
+checks the props it hands to each sub-construct with the same ``check_*_props`` functions,
+up front and under the names the user wrote (``job_timeout``, not the job's ``timeout``), and
+then what only the combination can get wrong.
+"""
 
 from __future__ import annotations
 
-import enum
-import inspect
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import re
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
-from aws_cdk import Duration, Token
+from aws_cdk import BootstraplessSynthesizer, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IConstruct
 
-from .errors import ValidationError
+from ._contract import (
+    BAD_RECORDS_MODES,
+    DEFAULT_OUTPUT_PREFIX,
+    DEFAULT_QUARANTINE_PREFIX,
+    MANIFEST_PREFIX,
+    RESERVED_ARGUMENTS,
+)
+from ._glue_versions import glue_version_name
+from ._notification import PIPELINE_NAME_LIMIT
+from ._problems import (
+    Problems,
+    TypeCheck,
+    boolean,
+    duration,
+    instance,
+    is_unresolved,
+    member_of,
+    resource,
+    string,
+    string_mapping,
+    usable,
+    whole_number,
+)
+from .retry import Batching, RetryPolicy
 
-_TOKEN_MARKER = "${Token["
-_SMALLEST_PLAIN_NUMBER = -1e200  # CDK encodes number tokens as huge negative floats
+# ------------------------------------------------------------------ types
 
-
-_DURATIONS: dict[int, tuple[Duration, Optional[float]]] = {}
-
-
-def _duration_millis(value: Duration) -> Optional[float]:
-    """Milliseconds of a Duration, None for a token (or for what is not a Duration, whose
-    type is reported on its own); remembered per Duration object, since each question
-    costs a jsii round trip and defaults are the same objects every time."""
-    if not isinstance(value, Duration):
-        return None
-    cached = _DURATIONS.get(id(value))
-    if cached is None or cached[0] is not value:
-        millis = None if value.is_unresolved() else float(value.to_milliseconds())
-        cached = (value, millis)
-        if len(_DURATIONS) > 1024:  # a cache, not a registry: keep it small
-            _DURATIONS.clear()
-        _DURATIONS[id(value)] = cached
-    return cached[1]
-
-
-def is_unresolved(value: Any) -> bool:
-    """True for CDK tokens, whose real value is only known at deploy time.
-
-    Plain strings and numbers are recognised here without asking the jsii kernel, which
-    costs a round trip per question.
-    """
-    if isinstance(value, Duration):
-        return _duration_millis(value) is None
-    if isinstance(value, str):
-        return _TOKEN_MARKER in value and Token.is_unresolved(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value < _SMALLEST_PLAIN_NUMBER and Token.is_unresolved(value)
-    return False
-
-
-_SHOWN_LENGTH = 80
+_BUCKET = resource(
+    "bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Source', 'my-bucket'))"
+)
+_TOPIC = resource("topic_arn", "an sns.ITopic (e.g. sns.Topic.from_topic_arn(self, 'Topic', arn))")
+_KEY = resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))")
+_GLUE_CODE = resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))")
+_RETRY_POLICY = instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
+_BATCHING = instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))")
 
 
-def show(value: Any) -> str:
-    """A value as a user recognises it: a Duration as a duration, a construct by its path,
-    an enum member as written in code, a token described (never ``${Token[...]}``), and
-    never a Python repr like ``<aws_cdk.aws_sns.Topic object at 0x...>``."""
-    if isinstance(value, Duration):
-        millis = _duration_millis(value)
-        if millis is None:
-            return "a Duration token (known only at deploy time)"
-        if millis % 1000:  # the human string would hide the fraction
-            return f"Duration.millis({millis:g})"
-        return value.to_human_string()
-    if isinstance(value, enum.Enum):
-        return f"{type(value).__name__}.{value.name}"
-    if isinstance(value, str):
-        if type(value) is not str:  # a str subclass shows itself as written in code
-            return repr(value)
-        if is_unresolved(value):
-            return "a token (known only at deploy time)"
-        shown = value if len(value) <= _SHOWN_LENGTH else f"{value[:_SHOWN_LENGTH]}..."
-        return repr(shown)
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    node = getattr(value, "node", None)
-    path = getattr(node, "path", None)
-    if isinstance(path, str):
-        return f"{_kind(value)} at '{path or '<the app>'}'"
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        text = repr(value)
-        return text if len(text) <= _SHOWN_LENGTH else f"{text[:_SHOWN_LENGTH]}...{text[-1]}"
-    if getattr(type(value), "__repr__", None) is object.__repr__:  # <x.Y object at 0x...>
-        return f"a {_kind(value)}"
-    return repr(value)
+def _string_sequence(value: Any) -> Optional[str]:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+    return None if ok else "must be a list of 's3://bucket/prefix' strings"
 
 
-def _kind(value: Any) -> str:
-    """``sns.Topic`` for ``aws_cdk.aws_sns.Topic``: the name as users import it."""
-    cls = type(value)
-    module = cls.__module__.rsplit(".", 1)[-1].removeprefix("aws_")
-    if cls.__module__.startswith("aws_cdk") and module not in ("aws_cdk", "_jsii"):
-        return f"{module}.{cls.__name__.lstrip('_').removesuffix('Proxy')}"
-    return cls.__name__.lstrip("_").removesuffix("Proxy")
+PIPELINE_TYPES: dict[str, TypeCheck] = {
+    "source_bucket": _BUCKET,
+    "source_bucket_key": _KEY,
+    "glue_script": _GLUE_CODE,
+    "notification_topic": _TOPIC,
+    "retry_policy": _RETRY_POLICY,
+    "key_prefix": string,
+    "key_suffix": string,
+    "output_bucket": _BUCKET,
+    "batching": _BATCHING,
+    "pipeline_name": string,
+    "encryption_key": _KEY,
+    "notification_topic_key": _KEY,
+    "access_logs_bucket": _BUCKET,
+    "removal_policy": member_of(RemovalPolicy),
+    "output_prefix": string,
+    "worker_type": member_of(glue.WorkerType),
+    "number_of_workers": whole_number,
+    "job_timeout": duration,
+    "max_concurrent_runs": whole_number,
+    "job_run_queuing": boolean,
+    "extra_job_arguments": string_mapping,
+    "workflow_timeout": duration,
+    "include_execution_data": boolean,
+    "log_retention": member_of(logs.RetentionDays),
+    "alarms": boolean,
+    "alarm_topic": _TOPIC,
+    "freshness_period": duration,
+    "dashboard": boolean,
+    "bad_records": string,
+    "execution_class": member_of(glue.ExecutionClass),
+    "catalog": boolean,
+    "catalog_database": resource(
+        "database_name", "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
+    ),
+    "catalog_table_name": string,
+}
+"""The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
+with its value, in :func:`check_glue_runtime_props`)."""
+
+_SUB_BUCKET = resource("bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(...))")
+
+GLUE_JOB_TYPES: dict[str, TypeCheck] = {
+    "source_bucket": _SUB_BUCKET,
+    "output_bucket": _SUB_BUCKET,
+    "script": _GLUE_CODE,
+    "source_key_prefix": string,
+    "output_prefix": string,
+    "manifest_prefix": string,
+    "execution_class": member_of(glue.ExecutionClass),
+    "auto_scaling": boolean,
+    "worker_type": member_of(glue.WorkerType),
+    "number_of_workers": whole_number,
+    "timeout": duration,
+    "max_concurrent_runs": whole_number,
+    "job_run_queuing": boolean,
+    "extra_arguments": string_mapping,
+    "encryption_key": _KEY,
+    "output_encryption_key": _KEY,
+    "source_bucket_key": _KEY,
+    "job_name": string,
+    "bad_records": string,
+    "quarantine_prefix": string,
+    "catalog_database": resource("database_name", "a glue.IDatabase"),
+    "catalog_table_name": string,
+}
+"""The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
+value, in :func:`check_glue_runtime_props`)."""
+
+TRIGGER_TYPES: dict[str, TypeCheck] = {
+    "state_machine": resource(
+        "state_machine_arn", "an sfn.IStateMachine (e.g. EtlStateMachine(...).state_machine)"
+    ),
+    "source_bucket": resource("bucket_name", "an s3.IBucket"),
+    "key_prefix": string,
+    "key_suffix": string,
+    "batching": _BATCHING,
+    "manifest_bucket": resource("bucket_name", "an s3.IBucket"),
+    "manifest_prefix": string,
+    "timeout": duration,
+    "retry_attempts": whole_number,
+    "max_event_age": duration,
+    "encryption_key": resource("key_arn", "a kms.IKey"),
+    "log_retention": member_of(logs.RetentionDays),
+    "ignored_locations": _string_sequence,
+}
+"""The type check of each of TriggerFunction's props."""
+
+STATE_MACHINE_TYPES: dict[str, TypeCheck] = {
+    "glue_job": resource("job_name", "a glue.IJob (e.g. glue.Job.from_job_attributes(...))"),
+    "notification_topic": resource("topic_arn", "an sns.ITopic"),
+    "retry_policy": _RETRY_POLICY,
+    "concurrency_retry": _RETRY_POLICY,
+    "pipeline_name": string,
+    "timeout": duration,
+    "notification_topic_key": resource("key_arn", "a kms.IKey"),
+    "encryption_key": resource("key_arn", "a kms.IKey"),
+    "include_execution_data": boolean,
+    "log_retention": member_of(logs.RetentionDays),
+    "report_bucket": resource("bucket_name", "an s3.IBucket"),
+    "report_prefix": string,
+    "report_key": resource("key_arn", "a kms.IKey"),
+}
+"""The type check of each of EtlStateMachine's props."""
 
 
-class Problems:
-    """A list of prop problems for one construct; :meth:`raise_if_any` raises them together."""
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.items: list[str] = []
-        self._names: dict[str, str] = {}
-
-    @contextmanager
-    def named(self, names: dict[str, str]) -> Iterator[Problems]:
-        """Report a sub-construct's props under the names the user wrote (``timeout`` of the
-        Glue job is the pipeline's ``job_timeout``)."""
-        saved, self._names = self._names, names
-        try:
-            yield self
-        finally:
-            self._names = saved
-
-    def add(self, prop: str, value: Any, allowed: str) -> None:
-        self.items.append(f"{self._names.get(prop, prop)}={show(value)}: {allowed}")
-
-    def require(self, ok: bool, prop: str, value: Any, allowed: str) -> None:
-        """Record a problem unless ``ok``; values that are tokens are never judged."""
-        if not ok and not is_unresolved(value):
-            self.add(prop, value, allowed)
-
-    def integer_in_range(self, prop: str, value: Any, low: int, high: int) -> None:
-        if value is None or is_unresolved(value):
-            return
-        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-        self.require(ok, prop, value, f"must be a whole number from {low} to {high}")
-
-    def seconds_in_range(
-        self, prop: str, value: Duration | None, low: float, high: float, *, step: int = 1
-    ) -> None:
-        """A duration from ``low`` to ``high`` seconds, in whole ``step`` seconds (AWS takes
-        whole seconds, Glue whole minutes, CloudWatch periods multiples of 60 s)."""
-        millis = None if value is None else _duration_millis(value)
-        if millis is None:
-            return
-        seconds = millis / 1000
-        ok = low <= seconds <= high and millis % (step * 1000) == 0
-        unit = "whole minutes" if step == 60 else "whole seconds"
-        self.require(ok, prop, value, f"must be from {_human(low)} to {_human(high)}, in {unit}")
-
-    def check_types(self, props: Mapping[str, tuple[Any, TypeCheck]]) -> set[str]:
-        """Check each prop's type (``{prop: (value, check)}``) before any value check or CDK
-        sees it; return the props whose type is wrong (their values are not judged)."""
-        wrong = set()
-        for prop, (value, check) in props.items():
-            if value is None:
-                continue
-            allowed = check(value)
-            if allowed is not None:
-                self.add(prop, value, allowed)
-                wrong.add(prop)
-        return wrong
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise ValidationError(self.owner, self.items)
+def _checked_types(
+    problems: Problems,
+    values: Mapping[str, Any],
+    types: Mapping[str, TypeCheck],
+    init: Callable[..., Any],
+    required: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Record missing and wrong-typed props; return the props (from ``values``, a
+    constructor's ``locals()``) with each wrong type replaced by its default, so the value
+    checks judge only values of the right type."""
+    given = {prop: values[prop] for prop in types}
+    for prop in required:
+        if given[prop] is None:
+            problems.add(prop, None, f"is required: {types[prop](None)}")
+    wrong = problems.check_types({prop: (given[prop], types[prop]) for prop in given})
+    return usable(given, wrong, init)
 
 
-def _human(seconds: float) -> str:
-    if seconds and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)} hour(s)"
-    if seconds and seconds % 60 == 0:
-        return f"{int(seconds // 60)} minute(s)"
-    return f"{seconds:g} second(s)"
+# ------------------------------------------------------------------ trigger
 
 
-TypeCheck = Callable[[Any], Optional[str]]
-"""A prop's type check: None when the value has the right type, else what is allowed."""
+def validate_trigger(
+    construct_id: str, values: Mapping[str, Any], init: Callable[..., Any]
+) -> None:
+    """TriggerFunction's props (``values``: its constructor's locals); raises ValidationError."""
+    problems = Problems(f"TriggerFunction '{construct_id}'")
+    ok = _checked_types(problems, values, TRIGGER_TYPES, init, required=["state_machine"])
+    check_trigger_props(problems, ok)
+    key_filter = values["key_prefix"] or values["key_suffix"]
+    if key_filter and values["source_bucket"] is None:
+        problems.add(
+            "key_prefix/key_suffix",
+            key_filter,
+            "filters need source_bucket, whose rule applies them",
+        )
+    problems.raise_if_any()
 
 
-def resource(attribute: str, expected: str) -> TypeCheck:
-    """A jsii interface (``s3.IBucket`` ...): jsii interfaces cannot be checked with
-    ``isinstance``, so by an attribute every such resource has; a bucket *name* given where
-    a bucket is meant is caught too."""
-
-    def check(value: Any) -> Optional[str]:
-        if isinstance(value, (str, bytes)) or not hasattr(value, attribute):
-            return f"must be {expected}"
-        return None
-
-    return check
-
-
-def instance(cls: type, expected: str) -> TypeCheck:
-    """An instance of ``cls`` (a value class such as ``RetryPolicy``, or a CDK class)."""
-    return lambda value: None if isinstance(value, cls) else f"must be {expected}"
+def check_trigger_props(problems: Problems, props: Mapping[str, Any]) -> None:
+    """Record every problem with TriggerFunction's props (the pipeline checks them up front)."""
+    key_filter_problems(problems, "key_prefix", props["key_prefix"])
+    key_filter_problems(problems, "key_suffix", props["key_suffix"])
+    batching = props["batching"]
+    problems.require(
+        batching is None or isinstance(batching, Batching),
+        "batching",
+        batching,
+        "must be a Batching or None",
+    )
+    problems.seconds_in_range("timeout", props["timeout"], 10, 900)
+    problems.integer_in_range("retry_attempts", props["retry_attempts"], 0, 2)
+    problems.seconds_in_range("max_event_age", props["max_event_age"], 60, 6 * 3600)
 
 
-def member_of(enum_type: type[enum.Enum], allowed: Optional[str] = None) -> TypeCheck:
-    """A member of a (jsii) enum: ``glue.ExecutionClass.FLEX``, not the string ``"FLEX"``."""
-    names = ", ".join(f"{enum_type.__name__}.{m.name}" for m in enum_type)
-
-    def check(value: Any) -> Optional[str]:
-        if isinstance(value, enum_type):
-            return None
-        return allowed or f"must be one of {names}"
-
-    return check
-
-
-def boolean(value: Any) -> Optional[str]:
-    """True or False; a string such as ``"false"`` is not taken for a bool."""
-    return None if isinstance(value, bool) else "must be True or False"
-
-
-def duration(value: Any) -> Optional[str]:
-    """An ``aws_cdk.Duration``; a bare number has no unit."""
-    if isinstance(value, Duration):
-        return None
-    return "must be an aws_cdk.Duration (e.g. Duration.minutes(30)), not a bare number"
-
-
-def string(value: Any) -> Optional[str]:
-    return None if isinstance(value, str) else "must be a string"
-
-
-def whole_number(value: Any) -> Optional[str]:
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    return None if ok else "must be a whole number (int)"
-
-
-def string_mapping(value: Any) -> Optional[str]:
-    """A mapping of string names to string values (Glue job arguments)."""
-    if isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        return None
-    return "must be a mapping of '--name' strings to string values"
-
-
-def key_filter_problems(problems: Problems, prop: str, value: str | None) -> None:
+def key_filter_problems(problems: Problems, prop: str, value: Optional[str]) -> None:
     """Prefix/suffix filters: literal text as stored in S3, no leading '/', no wildcards."""
     if value is None or is_unresolved(value):
         return
@@ -251,13 +242,442 @@ def key_filter_problems(problems: Problems, prop: str, value: str | None) -> Non
         problems.add(prop, value[:40] + "...", "must be at most 1,024 bytes (S3's key limit)")
 
 
-def usable(
-    given: Mapping[str, Any], wrong: set[str], function: Callable[..., Any]
+# ------------------------------------------------------------------ workflow
+
+
+def validate_state_machine(
+    construct_id: str, values: Mapping[str, Any], init: Callable[..., Any]
+) -> None:
+    """EtlStateMachine's props (``values``: its constructor's locals); raises ValidationError."""
+    problems = Problems(f"EtlStateMachine '{construct_id}'")
+    required = ["glue_job", "notification_topic"]
+    ok = _checked_types(problems, values, STATE_MACHINE_TYPES, init, required=required)
+    check_state_machine_props(problems, ok)
+    problems.raise_if_any()
+
+
+def check_state_machine_props(problems: Problems, props: Mapping[str, Any]) -> None:
+    """Record every problem with EtlStateMachine's props (the pipeline checks them up front)."""
+    problems.seconds_in_range("timeout", props["timeout"], 60, 365 * 24 * 3600)
+    for prop in ("retry_policy", "concurrency_retry"):
+        policy = props[prop]
+        problems.require(
+            policy is None or isinstance(policy, RetryPolicy),
+            prop,
+            policy,
+            "must be a RetryPolicy or None",
+        )
+    pipeline_name = props["pipeline_name"]
+    if pipeline_name is not None:
+        problems.require(
+            isinstance(pipeline_name, str) and 0 < len(pipeline_name) <= PIPELINE_NAME_LIMIT,
+            "pipeline_name",
+            pipeline_name,
+            f"must be a string of 1 to {PIPELINE_NAME_LIMIT} characters",
+        )
+
+
+# ------------------------------------------------------------------ Glue job
+
+_BATCH_WORKER_TYPES = (
+    "G_1X",
+    "G_2X",
+    "G_4X",
+    "G_8X",
+    "G_12X",
+    "G_16X",
+    "R_1X",
+    "R_2X",
+    "R_4X",
+    "R_8X",
+)
+"""Worker types of a Spark ETL job: G.025X is for streaming jobs, Standard for Glue 1.0."""
+
+_FLEX_WORKER_TYPES = ("G_1X", "G_2X")
+_BUILT_IN_VERSIONS = (
+    "GlueVersion.V5_0",
+    "GlueVersion.V5_1",
+    "GlueVersion.V6_0",
+    "NewerGlueVersion.V6_1",
+)
+_IAM_WILDCARDS = ("*", "?")
+_JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
+_MIN_WORKERS = 2
+_MAX_WORKERS = 10_000
+_MAX_CONCURRENT_RUNS_LIMIT = 1000
+
+GLUE_INTERNAL_ARGUMENTS = frozenset({"--conf", "--debug", "--mode", "--JOB_NAME"})
+"""Arguments Glue uses internally, which a job must never set ("Using job parameters in AWS
+Glue jobs": https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html)."""
+
+
+def validate_glue_job(
+    construct_id: str, values: Mapping[str, Any], init: Callable[..., Any]
+) -> None:
+    """GlueEtlJob's props (``values``: its constructor's locals); raises ValidationError."""
+    problems = Problems(f"GlueEtlJob '{construct_id}'")
+    required = ["source_bucket", "output_bucket"]
+    ok = _checked_types(problems, values, GLUE_JOB_TYPES, init, required=required)
+    check_glue_job_props(problems, {**ok, "glue_version": values["glue_version"]})
+    key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
+    job_name = ok["job_name"]
+    if job_name is not None and not is_unresolved(job_name):
+        problems.require(
+            bool(_JOB_NAME.match(job_name)),
+            "job_name",
+            job_name,
+            "must be 1 to 255 characters without line breaks, or None for a generated name",
+        )
+    problems.raise_if_any()
+
+
+def check_glue_job_props(
+    problems: Problems, props: Mapping[str, Any], settable: Optional[frozenset[str]] = None
+) -> None:
+    """Record every problem with GlueEtlJob's props (the pipeline checks them up front too).
+
+    ``settable`` names the prefixes the user sets (the pipeline fixes the manifest and
+    quarantine prefixes): a clash with a fixed one is reported on the user's prop.
+    """
+    check_glue_runtime_props(problems, props)
+    _check_table_name(problems, props["catalog_table_name"])
+    problems.require(
+        props["bad_records"] in BAD_RECORDS_MODES,
+        "bad_records",
+        props["bad_records"],
+        f"must be one of {', '.join(repr(m) for m in BAD_RECORDS_MODES)}",
+    )
+    prefixes = {p: props[p] for p in ("output_prefix", "manifest_prefix", "quarantine_prefix")}
+    _prefix_problems(problems, prefixes, settable)
+    problems.integer_in_range(
+        "number_of_workers", props["number_of_workers"], _MIN_WORKERS, _MAX_WORKERS
+    )
+    problems.integer_in_range(
+        "max_concurrent_runs", props["max_concurrent_runs"], 1, _MAX_CONCURRENT_RUNS_LIMIT
+    )
+    problems.seconds_in_range("timeout", props["timeout"], 60, 7 * 24 * 3600, step=60)
+    worker_type = props["worker_type"]
+    if isinstance(worker_type, glue.WorkerType):
+        problems.require(
+            worker_type.name in _BATCH_WORKER_TYPES,
+            "worker_type",
+            worker_type,
+            "is not for a Spark ETL job (G.025X is for streaming jobs, Standard for Glue 1.0): "
+            "use WorkerType.G_1X, G_2X, G_4X, G_8X, G_12X, G_16X or an R type",
+        )
+    _argument_problems(problems, props["extra_arguments"])
+
+
+def _check_table_name(problems: Problems, name: Any) -> None:
+    if name is not None and not is_unresolved(name):
+        problems.require(
+            isinstance(name, str) and bool(_TABLE_NAME.match(name)),
+            "catalog_table_name",
+            name,
+            "must be 1 to 255 lowercase letters, digits or '_', not starting with a digit "
+            "(Glue and Athena table names)",
+        )
+
+
+def _prefix_problems(
+    problems: Problems, prefixes: dict[str, Any], settable: Optional[frozenset[str]]
+) -> None:
+    """Key prefixes: each a plain ``folder/``, none inside another, no IAM wildcards."""
+    resolved = {p: x for p, x in prefixes.items() if isinstance(x, str) and not is_unresolved(x)}
+    users = settable if settable is not None else frozenset(prefixes)
+    for prop, prefix in resolved.items():
+        for other, other_prefix in resolved.items():
+            if other == prop or not prefix.endswith("/"):
+                continue
+            kind = other.removesuffix("_prefix").replace("output", "table")
+            if prefix.startswith(other_prefix) and prop in users:
+                problems.add(
+                    prop, prefix, f"must not be under {other_prefix!r} (the {kind} prefix)"
+                )
+            elif other_prefix.startswith(prefix) and prop in users and other not in users:
+                # The other prefix is the pipeline's own: name the prop the user set.
+                problems.add(prop, prefix, f"must not hold {other_prefix!r} (the {kind} prefix)")
+    for prop, prefix in resolved.items():
+        if any(w in prefix for w in _IAM_WILDCARDS):
+            problems.add(
+                prop,
+                prefix,
+                "must not contain '*' or '?': the prefix becomes an IAM resource of the Glue "
+                "role, where they are wildcards",
+            )
+    for prop, prefix in prefixes.items():
+        if isinstance(prefix, str) and is_unresolved(prefix):
+            continue
+        problems.require(
+            isinstance(prefix, str)
+            and prefix.endswith("/")
+            and not prefix.startswith("/")
+            and len(prefix) > 1,
+            prop,
+            prefix,
+            f"must be a key prefix like {DEFAULT_OUTPUT_PREFIX!r}: not empty, ending in '/', "
+            "no leading '/'",
+        )
+
+
+def _argument_problems(problems: Problems, extra_arguments: Optional[Mapping[str, str]]) -> None:
+    for name in extra_arguments if isinstance(extra_arguments, Mapping) else {}:
+        if name in GLUE_INTERNAL_ARGUMENTS:
+            problems.add(
+                "extra_arguments",
+                name,
+                "Glue uses this argument internally and a job must never set it (internal: "
+                f"{', '.join(sorted(GLUE_INTERNAL_ARGUMENTS))})",
+            )
+        elif name in RESERVED_ARGUMENTS:
+            reserved = ", ".join(sorted(RESERVED_ARGUMENTS))
+            problems.add(
+                "extra_arguments",
+                name,
+                f"the pipeline sets this argument itself (reserved: {reserved})",
+            )
+        elif not (isinstance(name, str) and name.startswith("--")):
+            problems.add("extra_arguments", name, "argument names must start with '--'")
+
+
+def check_glue_runtime_props(problems: Problems, props: Mapping[str, Any]) -> None:
+    """Combinations Glue (or the built-in script) rejects."""
+    glue_version = props["glue_version"]
+    version = glue_version_name(glue_version)
+    if version is None and glue_version is not None:
+        shown = (
+            glue_version if isinstance(glue_version, str) else _Shown(type(glue_version).__name__)
+        )
+        problems.add(
+            "glue_version",
+            shown,
+            "must be a glue.GlueVersion (e.g. GlueVersion.V5_1) or NewerGlueVersion.V6_1",
+        )
+    if props["script"] is None and version is not None:
+        problems.require(
+            version in _BUILT_IN_VERSIONS,
+            "glue_version",
+            _Shown(version),
+            "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
+        )
+    if props["execution_class"] != glue.ExecutionClass.FLEX:
+        return
+    # https://docs.aws.amazon.com/glue/latest/dg/add-job.html: Flex needs Glue 3.0 or later.
+    if version in ("GlueVersion.V0_9", "GlueVersion.V1_0", "GlueVersion.V2_0"):
+        problems.add("glue_version", _Shown(version), "FLEX needs Glue 3.0+")
+    worker_type = props["worker_type"]
+    worker = worker_type.name if isinstance(worker_type, glue.WorkerType) else None
+    if worker is not None and worker not in _FLEX_WORKER_TYPES:
+        problems.add(
+            "worker_type", _Shown(f"WorkerType.{worker}"), "FLEX runs on G.1X or G.2X workers only"
+        )
+    if props["job_run_queuing"]:
+        problems.add(
+            "job_run_queuing",
+            props["job_run_queuing"],
+            "Glue does not queue FLEX runs: drop one of them",
+        )
+
+
+class _Shown(str):
+    """A value shown in an error as written in code (``GlueVersion.V4_0``), not quoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+def check_pipeline_types(
+    problems: Problems, values: Mapping[str, Any], init: Callable[..., Any]
 ) -> dict[str, Any]:
-    """``given`` with each prop of the wrong type replaced by its default in ``function``'s
-    signature: the value checks then judge only values of the right type (a wrong type is
-    reported once, by :meth:`Problems.check_types`)."""
-    parameters = inspect.signature(function).parameters
-    return {
-        prop: parameters[prop].default if prop in wrong else value for prop, value in given.items()
+    """Record the pipeline's wrong-typed props; return its props (from its constructor's
+    ``locals()``), each wrong type replaced by its default, ``glue_version`` as given (its
+    type is checked with its value)."""
+    ok = _checked_types(problems, values, PIPELINE_TYPES, init)
+    return {**ok, "glue_version": values["glue_version"]}
+
+
+def check_pipeline_props(
+    problems: Problems,
+    scope: Construct,
+    props: Mapping[str, Any],
+    *,
+    trigger: Mapping[str, Any],
+    workflow: Mapping[str, Any],
+    glue_job: Mapping[str, Any],
+    job_timeout: Duration,
+) -> None:
+    """Every value problem of the pipeline's props, and of the combinations, recorded.
+
+    ``trigger``, ``workflow`` and ``glue_job`` are the props each sub-construct will see
+    (what the pipeline passes, over the sub-construct's defaults); ``job_timeout`` is the
+    Glue job's timeout, its default included.
+    """
+    check_trigger_props(problems, trigger)
+    with problems.named({"timeout": "workflow_timeout"}):
+        check_state_machine_props(problems, workflow)
+    with problems.named({"timeout": "job_timeout", "extra_arguments": "extra_job_arguments"}):
+        check_glue_job_props(problems, glue_job, settable=frozenset({"output_prefix"}))
+    _check_job_fits_workflow(problems, job_timeout, workflow["timeout"])
+    _check_catalog_props(problems, props)
+    if props["notification_topic_key"] is not None and props["notification_topic"] is None:
+        problems.add(
+            "notification_topic_key",
+            props["notification_topic_key"],
+            "is the key of a notification_topic you bring; the created topic uses encryption_key",
+        )
+    output_prefix = glue_job["output_prefix"]
+    _check_output_location_is_free(problems, scope, props["output_bucket"], output_prefix)
+    problems.seconds_in_range(
+        "freshness_period", props["freshness_period"], 300, 7 * 24 * 3600, step=60
+    )
+    _check_same_environment(problems, scope, props["source_bucket"])
+    _check_synthesizer(problems, scope)
+    _check_no_self_trigger(problems, props, output_prefix)
+    if props["alarm_topic"] is not None and not props["alarms"]:
+        problems.add(
+            "alarm_topic", props["alarm_topic"], "has no effect with alarms=False; drop one"
+        )
+    if props["source_bucket_key"] is not None and props["source_bucket"] is None:
+        problems.add(
+            "source_bucket_key",
+            props["source_bucket_key"],
+            "is for a source_bucket you bring; the created bucket uses encryption_key",
+        )
+
+
+def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Duration) -> None:
+    """A Glue run the workflow gives up on first keeps running (and billing) unwatched."""
+    if not (isinstance(job, Duration) and isinstance(workflow, Duration)):
+        return  # a wrong type is reported on its own
+    if job.is_unresolved() or workflow.is_unresolved():
+        return
+    job_ms, workflow_ms = job.to_milliseconds(), workflow.to_milliseconds()
+    if workflow_ms < 60_000:  # already reported as out of range
+        return
+    if job_ms > workflow_ms:
+        problems.add(
+            "job_timeout",
+            job,
+            f"must not be longer than workflow_timeout ({workflow.to_human_string()}): the "
+            "workflow would stop waiting while the run goes on",
+        )
+
+
+def _check_catalog_props(problems: Problems, props: Mapping[str, Any]) -> None:
+    if props["catalog"]:
+        return
+    for prop in ("catalog_database", "catalog_table_name"):
+        if props[prop] is not None:
+            problems.add(prop, props[prop], "has no effect with catalog=False; drop one")
+
+
+def _check_synthesizer(problems: Problems, scope: Construct) -> None:
+    """The trigger's code and the Glue script are assets: a synthesizer must publish them."""
+    synthesizer = Stack.of(scope).synthesizer
+    if isinstance(synthesizer, BootstraplessSynthesizer):
+        problems.add(
+            "the stack's synthesizer",
+            type(synthesizer).__name__,
+            "cannot publish assets, and the pipeline has two (the trigger's code, the Glue "
+            "script): use DefaultStackSynthesizer or CliCredentialsStackSynthesizer",
+        )
+
+
+def _check_no_self_trigger(
+    problems: Problems, props: Mapping[str, Any], output_prefix: Any
+) -> None:
+    """One bucket for input and output: the rule must not match what the pipeline writes,
+    or every run's output starts new runs (Glue cost without end)."""
+    source_bucket, output_bucket = props["source_bucket"], props["output_bucket"]
+    if source_bucket is None or output_bucket is None:
+        return
+    key_prefix = props["key_prefix"]
+    if not _same_bucket(source_bucket, output_bucket):
+        return
+    if key_prefix is not None and is_unresolved(key_prefix):
+        return
+    written = {
+        "output_prefix": output_prefix,
+        "manifests": MANIFEST_PREFIX,
+        "quarantine": DEFAULT_QUARANTINE_PREFIX,
     }
+    for what, prefix in written.items():
+        if not isinstance(prefix, str) or is_unresolved(prefix):
+            continue
+        if key_prefix is None or prefix.startswith(key_prefix) or key_prefix.startswith(prefix):
+            outside = ", ".join(repr(p) for p in written.values() if isinstance(p, str))
+            problems.add(
+                "key_prefix",
+                key_prefix,
+                f"with output_bucket the source bucket, the rule would match {prefix!r} "
+                f"({what}: written by the pipeline) and every run would start new runs; "
+                f"give a key_prefix outside {outside} (e.g. 'incoming/') or another "
+                "output_bucket",
+            )
+            return
+
+
+_OUTPUT_LOCATIONS: weakref.WeakKeyDictionary[IConstruct, list[tuple[s3.IBucket, str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per app (its root construct): the brought output buckets and prefixes of its pipelines,
+with their paths. Weak, so an app's entries go with the app."""
+
+
+def record_output_location(scope: Construct, bucket: s3.IBucket, prefix: str) -> None:
+    """Remember that the pipeline ``scope`` writes ``prefix`` of a bucket it was given."""
+    locations = _OUTPUT_LOCATIONS.setdefault(scope.node.root, [])
+    locations.append((bucket, prefix, scope.node.path))
+
+
+def _check_output_location_is_free(
+    problems: Problems, scope: Construct, output_bucket: Optional[s3.IBucket], prefix: Any
+) -> None:
+    """Two pipelines writing one location would keep two tables (and two exactly-once
+    bookkeepings) over the same files, each replacing the other's output."""
+    if output_bucket is None or not isinstance(prefix, str) or is_unresolved(prefix):
+        return
+    for bucket, other_prefix, path in _OUTPUT_LOCATIONS.get(scope.node.root, []):
+        if _same_bucket(bucket, output_bucket) and (
+            prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+        ):
+            problems.add(
+                "output_prefix",
+                prefix,
+                f"the pipeline at '{path}' already writes {other_prefix!r} of this "
+                "output_bucket: give each pipeline its own output_prefix (e.g. 'orders/') "
+                "or its own bucket",
+            )
+
+
+def _same_bucket(a: s3.IBucket, b: s3.IBucket) -> bool:
+    if a is b:
+        return True
+    names = (a.bucket_name, b.bucket_name)
+    return not any(is_unresolved(n) for n in names) and names[0] == names[1]
+
+
+def _check_same_environment(
+    problems: Problems, scope: Construct, source_bucket: Optional[s3.IBucket]
+) -> None:
+    """S3 sends a bucket's events to the default bus of the bucket's own account and region."""
+    if source_bucket is None:
+        return
+    stack = Stack.of(scope)
+    for field, theirs, ours in (
+        ("account", source_bucket.env.account, stack.account),
+        ("region", source_bucket.env.region, stack.region),
+    ):
+        if Token.is_unresolved(theirs) or Token.is_unresolved(ours) or theirs == ours:
+            continue
+        problems.add(
+            "source_bucket",
+            f"{source_bucket.bucket_name} ({field} {theirs})",
+            f"must be in the stack's {field} ({ours}): S3 delivers its events to EventBridge in "
+            f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
+            "into a bucket here.",
+        )

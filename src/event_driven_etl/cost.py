@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from .errors import ValidationError
 
+__all__ = ["GlueCostEstimate", "GluePrices", "RunProfile", "estimate_glue_cost"]
+
 
 @dataclass(frozen=True)
 class GluePrices:

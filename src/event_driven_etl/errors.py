@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ._docs import public
 
+__all__ = ["ValidationError"]
+
+
+@public
 class ValidationError(ValueError, TypeError):
     """Props given to a construct (or to :class:`RetryPolicy` / :class:`Batching`) are invalid.
 

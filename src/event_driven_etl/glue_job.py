@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, cast
@@ -15,54 +14,44 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from . import _defaults, _glue_package, _nag
-from . import _validation as v
+from . import _defaults, _glue_package, _hygiene, _validation
 from ._contract import (
-    BAD_RECORDS_MODES,
+    BAD_RECORDS_ARGUMENT,
+    CATALOG_DATABASE_ARGUMENT,
+    CATALOG_REGION_ARGUMENT,
+    CATALOG_TABLE_ARGUMENT,
+    DEFAULT_OUTPUT_PREFIX,
     DEFAULT_QUARANTINE_PREFIX,
-    RESERVED_ARGUMENTS,
+    MANIFEST_PREFIX,
+    OUTPUT_PATH_ARGUMENT,
+    QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
 )
-from ._glue_versions import GlueVersionValue, cfn_override, glue_version_name, l2_glue_version
-from ._validation import Problems, is_unresolved, key_filter_problems
+from ._docs import public
+from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
 
-BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
+__all__ = ["GlueEtlJob"]
+
+_BUILT_IN_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "etl_job.py"
 """The script used when no ``script`` is given (shipped in the package)."""
 
-GLUE_INTERNAL_ARGUMENTS = frozenset({"--conf", "--debug", "--mode", "--JOB_NAME"})
-"""Arguments Glue uses internally, which a job must never set ("Using job parameters in AWS
-Glue jobs": https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html)."""
-
-SECURITY_CONFIGURATION_NAME_LIMIT = 255
+_SECURITY_CONFIGURATION_NAME_LIMIT = 255
 """Glue's longest security configuration name."""
 
-_BATCH_WORKER_TYPES = (
-    "G_1X",
-    "G_2X",
-    "G_4X",
-    "G_8X",
-    "G_12X",
-    "G_16X",
-    "R_1X",
-    "R_2X",
-    "R_4X",
-    "R_8X",
-)
-"""Worker types of a Spark ETL job: G.025X is for streaming jobs, Standard for Glue 1.0."""
-_IAM_WILDCARDS = ("*", "?")
-
-DEFAULT_MAX_CONCURRENT_RUNS = 10
-DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
+_DEFAULT_MAX_CONCURRENT_RUNS = 10
+_DEFAULT_GLUE_VERSION = glue.GlueVersion.V5_1
 """Glue 5.1 (Spark 3.5.6, Python 3.11): the Spark line of the testing extra's pyspark 3.5, so
 the offline harness runs the job as deployed without a second Spark installed."""
 
-DEFAULT_JOB_TIMEOUT = Duration.hours(1)
-FLEX_JOB_TIMEOUT = Duration.hours(2)
-DEFAULT_TABLE_NAME = "etl_output"
-OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+_DEFAULT_TIMEOUT = Duration.hours(1)
+_FLEX_TIMEOUT = Duration.hours(2)
+"""FLEX runs may wait for capacity before they start."""
+
+_DEFAULT_TABLE_NAME = "etl_output"
+_OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
 """What the job writes under the output and quarantine prefixes."""
 
-CATALOG_ACTIONS = (
+_CATALOG_ACTIONS = (
     "glue:GetDatabase",
     "glue:GetTable",
     "glue:CreateTable",
@@ -72,19 +61,8 @@ CATALOG_ACTIONS = (
 )
 """What the built-in script does in the Data Catalog: keep its table and partitions."""
 
-_BUILT_IN_VERSIONS = (
-    "GlueVersion.V5_0",
-    "GlueVersion.V5_1",
-    "GlueVersion.V6_0",
-    "NewerGlueVersion.V6_1",
-)
-_FLEX_WORKER_TYPES = ("G_1X", "G_2X")
-_JOB_NAME = re.compile(r"^[^\x00-\x08\x0a-\x1f]{1,255}$")  # Glue's own pattern, minus control
-_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
-_MIN_WORKERS = 2
-_MAX_CONCURRENT_RUNS_LIMIT = 1000
 
-
+@public
 class GlueEtlJob(Construct):
     """A Glue 5.1 PySpark ETL job that reads the source bucket and writes the output bucket.
 
@@ -145,15 +123,15 @@ class GlueEtlJob(Construct):
         output_bucket: s3.IBucket,
         script: Optional[glue.Code] = None,
         source_key_prefix: Optional[str] = None,
-        output_prefix: str = "processed/",
-        manifest_prefix: str = "manifests/",
-        glue_version: GlueVersionValue = DEFAULT_GLUE_VERSION,
+        output_prefix: str = DEFAULT_OUTPUT_PREFIX,
+        manifest_prefix: str = MANIFEST_PREFIX,
+        glue_version: GlueVersionValue = _DEFAULT_GLUE_VERSION,
         execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
         auto_scaling: bool = True,
         worker_type: glue.WorkerType = glue.WorkerType.G_1X,
         number_of_workers: int = 2,
         timeout: Optional[Duration] = None,
-        max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+        max_concurrent_runs: int = _DEFAULT_MAX_CONCURRENT_RUNS,
         job_run_queuing: bool = False,
         extra_arguments: Optional[Mapping[str, str]] = None,
         encryption_key: Optional[kms.IKey] = None,
@@ -217,77 +195,60 @@ class GlueEtlJob(Construct):
             (lowercase letters, digits and ``_``). Default: - "etl_output" when a database is
             given
         """
-        problems = Problems(f"GlueEtlJob '{construct_id}'")
-        given = {
-            "source_bucket": source_bucket,
-            "output_bucket": output_bucket,
-            "script": script,
-            "source_key_prefix": source_key_prefix,
-            "output_prefix": output_prefix,
-            "manifest_prefix": manifest_prefix,
-            "execution_class": execution_class,
-            "auto_scaling": auto_scaling,
-            "worker_type": worker_type,
-            "number_of_workers": number_of_workers,
-            "timeout": timeout,
-            "max_concurrent_runs": max_concurrent_runs,
-            "job_run_queuing": job_run_queuing,
-            "extra_arguments": extra_arguments,
-            "encryption_key": encryption_key,
-            "output_encryption_key": output_encryption_key,
-            "source_bucket_key": source_bucket_key,
-            "job_name": job_name,
-            "bad_records": bad_records,
-            "quarantine_prefix": quarantine_prefix,
-            "catalog_database": catalog_database,
-            "catalog_table_name": catalog_table_name,
-        }
-        if source_bucket is None or output_bucket is None:
-            for prop in ("source_bucket", "output_bucket"):
-                if given[prop] is None:
-                    problems.add(prop, None, f"is required: {GLUE_JOB_TYPES[prop](None)}")
-        wrong = problems.check_types({p: (x, GLUE_JOB_TYPES[p]) for p, x in given.items()})
-        ok = v.usable(given, wrong, GlueEtlJob.__init__)
-        check_glue_job_props(
-            problems,
-            output_prefix=ok["output_prefix"],
-            manifest_prefix=ok["manifest_prefix"],
-            number_of_workers=ok["number_of_workers"],
-            max_concurrent_runs=ok["max_concurrent_runs"],
-            timeout=ok["timeout"] or DEFAULT_JOB_TIMEOUT,
-            extra_arguments=ok["extra_arguments"],
-            bad_records=ok["bad_records"],
-            quarantine_prefix=ok["quarantine_prefix"],
-            glue_version=glue_version,
-            execution_class=ok["execution_class"],
-            worker_type=ok["worker_type"],
-            job_run_queuing=ok["job_run_queuing"],
-            built_in_script=script is None,
-            catalog_table_name=ok["catalog_table_name"],
-        )
-        key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
-        if ok["job_name"] is not None and not is_unresolved(job_name):
-            problems.require(
-                bool(_JOB_NAME.match(job_name or "")),
-                "job_name",
-                job_name,
-                "must be 1 to 255 characters without line breaks, or None for a generated name",
-            )
-        problems.raise_if_any()
+        _validation.validate_glue_job(construct_id, locals(), GlueEtlJob.__init__)
         super().__init__(scope, construct_id)
-        flex = execution_class == glue.ExecutionClass.FLEX
-        timeout = timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
+        self.execution_class = execution_class
         self.catalog_database = catalog_database
         self.catalog_table_name = (
-            (catalog_table_name or DEFAULT_TABLE_NAME) if catalog_database else None
+            (catalog_table_name or _DEFAULT_TABLE_NAME) if catalog_database else None
         )
-
         self.output_encryption_key = output_encryption_key
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "Key", "event-driven-etl: Glue job output, logs and bookmarks"
         )
         _defaults.allow_logs_to_use_key(self.encryption_key)
-        self.security_configuration = glue.SecurityConfiguration(
+        self.security_configuration = self._security_configuration(output_encryption_key)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="event-driven-etl Glue job: read source, write output, own logs",
+        )
+        self.output_bucket = output_bucket
+        self.output_path = f"s3://{output_bucket.bucket_name}/{output_prefix}"
+        self.run_reports_prefix = f"{output_prefix}{RUN_REPORTS_DIR}"
+        self.quarantine_path = f"s3://{output_bucket.bucket_name}/{quarantine_prefix}"
+        self.job = self._create_job(
+            script=script,
+            glue_version=glue_version,
+            worker_configuration=glue.WorkerConfiguration(
+                worker_type=worker_type, number_of_workers=number_of_workers
+            ),
+            timeout=_job_timeout(timeout, execution_class),
+            max_concurrent_runs=max_concurrent_runs,
+            job_run_queuing=job_run_queuing,
+            arguments=self._arguments(bad_records, auto_scaling, extra_arguments),
+            job_name=job_name,
+        )
+        if source_bucket_key is not None and source_bucket_key is not source_bucket.encryption_key:
+            source_bucket_key.grant_decrypt(self.role)
+        self._grant_data_access(
+            source_bucket,
+            output_bucket,
+            source_key_prefix,
+            (output_prefix, quarantine_prefix),
+            manifest_prefix,
+        )
+        self._grant_logs_and_metrics()
+        self._grant_catalog()
+        _hygiene.acknowledge_necessary_wildcards(self.role)
+
+    def _security_configuration(
+        self, output_encryption_key: Optional[kms.IKey]
+    ) -> glue.SecurityConfiguration:
+        """Encrypts the job's S3 output (SSE-KMS with ``output_encryption_key``, else SSE-S3),
+        its logs and its bookmarks (with ``encryption_key``)."""
+        configuration = glue.SecurityConfiguration(
             self,
             "SecurityConfiguration",
             s3_encryption=(
@@ -302,43 +263,51 @@ class GlueEtlJob(Construct):
         )
         # A configuration holds no data, and its name is fixed: retaining it would make the
         # next deploy of the same app fail with "already exists".
-        self.security_configuration.apply_removal_policy(RemovalPolicy.DESTROY)
-        configuration = self.security_configuration.node.default_child
-        if isinstance(configuration, glue.CfnSecurityConfiguration):
+        configuration.apply_removal_policy(RemovalPolicy.DESTROY)
+        resource = configuration.node.default_child
+        if isinstance(resource, glue.CfnSecurityConfiguration):
             # CDK names it with up to 256 characters; Glue takes 255. The same name as CDK's
             # for every path shorter than that (no replacement of deployed configurations).
-            configuration.name = Names.unique_resource_name(
-                self.security_configuration, max_length=SECURITY_CONFIGURATION_NAME_LIMIT
+            resource.name = Names.unique_resource_name(
+                configuration, max_length=_SECURITY_CONFIGURATION_NAME_LIMIT
             )
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-            description="event-driven-etl Glue job: read source, write output, own logs",
-        )
-        self.role = role
-        self.output_bucket = output_bucket
-        self.output_path = f"s3://{output_bucket.bucket_name}/{output_prefix}"
-        self.run_reports_prefix = f"{output_prefix}{RUN_REPORTS_DIR}"
-        self.quarantine_path = f"s3://{output_bucket.bucket_name}/{quarantine_prefix}"
-        arguments = {
-            "--output_path": self.output_path,
-            "--bad_records": bad_records,
-            "--quarantine_path": self.quarantine_path,
+        return configuration
+
+    def _arguments(
+        self, bad_records: str, auto_scaling: bool, extra_arguments: Optional[Mapping[str, str]]
+    ) -> dict[str, str]:
+        """The job's default arguments: where it writes, what it does with bad records, its
+        catalog table, then the user's own."""
+        return {
+            OUTPUT_PATH_ARGUMENT: self.output_path,
+            BAD_RECORDS_ARGUMENT: bad_records,
+            QUARANTINE_PATH_ARGUMENT: self.quarantine_path,
             **self._catalog_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
         }
+
+    def _create_job(
+        self,
+        *,
+        script: Optional[glue.Code],
+        glue_version: GlueVersionValue,
+        worker_configuration: glue.WorkerConfiguration,
+        timeout: Duration,
+        max_concurrent_runs: int,
+        job_run_queuing: bool,
+        arguments: dict[str, str],
+        job_name: Optional[str],
+    ) -> glue.IJob:
+        """The Glue job itself: a ``PySparkFlexEtlJob`` with FLEX, else a ``PySparkEtlJob``."""
         common: dict[str, Any] = {
-            "role": role,
+            "role": self.role,
             "script": script or self._built_in_script(),
             "extra_python_files": None if script else [_glue_package.job_package(self)],
             "glue_version": l2_glue_version(glue_version),
             # Always explicit: on Glue 6.1 a job without a worker type runs on Graviton.
-            "worker_configuration": glue.WorkerConfiguration(
-                worker_type=worker_type, number_of_workers=number_of_workers
-            ),
+            "worker_configuration": worker_configuration,
             "timeout": timeout,
             "max_retries": 0,
             "max_concurrent_runs": max_concurrent_runs,
@@ -347,35 +316,23 @@ class GlueEtlJob(Construct):
             "job_name": job_name,
             "description": "event-driven-etl: transforms new S3 objects",
         }
-        self.job = (
+        job: glue.IJob = (
             glue.PySparkFlexEtlJob(self, "Job", **common)
-            if flex
+            if self.execution_class == glue.ExecutionClass.FLEX
             else glue.PySparkEtlJob(self, "Job", job_run_queuing_enabled=job_run_queuing, **common)
         )
         override = cfn_override(glue_version)
         if override is not None:
-            cast(glue.CfnJob, self.job.node.default_child).glue_version = override
-        self.execution_class = execution_class
-        if source_bucket_key is not None and source_bucket_key is not source_bucket.encryption_key:
-            source_bucket_key.grant_decrypt(self.role)
-        self._grant_data_access(
-            source_bucket,
-            output_bucket,
-            source_key_prefix,
-            (output_prefix, quarantine_prefix),
-            manifest_prefix,
-        )
-        self._grant_logs_and_metrics()
-        self._grant_catalog()
-        _nag.acknowledge_necessary_wildcards(self.role)
+            cast(glue.CfnJob, job.node.default_child).glue_version = override
+        return job
 
     def _catalog_arguments(self) -> dict[str, str]:
         if self.catalog_database is None or self.catalog_table_name is None:
             return {}
         return {
-            "--catalog_database": self.catalog_database.database_name,
-            "--catalog_table": self.catalog_table_name,
-            "--catalog_region": Stack.of(self).region,
+            CATALOG_DATABASE_ARGUMENT: self.catalog_database.database_name,
+            CATALOG_TABLE_ARGUMENT: self.catalog_table_name,
+            CATALOG_REGION_ARGUMENT: Stack.of(self).region,
         }
 
     def _grant_catalog(self) -> None:
@@ -385,8 +342,8 @@ class GlueEtlJob(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="MaintainOutputTable",
-                actions=list(CATALOG_ACTIONS),
-                resources=table_arns(self.catalog_database, self.catalog_table_name),
+                actions=list(_CATALOG_ACTIONS),
+                resources=_table_arns(self.catalog_database, self.catalog_table_name),
             )
         )
 
@@ -394,7 +351,7 @@ class GlueEtlJob(Construct):
         """The built-in script as a file asset, read through ``Code.from_bucket`` so the role
         may read that one object (``Code.from_asset`` grants the whole assets bucket). Its
         stages come with it as ``--extra-py-files`` (``_glue_package``), read the same way."""
-        asset = s3_assets.Asset(self, "Script", path=str(BUILT_IN_SCRIPT))
+        asset = s3_assets.Asset(self, "Script", path=str(_BUILT_IN_SCRIPT))
         return glue.Code.from_bucket(asset.bucket, asset.s3_object_key)
 
     def _grant_data_access(
@@ -416,7 +373,7 @@ class GlueEtlJob(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteOutputAndQuarantine",
-                actions=list(OBJECT_WRITE_ACTIONS),
+                actions=list(_OBJECT_WRITE_ACTIONS),
                 resources=[output_bucket.arn_for_objects(f"{p}*") for p in written_prefixes],
             )
         )
@@ -465,218 +422,14 @@ class GlueEtlJob(Construct):
         )
 
 
-_BUCKET = v.resource("bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(...))")
-_KEY = v.resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))")
-GLUE_JOB_TYPES: dict[str, v.TypeCheck] = {
-    "source_bucket": _BUCKET,
-    "output_bucket": _BUCKET,
-    "script": v.resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))"),
-    "source_key_prefix": v.string,
-    "output_prefix": v.string,
-    "manifest_prefix": v.string,
-    "execution_class": v.member_of(glue.ExecutionClass),
-    "auto_scaling": v.boolean,
-    "worker_type": v.member_of(glue.WorkerType),
-    "number_of_workers": v.whole_number,
-    "timeout": v.duration,
-    "max_concurrent_runs": v.whole_number,
-    "job_run_queuing": v.boolean,
-    "extra_arguments": v.string_mapping,
-    "encryption_key": _KEY,
-    "output_encryption_key": _KEY,
-    "source_bucket_key": _KEY,
-    "job_name": v.string,
-    "bad_records": v.string,
-    "quarantine_prefix": v.string,
-    "catalog_database": v.resource("database_name", "a glue.IDatabase"),
-    "catalog_table_name": v.string,
-}
-"""The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
-value, in :func:`check_glue_runtime_props`)."""
+def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:
+    """A job's timeout: the one given, else 1 hour (2 hours with FLEX)."""
+    if timeout is not None:
+        return timeout
+    return _FLEX_TIMEOUT if execution_class == glue.ExecutionClass.FLEX else _DEFAULT_TIMEOUT
 
 
-def check_glue_job_props(
-    problems: Problems,
-    *,
-    output_prefix: str,
-    manifest_prefix: str,
-    number_of_workers: int,
-    max_concurrent_runs: int,
-    timeout: Duration,
-    extra_arguments: Optional[Mapping[str, str]],
-    bad_records: str = "fail",
-    quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
-    glue_version: Optional[GlueVersionValue] = None,
-    execution_class: Optional[glue.ExecutionClass] = None,
-    worker_type: Optional[glue.WorkerType] = None,
-    job_run_queuing: bool = False,
-    built_in_script: bool = True,
-    catalog_table_name: Optional[str] = None,
-    settable: Optional[frozenset[str]] = None,
-) -> None:
-    """Record every problem with GlueEtlJob's props (the pipeline checks them up front too).
-
-    ``settable`` names the prefixes the user sets (the pipeline fixes the manifest and
-    quarantine prefixes): a clash with a fixed one is reported on the user's prop.
-    """
-    check_glue_runtime_props(
-        problems,
-        glue_version=glue_version,
-        execution_class=execution_class,
-        worker_type=worker_type,
-        job_run_queuing=job_run_queuing,
-        built_in_script=built_in_script,
-    )
-    if catalog_table_name is not None and not is_unresolved(catalog_table_name):
-        problems.require(
-            isinstance(catalog_table_name, str) and bool(_TABLE_NAME.match(catalog_table_name)),
-            "catalog_table_name",
-            catalog_table_name,
-            "must be 1 to 255 lowercase letters, digits or '_', not starting with a digit "
-            "(Glue and Athena table names)",
-        )
-    problems.require(
-        bad_records in BAD_RECORDS_MODES,
-        "bad_records",
-        bad_records,
-        f"must be one of {', '.join(repr(m) for m in BAD_RECORDS_MODES)}",
-    )
-    _prefix_problems(
-        problems,
-        {
-            "output_prefix": output_prefix,
-            "manifest_prefix": manifest_prefix,
-            "quarantine_prefix": quarantine_prefix,
-        },
-        settable,
-    )
-    problems.integer_in_range("number_of_workers", number_of_workers, _MIN_WORKERS, 10_000)
-    problems.integer_in_range(
-        "max_concurrent_runs", max_concurrent_runs, 1, _MAX_CONCURRENT_RUNS_LIMIT
-    )
-    problems.seconds_in_range("timeout", timeout, 60, 7 * 24 * 3600, step=60)
-    if worker_type is not None and isinstance(worker_type, glue.WorkerType):
-        problems.require(
-            worker_type.name in _BATCH_WORKER_TYPES,
-            "worker_type",
-            worker_type,
-            "is not for a Spark ETL job (G.025X is for streaming jobs, Standard for Glue 1.0): "
-            "use WorkerType.G_1X, G_2X, G_4X, G_8X, G_12X, G_16X or an R type",
-        )
-    _argument_problems(problems, extra_arguments)
-
-
-def _prefix_problems(
-    problems: Problems, prefixes: dict[str, Any], settable: Optional[frozenset[str]]
-) -> None:
-    """Key prefixes: each a plain ``folder/``, none inside another, no IAM wildcards."""
-    resolved = {p: x for p, x in prefixes.items() if isinstance(x, str) and not is_unresolved(x)}
-    users = settable if settable is not None else frozenset(prefixes)
-    for prop, prefix in resolved.items():
-        for other, other_prefix in resolved.items():
-            if other == prop or not prefix.endswith("/"):
-                continue
-            kind = other.removesuffix("_prefix").replace("output", "table")
-            if prefix.startswith(other_prefix) and prop in users:
-                problems.add(
-                    prop, prefix, f"must not be under {other_prefix!r} (the {kind} prefix)"
-                )
-            elif other_prefix.startswith(prefix) and prop in users and other not in users:
-                # The other prefix is the pipeline's own: name the prop the user set.
-                problems.add(prop, prefix, f"must not hold {other_prefix!r} (the {kind} prefix)")
-    for prop, prefix in resolved.items():
-        if any(w in prefix for w in _IAM_WILDCARDS):
-            problems.add(
-                prop,
-                prefix,
-                "must not contain '*' or '?': the prefix becomes an IAM resource of the Glue "
-                "role, where they are wildcards",
-            )
-    for prop, prefix in prefixes.items():
-        if isinstance(prefix, str) and is_unresolved(prefix):
-            continue
-        problems.require(
-            isinstance(prefix, str)
-            and prefix.endswith("/")
-            and not prefix.startswith("/")
-            and len(prefix) > 1,
-            prop,
-            prefix,
-            "must be a key prefix like 'processed/': not empty, ending in '/', no leading '/'",
-        )
-
-
-def _argument_problems(problems: Problems, extra_arguments: Optional[Mapping[str, str]]) -> None:
-    for name in extra_arguments if isinstance(extra_arguments, Mapping) else {}:
-        if name in GLUE_INTERNAL_ARGUMENTS:
-            problems.add(
-                "extra_arguments",
-                name,
-                "Glue uses this argument internally and a job must never set it (internal: "
-                f"{', '.join(sorted(GLUE_INTERNAL_ARGUMENTS))})",
-            )
-        elif name in RESERVED_ARGUMENTS:
-            reserved = ", ".join(sorted(RESERVED_ARGUMENTS))
-            problems.add(
-                "extra_arguments",
-                name,
-                f"the pipeline sets this argument itself (reserved: {reserved})",
-            )
-        elif not (isinstance(name, str) and name.startswith("--")):
-            problems.add("extra_arguments", name, "argument names must start with '--'")
-
-
-def check_glue_runtime_props(
-    problems: Problems,
-    *,
-    glue_version: Optional[GlueVersionValue],
-    execution_class: Optional[glue.ExecutionClass],
-    worker_type: Optional[glue.WorkerType],
-    job_run_queuing: bool,
-    built_in_script: bool,
-) -> None:
-    """Combinations Glue (or the built-in script) rejects."""
-    version = glue_version_name(glue_version)
-    if version is None and glue_version is not None:
-        shown = (
-            glue_version if isinstance(glue_version, str) else _Shown(type(glue_version).__name__)
-        )
-        problems.add(
-            "glue_version",
-            shown,
-            "must be a glue.GlueVersion (e.g. GlueVersion.V5_1) or NewerGlueVersion.V6_1",
-        )
-    if built_in_script and version is not None:
-        problems.require(
-            version in _BUILT_IN_VERSIONS,
-            "glue_version",
-            _Shown(version),
-            "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
-        )
-    if execution_class != glue.ExecutionClass.FLEX:
-        return
-    # https://docs.aws.amazon.com/glue/latest/dg/add-job.html: Flex needs Glue 3.0 or later.
-    if version in ("GlueVersion.V0_9", "GlueVersion.V1_0", "GlueVersion.V2_0"):
-        problems.add("glue_version", _Shown(version), "FLEX needs Glue 3.0+")
-    worker = worker_type.name if isinstance(worker_type, glue.WorkerType) else None
-    if worker is not None and worker not in _FLEX_WORKER_TYPES:
-        problems.add(
-            "worker_type", _Shown(f"WorkerType.{worker}"), "FLEX runs on G.1X or G.2X workers only"
-        )
-    if job_run_queuing:
-        problems.add(
-            "job_run_queuing", job_run_queuing, "Glue does not queue FLEX runs: drop one of them"
-        )
-
-
-class _Shown(str):
-    """A value shown in an error as written in code (``GlueVersion.V4_0``), not quoted."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def table_arns(database: glue.IDatabase, table_name: str) -> list[str]:
+def _table_arns(database: glue.IDatabase, table_name: str) -> list[str]:
     """The ARNs IAM checks for a table's catalog calls: its catalog, database and table."""
     return [
         database.catalog.catalog_arn,

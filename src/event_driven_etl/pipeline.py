@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from aws_cdk import (
-    Annotations,
-    BootstraplessSynthesizer,
-    Duration,
-    Names,
-    RemovalPolicy,
-    Stack,
-    Token,
-)
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
@@ -26,28 +18,23 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from . import _defaults, _operations
-from . import _validation as v
-from ._contract import DEFAULT_QUARANTINE_PREFIX, MANIFEST_PREFIX
+from . import _defaults, _operations, _validation
+from ._contract import MANIFEST_PREFIX
+from ._docs import public
 from ._glue_versions import GlueVersionValue
-from ._validation import Problems, is_unresolved
+from ._notification import default_pipeline_name
+from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
 from .errors import ValidationError
-from .glue_job import (
-    DEFAULT_GLUE_VERSION,
-    DEFAULT_JOB_TIMEOUT,
-    DEFAULT_MAX_CONCURRENT_RUNS,
-    FLEX_JOB_TIMEOUT,
-    GlueEtlJob,
-    check_glue_job_props,
-    table_arns,
-)
+from .glue_job import GlueEtlJob, _job_timeout, _table_arns
 from .retry import Batching, RetryPolicy
-from .state_machine import EtlStateMachine, check_state_machine_props, default_pipeline_name
-from .trigger import TriggerFunction, check_trigger_props
+from .state_machine import EtlStateMachine
+from .trigger import TriggerFunction
+
+__all__ = ["EventDrivenEtlPipeline"]
 
 _S3_ACCESS_LOGS_BY_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 
-QUERY_CATALOG_ACTIONS = (
+_QUERY_CATALOG_ACTIONS = (
     "glue:GetDatabase",
     "glue:GetTable",
     "glue:GetTables",
@@ -57,7 +44,12 @@ QUERY_CATALOG_ACTIONS = (
 )
 """Catalog reads a query engine makes for one table (Athena, Spark, Trino)."""
 
+_FLEX_WORKFLOW_TIMEOUT = Duration.hours(24)
+"""The workflow's timeout with FLEX, whose runs may wait for capacity: twice EtlStateMachine's
+default, as the Glue job's own default doubles with FLEX."""
 
+
+@public
 class EventDrivenEtlPipeline(Construct):
     """A complete event-driven ETL pipeline in one construct.
 
@@ -144,23 +136,23 @@ class EventDrivenEtlPipeline(Construct):
         notification_topic_key: Optional[kms.IKey] = None,
         access_logs_bucket: Optional[s3.IBucket] = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        output_prefix: str = "processed/",
-        worker_type: glue.WorkerType = glue.WorkerType.G_1X,
-        number_of_workers: int = 2,
+        output_prefix: Optional[str] = None,
+        worker_type: Optional[glue.WorkerType] = None,
+        number_of_workers: Optional[int] = None,
         job_timeout: Optional[Duration] = None,
-        max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+        max_concurrent_runs: Optional[int] = None,
         job_run_queuing: Optional[bool] = None,
         extra_job_arguments: Optional[Mapping[str, str]] = None,
         workflow_timeout: Optional[Duration] = None,
-        include_execution_data: bool = False,
-        log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
+        include_execution_data: Optional[bool] = None,
+        log_retention: Optional[logs.RetentionDays] = None,
         alarms: bool = True,
         alarm_topic: Optional[sns.ITopic] = None,
         freshness_period: Optional[Duration] = None,
         dashboard: bool = False,
-        bad_records: str = "fail",
-        glue_version: GlueVersionValue = DEFAULT_GLUE_VERSION,
-        execution_class: glue.ExecutionClass = glue.ExecutionClass.STANDARD,
+        bad_records: Optional[str] = None,
+        glue_version: Optional[GlueVersionValue] = None,
+        execution_class: Optional[glue.ExecutionClass] = None,
         catalog: bool = True,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
@@ -244,123 +236,26 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
         """
-        problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
-        given = {
-            "source_bucket": source_bucket,
-            "source_bucket_key": source_bucket_key,
-            "glue_script": glue_script,
-            "notification_topic": notification_topic,
-            "retry_policy": retry_policy,
-            "key_prefix": key_prefix,
-            "key_suffix": key_suffix,
-            "output_bucket": output_bucket,
-            "batching": batching,
-            "pipeline_name": pipeline_name,
-            "encryption_key": encryption_key,
-            "notification_topic_key": notification_topic_key,
-            "access_logs_bucket": access_logs_bucket,
-            "removal_policy": removal_policy,
-            "output_prefix": output_prefix,
-            "worker_type": worker_type,
-            "number_of_workers": number_of_workers,
-            "job_timeout": job_timeout,
-            "max_concurrent_runs": max_concurrent_runs,
-            "job_run_queuing": job_run_queuing,
-            "extra_job_arguments": extra_job_arguments,
-            "workflow_timeout": workflow_timeout,
-            "include_execution_data": include_execution_data,
-            "log_retention": log_retention,
-            "alarms": alarms,
-            "alarm_topic": alarm_topic,
-            "freshness_period": freshness_period,
-            "dashboard": dashboard,
-            "bad_records": bad_records,
-            "execution_class": execution_class,
-            "catalog": catalog,
-            "catalog_database": catalog_database,
-            "catalog_table_name": catalog_table_name,
-        }
-        wrong = problems.check_types({prop: (given[prop], _PROP_TYPES[prop]) for prop in given})
-        # A value of the wrong type is reported once, above; the value checks see the default.
-        defaults = _prop_defaults()
-        _check_values(
-            problems,
-            scope,
-            glue_version=glue_version,
-            **{prop: defaults[prop] if prop in wrong else value for prop, value in given.items()},
-        )
-        problems.raise_if_any()
+        parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
-        flex = execution_class == glue.ExecutionClass.FLEX
-        workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
-        job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
         self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
-
         self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "EncryptionKey", f"event-driven-etl {self.node.path}: topic, Glue, logs"
         )
         self._key_prefix = key_prefix
         self._source_bucket_key = source_bucket_key
-        self._output_prefix = output_prefix
+        self._output_prefix = parts.output_prefix
         if output_bucket is not None:
-            _output_locations(self).append((output_bucket, output_prefix, self.node.path))
-        self.access_logs_bucket = access_logs_bucket
-        if self.access_logs_bucket is None and (source_bucket is None or output_bucket is None):
-            self.access_logs_bucket = _defaults.new_access_logs_bucket(
-                self, "AccessLogsBucket", removal_policy
-            )
-        bucket_key = encryption_key  # only a key the user brings encrypts buckets by default
-        self.source_bucket = source_bucket or _defaults.new_secure_bucket(
-            self,
-            "SourceBucket",
-            versioned=True,
-            event_bridge_enabled=True,
-            removal_policy=removal_policy,
-            encryption_key=bucket_key,
-            access_logs_bucket=self.access_logs_bucket,
-            logs_bucket_is_ours=access_logs_bucket is None,
-            access_logs_prefix="source/",
-        )
-        self.output_bucket = output_bucket or _defaults.new_secure_bucket(
-            self,
-            "OutputBucket",
-            versioned=True,
-            removal_policy=removal_policy,
-            encryption_key=bucket_key,
-            access_logs_bucket=self.access_logs_bucket,
-            logs_bucket_is_ours=access_logs_bucket is None,
-            access_logs_prefix="output/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireManifests", prefix=MANIFEST_PREFIX, expiration=Duration.days(30)
-                ),
-                s3.LifecycleRule(
-                    id="AbortIncompleteUploadsAndExpireOldVersions",
-                    abort_incomplete_multipart_upload_after=Duration.days(7),
-                    noncurrent_version_expiration=Duration.days(30),
-                ),
-            ],
+            _validation.record_output_location(self, output_bucket, self._output_prefix)
+        self._create_buckets(
+            source_bucket, output_bucket, access_logs_bucket, removal_policy, encryption_key
         )
         self.notification_topic = notification_topic or _defaults.new_topic(
             self, "NotificationTopic", self.encryption_key
         )
-
-        self.catalog_database = None
-        self.catalog_table_name = None
-        if catalog:
-            self.catalog_database = catalog_database or glue.Database(
-                self,
-                "CatalogDatabase",
-                database_name=_catalog_name(Names.unique_resource_name(self, max_length=200)),
-                description=f"event-driven-etl {self.pipeline_name}: the output table",
-                # The table is the job's; the data stays in S3. A retained database with a
-                # fixed name would block the next deploy of the same app.
-                removal_policy=RemovalPolicy.DESTROY,
-            )
-            self.catalog_table_name = catalog_table_name or _catalog_name(self.pipeline_name)
-
+        self._create_catalog(catalog, catalog_database, catalog_table_name)
         if batching is None and max_concurrent_runs == 1:
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:single-glue-run",
@@ -368,64 +263,7 @@ class EventDrivenEtlPipeline(Construct):
                 "behind one Glue run and relies on retries; consider batching=Batching() or "
                 "a higher max_concurrent_runs.",
             )
-        self.glue_job = GlueEtlJob(
-            self,
-            "GlueJob",
-            source_bucket=self.source_bucket,
-            source_bucket_key=source_bucket_key,
-            output_bucket=self.output_bucket,
-            script=glue_script,
-            source_key_prefix=key_prefix,
-            output_prefix=output_prefix,
-            manifest_prefix=MANIFEST_PREFIX,
-            worker_type=worker_type,
-            number_of_workers=number_of_workers,
-            timeout=job_timeout,
-            max_concurrent_runs=max_concurrent_runs,
-            job_run_queuing=_queuing(job_run_queuing, flex=flex),
-            extra_arguments=extra_job_arguments,
-            encryption_key=self.encryption_key,
-            output_encryption_key=encryption_key,
-            bad_records=bad_records,
-            glue_version=glue_version,
-            execution_class=execution_class,
-            catalog_database=self.catalog_database,
-            catalog_table_name=self.catalog_table_name,
-        )
-        self.state_machine = EtlStateMachine(
-            self,
-            "Workflow",
-            glue_job=self.glue_job.job,
-            notification_topic=self.notification_topic,
-            notification_topic_key=notification_topic_key,
-            retry_policy=retry_policy,
-            pipeline_name=self.pipeline_name,
-            timeout=workflow_timeout,
-            encryption_key=self.encryption_key,
-            include_execution_data=include_execution_data,
-            log_retention=log_retention,
-            report_bucket=self.output_bucket,
-            report_prefix=self.glue_job.run_reports_prefix,
-            report_key=encryption_key,
-        )
-        self.trigger = TriggerFunction(
-            self,
-            "Trigger",
-            state_machine=self.state_machine.state_machine,
-            source_bucket=self.source_bucket,
-            key_prefix=key_prefix,
-            key_suffix=key_suffix,
-            batching=batching,
-            manifest_bucket=self.output_bucket,
-            manifest_prefix=MANIFEST_PREFIX,
-            encryption_key=self.encryption_key,
-            log_retention=log_retention,
-            ignored_locations=[
-                self.glue_job.output_path,
-                self.glue_job.quarantine_path,
-                f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
-            ],
-        )
+        self._create_parts(parts, source_bucket_key, encryption_key, notification_topic_key)
         self.alarm_topic = alarm_topic or self.notification_topic
         self._create_operations(
             alarms,
@@ -438,6 +276,122 @@ class EventDrivenEtlPipeline(Construct):
         self._warn_about_policies_we_cannot_change(alarms, notification_topic_key)
         self._warn_about_an_imported_access_logs_bucket(
             created_a_bucket=source_bucket is None or output_bucket is None
+        )
+
+    def _create_buckets(
+        self,
+        source_bucket: Optional[s3.IBucket],
+        output_bucket: Optional[s3.IBucket],
+        access_logs_bucket: Optional[s3.IBucket],
+        removal_policy: RemovalPolicy,
+        encryption_key: Optional[kms.IKey],
+    ) -> None:
+        """The buckets not brought: secure, versioned, access-logged into a bucket of their
+        own (SSE-S3 unless the user brings ``encryption_key``)."""
+        self.access_logs_bucket = access_logs_bucket
+        if self.access_logs_bucket is None and (source_bucket is None or output_bucket is None):
+            self.access_logs_bucket = _defaults.new_access_logs_bucket(
+                self, "AccessLogsBucket", removal_policy
+            )
+        common: dict[str, Any] = {
+            "versioned": True,
+            "removal_policy": removal_policy,
+            # Only a key the user brings encrypts buckets by default.
+            "encryption_key": encryption_key,
+            "access_logs_bucket": self.access_logs_bucket,
+            "logs_bucket_is_ours": access_logs_bucket is None,
+        }
+        self.source_bucket = source_bucket or _defaults.new_secure_bucket(
+            self, "SourceBucket", event_bridge_enabled=True, access_logs_prefix="source/", **common
+        )
+        self.output_bucket = output_bucket or _defaults.new_secure_bucket(
+            self,
+            "OutputBucket",
+            access_logs_prefix="output/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireManifests", prefix=MANIFEST_PREFIX, expiration=Duration.days(30)
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploadsAndExpireOldVersions",
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    noncurrent_version_expiration=Duration.days(30),
+                ),
+            ],
+            **common,
+        )
+
+    def _create_catalog(
+        self,
+        catalog: bool,
+        catalog_database: Optional[glue.IDatabase],
+        catalog_table_name: Optional[str],
+    ) -> None:
+        self.catalog_database = None
+        self.catalog_table_name = None
+        if not catalog:
+            return
+        self.catalog_database = catalog_database or glue.Database(
+            self,
+            "CatalogDatabase",
+            database_name=_catalog_name(Names.unique_resource_name(self, max_length=200)),
+            description=f"event-driven-etl {self.pipeline_name}: the output table",
+            # The table is the job's; the data stays in S3. A retained database with a
+            # fixed name would block the next deploy of the same app.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.catalog_table_name = catalog_table_name or _catalog_name(self.pipeline_name)
+
+    def _create_parts(
+        self,
+        parts: _SubProps,
+        source_bucket_key: Optional[kms.IKey],
+        encryption_key: Optional[kms.IKey],
+        notification_topic_key: Optional[kms.IKey],
+    ) -> None:
+        """The Glue job, the workflow and the trigger: what the user set, and the wiring."""
+        self.glue_job = GlueEtlJob(
+            self,
+            "GlueJob",
+            **parts.glue_job,
+            **_given(
+                source_bucket=self.source_bucket,
+                source_bucket_key=source_bucket_key,
+                output_bucket=self.output_bucket,
+                encryption_key=self.encryption_key,
+                output_encryption_key=encryption_key,
+                catalog_database=self.catalog_database,
+                catalog_table_name=self.catalog_table_name,
+            ),
+        )
+        self.state_machine = EtlStateMachine(
+            self,
+            "Workflow",
+            **parts.workflow,
+            **_given(
+                glue_job=self.glue_job.job,
+                notification_topic=self.notification_topic,
+                notification_topic_key=notification_topic_key,
+                pipeline_name=self.pipeline_name,
+                encryption_key=self.encryption_key,
+                report_bucket=self.output_bucket,
+                report_prefix=self.glue_job.run_reports_prefix,
+                report_key=encryption_key,
+            ),
+        )
+        self.trigger = TriggerFunction(
+            self,
+            "Trigger",
+            **parts.trigger,
+            state_machine=self.state_machine.state_machine,
+            source_bucket=self.source_bucket,
+            manifest_bucket=self.output_bucket,
+            encryption_key=self.encryption_key,
+            ignored_locations=[
+                self.glue_job.output_path,
+                self.glue_job.quarantine_path,
+                f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
+            ],
         )
 
     def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
@@ -519,7 +473,7 @@ class EventDrivenEtlPipeline(Construct):
         freshness_period: Optional[Duration],
         dashboard: bool,
         *,
-        log_retention: logs.RetentionDays,
+        log_retention: Optional[logs.RetentionDays],
         alarm_topic_key: Optional[kms.IKey],
     ) -> None:
         monitoring = Construct(self, "Monitoring")
@@ -527,45 +481,7 @@ class EventDrivenEtlPipeline(Construct):
         self.glue_job_failed_rule = None
         self.dashboard = None
         if alarms:
-            specs = _operations.alarm_specs(
-                self.state_machine.state_machine,
-                self.trigger.metric_errors(),
-                self.trigger.metric_throttles(),
-                self.trigger.dead_letter_queue,
-            )
-            self.alarms += _operations.create_alarms(monitoring, specs, self.alarm_topic)
-            if freshness_period is not None:
-                self.alarms.append(
-                    _operations.create_freshness_alarm(
-                        monitoring,
-                        self.state_machine.state_machine,
-                        freshness_period,
-                        self.alarm_topic,
-                    )
-                )
-            self.glue_job_failed_rule, notifier = _operations.watch_glue_job_failures(
-                monitoring,
-                self.glue_job.job,
-                self.pipeline_name,
-                self.alarm_topic,
-                topic_key=alarm_topic_key,
-                dead_letter_queue=self.trigger.dead_letter_queue,
-                log_encryption_key=self.encryption_key,
-                log_retention=log_retention,
-                # One failure, one FAILED message on the notification topic; a separate
-                # alarm topic hears of every failed run.
-                skip_workflow_runs=self.alarm_topic is self.notification_topic,
-            )
-            self.alarms += _operations.create_alarms(
-                monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
-            )
-            _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
-            # CloudWatch publishes to an encrypted topic with the topic's key, and only the
-            # key policy can let it: a topic you bring with a key of this app gets the
-            # statement too (an imported key is warned about below).
-            key = self._alarm_topic_key(alarm_topic_key)
-            if key is not None:
-                _defaults.allow_service_to_use_key(key, "cloudwatch.amazonaws.com")
+            self._create_alarms(monitoring, freshness_period, log_retention, alarm_topic_key)
         if dashboard:
             self.dashboard = _operations.create_dashboard(
                 monitoring,
@@ -576,6 +492,52 @@ class EventDrivenEtlPipeline(Construct):
                 trigger_errors=self.trigger.metric_errors(),
                 dead_letter_queue=self.trigger.dead_letter_queue,
             )
+
+    def _create_alarms(
+        self,
+        monitoring: Construct,
+        freshness_period: Optional[Duration],
+        log_retention: Optional[logs.RetentionDays],
+        alarm_topic_key: Optional[kms.IKey],
+    ) -> None:
+        """The alarms, the Glue job-state notifier (and its alarm), all on the alarm topic."""
+        machine = self.state_machine.state_machine
+        specs = _operations.alarm_specs(
+            machine,
+            self.trigger.metric_errors(),
+            self.trigger.metric_throttles(),
+            self.trigger.dead_letter_queue,
+        )
+        self.alarms += _operations.create_alarms(monitoring, specs, self.alarm_topic)
+        if freshness_period is not None:
+            self.alarms.append(
+                _operations.create_freshness_alarm(
+                    monitoring, machine, freshness_period, self.alarm_topic
+                )
+            )
+        self.glue_job_failed_rule, notifier = _operations.watch_glue_job_failures(
+            monitoring,
+            self.glue_job.job,
+            self.pipeline_name,
+            self.alarm_topic,
+            topic_key=alarm_topic_key,
+            dead_letter_queue=self.trigger.dead_letter_queue,
+            log_encryption_key=self.encryption_key,
+            log_retention=log_retention,
+            # One failure, one FAILED message on the notification topic; a separate
+            # alarm topic hears of every failed run.
+            skip_workflow_runs=self.alarm_topic is self.notification_topic,
+        )
+        self.alarms += _operations.create_alarms(
+            monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
+        )
+        _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
+        # CloudWatch publishes to an encrypted topic with the topic's key, and only the
+        # key policy can let it: a topic you bring with a key of this app gets the
+        # statement too (an imported key is warned about below).
+        key = self._alarm_topic_key(alarm_topic_key)
+        if key is not None:
+            _defaults.allow_service_to_use_key(key, "cloudwatch.amazonaws.com")
 
     # ------------------------------------------------------------- metrics
 
@@ -637,8 +599,8 @@ class EventDrivenEtlPipeline(Construct):
             )
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=list(QUERY_CATALOG_ACTIONS),
-            resource_arns=table_arns(self.catalog_database, self.catalog_table_name),
+            actions=list(_QUERY_CATALOG_ACTIONS),
+            resource_arns=_table_arns(self.catalog_database, self.catalog_table_name),
         )
         return grant.combine(self.grant_read_output(grantee))
 
@@ -652,290 +614,98 @@ class EventDrivenEtlPipeline(Construct):
 
     def on_success(self, construct_id: str, *, description: Optional[str] = None) -> events.Rule:
         """An EventBridge rule for executions of this pipeline that SUCCEEDED; add targets."""
-        return self._execution_rule(construct_id, ["SUCCEEDED"], description)
+        return self.state_machine.on_execution_status(
+            construct_id, ["SUCCEEDED"], description=description, scope=self
+        )
 
     def on_failure(self, construct_id: str, *, description: Optional[str] = None) -> events.Rule:
         """An EventBridge rule for executions that FAILED, TIMED_OUT or were ABORTED."""
-        return self._execution_rule(construct_id, ["FAILED", "TIMED_OUT", "ABORTED"], description)
-
-    def _execution_rule(
-        self, construct_id: str, statuses: list[str], description: Optional[str]
-    ) -> events.Rule:
-        return events.Rule(
-            self,
-            construct_id,
-            description=description or f"event-driven-etl: executions {'/'.join(statuses)}",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "stateMachineArn": [self.state_machine.state_machine.state_machine_arn],
-                    "status": statuses,
-                },
-            ),
+        return self.state_machine.on_execution_status(
+            construct_id, ["FAILED", "TIMED_OUT", "ABORTED"], description=description, scope=self
         )
 
 
-BUCKET = v.resource(
-    "bucket_name", "an s3.IBucket (e.g. s3.Bucket.from_bucket_name(self, 'Source', 'my-bucket'))"
-)
-TOPIC = v.resource("topic_arn", "an sns.ITopic (e.g. sns.Topic.from_topic_arn(self, 'Topic', arn))")
-KEY = v.resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', arn))")
-DATABASE = v.resource(
-    "database_name", "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
-)
-GLUE_CODE = v.resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))")
-RETRY_POLICY = v.instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
-BATCHING = v.instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))")
+@dataclass(frozen=True)
+class _SubProps:
+    """The props the pipeline passes each sub-construct from its own: only those the user set,
+    so each default lives once, in the sub-construct; then the pipeline's own choices (the
+    manifest prefix, run queuing, FLEX's workflow timeout). The wiring (buckets, topic, keys,
+    the job for the workflow ...) is added when the parts are created."""
 
+    glue_job: dict[str, Any]
+    workflow: dict[str, Any]
+    trigger: dict[str, Any]
+    output_prefix: str
+    """The Glue job's output prefix, its default included."""
 
-_PROP_TYPES: dict[str, v.TypeCheck] = {
-    "source_bucket": BUCKET,
-    "source_bucket_key": KEY,
-    "glue_script": GLUE_CODE,
-    "notification_topic": TOPIC,
-    "retry_policy": RETRY_POLICY,
-    "key_prefix": v.string,
-    "key_suffix": v.string,
-    "output_bucket": BUCKET,
-    "batching": BATCHING,
-    "pipeline_name": v.string,
-    "encryption_key": KEY,
-    "notification_topic_key": KEY,
-    "access_logs_bucket": BUCKET,
-    "removal_policy": v.member_of(RemovalPolicy),
-    "output_prefix": v.string,
-    "worker_type": v.member_of(glue.WorkerType),
-    "number_of_workers": v.whole_number,
-    "job_timeout": v.duration,
-    "max_concurrent_runs": v.whole_number,
-    "job_run_queuing": v.boolean,
-    "extra_job_arguments": v.string_mapping,
-    "workflow_timeout": v.duration,
-    "include_execution_data": v.boolean,
-    "log_retention": v.member_of(logs.RetentionDays),
-    "alarms": v.boolean,
-    "alarm_topic": TOPIC,
-    "freshness_period": v.duration,
-    "dashboard": v.boolean,
-    "bad_records": v.string,
-    "execution_class": v.member_of(glue.ExecutionClass),
-    "catalog": v.boolean,
-    "catalog_database": DATABASE,
-    "catalog_table_name": v.string,
-}
-"""The type check of every prop (``glue_version``'s is checked with its value)."""
-
-
-def _prop_defaults() -> dict[str, Any]:
-    """Each prop's default, from the signature: what a value check sees for a wrong type."""
-    parameters = inspect.signature(EventDrivenEtlPipeline.__init__).parameters
-    return {name: p.default for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
-
-
-def _check_values(
-    problems: Problems,
-    scope: Construct,
-    *,
-    source_bucket: Any,
-    source_bucket_key: Any,
-    glue_script: Any,
-    notification_topic: Any,
-    retry_policy: Any,
-    key_prefix: Any,
-    key_suffix: Any,
-    output_bucket: Any,
-    batching: Any,
-    pipeline_name: Any,
-    encryption_key: Any,
-    notification_topic_key: Any,
-    access_logs_bucket: Any,
-    removal_policy: Any,
-    output_prefix: Any,
-    worker_type: Any,
-    number_of_workers: Any,
-    job_timeout: Any,
-    max_concurrent_runs: Any,
-    job_run_queuing: Any,
-    extra_job_arguments: Any,
-    workflow_timeout: Any,
-    include_execution_data: Any,
-    log_retention: Any,
-    alarms: Any,
-    alarm_topic: Any,
-    freshness_period: Any,
-    dashboard: Any,
-    bad_records: Any,
-    execution_class: Any,
-    catalog: Any,
-    catalog_database: Any,
-    catalog_table_name: Any,
-    glue_version: Any,
-) -> None:
-    """Every value problem of the pipeline's props, and of the combinations, recorded."""
-    flex = execution_class == glue.ExecutionClass.FLEX
-    workflow_timeout = workflow_timeout or Duration.hours(24 if flex else 12)
-    job_timeout = job_timeout or (FLEX_JOB_TIMEOUT if flex else DEFAULT_JOB_TIMEOUT)
-    check_trigger_props(
-        problems,
-        key_prefix=key_prefix,
-        key_suffix=key_suffix,
-        batching=batching,
-        timeout=None,
-        retry_attempts=2,
-        max_event_age=Duration.hours(6),
-    )
-    with problems.named({"timeout": "workflow_timeout"}):
-        check_state_machine_props(
-            problems,
-            retry_policy=retry_policy,
-            concurrency_retry=None,
-            pipeline_name=pipeline_name,
-            timeout=workflow_timeout,
+    @classmethod
+    def checked(cls, scope: Construct, construct_id: str, values: Mapping[str, Any]) -> _SubProps:
+        """The sub-constructs' props from the pipeline's (``values``: its constructor's
+        locals), after every prop problem is recorded, the sub-constructs' with their names
+        in the pipeline; raises ValidationError."""
+        problems = Problems(f"EventDrivenEtlPipeline '{construct_id}'")
+        props = _validation.check_pipeline_types(problems, values, EventDrivenEtlPipeline.__init__)
+        parts = cls.of(props)
+        glue_job = with_defaults(
+            GlueEtlJob.__init__,
+            {**parts.glue_job, "catalog_table_name": props["catalog_table_name"]},
         )
-    with problems.named({"timeout": "job_timeout", "extra_arguments": "extra_job_arguments"}):
-        check_glue_job_props(
+        workflow = with_defaults(
+            EtlStateMachine.__init__, {**parts.workflow, "pipeline_name": props["pipeline_name"]}
+        )
+        _validation.check_pipeline_props(
             problems,
-            output_prefix=output_prefix,
+            scope,
+            props,
+            trigger=with_defaults(TriggerFunction.__init__, parts.trigger),
+            workflow=workflow,
+            glue_job=glue_job,
+            job_timeout=_job_timeout(props["job_timeout"], props["execution_class"]),
+        )
+        problems.raise_if_any()
+        return parts
+
+    @classmethod
+    def of(cls, props: Mapping[str, Any]) -> _SubProps:
+        """From the pipeline's props (``props["x"]`` is None: the user left ``x`` unset)."""
+        flex = props["execution_class"] == glue.ExecutionClass.FLEX
+        glue_job = _given(
+            script=props["glue_script"],
+            source_key_prefix=props["key_prefix"],
+            output_prefix=props["output_prefix"],
             manifest_prefix=MANIFEST_PREFIX,
-            number_of_workers=number_of_workers,
-            max_concurrent_runs=max_concurrent_runs,
-            timeout=job_timeout,
-            extra_arguments=extra_job_arguments,
-            bad_records=bad_records,
-            glue_version=glue_version,
-            execution_class=execution_class,
-            worker_type=worker_type,
-            job_run_queuing=_queuing(job_run_queuing, flex=flex),
-            built_in_script=glue_script is None,
-            catalog_table_name=catalog_table_name,
-            settable=frozenset({"output_prefix"}),
+            worker_type=props["worker_type"],
+            number_of_workers=props["number_of_workers"],
+            timeout=props["job_timeout"],
+            max_concurrent_runs=props["max_concurrent_runs"],
+            job_run_queuing=_queuing(props["job_run_queuing"], flex=flex),
+            extra_arguments=props["extra_job_arguments"],
+            bad_records=props["bad_records"],
+            glue_version=props["glue_version"],
+            execution_class=props["execution_class"],
         )
-    _check_job_fits_workflow(problems, job_timeout, workflow_timeout)
-    if not catalog:
-        for prop, value in (
-            ("catalog_database", catalog_database),
-            ("catalog_table_name", catalog_table_name),
-        ):
-            if value is not None:
-                problems.add(prop, value, "has no effect with catalog=False; drop one")
-    if notification_topic_key is not None and notification_topic is None:
-        problems.add(
-            "notification_topic_key",
-            notification_topic_key,
-            "is the key of a notification_topic you bring; the created topic uses encryption_key",
+        workflow = _given(
+            retry_policy=props["retry_policy"],
+            timeout=props["workflow_timeout"] or (_FLEX_WORKFLOW_TIMEOUT if flex else None),
+            include_execution_data=props["include_execution_data"],
+            log_retention=props["log_retention"],
         )
-    _check_output_location_is_free(problems, scope, output_bucket, output_prefix)
-    problems.seconds_in_range("freshness_period", freshness_period, 300, 7 * 24 * 3600, step=60)
-    _check_same_environment(problems, scope, source_bucket)
-    _check_synthesizer(problems, scope)
-    _check_no_self_trigger(problems, source_bucket, output_bucket, key_prefix, output_prefix)
-    if alarm_topic is not None and not alarms:
-        problems.add("alarm_topic", alarm_topic, "has no effect with alarms=False; drop one")
-    if source_bucket_key is not None and source_bucket is None:
-        problems.add(
-            "source_bucket_key",
-            source_bucket_key,
-            "is for a source_bucket you bring; the created bucket uses encryption_key",
+        trigger = _given(
+            key_prefix=props["key_prefix"],
+            key_suffix=props["key_suffix"],
+            batching=props["batching"],
+            manifest_prefix=MANIFEST_PREFIX,
+            log_retention=props["log_retention"],
         )
-
-
-def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Duration) -> None:
-    """A Glue run the workflow gives up on first keeps running (and billing) unwatched."""
-    if not (isinstance(job, Duration) and isinstance(workflow, Duration)):
-        return  # a wrong type is reported on its own
-    if job.is_unresolved() or workflow.is_unresolved():
-        return
-    job_ms, workflow_ms = job.to_milliseconds(), workflow.to_milliseconds()
-    if workflow_ms < 60_000:  # already reported as out of range
-        return
-    if job_ms > workflow_ms:
-        problems.add(
-            "job_timeout",
-            job,
-            f"must not be longer than workflow_timeout ({workflow.to_human_string()}): the "
-            "workflow would stop waiting while the run goes on",
+        output_prefix = glue_job.get(
+            "output_prefix", signature_defaults(GlueEtlJob.__init__)["output_prefix"]
         )
+        return cls(glue_job, workflow, trigger, output_prefix)
 
 
-def _check_synthesizer(problems: Problems, scope: Construct) -> None:
-    """The trigger's code and the Glue script are assets: a synthesizer must publish them."""
-    synthesizer = Stack.of(scope).synthesizer
-    if isinstance(synthesizer, BootstraplessSynthesizer):
-        problems.add(
-            "the stack's synthesizer",
-            type(synthesizer).__name__,
-            "cannot publish assets, and the pipeline has two (the trigger's code, the Glue "
-            "script): use DefaultStackSynthesizer or CliCredentialsStackSynthesizer",
-        )
-
-
-def _check_no_self_trigger(
-    problems: Problems,
-    source_bucket: Optional[s3.IBucket],
-    output_bucket: Optional[s3.IBucket],
-    key_prefix: Optional[str],
-    output_prefix: str,
-) -> None:
-    """One bucket for input and output: the rule must not match what the pipeline writes,
-    or every run's output starts new runs (Glue cost without end)."""
-    if (
-        source_bucket is None
-        or output_bucket is None
-        or not _same_bucket(source_bucket, output_bucket)
-    ):
-        return
-    if key_prefix is not None and is_unresolved(key_prefix):
-        return
-    written = {
-        "output_prefix": output_prefix,
-        "manifests": MANIFEST_PREFIX,
-        "quarantine": DEFAULT_QUARANTINE_PREFIX,
-    }
-    for what, prefix in written.items():
-        if not isinstance(prefix, str) or is_unresolved(prefix):
-            continue
-        if key_prefix is None or prefix.startswith(key_prefix) or key_prefix.startswith(prefix):
-            outside = ", ".join(repr(p) for p in written.values() if isinstance(p, str))
-            problems.add(
-                "key_prefix",
-                key_prefix,
-                f"with output_bucket the source bucket, the rule would match {prefix!r} "
-                f"({what}: written by the pipeline) and every run would start new runs; "
-                f"give a key_prefix outside {outside} (e.g. 'incoming/') or another "
-                "output_bucket",
-            )
-            return
-
-
-_OUTPUT_LOCATIONS = "_event_driven_etl_output_locations"
-
-
-def _output_locations(scope: Construct) -> list[tuple[s3.IBucket, str, str]]:
-    """The brought output buckets and prefixes of the app's pipelines, with their paths."""
-    root = scope.node.root
-    locations: list[tuple[s3.IBucket, str, str]] = root.__dict__.setdefault(_OUTPUT_LOCATIONS, [])
-    return locations
-
-
-def _check_output_location_is_free(
-    problems: Problems, scope: Construct, output_bucket: Optional[s3.IBucket], prefix: Any
-) -> None:
-    """Two pipelines writing one location would keep two tables (and two exactly-once
-    bookkeepings) over the same files, each replacing the other's output."""
-    if output_bucket is None or not isinstance(prefix, str) or is_unresolved(prefix):
-        return
-    for bucket, other_prefix, path in _output_locations(scope):
-        if _same_bucket(bucket, output_bucket) and (
-            prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
-        ):
-            problems.add(
-                "output_prefix",
-                prefix,
-                f"the pipeline at '{path}' already writes {other_prefix!r} of this "
-                "output_bucket: give each pipeline its own output_prefix (e.g. 'orders/') "
-                "or its own bucket",
-            )
+def _given(**props: Any) -> dict[str, Any]:
+    """The props that are set (not None): a prop left out keeps the sub-construct's default."""
+    return {name: value for name, value in props.items() if value is not None}
 
 
 def _literal(value: str, placeholder: str) -> str:
@@ -943,39 +713,10 @@ def _literal(value: str, placeholder: str) -> str:
     return placeholder if is_unresolved(value) else value
 
 
-def _same_bucket(a: s3.IBucket, b: s3.IBucket) -> bool:
-    if a is b:
-        return True
-    names = (a.bucket_name, b.bucket_name)
-    return not any(is_unresolved(n) for n in names) and names[0] == names[1]
-
-
 def _catalog_name(text: str) -> str:
     """A Glue and Athena friendly name: lowercase letters, digits and ``_``."""
     name = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "etl"
     return (f"t_{name}" if name[0].isdigit() else name)[:255]
-
-
-def _check_same_environment(
-    problems: Problems, scope: Construct, source_bucket: Optional[s3.IBucket]
-) -> None:
-    """S3 sends a bucket's events to the default bus of the bucket's own account and region."""
-    if source_bucket is None:
-        return
-    stack = Stack.of(scope)
-    for field, theirs, ours in (
-        ("account", source_bucket.env.account, stack.account),
-        ("region", source_bucket.env.region, stack.region),
-    ):
-        if Token.is_unresolved(theirs) or Token.is_unresolved(ours) or theirs == ours:
-            continue
-        problems.add(
-            "source_bucket",
-            f"{source_bucket.bucket_name} ({field} {theirs})",
-            f"must be in the stack's {field} ({ours}): S3 delivers its events to EventBridge in "
-            f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
-            "into a bucket here.",
-        )
 
 
 def _queuing(job_run_queuing: Optional[bool], *, flex: bool) -> bool:

@@ -6,15 +6,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Duration
+from aws_cdk import aws_stepfunctions as sfn
 
-from ._validation import Problems
+from ._docs import public
+from ._problems import Problems
 
-MAX_RETRY_ATTEMPTS = 100
-MAX_BATCH_SIZE = 10_000
-MAX_BATCHING_WINDOW_SECONDS = 300
+__all__ = ["Batching", "RetryPolicy"]
+
+_MAX_RETRY_ATTEMPTS = 100
+_MAX_BATCH_SIZE = 10_000
+_MAX_BATCHING_WINDOW_SECONDS = 300
 _LONGEST_WAIT_SECONDS = 365 * 24 * 3600  # no execution lives longer than a year
 
 
+@public
 @dataclass(frozen=True)
 class RetryPolicy:
     """How the workflow retries the Glue job run on transient errors.
@@ -53,7 +58,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         problems = Problems("RetryPolicy")
-        problems.integer_in_range("max_attempts", self.max_attempts, 0, MAX_RETRY_ATTEMPTS)
+        problems.integer_in_range("max_attempts", self.max_attempts, 0, _MAX_RETRY_ATTEMPTS)
         if not isinstance(self.interval, Duration):
             problems.add("interval", self.interval, "must be an aws_cdk.Duration")
         else:
@@ -90,6 +95,7 @@ class RetryPolicy:
         return waits
 
 
+@public
 @dataclass(frozen=True)
 class Batching:
     """Group object events into one workflow execution (and one Glue run) per batch.
@@ -110,12 +116,14 @@ class Batching:
 
     def __post_init__(self) -> None:
         problems = Problems("Batching")
-        problems.integer_in_range("max_batch_size", self.max_batch_size, 1, MAX_BATCH_SIZE)
+        problems.integer_in_range("max_batch_size", self.max_batch_size, 1, _MAX_BATCH_SIZE)
         window = self.max_batching_window
         if not isinstance(window, Duration):
             problems.add("max_batching_window", window, "must be an aws_cdk.Duration")
         else:
-            problems.seconds_in_range("max_batching_window", window, 0, MAX_BATCHING_WINDOW_SECONDS)
+            problems.seconds_in_range(
+                "max_batching_window", window, 0, _MAX_BATCHING_WINDOW_SECONDS
+            )
             size = self.max_batch_size
             if (
                 isinstance(size, int)
@@ -142,3 +150,15 @@ def _check_delay_not_below_interval(problems: Problems, interval: Any, max_delay
             f"must not be shorter than interval ({interval.to_human_string()}): it caps "
             "every wait, the first one included",
         )
+
+
+def _retry_props(errors: tuple[str, ...], policy: RetryPolicy) -> dict[str, Any]:
+    """A Step Functions retrier (``add_retry``'s arguments) for ``errors`` with ``policy``."""
+    return {
+        "errors": list(errors),
+        "max_attempts": policy.max_attempts,
+        "interval": policy.interval,
+        "backoff_rate": policy.backoff_rate,
+        "max_delay": policy.max_delay,
+        "jitter_strategy": sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE,
+    }

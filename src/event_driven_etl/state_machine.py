@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from typing import Any, Optional
 
-from aws_cdk import CfnResource, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -17,18 +18,31 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from . import _defaults, _nag
-from . import _validation as v
-from ._validation import Problems
-from .retry import RetryPolicy
+from . import _defaults, _hygiene, _notification, _validation
+from ._contract import (
+    BATCH_ID_ARGUMENT,
+    DEFAULT_RUN_REPORTS_PREFIX,
+    MANIFEST_ARGUMENT,
+    OBJECTS_ARGUMENT,
+    RUN_SUMMARY_SUFFIX,
+    SUMMARY_CAUSE_FIELD,
+    SUMMARY_OUTCOME_FIELDS,
+)
+from ._docs import public
+from ._notification import FAILED, SUCCEEDED
+from ._problems import show
+from .errors import ValidationError
+from .retry import RetryPolicy, _retry_props
 
-CONCURRENCY_ERRORS = (
+__all__ = ["EtlStateMachine"]
+
+_CONCURRENCY_ERRORS = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ResourceNumberLimitExceededException",
 )
 """Glue is busy: retried by ``concurrency_retry``, generously and with jitter."""
 
-TRANSIENT_ERRORS = (
+_TRANSIENT_ERRORS = (
     "Glue.ThrottlingException",
     "Glue.InternalServiceException",
     "Glue.OperationTimeoutException",
@@ -36,7 +50,7 @@ TRANSIENT_ERRORS = (
 )
 """Throttling and Glue-side faults: retried by ``retry_policy``."""
 
-DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
+_DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
     max_attempts=40,
     interval=Duration.seconds(30),
     backoff_rate=1.5,
@@ -45,26 +59,11 @@ DEFAULT_CONCURRENCY_RETRY = RetryPolicy(
 )
 """Outlasts a burst: up to about 3 hours of waiting in randomised steps of at most 5 minutes."""
 
-PUBLISH_ERRORS = (
-    "SNS.ThrottlingException",
-    "SNS.ThrottledException",
-    "SNS.InternalErrorException",
-    "SNS.KMSThrottlingException",
-    "SNS.SdkClientException",
-)
-"""SNS (and its key) busy or failing for a moment: the notifications retry these."""
-
-PUBLISH_RETRY = RetryPolicy(
-    max_attempts=6,
-    interval=Duration.seconds(2),
-    backoff_rate=2.0,
-    max_delay=Duration.seconds(60),
-    jitter=True,
-)
-"""About two minutes of patience for a notification, in randomised steps."""
-
-FAILURE_ERROR = "EtlPipelineFailed"
+_FAILURE_ERROR = "EtlPipelineFailed"
 """The error a failed execution ends with; its cause starts with the original error name."""
+
+_EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+"""The statuses of Step Functions' "Execution Status Change" events."""
 
 _PERIOD = Duration.minutes(5)
 _JSON_NULL = "States.StringToJson('null')"  # jsii drops None: a JSON null needs an intrinsic
@@ -80,8 +79,10 @@ _REPORT_MISSING = "S3.NoSuchKeyException"
 _RUN_RETRIES = "run_retries"
 """Where the failed-run retry loop keeps its attempt count and next wait."""
 _FAILED_RUN = "FAILED"
+"""A Glue run's ``JobRunState`` when it ended FAILED."""
 
 
+@public
 class EtlStateMachine(Construct):
     """A Step Functions workflow that runs a Glue job to completion and reports the outcome.
 
@@ -133,7 +134,7 @@ class EtlStateMachine(Construct):
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = _defaults.DEFAULT_LOG_RETENTION,
         report_bucket: Optional[s3.IBucket] = None,
-        report_prefix: str = "processed/_runs/",
+        report_prefix: str = DEFAULT_RUN_REPORTS_PREFIX,
         report_key: Optional[kms.IKey] = None,
     ) -> None:
         """
@@ -159,84 +160,15 @@ class EtlStateMachine(Construct):
         :param report_key: KMS key the run reports are encrypted with, if any.
             Default: - the bucket's own key when CDK knows it
         """
-        problems = Problems(f"EtlStateMachine '{construct_id}'")
-        given = {
-            "glue_job": glue_job,
-            "notification_topic": notification_topic,
-            "retry_policy": retry_policy,
-            "concurrency_retry": concurrency_retry,
-            "pipeline_name": pipeline_name,
-            "timeout": timeout,
-            "notification_topic_key": notification_topic_key,
-            "encryption_key": encryption_key,
-            "include_execution_data": include_execution_data,
-            "log_retention": log_retention,
-            "report_bucket": report_bucket,
-            "report_prefix": report_prefix,
-            "report_key": report_key,
-        }
-        for prop in ("glue_job", "notification_topic"):
-            if given[prop] is None:
-                problems.add(prop, None, f"is required: {STATE_MACHINE_TYPES[prop](None)}")
-        wrong = problems.check_types({p: (x, STATE_MACHINE_TYPES[p]) for p, x in given.items()})
-        ok = v.usable(given, wrong, EtlStateMachine.__init__)
-        check_state_machine_props(
-            problems,
-            retry_policy=ok["retry_policy"],
-            concurrency_retry=ok["concurrency_retry"],
-            pipeline_name=ok["pipeline_name"],
-            timeout=ok["timeout"],
-        )
-        problems.raise_if_any()
+        _validation.validate_state_machine(construct_id, locals(), EtlStateMachine.__init__)
         super().__init__(scope, construct_id)
-        self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
+        self.pipeline_name = pipeline_name or _notification.default_pipeline_name(self.node.path)
         self._topic = notification_topic
         self._report_bucket = report_bucket
         self._report_prefix = report_prefix
-
-        policy = retry_policy or RetryPolicy()
-        run_job = self._glue_task(glue_job, policy, concurrency_retry or DEFAULT_CONCURRENCY_RETRY)
-        notify_success = self._notify(
-            "Notify success",
-            "SUCCEEDED",
-            {
-                "glue_job_run_id": sfn.JsonPath.string_at("$.glue.Id"),
-                "glue_job_run_state": sfn.JsonPath.string_at("$.glue.JobRunState"),
-                "rows": sfn.JsonPath.number_at("$.outcome.rows"),
-                "landed": sfn.JsonPath.number_at("$.outcome.landed"),
-            },
+        definition = self._definition(
+            glue_job, retry_policy or RetryPolicy(), concurrency_retry or _DEFAULT_CONCURRENCY_RETRY
         )
-        notify_failure = self._notify(
-            "Notify failure",
-            "FAILED",
-            {
-                "glue_job_run_id": sfn.JsonPath.string_at("$.failed_run.run.Id"),
-                "error": sfn.JsonPath.string_at("$.error.Error"),
-                "cause": sfn.JsonPath.string_at("$.error.Cause"),
-            },
-        )
-        # Step Functions reserves "States." error names for itself, so the Fail state reports
-        # its own error and keeps the original error name and cause in the cause text.
-        failed = sfn.Fail(
-            self,
-            "Failed",
-            error=FAILURE_ERROR,
-            cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)",
-        )
-        failure_details = self._failure_details(notify_failure)
-        notify_failure.next(failed)
-        on_error: sfn.IChainable = failure_details
-        if policy.retry_failed_runs and policy.max_attempts > 0:
-            on_error = self._retry_failed_runs(run_job, policy, failure_details)
-        run_job.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
-
-        after_run: sfn.IChainable = notify_success
-        if report_bucket is not None:
-            after_run = self._read_success_report(report_bucket, notify_success, failure_details)
-        input_defaults = dict(_INPUT_DEFAULTS)
-        if policy.retry_failed_runs:
-            input_defaults[_RUN_RETRIES] = {"count": 0}
-        definition = self._normalise_input(input_defaults).next(run_job).next(after_run)
         # The log group is retained (execution history is audit data): its name carries the
         # stack's own id, so a destroy and a new deploy of the same app do not collide.
         self.log_group = _defaults.new_state_machine_log_group(
@@ -255,31 +187,39 @@ class EtlStateMachine(Construct):
             ),
             comment=f"event-driven-etl pipeline {self.pipeline_name}",
         )
+        self._grant(machine, notification_topic_key, report_key)
+        self.state_machine = machine
+        _hygiene.depend_only_on_role_policy(machine.node.default_child, machine.role)
+        _hygiene.acknowledge_necessary_wildcards(machine.role)
+
+    def _grant(
+        self,
+        machine: sfn.StateMachine,
+        notification_topic_key: Optional[kms.IKey],
+        report_key: Optional[kms.IKey],
+    ) -> None:
         # SnsPublish grants sns:Publish only; an encrypted topic also needs its key.
-        notification_topic.grant_publish(machine)
+        self._topic.grant_publish(machine)
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
-        if report_bucket is not None:
-            # S3 answers a missing key with AccessDenied, not NoSuchKey, to a caller without
-            # s3:ListBucket on the bucket ("Permissions", GetObject, Amazon S3 API Reference:
-            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): without it
-            # a run of your own script, which writes no report, would end FAILED. S3 checks
-            # it without a prefix in the request, so no s3:prefix condition can narrow it.
-            machine.add_to_role_policy(
-                iam.PolicyStatement(
-                    sid="TellAMissingReportFromADenial",
-                    actions=["s3:ListBucket"],
-                    resources=[report_bucket.bucket_arn],
-                )
+        report_bucket = self._report_bucket
+        if report_bucket is None:
+            return
+        # S3 answers a missing key with AccessDenied, not NoSuchKey, to a caller without
+        # s3:ListBucket on the bucket ("Permissions", GetObject, Amazon S3 API Reference:
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): without it
+        # a run of your own script, which writes no report, would end FAILED. S3 checks
+        # it without a prefix in the request, so no s3:prefix condition can narrow it.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TellAMissingReportFromADenial",
+                actions=["s3:ListBucket"],
+                resources=[report_bucket.bucket_arn],
             )
-            key = report_key or report_bucket.encryption_key
-            if key is not None:
-                key.grant_decrypt(machine)
-        self.state_machine = machine
-        machine_resource = machine.node.default_child
-        if isinstance(machine_resource, CfnResource):
-            _defaults.depend_only_on_role_policy(machine_resource, machine.role)
-        _nag.acknowledge_necessary_wildcards(machine.role)
+        )
+        key = report_key or report_bucket.encryption_key
+        if key is not None:
+            key.grant_decrypt(machine)
 
     # ------------------------------------------------------------------ metrics
 
@@ -295,7 +235,99 @@ class EtlStateMachine(Construct):
         """Execution time in milliseconds. Average over 5 minutes by default."""
         return self.state_machine.metric_time(period=period or _PERIOD, statistic="Average")
 
+    # ------------------------------------------------------------------ events
+
+    def on_execution_status(
+        self,
+        construct_id: str,
+        statuses: Sequence[str],
+        *,
+        description: Optional[str] = None,
+        scope: Optional[Construct] = None,
+    ) -> events.Rule:
+        """An EventBridge rule for executions of this workflow that reach one of
+        ``statuses`` ("Step Functions Execution Status Change"); add targets.
+
+        :param construct_id: The rule's construct id.
+        :param statuses: ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``, ``RUNNING`` or
+            ``PENDING_REDRIVE``, at least one.
+        :param description: The rule's description. Default: - names the statuses
+        :param scope: Where the rule is created. Default: - this construct
+        """
+        known = not isinstance(statuses, str) and all(s in _EXECUTION_STATUSES for s in statuses)
+        if not (statuses and known):
+            raise ValidationError(
+                f"EtlStateMachine '{self.node.id}'",
+                [
+                    f"on_execution_status: statuses={show(statuses)}: must be a non-empty list "
+                    f"of {', '.join(_EXECUTION_STATUSES)}"
+                ],
+            )
+        return events.Rule(
+            scope or self,
+            construct_id,
+            description=description or f"event-driven-etl: executions {'/'.join(statuses)}",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(statuses),
+                },
+            ),
+        )
+
     # ------------------------------------------------------------------ states
+
+    def _definition(
+        self, glue_job: glue.IJob, policy: RetryPolicy, concurrency: RetryPolicy
+    ) -> sfn.IChainable:
+        """``Normalise input -> Run Glue job -> [Read run report ->] Notify success``, any
+        error caught into ``[Retry failed run? ->] Glue run failed? -> Notify failure ->
+        Failed``."""
+        run_job = self._glue_task(glue_job, policy, concurrency)
+        notify_success = self._notify(
+            "Notify success",
+            SUCCEEDED,
+            {
+                "glue_job_run_id": sfn.JsonPath.string_at("$.glue.Id"),
+                "glue_job_run_state": sfn.JsonPath.string_at("$.glue.JobRunState"),
+                "rows": sfn.JsonPath.number_at("$.outcome.rows"),
+                "landed": sfn.JsonPath.number_at("$.outcome.landed"),
+            },
+        )
+        notify_failure = self._notify(
+            "Notify failure",
+            FAILED,
+            {
+                "glue_job_run_id": sfn.JsonPath.string_at("$.failed_run.run.Id"),
+                "error": sfn.JsonPath.string_at("$.error.Error"),
+                "cause": sfn.JsonPath.string_at("$.error.Cause"),
+            },
+        )
+        # Step Functions reserves "States." error names for itself, so the Fail state reports
+        # its own error and keeps the original error name and cause in the cause text.
+        failed = sfn.Fail(
+            self,
+            "Failed",
+            error=_FAILURE_ERROR,
+            cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)",
+        )
+        failure_details = self._failure_details(notify_failure)
+        notify_failure.next(failed)
+        on_error: sfn.IChainable = failure_details
+        if policy.retry_failed_runs and policy.max_attempts > 0:
+            on_error = self._retry_failed_runs(run_job, policy, failure_details)
+        run_job.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
+        after_run: sfn.IChainable = notify_success
+        if self._report_bucket is not None:
+            after_run = self._read_success_report(
+                self._report_bucket, notify_success, failure_details
+            )
+        input_defaults = dict(_INPUT_DEFAULTS)
+        if policy.retry_failed_runs:
+            input_defaults[_RUN_RETRIES] = {"count": 0}
+        return self._normalise_input(input_defaults).next(run_job).next(after_run)
 
     def _normalise_input(self, defaults: dict[str, Any]) -> sfn.Chain:
         """Give ``objects`` and ``manifest`` defaults so either input form reaches the job."""
@@ -322,9 +354,11 @@ class EtlStateMachine(Construct):
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             arguments=sfn.TaskInput.from_object(
                 {
-                    "--objects": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
-                    "--manifest": sfn.JsonPath.string_at("$.manifest"),
-                    "--batch_id": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    OBJECTS_ARGUMENT: sfn.JsonPath.json_to_string(
+                        sfn.JsonPath.list_at("$.objects")
+                    ),
+                    MANIFEST_ARGUMENT: sfn.JsonPath.string_at("$.manifest"),
+                    BATCH_ID_ARGUMENT: sfn.JsonPath.string_at("$$.Execution.Name"),
                 }
             ),
             result_selector={
@@ -333,8 +367,8 @@ class EtlStateMachine(Construct):
             },
             result_path="$.glue",
         )
-        task.add_retry(**retry_props(CONCURRENCY_ERRORS, concurrency))
-        task.add_retry(**retry_props(TRANSIENT_ERRORS, retry))
+        task.add_retry(**_retry_props(_CONCURRENCY_ERRORS, concurrency))
+        task.add_retry(**_retry_props(_TRANSIENT_ERRORS, retry))
         return task
 
     def _retry_failed_runs(
@@ -401,47 +435,41 @@ class EtlStateMachine(Construct):
         no_run.next(notify_failure)
         if self._report_bucket is None:
             from_run.next(notify_failure)
-            return choice
-        read = self._read_report(self._report_bucket, "Read failure report", "$.failure_report")
+        else:
+            from_run.next(self._report_cause(self._report_bucket, notify_failure))
+        return choice
+
+    def _report_cause(self, bucket: s3.IBucket, notify_failure: sfn.IChainable) -> sfn.Chain:
+        """Read the failed run's report; when it names the cause (the refused object), the
+        failure notification carries that cause and the report's outcome."""
+        read = self._read_report(bucket, "Read failure report", "$.failure_report")
         read.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
+        cause = f"$.failure_report.report.{SUMMARY_CAUSE_FIELD}"
         use_report = sfn.Pass(
             self,
             "Use report cause",
             parameters={
-                "error": {
-                    "Error.$": "$.error.Error",
-                    "Cause.$": "$.failure_report.report.cause",
-                },
-                "outcome": {
-                    "rows.$": "$.failure_report.report.rows",
-                    "landed.$": "$.failure_report.report.landed",
-                    "skipped.$": "$.failure_report.report.skipped",
-                    "quarantined.$": "$.failure_report.report.quarantined",
-                },
+                "error": {"Error.$": "$.error.Error", "Cause.$": cause},
+                "outcome": _report_fields("$.failure_report"),
             },
             result_path="$.report_fields",
         )
         merge = sfn.Pass(
             self,
             "Apply report cause",
-            parameters={
-                "merged.$": "States.JsonMerge($, $.report_fields, false)",
-            },
+            parameters={"merged.$": "States.JsonMerge($, $.report_fields, false)"},
             output_path="$.merged",
         )
         has_cause = sfn.Choice(self, "Report names the cause?")
         has_cause.when(
             sfn.Condition.and_(
-                sfn.Condition.is_present("$.failure_report.report.cause"),
-                sfn.Condition.is_string("$.failure_report.report.cause"),
-                sfn.Condition.not_(
-                    sfn.Condition.string_equals("$.failure_report.report.cause", "")
-                ),
+                sfn.Condition.is_present(cause),
+                sfn.Condition.is_string(cause),
+                sfn.Condition.not_(sfn.Condition.string_equals(cause, "")),
             ),
             use_report.next(merge).next(notify_failure),
         ).otherwise(notify_failure)
-        from_run.next(read).next(has_cause)
-        return choice
+        return read.next(has_cause)
 
     def _read_report(
         self, bucket: s3.IBucket, state_name: str, result_path: str
@@ -455,7 +483,7 @@ class EtlStateMachine(Construct):
             parameters={
                 "Bucket": bucket.bucket_name,
                 "Key": sfn.JsonPath.format(
-                    f"{self._report_prefix}{{}}.summary.json",
+                    f"{self._report_prefix}{{}}{RUN_SUMMARY_SUFFIX}",
                     sfn.JsonPath.string_at("$$.Execution.Name"),
                 ),
             },
@@ -474,103 +502,25 @@ class EtlStateMachine(Construct):
         read.add_catch(notify_success, errors=[_REPORT_MISSING], result_path=sfn.JsonPath.DISCARD)
         read.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
         outcome = sfn.Pass(
-            self,
-            "Read outcome",
-            parameters={
-                "rows.$": "$.run_report.report.rows",
-                "landed.$": "$.run_report.report.landed",
-                "skipped.$": "$.run_report.report.skipped",
-                "quarantined.$": "$.run_report.report.quarantined",
-            },
-            result_path="$.outcome",
+            self, "Read outcome", parameters=_report_fields("$.run_report"), result_path="$.outcome"
         )
         return read.next(outcome).next(notify_success)
 
-    def _notify(self, state_name: str, status: str, fields: dict[str, Any]) -> tasks.SnsPublish:
-        message = {
-            "pipeline": self.pipeline_name,
-            "status": status,
-            "execution": sfn.JsonPath.execution_id,
-            "objects": sfn.JsonPath.list_at("$.objects"),
-            "manifest": sfn.JsonPath.string_at("$.manifest"),
-            "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
-            "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
-            **fields,
-        }
-        publish = tasks.SnsPublish(
-            self,
-            state_name,
-            topic=self._topic,
-            message=sfn.TaskInput.from_object(message),
-            message_attributes={"status": tasks.MessageAttribute(value=status)},
-            result_path=sfn.JsonPath.DISCARD,
+    def _notify(self, state_name: str, status: str, run: dict[str, Any]) -> tasks.SnsPublish:
+        body = _notification.message(
+            pipeline_name=self.pipeline_name,
+            status=status,
+            objects=sfn.JsonPath.list_at("$.objects"),
+            manifest=sfn.JsonPath.string_at("$.manifest"),
+            outcome={
+                "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
+                "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
+            },
+            run=run,
         )
-        # A throttled or failing publish must not turn a finished run into a lost message.
-        publish.add_retry(**retry_props(PUBLISH_ERRORS, PUBLISH_RETRY))
-        return publish
+        return _notification.publish(self, state_name, self._topic, body)
 
 
-_RETRY_POLICY = v.instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
-STATE_MACHINE_TYPES: dict[str, v.TypeCheck] = {
-    "glue_job": v.resource("job_name", "a glue.IJob (e.g. glue.Job.from_job_attributes(...))"),
-    "notification_topic": v.resource("topic_arn", "an sns.ITopic"),
-    "retry_policy": _RETRY_POLICY,
-    "concurrency_retry": _RETRY_POLICY,
-    "pipeline_name": v.string,
-    "timeout": v.duration,
-    "notification_topic_key": v.resource("key_arn", "a kms.IKey"),
-    "encryption_key": v.resource("key_arn", "a kms.IKey"),
-    "include_execution_data": v.boolean,
-    "log_retention": v.member_of(logs.RetentionDays),
-    "report_bucket": v.resource("bucket_name", "an s3.IBucket"),
-    "report_prefix": v.string,
-    "report_key": v.resource("key_arn", "a kms.IKey"),
-}
-"""The type check of each of EtlStateMachine's props."""
-
-PIPELINE_NAME_LIMIT = 256
-
-
-def default_pipeline_name(path: str) -> str:
-    """The construct path, shortened with a hash when it is longer than a name may be."""
-    if len(path) <= PIPELINE_NAME_LIMIT:
-        return path
-    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:12]
-    return f"{path[: PIPELINE_NAME_LIMIT - 16]}...-{digest}"
-
-
-def check_state_machine_props(
-    problems: Problems,
-    *,
-    retry_policy: Optional[RetryPolicy],
-    concurrency_retry: Optional[RetryPolicy],
-    pipeline_name: Optional[str],
-    timeout: Duration,
-) -> None:
-    """Record every problem with EtlStateMachine's props (the pipeline checks them up front)."""
-    problems.seconds_in_range("timeout", timeout, 60, 365 * 24 * 3600)
-    for prop, policy in (("retry_policy", retry_policy), ("concurrency_retry", concurrency_retry)):
-        problems.require(
-            policy is None or isinstance(policy, RetryPolicy),
-            prop,
-            policy,
-            "must be a RetryPolicy or None",
-        )
-    if pipeline_name is not None:
-        problems.require(
-            isinstance(pipeline_name, str) and 0 < len(pipeline_name) <= PIPELINE_NAME_LIMIT,
-            "pipeline_name",
-            pipeline_name,
-            "must be a string of 1 to 256 characters",
-        )
-
-
-def retry_props(errors: tuple[str, ...], policy: RetryPolicy) -> dict[str, Any]:
-    return {
-        "errors": list(errors),
-        "max_attempts": policy.max_attempts,
-        "interval": policy.interval,
-        "backoff_rate": policy.backoff_rate,
-        "max_delay": policy.max_delay,
-        "jitter_strategy": sfn.JitterType.FULL if policy.jitter else sfn.JitterType.NONE,
-    }
+def _report_fields(path: str) -> dict[str, str]:
+    """The outcome fields of the run report read into ``path`` (a Pass state's parameters)."""
+    return {f"{field}.$": f"{path}.report.{field}" for field in SUMMARY_OUTCOME_FIELDS}

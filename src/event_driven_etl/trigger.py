@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import jsii
 from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
@@ -21,30 +21,39 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.interfaces import aws_events as events_refs
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from . import _defaults, _nag
-from . import _validation as v
-from ._validation import Problems, is_unresolved, key_filter_problems
+from . import _defaults, _hygiene, _validation
+from ._contract import (
+    EVENTBRIDGE_MAX_EVENT_AGE_SECONDS,
+    EVENTBRIDGE_MAX_RETRY_ATTEMPTS,
+    INLINE_LIMIT_BYTES,
+    MANIFEST_PREFIX,
+)
+from ._docs import public
+from ._problems import is_unresolved
 from .retry import Batching
-from .runtime.trigger.s3_events import INLINE_LIMIT_BYTES, encode_key
+from .runtime.trigger.s3_events import encode_key
 
-HANDLER_DIR = Path(__file__).parent / "runtime" / "trigger"
-"""The handler's source, deployed as the function's code."""
+__all__ = ["TriggerFunction"]
 
-ASSET_EXCLUDES = ["__pycache__", "*.pyc", "__init__.py"]
+_HANDLER_DIR = Path(__file__).parent / "runtime" / "trigger"
+"""The handler's source, deployed as the function's code. The asset holds only this
+directory, so the handler cannot import ``event_driven_etl._contract``: the contract values
+it needs reach it in the function's environment (``INLINE_LIMIT_BYTES``, ``MANIFEST_PREFIX``)."""
+
+_ASSET_EXCLUDES = ["__pycache__", "*.pyc", "__init__.py"]
 """Kept out of the asset so its hash is the same before and after ``pip install``."""
 
-"""Object lists larger than this (as JSON) go to the Glue job as a manifest file."""
-
-TRIGGER_MAX_CONCURRENCY = 2
+_TRIGGER_MAX_CONCURRENCY = 2
 """Most concurrent trigger invocations in batching mode (the event source's
 ``ScalingConfig.MaximumConcurrency``; 2 is the lowest SQS allows)."""
 
-MAX_RECEIVE_COUNT = 5
+_MAX_RECEIVE_COUNT = 5
 """Deliveries of one SQS message before it moves to the dead-letter queue."""
 
 
+@public
 class TriggerFunction(Construct):
     """The trigger Lambda, and (with ``source_bucket``) the EventBridge rule that feeds it.
 
@@ -93,7 +102,7 @@ class TriggerFunction(Construct):
         key_suffix: Optional[str] = None,
         batching: Optional[Batching] = None,
         manifest_bucket: Optional[s3.IBucket] = None,
-        manifest_prefix: str = "manifests/",
+        manifest_prefix: str = MANIFEST_PREFIX,
         timeout: Optional[Duration] = None,
         retry_attempts: int = 2,
         max_event_age: Duration = Duration.hours(6),
@@ -127,46 +136,8 @@ class TriggerFunction(Construct):
             Default: - SQS-, DynamoDB- and CloudWatch-Logs-managed encryption
         :param log_retention: Retention of the function's log group. Default: one year
         """
-        problems = Problems(f"TriggerFunction '{construct_id}'")
-        given = {
-            "state_machine": state_machine,
-            "source_bucket": source_bucket,
-            "key_prefix": key_prefix,
-            "key_suffix": key_suffix,
-            "batching": batching,
-            "manifest_bucket": manifest_bucket,
-            "manifest_prefix": manifest_prefix,
-            "timeout": timeout,
-            "retry_attempts": retry_attempts,
-            "max_event_age": max_event_age,
-            "encryption_key": encryption_key,
-            "log_retention": log_retention,
-            "ignored_locations": ignored_locations,
-        }
-        if state_machine is None:
-            problems.add(
-                "state_machine", None, f"is required: {TRIGGER_TYPES['state_machine'](None)}"
-            )
-        wrong = problems.check_types({p: (x, TRIGGER_TYPES[p]) for p, x in given.items()})
-        ok = v.usable(given, wrong, TriggerFunction.__init__)
-        check_trigger_props(
-            problems,
-            key_prefix=ok["key_prefix"],
-            key_suffix=ok["key_suffix"],
-            batching=ok["batching"],
-            timeout=ok["timeout"],
-            retry_attempts=ok["retry_attempts"],
-            max_event_age=ok["max_event_age"],
-        )
-        if (key_prefix or key_suffix) and source_bucket is None:
-            problems.add(
-                "key_prefix/key_suffix",
-                key_prefix or key_suffix,
-                "filters need source_bucket, whose rule applies them",
-            )
-        problems.raise_if_any()
+        _validation.validate_trigger(construct_id, locals(), TriggerFunction.__init__)
         super().__init__(scope, construct_id)
-
         timeout = timeout or (Duration.minutes(5) if batching else Duration.minutes(1))
         self.log_group = _defaults.new_log_group(
             self,
@@ -184,68 +155,42 @@ class TriggerFunction(Construct):
         self.dead_letter_queue = _defaults.new_queue(
             self, "DeadLetterQueue", encryption_key=encryption_key
         )
-        environment = {
-            "STATE_MACHINE_ARN": state_machine.state_machine_arn,
-            "INLINE_LIMIT_BYTES": str(INLINE_LIMIT_BYTES),
-        }
-        if source_bucket is not None:
-            environment["SOURCE_BUCKET"] = source_bucket.bucket_name
-        if ignored_locations:
-            environment["IGNORED_LOCATIONS"] = Stack.of(scope).to_json_string(
-                list(ignored_locations)
-            )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="handler.handler",
-            code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=ASSET_EXCLUDES),
-            timeout=timeout,
-            memory_size=256,
-            role=role,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.TEXT,
-            environment=environment,
-            environment_encryption=encryption_key,
-            description="event-driven-etl: start the ETL workflow for new S3 objects",
+        function = self._create_function(
+            role,
+            timeout,
+            encryption_key,
+            self._environment(state_machine, source_bucket, ignored_locations),
         )
-        function_resource = self.function.node.default_child
-        if isinstance(function_resource, CfnResource):
-            skips = ["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115"]
-            _nag.skip_checkov(
-                function_resource, *skips, *([] if encryption_key else ["CKV_AWS_173"])
-            )
+        self.function = function
         self.log_group.grant_write(role)
-        state_machine.grant_start_execution(self.function)
-
+        state_machine.grant_start_execution(function)
         self.queue = None
         self.dedup_table = None
         self.rule = None
         if batching is not None:
-            self._wire_batching(batching, timeout, encryption_key, manifest_bucket, manifest_prefix)
+            queue = self._wire_batching(function, timeout, encryption_key)
+            if manifest_bucket is not None:
+                self._allow_manifests(function, manifest_bucket, manifest_prefix)
+            self._add_event_source(function, queue, batching)
         else:
-            self.function.configure_async_invoke(
-                retry_attempts=retry_attempts,
-                max_event_age=max_event_age,
-                on_failure=_QueueDestination(self.dead_letter_queue),
-            )
-            _nag.acknowledge_destination_queue(self.dead_letter_queue)
+            self._wire_asynchronous_invocation(function, retry_attempts, max_event_age)
         if encryption_key is not None:
             # EventBridge delivers into the encrypted queues (the event queue, and the
             # dead-letter queue of every rule target) with its own principal.
             _defaults.allow_eventbridge_to_use_key_for_queues(encryption_key)
         if source_bucket is not None:
             self.rule = self._object_created_rule(
-                source_bucket, key_prefix, key_suffix, retry_attempts, max_event_age
+                source_bucket,
+                key_prefix,
+                key_suffix,
+                retry_attempts=EVENTBRIDGE_MAX_RETRY_ATTEMPTS,
+                max_event_age=Duration.seconds(EVENTBRIDGE_MAX_EVENT_AGE_SECONDS),
             )
-            _tidy_bucket_notifications_handler(self)
+            _hygiene.tidy_bucket_notifications_handler(self)
             # A bucket of another stack gets CDK's notifications handler in *its* stack.
-            _tidy_bucket_notifications_handler(source_bucket)
-        function_resource = self.function.node.default_child
-        if isinstance(function_resource, CfnResource):
-            _defaults.depend_only_on_role_policy(function_resource, role)
-        _nag.acknowledge_necessary_wildcards(role)
+            _hygiene.tidy_bucket_notifications_handler(source_bucket)
+        _hygiene.depend_only_on_role_policy(function.node.default_child, role)
+        _hygiene.acknowledge_necessary_wildcards(role)
 
     def metric_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Invocations that failed. Sum over 5 minutes by default."""
@@ -255,26 +200,104 @@ class TriggerFunction(Construct):
         """Invocations that were throttled. Sum over 5 minutes by default."""
         return self.function.metric_throttles(period=period or Duration.minutes(5), statistic="Sum")
 
-    def _wire_batching(
+    def _environment(
         self,
-        batching: Batching,
+        state_machine: sfn.IStateMachine,
+        source_bucket: Optional[s3.IBucket],
+        ignored_locations: Optional[Sequence[str]],
+    ) -> dict[str, str]:
+        """The handler's configuration; ``INLINE_LIMIT_BYTES`` is the contract's, passed here
+        because the handler's asset cannot import it."""
+        environment = {
+            "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+            "INLINE_LIMIT_BYTES": str(INLINE_LIMIT_BYTES),
+        }
+        if source_bucket is not None:
+            environment["SOURCE_BUCKET"] = source_bucket.bucket_name
+        if ignored_locations:
+            environment["IGNORED_LOCATIONS"] = Stack.of(self).to_json_string(
+                list(ignored_locations)
+            )
+        return environment
+
+    def _create_function(
+        self,
+        role: iam.IRole,
         timeout: Duration,
         encryption_key: Optional[kms.IKey],
-        manifest_bucket: Optional[s3.IBucket],
-        manifest_prefix: str,
+        environment: dict[str, str],
+    ) -> lambda_.Function:
+        function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(_HANDLER_DIR), exclude=_ASSET_EXCLUDES),
+            timeout=timeout,
+            memory_size=256,
+            role=role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.TEXT,
+            environment=environment,
+            environment_encryption=encryption_key,
+            description="event-driven-etl: start the ETL workflow for new S3 objects",
+        )
+        resource = function.node.default_child
+        if isinstance(resource, CfnResource):
+            skips = [*_hygiene.LAMBDA_CHECKOV_SKIPS, *([] if encryption_key else ["CKV_AWS_173"])]
+            _hygiene.skip_checkov(resource, *skips)
+        return function
+
+    def _wire_asynchronous_invocation(
+        self, function: lambda_.Function, retry_attempts: int, max_event_age: Duration
     ) -> None:
+        """Per-object mode: Lambda retries a failed invocation, then sends the event to the
+        dead-letter queue."""
+        function.configure_async_invoke(
+            retry_attempts=retry_attempts,
+            max_event_age=max_event_age,
+            on_failure=_QueueDestination(self.dead_letter_queue),
+        )
+        _hygiene.acknowledge_destination_queue(self.dead_letter_queue)
+
+    def _wire_batching(
+        self, function: lambda_.Function, timeout: Duration, encryption_key: Optional[kms.IKey]
+    ) -> sqs.Queue:
+        """The event queue the rule feeds and the deduplication table of the batches."""
         # AWS recommends a visibility timeout of six times the function timeout for SQS sources.
         visibility = Duration.seconds(min(6 * timeout.to_seconds(), 12 * 3600))
-        self.queue = _defaults.new_queue(
+        queue = _defaults.new_queue(
             self,
             "EventQueue",
             encryption_key=encryption_key,
             visibility_timeout=visibility,
             dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+                queue=self.dead_letter_queue, max_receive_count=_MAX_RECEIVE_COUNT
             ),
         )
-        table = dynamodb.Table(
+        self.queue = queue
+        table = self._dedup_table(encryption_key)
+        table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        if encryption_key is not None:
+            # DynamoDB uses a customer managed key on the caller's behalf: the writer needs
+            # these (AWS: "Authorizing use of your customer managed key").
+            encryption_key.grant(
+                function,
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            )
+        self.dedup_table = table
+        function.add_environment("DEDUP_TABLE", table.table_name)
+        # A pending mark outlives the invocation that wrote it, then may be taken over.
+        function.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))
+        return queue
+
+    def _dedup_table(self, encryption_key: Optional[kms.IKey]) -> dynamodb.Table:
+        return dynamodb.Table(
             self,
             "DedupTable",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
@@ -292,31 +315,23 @@ class TriggerFunction(Construct):
             # Only short-lived deduplication marks live here.
             removal_policy=RemovalPolicy.DESTROY,
         )
-        table.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-        if encryption_key is not None:
-            # DynamoDB uses a customer managed key on the caller's behalf: the writer needs
-            # these (AWS: "Authorizing use of your customer managed key").
-            encryption_key.grant(
-                self.function,
-                "kms:Decrypt",
-                "kms:Encrypt",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:DescribeKey",
-            )
-        self.dedup_table = table
-        fn = self.function
-        assert isinstance(fn, lambda_.Function)
-        fn.add_environment("DEDUP_TABLE", table.table_name)
-        # A pending mark outlives the invocation that wrote it, then may be taken over.
-        fn.add_environment("LEASE_SECONDS", str(int(timeout.to_seconds()) + 60))
-        if manifest_bucket is not None:
-            manifest_bucket.grant_put(fn, f"{manifest_prefix}*")
-            fn.add_environment("MANIFEST_BUCKET", manifest_bucket.bucket_name)
-            fn.add_environment("MANIFEST_PREFIX", manifest_prefix)
-        fn.add_event_source(
+
+    @staticmethod
+    def _allow_manifests(
+        function: lambda_.Function, manifest_bucket: s3.IBucket, manifest_prefix: str
+    ) -> None:
+        """Batches too large to pass inline go to the job as a manifest file."""
+        manifest_bucket.grant_put(function, f"{manifest_prefix}*")
+        function.add_environment("MANIFEST_BUCKET", manifest_bucket.bucket_name)
+        function.add_environment("MANIFEST_PREFIX", manifest_prefix)
+
+    @staticmethod
+    def _add_event_source(
+        function: lambda_.Function, queue: sqs.IQueue, batching: Batching
+    ) -> None:
+        function.add_event_source(
             event_sources.SqsEventSource(
-                self.queue,
+                queue,
                 batch_size=batching.max_batch_size,
                 max_batching_window=batching.max_batching_window,
                 report_batch_item_failures=True,
@@ -324,7 +339,7 @@ class TriggerFunction(Construct):
                 # of the queue: batches shrink below max_batch_size and Glue runs multiply.
                 # Two (SQS's lowest MaximumConcurrency) keep batches full; starting an
                 # execution takes the function a moment.
-                max_concurrency=TRIGGER_MAX_CONCURRENCY,
+                max_concurrency=_TRIGGER_MAX_CONCURRENCY,
             )
         )
 
@@ -333,12 +348,16 @@ class TriggerFunction(Construct):
         bucket: s3.IBucket,
         key_prefix: Optional[str],
         key_suffix: Optional[str],
+        *,
         retry_attempts: int,
         max_event_age: Duration,
     ) -> events.Rule:
-        enable_event_bridge(bucket)
+        """The rule for the bucket's new objects (prefix AND suffix), delivering to the queue
+        or the function with ``retry_attempts`` and ``max_event_age`` (EventBridge's own
+        retries of the target, not Lambda's), then to the dead-letter queue."""
+        _enable_event_bridge(bucket)
         detail: dict[str, object] = {"bucket": {"name": [bucket.bucket_name]}}
-        key_matcher = object_key_matcher(key_prefix, key_suffix)
+        key_matcher = _object_key_matcher(key_prefix, key_suffix)
         if key_matcher is not None:
             detail["object"] = {"key": key_matcher}
         rule = events.Rule(
@@ -349,77 +368,26 @@ class TriggerFunction(Construct):
                 source=["aws.s3"], detail_type=["Object Created"], detail=detail
             ),
         )
-        if self.queue is not None:
-            rule.add_target(
-                _QueueTarget(
-                    self.queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
-                )
+        target: events.IRuleTarget = (
+            _QueueTarget(
+                self.queue,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=retry_attempts,
+                max_event_age=max_event_age,
             )
-        else:
-            rule.add_target(
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
-                )
+            if self.queue is not None
+            else targets.LambdaFunction(
+                self.function,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=retry_attempts,
+                max_event_age=max_event_age,
             )
+        )
+        rule.add_target(target)
         return rule
 
 
-def _string_sequence(value: Any) -> Optional[str]:
-    ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
-    return None if ok else "must be a list of 's3://bucket/prefix' strings"
-
-
-TRIGGER_TYPES: dict[str, v.TypeCheck] = {
-    "state_machine": v.resource(
-        "state_machine_arn", "an sfn.IStateMachine (e.g. EtlStateMachine(...).state_machine)"
-    ),
-    "source_bucket": v.resource("bucket_name", "an s3.IBucket"),
-    "key_prefix": v.string,
-    "key_suffix": v.string,
-    "batching": v.instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))"),
-    "manifest_bucket": v.resource("bucket_name", "an s3.IBucket"),
-    "manifest_prefix": v.string,
-    "timeout": v.duration,
-    "retry_attempts": v.whole_number,
-    "max_event_age": v.duration,
-    "encryption_key": v.resource("key_arn", "a kms.IKey"),
-    "log_retention": v.member_of(logs.RetentionDays),
-    "ignored_locations": _string_sequence,
-}
-"""The type check of each of TriggerFunction's props."""
-
-
-def check_trigger_props(
-    problems: Problems,
-    *,
-    key_prefix: Optional[str],
-    key_suffix: Optional[str],
-    batching: Optional[Batching],
-    timeout: Optional[Duration],
-    retry_attempts: int,
-    max_event_age: Duration,
-) -> None:
-    """Record every problem with TriggerFunction's props (the pipeline checks them up front)."""
-    key_filter_problems(problems, "key_prefix", key_prefix)
-    key_filter_problems(problems, "key_suffix", key_suffix)
-    problems.require(
-        batching is None or isinstance(batching, Batching),
-        "batching",
-        batching,
-        "must be a Batching or None",
-    )
-    problems.seconds_in_range("timeout", timeout, 10, 900)
-    problems.integer_in_range("retry_attempts", retry_attempts, 0, 2)
-    problems.seconds_in_range("max_event_age", max_event_age, 60, 6 * 3600)
-
-
-def object_key_matcher(
+def _object_key_matcher(
     key_prefix: Optional[str], key_suffix: Optional[str]
 ) -> Optional[list[object]]:
     """EventBridge matcher for the event's (URL-encoded) key.
@@ -448,17 +416,7 @@ def _escape_wildcard(value: str) -> str:
     return value.replace("\\", "\\\\").replace("*", "\\*")
 
 
-def _tidy_bucket_notifications_handler(scope: IConstruct) -> None:
-    """Once per stack: acknowledge and clean up CDK's bucket-notifications handler."""
-    stack = Stack.of(scope)
-    if stack.__dict__.get("_event_driven_etl_handler_tidied"):
-        return
-    _nag.acknowledge_bucket_notifications_handler(scope)
-    _defaults.drop_bucket_notifications_handler_role_dependency(scope)
-    stack.__dict__["_event_driven_etl_handler_tidied"] = True
-
-
-def enable_event_bridge(bucket: s3.IBucket) -> None:
+def _enable_event_bridge(bucket: s3.IBucket) -> None:
     """Turn on EventBridge notifications, also on a bucket the user brings (not overridable).
 
     Idempotent: a bucket created with ``event_bridge_enabled=True`` is left as it is.

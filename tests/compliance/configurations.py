@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy
-from event_driven_etl._nag import CHECKOV_REASONS
+from event_driven_etl._hygiene import CHECKOV_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = Environment(account="111111111111", region="eu-west-1")

@@ -14,7 +14,7 @@ import pytest
 from aws_cdk import App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from event_driven_etl._nag import CHECKOV_REASONS
+from event_driven_etl._hygiene import CHECKOV_REASONS
 from tests.compliance.configurations import CONFIGURATIONS, ROOT
 
 NAMES = sorted(CONFIGURATIONS)

@@ -255,9 +255,9 @@ def test_burst_of_50_uploads_is_fully_processed_with_default_props(tmp_path: Pat
 def _retry_budget_seconds() -> float:
     """The default concurrency retrier's expected total wait: each of its waits is drawn
     uniformly below its ceiling (full jitter), so on average half of it."""
-    from event_driven_etl.state_machine import DEFAULT_CONCURRENCY_RETRY
+    from event_driven_etl.state_machine import _DEFAULT_CONCURRENCY_RETRY
 
-    retry = DEFAULT_CONCURRENCY_RETRY
+    retry = _DEFAULT_CONCURRENCY_RETRY
     assert retry.max_delay is not None
     ceilings = [
         min(retry.interval.to_seconds() * retry.backoff_rate**n, retry.max_delay.to_seconds())

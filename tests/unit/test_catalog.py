@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aws_cdk import Duration, Stack
@@ -21,7 +22,7 @@ from ..helpers import (
 )
 
 
-def _job(stack: Stack) -> dict[str, object]:
+def _job(stack: Stack) -> dict[str, Any]:
     return dict(only_resource(template_of(stack), "AWS::Glue::Job")["Properties"])
 
 
@@ -34,8 +35,8 @@ def test_a_catalog_database_is_created_and_the_job_maintains_its_table(stack: St
     assert name == name.lower() and "-" not in name
     assert pipeline.catalog_table_name == "teststack_pipeline"
     arguments = _job(stack)["DefaultArguments"]
-    assert arguments["--catalog_table"] == "teststack_pipeline"  # type: ignore[index]
-    assert "Ref" in json.dumps(arguments["--catalog_database"])  # type: ignore[index]
+    assert arguments["--catalog_table"] == "teststack_pipeline"
+    assert "Ref" in json.dumps(arguments["--catalog_database"])
 
 
 def test_the_glue_role_may_change_that_table_only(stack: Stack) -> None:
@@ -88,7 +89,7 @@ def test_a_brought_database_is_used(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", catalog_database=database)
     assert pipeline.catalog_database is database
     assert not resources_of_type(template_of(stack), "AWS::Glue::Database")
-    assert _job(stack)["DefaultArguments"]["--catalog_database"] == "lake"  # type: ignore[index]
+    assert _job(stack)["DefaultArguments"]["--catalog_database"] == "lake"
 
 
 def test_flex_runs_a_flex_job_with_more_patience(stack: Stack) -> None:

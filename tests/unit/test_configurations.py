@@ -7,6 +7,7 @@ import json
 import re
 import runpy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App, Duration, Stack
@@ -25,12 +26,12 @@ from event_driven_etl import (
     TriggerFunction,
     ValidationError,
 )
-from event_driven_etl.glue_job import SECURITY_CONFIGURATION_NAME_LIMIT
+from event_driven_etl._contract import INLINE_LIMIT_BYTES
+from event_driven_etl.glue_job import _SECURITY_CONFIGURATION_NAME_LIMIT
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import summary_uri_of
-from event_driven_etl.runtime.trigger.s3_events import INLINE_LIMIT_BYTES
-from event_driven_etl.trigger import TRIGGER_MAX_CONCURRENCY
+from event_driven_etl.trigger import _TRIGGER_MAX_CONCURRENCY
 
-from ..helpers import only_resource, resources_of_type, template_of
+from ..helpers import logical_id, only_resource, resources_of_type, template_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +79,9 @@ def test_batches_stay_full_under_load(stack: Stack) -> None:
     """Item 5: the SQS event source caps its concurrency, so pollers do not split batches."""
     EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching(max_batch_size=500))
     mapping = only_resource(template_of(stack), "AWS::Lambda::EventSourceMapping")
-    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": TRIGGER_MAX_CONCURRENCY}
+    assert mapping["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": _TRIGGER_MAX_CONCURRENCY
+    }
     assert mapping["Properties"]["BatchSize"] == 500
 
 
@@ -93,7 +96,8 @@ def test_a_topic_of_another_stack_synthesizes_without_a_cycle(tmp_path: Path, pr
     central = Stack(app, "Central")
     topic = sns.Topic(central, "Alerts", master_key=kms.Key(central, "Key"))
     pipeline_stack = Stack(app, "Pipelines")
-    EventDrivenEtlPipeline(pipeline_stack, "Pipeline", **{prop: topic})  # type: ignore[arg-type]
+    props: dict[str, Any] = {prop: topic}
+    EventDrivenEtlPipeline(pipeline_stack, "Pipeline", **props)
     app.synth()  # DependencyCycle before the fix
     policy = only_resource(template_of(central), "AWS::SNS::TopicPolicy")
     [statement] = [
@@ -115,7 +119,7 @@ def test_a_long_construct_path_keeps_the_security_configuration_name_within_glue
     EventDrivenEtlPipeline(scope, "Pipeline")
     assert len(scope.node.path) > 222
     [config] = resources_of_type(template_of(stack), "AWS::Glue::SecurityConfiguration").values()
-    assert len(config["Properties"]["Name"]) <= SECURITY_CONFIGURATION_NAME_LIMIT
+    assert len(config["Properties"]["Name"]) <= _SECURITY_CONFIGURATION_NAME_LIMIT
 
 
 def test_a_short_path_keeps_the_security_configuration_name_cdk_gave_it(stack: Stack) -> None:
@@ -139,7 +143,7 @@ def test_a_brought_access_logs_bucket_gets_logs_by_bucket_policy_never_an_acl(
     EventDrivenEtlPipeline(stack, "Pipeline", access_logs_bucket=logs_bucket)
     template = template_of(stack)
     buckets = resources_of_type(template, "AWS::S3::Bucket")
-    logs_id = stack.get_logical_id(logs_bucket.node.default_child)  # type: ignore[arg-type]
+    logs_id = logical_id(logs_bucket)
     assert "AccessControl" not in buckets[logs_id].get("Properties", {})
     for lid in ("Source", "Output"):
         [bucket] = [b for k, b in buckets.items() if f"Pipeline{lid}Bucket" in k]
@@ -202,12 +206,12 @@ def _problems(error: pytest.ExceptionInfo[ValidationError]) -> list[str]:
     ],
 )
 def test_fails_a_prop_of_the_wrong_type_naming_it_before_cdk_sees_it(
-    stack: Stack, prop: str, value: object, shown: str, allowed: str
+    stack: Stack, prop: str, value: Any, shown: str, allowed: str
 ) -> None:
     """Item 9: a wrong type is refused by the construct (not coerced, not CDK's TypeError
     naming CDK's parameter), and nothing is left in the tree."""
     with pytest.raises(ValidationError) as error:
-        EventDrivenEtlPipeline(stack, "Pipeline", **{prop: value})  # type: ignore[arg-type]
+        EventDrivenEtlPipeline(stack, "Pipeline", **{prop: value})
     [problem] = _problems(error)
     assert problem.startswith(f"{prop}={shown}: ")
     assert allowed in problem
@@ -219,8 +223,8 @@ def test_fails_type_and_value_problems_together_in_one_error(stack: Stack) -> No
         EventDrivenEtlPipeline(
             stack,
             "Pipeline",
-            alarms="no",  # type: ignore[arg-type]
-            job_timeout=30,  # type: ignore[arg-type]
+            alarms="no",  # type: ignore[arg-type]  # the wrong type under test
+            job_timeout=30,  # type: ignore[arg-type]  # the wrong type under test
             number_of_workers=1,
             key_prefix="/incoming/",
         )
@@ -242,7 +246,7 @@ def test_fails_type_and_value_problems_together_in_one_error(stack: Stack) -> No
 def test_fails_a_glue_job_given_a_bucket_name_with_a_validation_error(stack: Stack) -> None:
     bucket = s3.Bucket(stack, "Out")
     with pytest.raises(ValidationError, match=r"source_bucket='raw': must be an s3.IBucket"):
-        GlueEtlJob(stack, "Job", source_bucket="raw", output_bucket=bucket)  # type: ignore[arg-type]
+        GlueEtlJob(stack, "Job", source_bucket="raw", output_bucket=bucket)  # type: ignore[arg-type]  # the wrong type under test
     assert stack.node.try_find_child("Job") is None
 
 
@@ -252,23 +256,23 @@ def test_fails_sub_constructs_of_the_wrong_type_naming_their_props(stack: Stack)
         EtlStateMachine(
             stack,
             "Workflow",
-            glue_job="nightly",  # type: ignore[arg-type]
+            glue_job="nightly",  # type: ignore[arg-type]  # the wrong type under test
             notification_topic=topic,
-            include_execution_data="yes",  # type: ignore[arg-type]
+            include_execution_data="yes",  # type: ignore[arg-type]  # the wrong type under test
         )
     assert [p.split("=", 1)[0] for p in _problems(error)] == [
         "glue_job",
         "include_execution_data",
     ]
     with pytest.raises(ValidationError) as error:
-        TriggerFunction(stack, "Trigger", state_machine="arn:aws:states:...")  # type: ignore[arg-type]
+        TriggerFunction(stack, "Trigger", state_machine="arn:aws:states:...")  # type: ignore[arg-type]  # the wrong type under test
     [problem] = _problems(error)
     assert problem.startswith("state_machine='arn:aws:states:...': must be an sfn.IStateMachine")
 
 
 def test_fails_a_retry_policy_with_wrong_types_in_one_error() -> None:
     with pytest.raises(ValidationError) as error:
-        RetryPolicy(interval=30, jitter="no")  # type: ignore[arg-type]
+        RetryPolicy(interval=30, jitter="no")  # type: ignore[arg-type]  # the wrong type under test
     assert [p.split("=", 1)[0] for p in _problems(error)] == ["interval", "jitter"]
 
 
@@ -298,12 +302,12 @@ def test_fails_a_retry_policy_with_wrong_types_in_one_error() -> None:
     ],
 )
 def test_fails_an_invalid_combination_naming_the_users_prop(
-    stack: Stack, props: dict[str, object], prop: str, allowed: str
+    stack: Stack, props: dict[str, Any], prop: str, allowed: str
 ) -> None:
     """Item 10 (and 11: a clash with the pipeline's fixed manifest prefix names output_prefix,
     never manifest_prefix, which the user cannot set)."""
     with pytest.raises(ValidationError) as error:
-        EventDrivenEtlPipeline(stack, "Pipeline", **props)  # type: ignore[arg-type]
+        EventDrivenEtlPipeline(stack, "Pipeline", **props)
     problems = _problems(error)
     assert any(p.startswith(f"{prop}: ") and allowed in p for p in problems), problems
     assert not any(p.startswith("manifest_prefix") for p in problems)

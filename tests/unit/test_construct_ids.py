@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from aws_cdk import CfnElement, Stack
+from aws_cdk import App, CfnElement, Stack
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
 
@@ -26,9 +26,9 @@ def _ids(stack: Stack, pipeline: EventDrivenEtlPipeline) -> dict[str, str]:
     return dict(sorted(ids.items()))
 
 
-def test_construct_ids_and_logical_ids_are_stable(stack: Stack) -> None:
+def test_construct_ids_and_logical_ids_are_stable(app: App, stack: Stack) -> None:
     per_object = EventDrivenEtlPipeline(stack, "Pipeline")
-    other = Stack(stack.node.root, "BatchedStack")  # type: ignore[arg-type]
+    other = Stack(app, "BatchedStack")
     batched = EventDrivenEtlPipeline(other, "Pipeline", batching=Batching())
     actual = {"per_object": _ids(stack, per_object), "batching": _ids(other, batched)}
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk import App, BootstraplessSynthesizer, Stack
+from aws_cdk import App, BootstraplessSynthesizer, Environment, Stack
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from event_driven_etl import EventDrivenEtlPipeline, ValidationError
 
-from ..helpers import only_resource, policy_statements, resources_of_type, template_of
+from ..helpers import (
+    logical_id,
+    only_resource,
+    policy_statements,
+    resources_of_type,
+    template_of,
+)
 
 
 def test_destroy_then_deploy_meets_no_retained_fixed_name(stack: Stack) -> None:
@@ -172,9 +179,9 @@ def test_eventbridge_keeps_its_scoped_key_grant_in_every_mode(stack: Stack, batc
         notification_topic=topic,
         batching=Batching() if batched else None,
     )
-    policy = resources_of_type(template_of(stack), "AWS::KMS::Key")[
-        stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
-    ]["Properties"]["KeyPolicy"]
+    policy = resources_of_type(template_of(stack), "AWS::KMS::Key")[logical_id(key)]["Properties"][
+        "KeyPolicy"
+    ]
     [events] = [
         s for s in policy["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}
     ]
@@ -191,3 +198,18 @@ def test_eventbridge_keeps_its_scoped_key_grant_in_every_mode(stack: Stack, batc
         }
     }
     assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_cdks_notifications_handler_is_tidied_in_each_stack_that_has_one(app: App) -> None:
+    """The first pipeline of stack A watches a bucket of stack B (whose handler is in B); the
+    second creates its own bucket, and with it a handler in A: that one is tidied too."""
+    env = Environment(account="111111111111", region="eu-west-1")
+    raw = s3.Bucket(Stack(app, "B", env=env), "Raw")
+    stack = Stack(app, "A", env=env)
+    EventDrivenEtlPipeline(stack, "Watching", source_bucket=raw, key_prefix="in/")
+    EventDrivenEtlPipeline(stack, "Own")
+    functions = resources_of_type(template_of(stack), "AWS::Lambda::Function")
+    [handler] = [f for k, f in functions.items() if k.startswith("BucketNotificationsHandler")]
+    skipped = [s["id"] for s in handler["Metadata"]["checkov"]["skip"]]
+    assert skipped == ["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"]
+    assert "DependsOn" not in handler  # on its role, which Fn::GetAtt names already (W3005)

@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 
 from event_driven_etl import GlueEtlJob
 from event_driven_etl._glue_package import PACKAGE_NAME, PACKAGE_SOURCE
-from event_driven_etl.glue_job import BUILT_IN_SCRIPT
+from event_driven_etl.glue_job import _BUILT_IN_SCRIPT
 from event_driven_etl.testing._spark import python_path, shipped_python_files
 
 from ..helpers import resources_of_type, template_of
@@ -101,7 +101,7 @@ def test_the_zip_glue_gets_holds_every_module_the_job_imports(tmp_path: Path) ->
             "-c",
             IMPORT_FROM_THE_ZIP_ONLY,
             str(zipped),
-            str(BUILT_IN_SCRIPT),
+            str(_BUILT_IN_SCRIPT),
             PACKAGE_NAME,
         ],
         capture_output=True,

@@ -6,13 +6,20 @@ import json
 
 from aws_cdk import Duration, Stack
 from aws_cdk.assertions import Annotations, Match
+from constructs import IConstruct
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
-from tests.helpers import only_resource, policy_statements, resources_of_type, template_of
+from tests.helpers import (
+    logical_id,
+    only_resource,
+    policy_statements,
+    resources_of_type,
+    template_of,
+)
 
 
-def _id(stack: Stack, construct: object) -> str:
-    return stack.get_logical_id(construct.node.default_child)  # type: ignore[attr-defined]
+def _id(stack: Stack, construct: IConstruct) -> str:
+    return logical_id(construct)
 
 
 def test_per_object_mode_retries_then_dead_letters_async_invocations(stack: Stack) -> None:
@@ -106,6 +113,7 @@ def test_batching_function_may_write_marks_and_manifests_only(stack: Stack) -> N
         _id(stack, pipeline.trigger.function)
     ]
     variables = function["Properties"]["Environment"]["Variables"]
+    assert pipeline.trigger.dedup_table is not None
     assert variables["DEDUP_TABLE"] == {"Ref": _id(stack, pipeline.trigger.dedup_table)}
     assert variables["MANIFEST_BUCKET"] == {"Ref": _id(stack, pipeline.output_bucket)}
     assert variables["MANIFEST_PREFIX"] == "manifests/"

@@ -16,6 +16,7 @@ from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
 from event_driven_etl.testing._iam import AccessDeniedError, Principal
 from tests.helpers import (
     evaluated_policies,
+    logical_id,
     policy_statements,
     resources_of_type,
     state_machine_definition,
@@ -37,8 +38,8 @@ DEFAULT_ALARMS = {
 def _alarms(stack: Stack) -> dict[str, dict[str, object]]:
     found = resources_of_type(template_of(stack), "AWS::CloudWatch::Alarm")
     result = {}
-    for logical_id, alarm in found.items():
-        name = next((n for n in [*DEFAULT_ALARMS, "FreshnessAlarm"] if n in logical_id), logical_id)
+    for alarm_id, alarm in found.items():
+        name = next((n for n in [*DEFAULT_ALARMS, "FreshnessAlarm"] if n in alarm_id), alarm_id)
         result[name] = alarm["Properties"]
     return result
 
@@ -48,7 +49,7 @@ def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(
     stack: Stack, batching: Batching | None
 ) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=batching)
-    topic_id = stack.get_logical_id(pipeline.notification_topic.node.default_child)  # type: ignore[arg-type]
+    topic_id = logical_id(pipeline.notification_topic)
     alarms = _alarms(stack)
     assert set(alarms) == set(DEFAULT_ALARMS)
     for name, (namespace, metric, statistic) in DEFAULT_ALARMS.items():
@@ -70,7 +71,7 @@ def test_default_alarms_fire_on_first_occurrence_and_notify_the_topic(
 def test_separate_alarm_topic_receives_alarms(stack: Stack) -> None:
     ops = sns.Topic(stack, "Ops")
     EventDrivenEtlPipeline(stack, "Pipeline", alarm_topic=ops)
-    ops_id = stack.get_logical_id(ops.node.default_child)  # type: ignore[arg-type]
+    ops_id = logical_id(ops)
     assert all(a["AlarmActions"] == [{"Ref": ops_id}] for a in _alarms(stack).values())
 
 
@@ -99,7 +100,7 @@ def test_glue_job_state_change_rule_starts_the_notifier_with_a_dead_letter_queue
     stack: Stack,
 ) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
-    job_id = stack.get_logical_id(pipeline.glue_job.job.node.default_child)  # type: ignore[arg-type]
+    job_id = logical_id(pipeline.glue_job.job)
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
     [rule] = [
         r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.glue"]
@@ -114,7 +115,7 @@ def test_glue_job_state_change_rule_starts_the_notifier_with_a_dead_letter_queue
     [notifier_id] = [i for i in machines if "JobStateNotifier" in i]
     assert target["Arn"] == {"Ref": notifier_id}
     assert machines[notifier_id]["Properties"]["StateMachineType"] == "EXPRESS"
-    dlq_id = stack.get_logical_id(pipeline.trigger.dead_letter_queue.node.default_child)  # type: ignore[arg-type]
+    dlq_id = logical_id(pipeline.trigger.dead_letter_queue)
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185
 
@@ -152,7 +153,7 @@ def test_topic_policy_lets_no_service_but_the_alarms_publish(stack: Stack) -> No
 def test_pipeline_key_lets_cloudwatch_publish_and_eventbridge_dead_letter(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     key = resources_of_type(template_of(stack), "AWS::KMS::Key")[
-        stack.get_logical_id(pipeline.encryption_key.node.default_child)  # type: ignore[arg-type]
+        logical_id(pipeline.encryption_key)
     ]
     principals = json.dumps(key["Properties"]["KeyPolicy"])
     assert "events.amazonaws.com" in principals and "cloudwatch.amazonaws.com" in principals
@@ -197,7 +198,7 @@ def _principal(stack: Stack, role: iam.Role, resolver: Any) -> Principal:
 
 
 def _arn(stack: Stack, construct: Any, resolver: Any) -> str:
-    return str(resolver.get_att(stack.get_logical_id(construct.node.default_child), "Arn"))
+    return str(resolver.get_att(logical_id(construct), "Arn"))
 
 
 def test_grant_write_source_lets_the_grantee_upload_under_the_prefix_only(stack: Stack) -> None:
@@ -236,8 +237,7 @@ def test_grant_subscribe_notifications_lets_the_grantee_subscribe(stack: Stack) 
     role = iam.Role(stack, "Subscriber", assumed_by=iam.AccountRootPrincipal())
     pipeline.grant_subscribe_notifications(role)
     policies, resolver = evaluated_policies(stack)
-    topic_resource: Any = pipeline.notification_topic.node.default_child
-    topic = str(resolver.ref(stack.get_logical_id(topic_resource)))
+    topic = str(resolver.ref(logical_id(pipeline.notification_topic)))
     policies.check(_principal(stack, role, resolver), "sns:Subscribe", topic)
     with pytest.raises(AccessDeniedError):
         policies.check(_principal(stack, role, resolver), "sns:Publish", topic)
@@ -247,7 +247,7 @@ def test_on_success_and_on_failure_return_rules_for_this_state_machine(stack: St
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
     pipeline.on_success("Succeeded")
     pipeline.on_failure("Failed")
-    machine_id = stack.get_logical_id(pipeline.state_machine.state_machine.node.default_child)  # type: ignore[arg-type]
+    machine_id = logical_id(pipeline.state_machine.state_machine)
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
     patterns = [
         r["Properties"]["EventPattern"]
@@ -268,7 +268,7 @@ def test_brought_bucket_grants_use_its_key(stack: Stack) -> None:
     pipeline = EventDrivenEtlPipeline(stack, "Pipeline", source_bucket=bucket)
     role = iam.Role(stack, "Uploader", assumed_by=iam.AccountRootPrincipal())
     pipeline.grant_write_source(role)
-    key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
+    key_id = logical_id(key)
     assert key_id in json.dumps(policy_statements(template_of(stack), "Uploader"))
 
 

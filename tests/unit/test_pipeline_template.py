@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_s3 as s3
@@ -10,8 +11,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match
 
 from event_driven_etl import EventDrivenEtlPipeline, RetryPolicy
-from event_driven_etl.state_machine import CONCURRENCY_ERRORS, TRANSIENT_ERRORS
+from event_driven_etl.state_machine import _CONCURRENCY_ERRORS, _TRANSIENT_ERRORS
 from tests.helpers import (
+    assembly_of,
+    logical_id,
     only_resource,
     policy_statements,
     resources_of_type,
@@ -20,11 +23,11 @@ from tests.helpers import (
 )
 
 
-def _pipeline(stack: Stack, **props: object) -> EventDrivenEtlPipeline:
-    return EventDrivenEtlPipeline(stack, "Pipeline", **props)  # type: ignore[arg-type]
+def _pipeline(stack: Stack, **props: Any) -> EventDrivenEtlPipeline:
+    return EventDrivenEtlPipeline(stack, "Pipeline", **props)
 
 
-def _rule_pattern(stack: Stack) -> dict[str, object]:
+def _rule_pattern(stack: Stack) -> dict[str, Any]:
     rules = resources_of_type(template_of(stack), "AWS::Events::Rule")
     created = [r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
     assert len(created) == 1
@@ -37,9 +40,7 @@ def _rule_pattern(stack: Stack) -> dict[str, object]:
 def test_trigger_environment_names_the_real_state_machine(stack: Stack) -> None:
     pipeline = _pipeline(stack)
     template = template_of(stack)
-    machine_id = stack.get_logical_id(
-        pipeline.state_machine.state_machine.node.default_child  # type: ignore[arg-type]
-    )
+    machine_id = logical_id(pipeline.state_machine.state_machine)
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -63,9 +64,7 @@ def test_trigger_runs_latest_python_on_arm64(stack: Stack) -> None:
 def test_trigger_role_may_start_only_this_state_machine(stack: Stack) -> None:
     pipeline = _pipeline(stack)
     template = template_of(stack)
-    machine_id = stack.get_logical_id(
-        pipeline.state_machine.state_machine.node.default_child  # type: ignore[arg-type]
-    )
+    machine_id = logical_id(pipeline.state_machine.state_machine)
     statements = policy_statements(template, "PipelineTriggerRole")
     start = [s for s in statements if "states:StartExecution" in json.dumps(s["Action"])]
     assert start == [
@@ -87,7 +86,7 @@ def test_trigger_function_has_no_managed_policies(stack: Stack) -> None:
 def test_rule_matches_object_created_in_the_source_bucket_only(stack: Stack) -> None:
     pipeline = _pipeline(stack)
     pattern = _rule_pattern(stack)
-    bucket_id = stack.get_logical_id(pipeline.source_bucket.node.default_child)  # type: ignore[arg-type]
+    bucket_id = logical_id(pipeline.source_bucket)
     assert pattern == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
@@ -97,24 +96,24 @@ def test_rule_matches_object_created_in_the_source_bucket_only(stack: Stack) -> 
 
 def test_rule_with_prefix_matches_the_prefix(stack: Stack) -> None:
     _pipeline(stack, key_prefix="incoming/")
-    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"prefix": "incoming/"}]}  # type: ignore[index]
+    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"prefix": "incoming/"}]}
 
 
 def test_rule_with_suffix_matches_the_suffix(stack: Stack) -> None:
     _pipeline(stack, key_suffix=".csv")
-    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"suffix": ".csv"}]}  # type: ignore[index]
+    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"suffix": ".csv"}]}
 
 
 def test_rule_with_prefix_and_suffix_requires_both(stack: Stack) -> None:
     _pipeline(stack, key_prefix="incoming/", key_suffix=".csv")
-    matchers = _rule_pattern(stack)["detail"]["object"]["key"]  # type: ignore[index]
+    matchers = _rule_pattern(stack)["detail"]["object"]["key"]
     # One matcher: two entries in one array would mean OR.
     assert matchers == [{"wildcard": "incoming/*.csv"}]
 
 
 def test_rule_filters_match_the_url_encoded_key_of_events(stack: Stack) -> None:
     _pipeline(stack, key_prefix="raw data/", key_suffix=".csv")
-    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"wildcard": "raw+data/*.csv"}]}  # type: ignore[index]
+    assert _rule_pattern(stack)["detail"]["object"] == {"key": [{"wildcard": "raw+data/*.csv"}]}
 
 
 def test_source_bucket_sends_events_to_eventbridge(stack: Stack) -> None:
@@ -134,7 +133,7 @@ def test_brought_bucket_gets_eventbridge_notifications_and_no_extra_source_bucke
     template.has_resource_properties(
         "Custom::S3BucketNotifications",
         {
-            "BucketName": {"Ref": stack.get_logical_id(mine.node.default_child)},  # type: ignore[arg-type]
+            "BucketName": {"Ref": logical_id(mine)},
             "NotificationConfiguration": {"EventBridgeConfiguration": {}},
         },
     )
@@ -162,8 +161,8 @@ def test_created_buckets_are_private_encrypted_tls_only(stack: Stack) -> None:
     _pipeline(stack)
     template = template_of(stack)
     buckets = resources_of_type(template, "AWS::S3::Bucket")
-    for logical_id in ("PipelineSourceBucket", "PipelineOutputBucket"):
-        [bucket] = [b for k, b in buckets.items() if k.startswith(logical_id)]
+    for bucket_id in ("PipelineSourceBucket", "PipelineOutputBucket"):
+        [bucket] = [b for k, b in buckets.items() if k.startswith(bucket_id)]
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == {
             "BlockPublicAcls": True,
@@ -262,7 +261,7 @@ def test_glue_task_retries_transient_errors_per_retry_policy(stack: Stack) -> No
         retry_policy=RetryPolicy(max_attempts=5, interval=Duration.seconds(10), backoff_rate=3),
     )
     retriers = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Retry"]
-    transient = next(r for r in retriers if r["ErrorEquals"] == list(TRANSIENT_ERRORS))
+    transient = next(r for r in retriers if r["ErrorEquals"] == list(_TRANSIENT_ERRORS))
     assert transient["MaxAttempts"] == 5
     assert transient["IntervalSeconds"] == 10
     assert transient["BackoffRate"] == 3
@@ -271,7 +270,7 @@ def test_glue_task_retries_transient_errors_per_retry_policy(stack: Stack) -> No
 def test_concurrent_runs_exceeded_is_retried_generously_with_jitter(stack: Stack) -> None:
     _pipeline(stack)
     retriers = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Retry"]
-    concurrency = next(r for r in retriers if r["ErrorEquals"] == list(CONCURRENCY_ERRORS))
+    concurrency = next(r for r in retriers if r["ErrorEquals"] == list(_CONCURRENCY_ERRORS))
     assert "Glue.ConcurrentRunsExceededException" in concurrency["ErrorEquals"]
     assert concurrency["JitterStrategy"] == "FULL"
     assert concurrency["MaxAttempts"] == 40
@@ -284,7 +283,7 @@ def test_retry_policy_cap_and_jitter_reach_the_retrier(stack: Stack) -> None:
     policy = RetryPolicy(max_delay=Duration.seconds(90), jitter=False)
     _pipeline(stack, retry_policy=policy)
     retriers = state_machine_definition(template_of(stack))["States"]["Run Glue job"]["Retry"]
-    transient = next(r for r in retriers if r["ErrorEquals"] == list(TRANSIENT_ERRORS))
+    transient = next(r for r in retriers if r["ErrorEquals"] == list(_TRANSIENT_ERRORS))
     assert transient["MaxDelaySeconds"] == 90
     assert transient["JitterStrategy"] == "NONE"
 
@@ -393,7 +392,7 @@ def test_workflow_has_timeout_logging_all_and_tracing(stack: Stack) -> None:
 
 def test_workflow_role_may_use_the_topic_key(stack: Stack) -> None:
     pipeline = _pipeline(stack)
-    key_id = stack.get_logical_id(pipeline.encryption_key.node.default_child)  # type: ignore[arg-type]
+    key_id = logical_id(pipeline.encryption_key)
     statements = policy_statements(template_of(stack), "PipelineWorkflowStateMachineRole")
     kms = [s for s in statements if "kms:GenerateDataKey*" in json.dumps(s["Action"])]
     assert kms and kms[0]["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
@@ -469,7 +468,7 @@ def test_glue_job_tuning_props_reach_the_job(stack: Stack) -> None:
 
 def test_glue_job_writes_to_the_output_bucket(stack: Stack) -> None:
     pipeline = _pipeline(stack)
-    out_id = stack.get_logical_id(pipeline.output_bucket.node.default_child)  # type: ignore[arg-type]
+    out_id = logical_id(pipeline.output_bucket)
     job = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]
     assert job["DefaultArguments"]["--output_path"] == {
         "Fn::Join": ["", ["s3://", {"Ref": out_id}, "/processed/"]]
@@ -513,14 +512,14 @@ def test_glue_security_configuration_encrypts_logs_and_bookmarks(stack: Stack) -
 def test_built_in_script_is_the_default(stack: Stack) -> None:
     from pathlib import Path
 
-    from event_driven_etl.glue_job import BUILT_IN_SCRIPT
+    from event_driven_etl.glue_job import _BUILT_IN_SCRIPT
 
     _pipeline(stack)
     job = only_resource(template_of(stack), "AWS::Glue::Job")["Properties"]
     location = job["Command"]["ScriptLocation"]
     asset_name = location.rsplit("/", 1)[-1]
-    outdir = Path(stack.node.root.synth().directory)  # type: ignore[attr-defined]
-    assert (outdir / f"asset.{asset_name}").read_bytes() == BUILT_IN_SCRIPT.read_bytes()
+    outdir = Path(assembly_of(stack).directory)
+    assert (outdir / f"asset.{asset_name}").read_bytes() == _BUILT_IN_SCRIPT.read_bytes()
 
 
 def test_both_notifications_retry_a_throttled_or_failing_publish(stack: Stack) -> None:
@@ -537,7 +536,7 @@ def test_both_notifications_retry_a_throttled_or_failing_publish(stack: Stack) -
 
 def test_a_failed_runs_cause_is_read_only_when_whole(stack: Stack) -> None:
     """Step Functions cuts a cause at 32,768 characters; a cut JSON must not be parsed."""
-    from event_driven_etl.runtime.trigger.s3_events import INLINE_LIMIT_BYTES
+    from event_driven_etl._contract import INLINE_LIMIT_BYTES
 
     _pipeline(stack)
     template = template_of(stack)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -38,9 +39,9 @@ def test_execution_names_are_always_valid(batch: list[ObjectRef]) -> None:
 
 @given(st.lists(objects, min_size=1, max_size=20), st.randoms())
 @settings(max_examples=200, deadline=None)
-def test_equal_object_sets_get_equal_names(batch: list[ObjectRef], rng: object) -> None:
+def test_equal_object_sets_get_equal_names(batch: list[ObjectRef], rng: random.Random) -> None:
     shuffled = list(batch) + batch[:1]
-    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    rng.shuffle(shuffled)
     assert execution_name(shuffled) == execution_name(batch)
 
 

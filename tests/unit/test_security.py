@@ -14,9 +14,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from constructs import IConstruct
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, ValidationError
-from tests.helpers import only_resource, resources_of_type, template_of
+from tests.helpers import logical_id, only_resource, resources_of_type, template_of
 
 IAM_TABLE = Path(__file__).resolve().parents[1] / "snapshots" / "iam_table.json"
 ALLOWED_STAR_ACTIONS = {
@@ -37,12 +38,12 @@ ALLOWED_STAR_ACTIONS = {
 }
 
 
-def _id(stack: Stack, construct: Any) -> str:
-    return stack.get_logical_id(construct.node.default_child)
+def _id(stack: Stack, construct: IConstruct) -> str:
+    return logical_id(construct)
 
 
 def _flatten(value: Any) -> str:
-    from event_driven_etl._nag import flatten_cfn_reference
+    from event_driven_etl._hygiene import flatten_cfn_reference
 
     return flatten_cfn_reference(value)
 
@@ -84,9 +85,13 @@ def iam_table(stack: Stack) -> dict[str, list[str]]:
 def test_every_role_permission_matches_the_reviewed_table(app: Any) -> None:
     """Any widening of a role is a visible diff of tests/snapshots/iam_table.json."""
     stacks = {}
-    for name, props in {"per_object": {}, "batching": {"batching": Batching()}}.items():
+    configurations: dict[str, dict[str, Any]] = {
+        "per_object": {},
+        "batching": {"batching": Batching()},
+    }
+    for name, props in configurations.items():
         stack = Stack(app, f"Iam{name.title().replace('_', '')}")
-        EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)  # type: ignore[arg-type]
+        EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)
         stacks[name] = stack
     tables = {name: iam_table(stack) for name, stack in stacks.items()}
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
@@ -112,9 +117,9 @@ def test_resource_star_only_where_the_service_requires_it(
 
 def test_no_aws_managed_policies_on_the_pipeline_roles(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
-    for logical_id, role in resources_of_type(template_of(stack), "AWS::IAM::Role").items():
-        if logical_id.startswith("Pipeline"):
-            assert "ManagedPolicyArns" not in role["Properties"], logical_id
+    for role_id, role in resources_of_type(template_of(stack), "AWS::IAM::Role").items():
+        if role_id.startswith("Pipeline"):
+            assert "ManagedPolicyArns" not in role["Properties"], role_id
 
 
 def test_buckets_are_retained_by_default(stack: Stack) -> None:
@@ -183,8 +188,8 @@ def test_customer_key_encrypts_buckets_topic_queues_table_and_logs(stack: Stack)
     template = template_of(stack)
     key_arn = {"Fn::GetAtt": [_id(stack, key), "Arn"]}
     buckets = resources_of_type(template, "AWS::S3::Bucket")
-    for logical_id in ("PipelineSourceBucket", "PipelineOutputBucket"):
-        [bucket] = [b for k, b in buckets.items() if k.startswith(logical_id)]
+    for bucket_id in ("PipelineSourceBucket", "PipelineOutputBucket"):
+        [bucket] = [b for k, b in buckets.items() if k.startswith(bucket_id)]
         rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"] == {
             "KMSMasterKeyID": key_arn,

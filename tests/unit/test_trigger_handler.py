@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from event_driven_etl._contract import INLINE_LIMIT_BYTES, MANIFEST_PREFIX
 from event_driven_etl.runtime.trigger import handler
 from event_driven_etl.runtime.trigger.s3_events import MalformedEventError, encode_key
 
@@ -94,8 +95,10 @@ def batching(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="out-bucket")
     monkeypatch.setenv("DEDUP_TABLE", "marks")
+    # What TriggerFunction sets with a manifest bucket (the handler has no defaults for them).
     monkeypatch.setenv("MANIFEST_BUCKET", "out-bucket")
-    monkeypatch.setenv("MANIFEST_PREFIX", "manifests/")
+    monkeypatch.setenv("MANIFEST_PREFIX", MANIFEST_PREFIX)
+    monkeypatch.setenv("INLINE_LIMIT_BYTES", str(INLINE_LIMIT_BYTES))
     handler.set_clients(None)
     return {**aws, "dynamodb": dynamodb, "s3": s3}
 
@@ -345,6 +348,25 @@ def test_large_batch_is_passed_as_a_manifest(
     )
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert lines == sorted(f"s3://{BUCKET}/incoming/file-{i:03}.csv" for i in range(20))
+
+
+@pytest.mark.parametrize("name", ["INLINE_LIMIT_BYTES", "MANIFEST_PREFIX"])
+def test_a_contract_setting_missing_fails_the_batch_for_redelivery(
+    batching: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """The handler has no defaults for the contract's values: without the variable the
+    construct sets, a batch is returned for redelivery (then the dead-letter queue), never
+    written under a prefix the job does not read."""
+    monkeypatch.delenv(name)
+    if name == "MANIFEST_PREFIX":
+        monkeypatch.setenv("INLINE_LIMIT_BYTES", "10")  # so the batch needs a manifest
+    response = handler.handler(sqs_records(object_event("a.csv")))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert executions(batching) == []
+    assert f"{name} is not set" in capsys.readouterr().out
 
 
 def test_failure_to_confirm_marks_does_not_fail_a_started_batch(batching: dict[str, Any]) -> None:

@@ -124,7 +124,7 @@ def test_fails_output_prefix_without_trailing_slash(stack: Stack) -> None:
 
 def test_fails_retry_policy_of_wrong_type(stack: Stack) -> None:
     with pytest.raises(ValidationError, match=r"retry_policy=3: must be a RetryPolicy \(e.g."):
-        EventDrivenEtlPipeline(stack, "Pipeline", retry_policy=3)  # type: ignore[arg-type]
+        EventDrivenEtlPipeline(stack, "Pipeline", retry_policy=3)  # type: ignore[arg-type]  # the wrong type under test
 
 
 def test_unresolved_tokens_are_not_judged(stack: Stack) -> None:
@@ -296,7 +296,7 @@ def test_fails_a_bucket_name_where_a_bucket_is_meant(stack: Stack) -> None:
         TypeError,  # ValidationError is a TypeError too
         match=r"source_bucket='my-bucket': must be an s3.IBucket \(e.g. s3.Bucket.from_bucket_name",
     ):
-        EventDrivenEtlPipeline(stack, "Pipeline", source_bucket="my-bucket")  # type: ignore[arg-type]
+        EventDrivenEtlPipeline(stack, "Pipeline", source_bucket="my-bucket")  # type: ignore[arg-type]  # the wrong type under test
 
 
 def test_fails_standalone_glue_job_with_a_leading_slash_or_an_empty_name(stack: Stack) -> None:

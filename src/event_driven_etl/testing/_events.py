@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from typing import Any, Callable, Optional, cast
 
+from .._contract import EVENTBRIDGE_MAX_RETRY_ATTEMPTS
 from ._iam import AccessDeniedError, AccessGate
 from ._layout import PipelineLayout
 from ._provision import Emulation
@@ -114,7 +115,9 @@ class ObjectCreatedRule:
         self._delivery_failures = delivery_failures
         self.target = emulation.rule_target
         self.retry_attempts = int(
-            self.target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)
+            self.target.get("RetryPolicy", {}).get(
+                "MaximumRetryAttempts", EVENTBRIDGE_MAX_RETRY_ATTEMPTS
+            )
         )
         self.lost_events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []

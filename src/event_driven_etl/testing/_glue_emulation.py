@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+from .._contract import MANIFEST_ARGUMENT, OBJECTS_ARGUMENT
 from . import _spark
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._iam import AccessGate, Principal, RoleClient
@@ -323,11 +324,11 @@ class GlueEmulator:
 
     def _check_reads(self, arguments: dict[str, str]) -> None:
         """The objects of the run (and its manifest), read as the job's role."""
-        manifest = arguments.get("--manifest") or ""
+        manifest = arguments.get(MANIFEST_ARGUMENT) or ""
         if manifest:
             bucket, _, key = manifest.removeprefix("s3://").partition("/")
             self._access.check_s3(self._role, "s3:GetObject", bucket, key)
-        inline = json.loads(arguments.get("--objects") or "[]")
+        inline = json.loads(arguments.get(OBJECTS_ARGUMENT) or "[]")
         for uri in objects_of(self._s3, {"objects": inline, "manifest": manifest}):
             bucket, _, key = str(uri).removeprefix("s3://").partition("/")
             self._access.check_s3(self._role, "s3:GetObject", bucket, key)
@@ -415,8 +416,8 @@ def _object_sizes(s3: Any, arguments: dict[str, str]) -> list[int]:
     uris = objects_of(
         s3,
         {
-            "objects": json.loads(arguments.get("--objects") or "[]"),
-            "manifest": arguments.get("--manifest") or "",
+            "objects": json.loads(arguments.get(OBJECTS_ARGUMENT) or "[]"),
+            "manifest": arguments.get(MANIFEST_ARGUMENT) or "",
         },
     )
     sizes = []

@@ -13,6 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .._contract import (
+    CATALOG_DATABASE_ARGUMENT,
+    CATALOG_TABLE_ARGUMENT,
+    OUTPUT_PATH_ARGUMENT,
+)
 from ._clients import emulated_client
 from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
 from ._layout import PipelineLayout
@@ -83,11 +88,11 @@ class _Provisioner:
                 self._props(layout.job_id).get("DefaultArguments", {})
             ).items()
         }
-        output_path = arguments.get("--output_path", "")
+        output_path = arguments.get(OUTPUT_PATH_ARGUMENT, "")
         output_bucket = output_path[5:].split("/", 1)[0] if output_path.startswith("s3://") else ""
         if output_bucket:
             self._bucket(output_bucket, None)
-        catalog_database = arguments.get("--catalog_database") or None
+        catalog_database = arguments.get(CATALOG_DATABASE_ARGUMENT) or None
         self._databases(catalog_database)
         glue_job_name = self._glue_job(arguments)
         dead_letter_queue_url, event_queue_url = self._queues()
@@ -107,7 +112,7 @@ class _Provisioner:
             output_bucket=output_bucket,
             glue_job_name=glue_job_name,
             catalog_database=catalog_database,
-            catalog_table=arguments.get("--catalog_table") or None,
+            catalog_table=arguments.get(CATALOG_TABLE_ARGUMENT) or None,
             dead_letter_queue_url=dead_letter_queue_url,
             event_queue_url=event_queue_url,
             delivery_queue_url=delivery_queue_url,

@@ -16,8 +16,11 @@ Environment:
   DEDUP_TTL_SECONDS   how long a taken object is remembered (default 7 days)
   LEASE_SECONDS       how long an unconfirmed mark blocks others (default 900)
   MANIFEST_BUCKET     where large batches are written as a manifest (batching mode)
-  MANIFEST_PREFIX     key prefix of manifests (default "manifests/")
-  INLINE_LIMIT_BYTES  largest inline object list before a manifest is used (default 16000)
+  MANIFEST_PREFIX     key prefix of manifests (with MANIFEST_BUCKET)
+  INLINE_LIMIT_BYTES  largest inline object list before a manifest is used (with MANIFEST_BUCKET)
+
+MANIFEST_PREFIX and INLINE_LIMIT_BYTES are contract values (``event_driven_etl._contract``),
+which this asset cannot import: ``TriggerFunction`` sets them, and they have no default here.
 """
 
 from __future__ import annotations
@@ -35,15 +38,13 @@ from typing import Any, Callable
 
 try:  # imported as part of the event_driven_etl package (tests, offline harness)
     from .s3_events import (
-        INLINE_LIMIT_BYTES,
         MalformedEventError,
         ObjectRef,
         execution_name,
         parse_object_created,
     )
 except ImportError:  # deployed: the asset directory is the Lambda's top level
-    from s3_events import (  # type: ignore[no-redef, import-not-found, unused-ignore]  # flat layout
-        INLINE_LIMIT_BYTES,
+    from s3_events import (  # type: ignore[no-redef, import-not-found, unused-ignore]  # the asset is flat
         MalformedEventError,
         ObjectRef,
         execution_name,
@@ -344,8 +345,9 @@ def start_execution(objects: list[ObjectRef], context: Any = None) -> str:
 def _execution_input(objects: list[ObjectRef], name: str) -> str:
     uris = sorted({o.uri for o in objects})
     inline = json.dumps({"objects": uris}, ensure_ascii=False)
-    limit = int(os.environ.get("INLINE_LIMIT_BYTES", str(INLINE_LIMIT_BYTES)))
-    if len(inline.encode("utf-8")) <= limit or not os.environ.get("MANIFEST_BUCKET"):
+    if not os.environ.get("MANIFEST_BUCKET"):
+        return inline
+    if len(inline.encode("utf-8")) <= int(_setting("INLINE_LIMIT_BYTES")):
         return inline
     return json.dumps({"manifest": write_manifest(uris, name), "object_count": len(uris)})
 
@@ -353,7 +355,7 @@ def _execution_input(objects: list[ObjectRef], name: str) -> str:
 def write_manifest(uris: list[str], name: str) -> str:
     """Write a JSON-lines manifest (one JSON string, an ``s3://`` URI, per line)."""
     bucket = os.environ["MANIFEST_BUCKET"]
-    key = f"{os.environ.get('MANIFEST_PREFIX', 'manifests/')}{name}.jsonl"
+    key = f"{_setting('MANIFEST_PREFIX')}{name}.jsonl"
     body = "".join(json.dumps(u, ensure_ascii=False) + "\n" for u in uris).encode("utf-8")
     _with_retries(
         lambda: clients().s3.put_object(
@@ -361,6 +363,14 @@ def write_manifest(uris: list[str], name: str) -> str:
         )
     )
     return f"s3://{bucket}/{key}"
+
+
+def _setting(name: str) -> str:
+    """A variable the construct always sets (a contract value: no default here)."""
+    value = os.environ.get(name)
+    if value is None:
+        raise RuntimeError(f"{name} is not set: TriggerFunction sets it with MANIFEST_BUCKET")
+    return value
 
 
 def _skip_reason(obj: ObjectRef) -> str:

@@ -17,11 +17,6 @@ from urllib.parse import quote_plus, unquote_plus
 #: Step Functions allows 80 characters in an execution name.
 MAX_EXECUTION_NAME_LENGTH = 80
 
-#: Largest inline object list (JSON bytes) before a batch goes to the job as a manifest. A
-#: failed Glue run's cause is its JobRun JSON, which holds ``--objects``; Step Functions cuts
-#: a cause at 32,768 characters, and a cut JSON cannot be read. 16,000 bytes (escaped in the
-#: JobRun JSON, beside Glue's own fields and error message) keeps it whole.
-INLINE_LIMIT_BYTES = 16_000
 _HASH_LENGTH = 40
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 

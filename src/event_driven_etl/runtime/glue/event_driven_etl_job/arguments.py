@@ -69,16 +69,23 @@ def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
         try:
             parsed = json.loads(inline)
         except json.JSONDecodeError as error:
-            raise JobInputError(f"--objects must be a JSON list of s3:// URIs: {error}") from error
+            raise JobInputError(
+                f"{contract.OBJECTS_ARGUMENT} must be a JSON list of s3:// URIs: {error}"
+            ) from error
         if not isinstance(parsed, list) or not all(isinstance(u, str) for u in parsed):
-            raise JobInputError(f"--objects must be a JSON list of strings, got {inline[:200]!r}")
+            raise JobInputError(
+                f"{contract.OBJECTS_ARGUMENT} must be a JSON list of strings, got {inline[:200]!r}"
+            )
         uris += parsed
     manifest = args.get("manifest", "").strip()
     if manifest:
         lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
         uris += parse_manifest_lines(lines)
     if not uris:
-        raise JobInputError("no objects to process: pass --objects or --manifest")
+        raise JobInputError(
+            "no objects to process: pass "
+            f"{contract.OBJECTS_ARGUMENT} or {contract.MANIFEST_ARGUMENT}"
+        )
     return list(dict.fromkeys(uris))
 
 
@@ -146,15 +153,19 @@ class JobArgs:
     def check(self) -> None:
         """Refuse arguments the run cannot honour, before it touches anything."""
         if not self.output_path:
-            raise JobInputError("--output_path is required (the table's s3:// prefix)")
+            raise JobInputError(
+                f"{contract.OUTPUT_PATH_ARGUMENT} is required (the table's s3:// prefix)"
+            )
         modes = contract.BAD_RECORDS_MODES
         if self.bad_records not in modes:
             raise JobInputError(
-                f"--bad_records must be one of {', '.join(modes)}, got {self.bad_records!r}"
+                f"{contract.BAD_RECORDS_ARGUMENT} must be one of {', '.join(modes)}, "
+                f"got {self.bad_records!r}"
             )
         if self.bad_records == "quarantine" and not self.quarantine_path:
             raise JobInputError(
-                "--bad_records quarantine needs --quarantine_path (an s3:// prefix)"
+                f"{contract.BAD_RECORDS_ARGUMENT} quarantine needs "
+                f"{contract.QUARANTINE_PATH_ARGUMENT} (an s3:// prefix)"
             )
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 from .arguments import JobArgs
 from .errors import JobInputError
 from .outcomes import Ledger, Outcome
+from .shared import contract
 from .storage import Storage
 
 REPORT_LIST_LIMIT = 20
@@ -77,7 +78,7 @@ CAUSE_CHARS = 8_000
 
 def summary_uri_of(report_uri: str) -> str:
     """``.../<batch_id>.summary.json`` beside the run report ``.../<batch_id>.json``."""
-    return f"{report_uri.removesuffix('.json')}.summary.json"
+    return f"{report_uri.removesuffix('.json')}{contract.RUN_SUMMARY_SUFFIX}"
 
 
 def refusal_cause(refused: Sequence[Outcome], report_uri: str = "") -> str:

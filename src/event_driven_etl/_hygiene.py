@@ -1,4 +1,8 @@
-"""cdk-nag acknowledgements the constructs apply to themselves, each scoped and explained.
+"""Template hygiene: what the constructs do to their own resources beyond the secure defaults.
+
+* cdk-nag acknowledgements and checkov skips, each scoped and explained;
+* DependsOn entries CDK adds that cfn-lint reports as obsolete (W3005), dropped;
+* CDK's bucket-notifications handler, acknowledged and tidied once.
 
 Only findings that cannot be fixed by configuration are acknowledged, each on the exact
 resource it concerns and with its reason. A wildcard that no rule below explains is left
@@ -10,6 +14,7 @@ acknowledgement names exactly one finding, e.g. ``AwsSolutions-IAM5[Action::s3:L
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Optional
 
 import jsii
@@ -17,8 +22,6 @@ from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct, IValidation
-
-from . import _defaults
 
 PACK = "AwsSolutions"
 BUCKET_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -35,6 +38,9 @@ _CDK_GRANT_ACTIONS = {
 }
 
 Reason = Callable[[str, dict[str, Any]], Optional[str]]
+
+
+# ------------------------------------------------------------------ cdk-nag
 
 
 def flatten_cfn_reference(node: Any) -> str:
@@ -56,8 +62,6 @@ def flatten_cfn_reference(node: Any) -> str:
             return flatten_cfn_reference(node["Fn::ImportValue"])
         if "Ref" in node:
             return f"<{flatten_cfn_reference(node['Ref'])}>"
-    import json
-
     return json.dumps(node, separators=(",", ":"))
 
 
@@ -160,51 +164,45 @@ def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
     finding by its export, which does not exist yet) and after later grants. Only wildcards
     explained here are acknowledged, whoever added them.
     """
-    resource = _defaults.role_policy_resource(role)
+    resource = role_policy_resource(role)
     if resource is None:
         return
-    _AcknowledgeWildcards(resource).validate()
-    resource.node.add_validation(_AcknowledgeWildcards(resource))
+    acknowledgement = _AcknowledgeWildcards(resource)
+    acknowledgement.validate()
+    resource.node.add_validation(acknowledgement)
 
 
 @jsii.implements(IValidation)
 class _AcknowledgeWildcards:
     def __init__(self, resource: iam.CfnPolicy) -> None:
         self._resource = resource
+        self._done: set[str] = set()
 
     def validate(self) -> list[str]:
         """Acknowledge what is not yet acknowledged; never reports a problem itself."""
         resource = self._resource
-        done: set[str] = resource.__dict__.setdefault("_event_driven_etl_acknowledged", set())
         document = Stack.of(resource).resolve(resource.policy_document)
         reasons: dict[str, str] = {}
         for finding, statement in wildcard_findings(document):
             reason = explain_wildcard(finding, statement)
-            if reason is not None and f"IAM5[{finding}]" not in done:
+            if reason is not None and f"IAM5[{finding}]" not in self._done:
                 reasons.setdefault(f"IAM5[{finding}]", reason)
         acknowledge_all(resource, reasons)
-        done.update(reasons)
+        self._done.update(reasons)
         return []
 
 
-def acknowledge_bucket_notifications_handler(scope: IConstruct) -> None:
-    """CDK's own notifications handler uses the AWS managed basic-execution policy, and is a
-    Lambda function outside a VPC without a DLQ or reserved concurrency."""
-    handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
-    function = handler.node.default_child if handler is not None else None
-    if isinstance(function, CfnResource):
-        skip_checkov(function, "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115")
-    role = handler.node.try_find_child("Role") if handler else None
-    if role is None:
-        return
+def acknowledge_destination_queue(queue: sqs.IQueue) -> None:
+    """The per-object dead-letter queue is itself the end of the line: no DLQ of its own."""
     acknowledge(
-        role,
-        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AWSLambdaBasicExecutionRole]",
-        "CDK's BucketNotificationsHandler (turns on EventBridge for the source bucket) is "
-        "created by aws-cdk-lib with this managed policy; it is not configurable",
+        queue,
+        "SQS3",
+        "this queue is the dead-letter destination of the EventBridge target and the "
+        "trigger's asynchronous invocations; it is alarmed and needs no DLQ of its own",
     )
 
+
+# ------------------------------------------------------------------ checkov
 
 CHECKOV_REASONS = {
     "CKV_AWS_18": "access logging on the access-log bucket itself: logging it into itself would "
@@ -220,6 +218,16 @@ CHECKOV_REASONS = {
 """Why each checkov check that fails on the synthesized template is skipped, in one place."""
 
 
+LAMBDA_CHECKOV_SKIPS = ("CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115")
+"""The checkov checks the trigger function and CDK's handler fail by design (reasons above)."""
+
+
+def _skips(resource: CfnResource, check_id: str) -> bool:
+    """Whether the resource's ``Metadata.checkov.skip`` already names ``check_id``."""
+    existing = resource.get_metadata("checkov") or {}
+    return any(skip.get("id") == check_id for skip in existing.get("skip", []))
+
+
 def skip_checkov(resource: CfnResource, *check_ids: str) -> None:
     """Record justified checkov exceptions in the template itself (``Metadata.checkov.skip``),
     so a user's own checkov run agrees with ours; merged with any already there."""
@@ -230,11 +238,63 @@ def skip_checkov(resource: CfnResource, *check_ids: str) -> None:
     resource.add_metadata("checkov", {"skip": [skips[k] for k in sorted(skips)]})
 
 
-def acknowledge_destination_queue(queue: sqs.IQueue) -> None:
-    """The per-object dead-letter queue is itself the end of the line: no DLQ of its own."""
+# ------------------------------------------------------------------ DependsOn
+
+
+def role_policy_resource(role: iam.IRole) -> Optional[iam.CfnPolicy]:
+    """The CloudFormation policy holding a role's inline statements (its DefaultPolicy)."""
+    policy = role.node.try_find_child("DefaultPolicy")
+    resource = policy.node.default_child if policy is not None else None
+    return resource if isinstance(resource, iam.CfnPolicy) else None
+
+
+def depend_only_on_role_policy(resource: Any, role: iam.IRole) -> None:
+    """Keep the DependsOn on the role's policy, drop the one on the role itself.
+
+    CDK makes a resource depend on both; the role is already referenced by ``Fn::GetAtt``,
+    so cfn-lint reports that DependsOn as obsolete (W3005). ``resource`` is a construct's
+    ``node.default_child`` (nothing is done when it is not a CloudFormation resource).
+    """
+    if not isinstance(resource, CfnResource):
+        return
+    policy_resource = role_policy_resource(role)
+    if policy_resource is not None:
+        resource.add_override("DependsOn", [Stack.of(resource).get_logical_id(policy_resource)])
+    else:
+        resource.add_deletion_override("DependsOn")
+
+
+# ------------------------------------------------------------------ CDK's notifications handler
+
+
+def tidy_bucket_notifications_handler(scope: IConstruct) -> None:
+    """CDK's bucket-notifications handler in the stack of ``scope`` (a singleton, created when
+    a bucket turns on EventBridge): acknowledge its findings and drop its obsolete DependsOn,
+    once. The handler's own checkov metadata says whether it was tidied already (no state
+    is kept here: a construct CDK created in JavaScript is a new Python object each time it
+    is looked up)."""
+    handler = Stack.of(scope).node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
+    function = handler.node.default_child if handler is not None else None
+    if handler is None or not isinstance(function, CfnResource):
+        return
+    if _skips(function, LAMBDA_CHECKOV_SKIPS[0]):
+        return  # tidied already
+    _acknowledge_bucket_notifications_handler(handler, function)
+    # The same obsolete DependsOn (on its role) as depend_only_on_role_policy drops.
+    function.add_deletion_override("DependsOn")
+
+
+def _acknowledge_bucket_notifications_handler(handler: IConstruct, function: CfnResource) -> None:
+    """CDK's own notifications handler uses the AWS managed basic-execution policy, and is a
+    Lambda function outside a VPC without a DLQ or reserved concurrency."""
+    skip_checkov(function, *LAMBDA_CHECKOV_SKIPS)
+    role = handler.node.try_find_child("Role")
+    if role is None:
+        return
     acknowledge(
-        queue,
-        "SQS3",
-        "this queue is the dead-letter destination of the EventBridge target and the "
-        "trigger's asynchronous invocations; it is alarmed and needs no DLQ of its own",
+        role,
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "CDK's BucketNotificationsHandler (turns on EventBridge for the source bucket) is "
+        "created by aws-cdk-lib with this managed policy; it is not configurable",
     )
