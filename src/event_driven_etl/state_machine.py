@@ -284,7 +284,8 @@ class EtlStateMachine(Construct):
     ) -> sfn.IChainable:
         """``Normalise input -> Run Glue job -> [Read run report ->] Notify success``, any
         error caught into ``[Retry failed run? ->] Glue run failed? -> Notify failure ->
-        Failed``."""
+        Failed``; a success notification SNS keeps refusing into ``Success not published ->
+        Notify failure``."""
         run_job = self._glue_task(glue_job, policy, concurrency)
         notify_success = self._notify(
             "Notify success",
@@ -315,6 +316,16 @@ class EtlStateMachine(Construct):
         )
         failure_details = self._failure_details(notify_failure)
         notify_failure.next(failed)
+        # SNS refusing the success notification past its retries must not end the execution
+        # without a word: the finished run is reported as a failure naming SNS's error.
+        unpublished = sfn.Pass(
+            self,
+            "Success not published",
+            parameters={"run": {"Id.$": "$.glue.Id"}},
+            result_path="$.failed_run",
+        )
+        unpublished.next(notify_failure)
+        notify_success.add_catch(unpublished, errors=[sfn.Errors.ALL], result_path="$.error")
         on_error: sfn.IChainable = failure_details
         if policy.retry_failed_runs and policy.max_attempts > 0:
             on_error = self._retry_failed_runs(run_job, policy, failure_details)

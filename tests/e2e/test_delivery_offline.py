@@ -262,3 +262,21 @@ def test_a_throttled_notification_is_retried_until_sns_takes_it(tmp_path: Path) 
         waits = local.workflow_waits(run.execution_arn)
         assert len(waits) == 3
         assert all(0 <= wait <= bound for wait, bound in zip(waits, (2, 4, 8)))
+
+
+def test_fails_a_notification_sns_refuses_past_its_retries_as_a_failed_run(
+    tmp_path: Path,
+) -> None:
+    """Seven refusals outlast the success notification's six retries: the error is caught,
+    the failure notification (the next publish) names it, and the execution ends FAILED, so
+    the finished run is not lost silently."""
+    with _local(_template(tmp_path)) as local:
+        local.faults.sns_publish_fails(times=7)
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [note] = local.notifications
+        assert note["status"] == "FAILED"
+        assert note["error"] == "SNS.ThrottledException"
+        assert note["glue_job_run_id"] == local.glue_runs[0].run_id
+        assert len(local.workflow_waits(run.execution_arn)) == 6
