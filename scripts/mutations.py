@@ -149,8 +149,10 @@ MUTATIONS = [
     Mutation(
         "harness: the rule target's retry attempts ignored",
         HARNESS + "_events.py",
-        'self.target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)',
-        "185",
+        'self.target.get("RetryPolicy", {}).get(\n'
+        '                "MaximumRetryAttempts", EVENTBRIDGE_MAX_RETRY_ATTEMPTS\n'
+        "            )\n",
+        "EVENTBRIDGE_MAX_RETRY_ATTEMPTS\n",
         (DELIVERY, "-k", "retry_policy or reasons"),
     ),
     Mutation(
