@@ -11,7 +11,8 @@ columns CSV and JSON agree on, keeps one table schema, reports each object's out
 replaces a re-run's earlier files. Cases: N = 10, 100, 1,000 small CSVs (20 rows each), one
 CSV of 200 columns (2,000 rows of numbers, words, dates, booleans and NA), then 10 CSVs of
 50 MB. After a warm-up, the three alternate; the table shows medians, both ratios, and the
-JVM heap's peak during each case.
+JVM heap's peak during each case, and the 1-minute load average before and after it (the
+machine may be shared: a ratio is only as good as the load it was measured under).
 Targets against the typed floor: <= 1.2 at N >= 100, <= 1.5 for 200 columns, <= 1.3 for
 10 x 50 MB; time growing linearly in N.
 """
@@ -19,6 +20,7 @@ Targets against the typed floor: <= 1.2 at N >= 100, <= 1.5 for 200 columns, <= 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -159,6 +161,7 @@ LABELS = ["built-in s", "typed floor s", "read-once floor s", "vs typed", "vs re
 
 
 def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {label: [] for label in JOBS}
     peaks: dict[str, float] = dict.fromkeys(JOBS, 0.0)
     for repetition in range(repetitions):
@@ -177,9 +180,11 @@ def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int
         "vs typed": medians["built-in"] / medians["typed floor"],
         "vs read-once": medians["built-in"] / medians["read-once floor"],
         "heap MB": f"{peaks['built-in']:.0f} / {peaks['typed floor']:.0f}",
+        "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}",
     }
     cells = " ".join(f"{result[label]:>17.2f}" for label in LABELS)
-    print(f"{name:<12} {cells} {result['heap MB']:>12}", flush=True)  # a row as it is measured
+    # A row as it is measured.
+    print(f"{name:<12} {cells} {result['heap MB']:>12} {result['load']:>10}", flush=True)
     return result
 
 
@@ -202,7 +207,8 @@ def main() -> None:
     configure(spark)
     work = Path(tempfile.mkdtemp(prefix="glue-bench-"))
     notes = []
-    print(f"{'case':<12} " + " ".join(f"{label:>17}" for label in LABELS) + f" {'heap MB':>12}")
+    heading = " ".join(f"{label:>17}" for label in LABELS)
+    print(f"{'case':<12} {heading} {'heap MB':>12} {'load':>10}")
     try:
         warm = small_files(work / "warm", 10)
         for label, job in JOBS.items():

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.types import DataType
 
@@ -22,8 +20,9 @@ never depend on the type it gets."""
 
 # The regular expressions gate Spark's casts, which are lenient ("2020" casts to a timestamp,
 # "007" to 7: zero-padded codes stay strings here).
-_INTEGER = r"^[+-]?(0|[1-9][0-9]{0,17})$"  # up to 18 digits: always fits a bigint
-_WHOLE = r"^[+-]?(0|[1-9][0-9]{0,17})\.0*$"  # 181.0 (pandas' integers with gaps): a bigint
+# Up to 18 digits (always fits a bigint), maybe with a zero fraction (pandas writes integers
+# with gaps as 181.0): a bigint.
+_BIGINT = r"^[+-]?(0|[1-9][0-9]{0,17})(\.0*)?$"
 _DECIMAL = r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIMESTAMP = (
@@ -47,49 +46,65 @@ types of any set of values meet in one least type whatever their order: the typi
 order-independent."""
 
 
-def is_null_token(column: Column) -> Column:
-    return F.trim(column).isin(*NULL_TOKENS)
+def sql_text(text: str) -> str:
+    """A Spark SQL string literal of ``text`` (its parser reads backslash escapes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def text_value(column: Column) -> Column:
-    """A text value trimmed, with the null tokens as null (how typed columns read text)."""
-    trimmed = F.trim(column)
-    return F.when(trimmed.isin(*NULL_TOKENS), F.lit(None)).otherwise(trimmed)
+# The checks and casts are Spark SQL text, one string per column: the driver hands Spark all
+# of a wide file's columns in one call instead of one call per operator and literal.
+_NULL_TOKEN_LIST = ", ".join(sql_text(token) for token in NULL_TOKENS)
 
 
-def _text_mask(value: Column) -> Column:
-    """The ``FITS_MASK`` of one trimmed text value: one pass of cheap tests, most first
-    (a word fails every pattern on its first character), null for a missing value."""
+def is_null_token(ref: str) -> str:
+    """SQL: whether the text in ``ref`` (an identifier or expression) is a null token."""
+    return f"(trim({ref}) IN ({_NULL_TOKEN_LIST}))"
+
+
+def text_value(ref: str) -> str:
+    """SQL: a text value trimmed, with the null tokens as null (how typed columns read text)."""
+    return f"(CASE WHEN {is_null_token(ref)} THEN NULL ELSE trim({ref}) END)"
+
+
+def _text_mask(value: str) -> str:
+    """SQL: the ``FITS_MASK`` of one text value as :func:`text_value` gives it: one pass of
+    cheap tests, most first (a word fails every pattern on its first character), null for
+    a missing value."""
+    # The patterns admit days that do not exist (2026-02-30): Spark's cast decides.
     return (
-        F.when(value.isNull(), F.lit(None))
-        .when(value.rlike(_INTEGER) | value.rlike(_WHOLE), F.lit(FITS_MASK["bigint"]))
-        .when(value.rlike(_DECIMAL), F.lit(FITS_MASK["double"]))
-        .when(F.lower(value).isin("true", "false"), F.lit(FITS_MASK["boolean"]))
-        # The patterns admit days that do not exist (2026-02-30): Spark's cast decides.
-        .when(value.rlike(_DATE) & value.cast("date").isNotNull(), F.lit(FITS_MASK["date"]))
-        .when(
-            value.rlike(_TIMESTAMP) & value.cast("timestamp").isNotNull(),
-            F.lit(FITS_MASK["timestamp"]),
-        )
-        .otherwise(F.lit(0))
+        f"(CASE WHEN {value} IS NULL THEN NULL"
+        f" WHEN {value} RLIKE {sql_text(_BIGINT)} THEN {FITS_MASK['bigint']}"
+        f" WHEN {value} RLIKE {sql_text(_DECIMAL)} THEN {FITS_MASK['double']}"
+        f" WHEN lower({value}) IN ('true', 'false') THEN {FITS_MASK['boolean']}"
+        f" WHEN {value} RLIKE {sql_text(_DATE)} AND CAST({value} AS DATE) IS NOT NULL"
+        f" THEN {FITS_MASK['date']}"
+        f" WHEN {value} RLIKE {sql_text(_TIMESTAMP)} AND CAST({value} AS TIMESTAMP) IS NOT NULL"
+        f" THEN {FITS_MASK['timestamp']}"
+        " ELSE 0 END)"
     )
 
 
-def value_mask(column: Column, data_type: DataType, text_format: bool) -> Optional[Column]:
-    """The ``FITS_MASK`` of a value read as ``data_type`` (None: not an inferred type)."""
+def profiled_value(ref: str, data_type: DataType) -> str:
+    """SQL: what the profile classifies: a text value as :func:`text_value` gives it
+    (computed once per value, then tested by :func:`value_mask`), any other value as it is."""
+    return text_value(ref) if isinstance(data_type, T.StringType) else ref
+
+
+def value_mask(value: str, data_type: DataType, text_format: bool) -> Optional[str]:
+    """SQL: the ``FITS_MASK`` of a value read as ``data_type`` (None: not an inferred type),
+    given as :func:`profiled_value` gives it; null for a missing value."""
     if isinstance(data_type, T.StringType):
-        return _text_mask(text_value(column))
+        return _text_mask(value)
     name = spark_type_name(data_type)
     if name == "double" and text_format:  # Parquet's declared double stays a double
         # A whole number written as a float (JSON 181.0) is that integer, exactly.
-        whole = ~F.isnan(column) & (F.abs(column) < 2.0**53) & (column == F.floor(column))
         return (
-            F.when(column.isNull(), F.lit(None))
-            .when(whole, F.lit(FITS_MASK["bigint"]))
-            .otherwise(F.lit(FITS_MASK["double"]))
+            f"(CASE WHEN {value} IS NULL THEN NULL"
+            f" WHEN NOT isnan({value}) AND abs({value}) < {2**53}D AND {value} = floor({value})"
+            f" THEN {FITS_MASK['bigint']} ELSE {FITS_MASK['double']} END)"
         )
     if name in FITS_MASK:
-        return F.lit(FITS_MASK[name])
+        return f"(CASE WHEN {value} IS NULL THEN NULL ELSE {FITS_MASK[name]} END)"
     return None
 
 
@@ -135,15 +150,15 @@ def column_type(data_type: DataType, mask: Optional[int]) -> str:
     return mask_type(mask) if mask is not None else spark_type_name(data_type)
 
 
-def cast_to(column: Column, source: Any, target: str) -> Column:
-    """``column`` (read as ``source``) as the table's ``target`` type."""
+def cast_to(ref: str, source: Any, target: str) -> str:
+    """SQL: ``ref`` (read as ``source``) as the table's ``target`` type."""
     if isinstance(source, T.StringType):
         if target == "string":  # verbatim, but a null token is missing here too
-            return F.when(is_null_token(column), F.lit(None)).otherwise(column)
-        value = text_value(column)
+            return f"(CASE WHEN {is_null_token(ref)} THEN NULL ELSE {ref} END)"
+        value = text_value(ref)
         if target == "bigint":  # 181.0 is 181: drop the zero fraction, then an exact cast
-            return F.regexp_replace(value, r"\.0*$", "").cast("bigint")
-        return value.cast(target)
+            return f"CAST(regexp_replace({value}, {sql_text(chr(92) + '.0*$')}, '') AS BIGINT)"
+        return f"CAST({value} AS {target})"
     if target == "string" and isinstance(source, (T.StructType, T.ArrayType, T.MapType)):
-        return F.to_json(column)
-    return column.cast(target)
+        return f"to_json({ref})"
+    return f"CAST({ref} AS {target})"

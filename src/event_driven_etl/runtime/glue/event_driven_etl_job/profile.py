@@ -9,11 +9,11 @@ import io
 from collections.abc import Sequence
 from urllib.parse import unquote
 
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .column_types import is_null_token, value_mask
+from .column_types import profiled_value, value_mask
 from .names import count, quoted
 from .outcomes import Verdicts
 from .probe import Probe, check_utf8
@@ -33,20 +33,45 @@ def _corrupt_texts(group: Group, row_ids: list[int]) -> dict[int, str]:
     return {int(r[ROW_ID]): str(r[CORRUPT]) for r in found}
 
 
-def _has_replacement_char(group: Group) -> Column:
-    """Whether a row holds U+FFFD anywhere (text columns, nested values, a malformed row)."""
-    found: list[Column] = [F.coalesce(F.instr(F.col(CORRUPT), "\ufffd") > 0, F.lit(False))]
+def _has_replacement_char(group: Group) -> str:
+    """SQL: whether a row holds U+FFFD anywhere (text columns, nested values, a malformed
+    row): one search of the row's texts joined (joining valid text makes no new character)."""
+    texts = [CORRUPT]
     for name, data_type in group.columns.items():
-        column = F.col(quoted(name))
         if isinstance(data_type, (T.StructType, T.ArrayType, T.MapType)):
-            column = F.to_json(column)
-        elif not isinstance(data_type, T.StringType):
-            continue
-        found.append(F.coalesce(F.instr(column, "\ufffd") > 0, F.lit(False)))
-    result = found[0]
-    for other in found[1:]:
-        result = result | other
-    return result
+            texts.append(f"to_json({quoted(name)})")
+        elif isinstance(data_type, T.StringType):
+            texts.append(quoted(name))
+    return f"instr(concat_ws('', {', '.join(texts)}), '\ufffd') > 0"
+
+
+def _classified(group: Group, text_format: bool) -> tuple[DataFrame, list[str], list[int]]:
+    """Per row, the flags the aggregation sums or meets: malformed (``_bad``), U+FFFD
+    (``_fffd``), per column ``m<i>`` (the types its value fits, null when missing) or, for a
+    column of a type not inferred, ``n<i>`` (a value present); with the flag names and the
+    indexes of the columns that have a mask."""
+    # Each text value is trimmed and checked against the null tokens once, in a projection
+    # of its own, and then tested (Spark keeps a projection apart when its expensive values
+    # are used more than once), not once per test. The expressions are SQL text: one call
+    # to Spark for all of a wide file's columns. A mask is null for a missing value, so its
+    # meet says whether any value is present too: one aggregate per column.
+    names = ["_bad", *(["_fffd"] if text_format else [])]
+    staged = [PATH, ROW_ID, f"CAST({CORRUPT} IS NOT NULL AS INT) AS _bad"]
+    if text_format:
+        staged.append(f"CAST(({_has_replacement_char(group)}) AS INT) AS _fffd")
+    flags = [PATH, ROW_ID, *names]
+    masked: list[int] = []
+    for index, (name, data_type) in enumerate(group.columns.items()):
+        staged.append(f"{profiled_value(quoted(name), data_type)} AS v{index}")
+        mask = value_mask(f"v{index}", data_type, text_format)
+        if mask is None:
+            flags.append(f"CAST(v{index} IS NOT NULL AS INT) AS n{index}")
+            names.append(f"n{index}")
+        else:
+            flags.append(f"{mask} AS m{index}")
+            names.append(f"m{index}")
+            masked.append(index)
+    return group.frame.selectExpr(*staged).selectExpr(*flags), names, masked
 
 
 def collect_stats(spark: SparkSession, group: Group) -> None:
@@ -55,33 +80,16 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
     # Per row: a 0/1 flag or a type mask per column, each text value classified once; then one
     # aggregation per object. Only numbers are aggregated, so Spark keeps a hash aggregation.
     text_format = group.probes[0].fmt != "parquet"
-    flags: dict[str, Column] = {"_bad": F.col(CORRUPT).isNotNull().cast("int")}
-    if text_format:
-        flags["_fffd"] = _has_replacement_char(group).cast("int")
-    masked: list[tuple[int, str]] = []
-    for index, (name, data_type) in enumerate(group.columns.items()):
-        column = F.col(quoted(name))
-        present = column.isNotNull()
-        if isinstance(data_type, T.StringType):
-            present = present & ~is_null_token(column)
-        flags[f"n{index}"] = present.cast("int")
-        mask = value_mask(column, data_type, text_format)
-        if mask is not None:
-            flags[f"m{index}"] = mask
-            masked.append((index, name))
-    projected = group.frame.select(
-        PATH, ROW_ID, *[flag.alias(name) for name, flag in flags.items()]
-    )
+    projected, flags, masked_indexes = _classified(group, text_format)
+    columns = list(group.columns)
+    masked = [(index, columns[index]) for index in masked_indexes]
     aggregates = [
-        F.count(F.lit(1)).alias("rows"),
-        F.min(ROW_ID).alias("first_id"),
-        F.min(F.when(F.col("_bad") == 1, F.col(ROW_ID))).alias("corrupt_id"),
-        *[
-            (F.expr(f"bit_and({name})") if name.startswith("m") else F.sum(name)).alias(name)
-            for name in flags
-        ],
+        "count(1) AS rows",
+        f"min({ROW_ID}) AS first_id",
+        f"min(CASE WHEN _bad = 1 THEN {ROW_ID} END) AS corrupt_id",
+        *[f"{'bit_and' if name.startswith('m') else 'sum'}({name}) AS {name}" for name in flags],
     ]
-    rows = projected.groupBy(PATH).agg(*aggregates).collect()
+    rows = projected.groupBy(PATH).agg(*[F.expr(a) for a in aggregates]).collect()
     corrupt_text = _corrupt_texts(group, [r["corrupt_id"] for r in rows if r["_bad"]])
     uris = {p.uri for p in group.probes}
     for row in rows:
@@ -95,10 +103,13 @@ def collect_stats(spark: SparkSession, group: Group) -> None:
             stats.first_corrupt_row = int(row["corrupt_id"]) - int(row["first_id"]) + 1
             stats.first_corrupt_text = corrupt_text.get(int(row["corrupt_id"]))
         for index, name in enumerate(group.columns):
-            stats.non_null[name] = int(row[f"n{index}"] or 0)
+            if f"n{index}" in flags:
+                stats.non_null[name] = int(row[f"n{index}"] or 0)
         for index, name in masked:
-            if row[f"m{index}"] is not None:
-                stats.masks[name] = int(row[f"m{index}"])
+            mask = row[f"m{index}"]
+            stats.non_null[name] = int(mask is not None)
+            if mask is not None:
+                stats.masks[name] = int(mask)
         group.stats[uri] = stats
 
 

@@ -143,7 +143,8 @@ class FileStats:
     first_corrupt_row: Optional[int] = None
     first_corrupt_text: Optional[str] = None
     non_null: dict[str, int] = field(default_factory=dict)
-    """column -> values present (a text null token is missing)."""
+    """column -> whether values are present, non-zero if so (a text null token is missing;
+    a count for columns of types not inferred, 1 for the others)."""
     masks: dict[str, int] = field(default_factory=dict)
     """column -> the table types every present value fits exactly (``FITS_MASK`` bits);
     only for columns of the inferred types, and only where a value is present."""

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .arguments import JobArgs
-from .column_types import cast_to
+from .column_types import cast_to, sql_text
 from .names import quoted
 from .outcomes import Ledger
 from .read import PATH, ROW_ID, Group
@@ -32,18 +32,19 @@ def project(
         [(group.stats[p.uri].path, p.uri) for p in group.probes if p.uri in landing],
         f"{PATH} string, _source_object string",
     )
+    # SQL text, one call to Spark for all of a wide table's columns.
     selected = [
-        cast_to(F.col(quoted(name)), group.columns[name], type_name).alias(name)
+        f"{cast_to(quoted(name), group.columns[name], type_name)} AS {quoted(name)}"
         if name in group.columns
-        else F.lit(None).cast(type_name).alias(name)
+        else f"CAST(NULL AS {type_name}) AS {quoted(name)}"
         for name, type_name in table.columns.items()
     ]
     frame = group.frame.join(F.broadcast(paths), PATH)
-    return frame.select(
+    return frame.selectExpr(
         *selected,
-        F.col("_source_object"),
-        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
-        F.col(ROW_ID),
+        "_source_object",
+        f"CAST({sql_text(ingested_at)} AS TIMESTAMP) AS _ingested_at",
+        ROW_ID,
     )
 
 
