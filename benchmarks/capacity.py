@@ -10,7 +10,8 @@ batching 100 and 1,000 objects per run. For each: executions, FAILED and TIMED_O
 executions, the virtual time until the last execution ended (time to drain), the Glue cost
 of the runs that ran (``event_driven_etl.cost``, us-east-1 list prices, 2 x G.1X) and the
 real seconds the emulation took (synthesis included). Real time grows linearly with the
-executions: about 0.1 s each on a 2-core machine. Each Glue run holds its slot for ``--run-time`` virtual seconds.
+executions: about 0.1 s each on a 2-core machine. Each Glue run holds its slot for
+``--run-time`` virtual seconds.
 
 The figures are the template's arithmetic, not a measurement of AWS: Glue's own start-up
 latency, account-level quotas and Lambda's scaling are not modelled.
