@@ -318,7 +318,7 @@ class GlueEmulator:
                 queued_run, queued_start = self._queue.popleft()
                 queued_run.status = "RUNNING"
                 CLOCK.pulse(queued_start)
-        CLOCK.pulse(GLUE_RUN_ENDED)
+        GLUE_RUN_ENDED.pulse(run_id)  # after its status: its .sync task finds it final
         if status in FAILED_RUN_STATES:
             self._on_failed(run_id, status, message or "")
 

@@ -79,6 +79,9 @@ class VirtualClock:
         """Bumped by :meth:`reset`: a thread of an earlier pipeline no longer counts."""
         self._epoch = time.time()
         self._local = threading.local()
+        self.wakeups = 0
+        """How many waits were woken since :meth:`reset` (a pulse's waiters, due wake-ups): a
+        deterministic measure of the emulation's work, which tests hold linear in a burst."""
 
     # ------------------------------------------------------------------ reading
 
@@ -159,7 +162,8 @@ class VirtualClock:
         return self._wait(wake, signal, since)
 
     def pulse(self, signal: Signal) -> None:
-        """Wake every waiter of ``signal``."""
+        """Wake every waiter of ``signal`` (and no other waiter: see :class:`KeyedSignals`
+        for many waiters that each wait for their own event)."""
         with self._cv:
             signal.generation += 1
             for waiter in signal._waiters:
@@ -190,6 +194,7 @@ class VirtualClock:
         """Under the lock: the waiter is woken, and (an actor) working again from now, so
         the clock cannot move on before it has taken its next step."""
         waiter.woken = True
+        self.wakeups += 1
         self._pending.discard(waiter)
         if waiter.actor:
             self._busy += 1
@@ -228,13 +233,52 @@ class VirtualClock:
             self._now = 0.0
             self._busy = 0
             self._epoch = time.time()
+            self.wakeups = 0
 
 
 CLOCK = VirtualClock()
 """The emulation's clock (one per process: moto's interpreter is process-wide)."""
 
-GLUE_RUN_ENDED = Signal()
-"""Pulsed when an emulated Glue run reaches a final state (the ``.sync`` tasks wait on it)."""
+
+class KeyedSignals:
+    """One :class:`Signal` per key (a Glue run's id): a pulse wakes only the waiters of its
+    key. One signal for every key would wake every waiter on each pulse, each to find its
+    own key unchanged and wait again: with n executions waiting on n runs, n² wake-ups.
+
+    A waiter takes :meth:`of` its key *before* checking its condition, then waits on it
+    from the generation it read; :meth:`pulse` drops the key's signal after pulsing it, so
+    a waiter that takes the key afterwards gets a fresh signal but finds its condition
+    already true (the pulser changes the state first)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._signals: dict[str, Signal] = {}
+
+    def of(self, key: str) -> Signal:
+        with self._lock:
+            return self._signals.setdefault(key, Signal())
+
+    def pulse(self, key: str) -> None:
+        """Wake the waiters of ``key`` (after the state they wait for has changed)."""
+        with self._lock:
+            signal = self._signals.pop(key, None)
+        if signal is not None:
+            self._clock.pulse(signal)
+
+    def forget(self, key: str) -> None:
+        """The waiter of ``key`` is done with it (its signal need not be kept)."""
+        with self._lock:
+            self._signals.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._signals)
+
+
+GLUE_RUN_ENDED = KeyedSignals(CLOCK)
+"""Pulsed with a run's id when an emulated Glue run reaches a final state (that run's
+``.sync`` task waits on it)."""
 
 
 class HandlerClock:

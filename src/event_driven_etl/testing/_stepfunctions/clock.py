@@ -3,8 +3,9 @@
 The interpreter sleeps and waits in a few places, patched here once per process: the
 retrier (``time.sleep``), the Wait state, ``Program.eval`` (the execution timeout),
 ``ExecutionState._evaluate_with_timeout`` (a task's timeout),
-``StateTaskServiceCallback._eval_sync`` (the ``.sync`` poll) and ``ExecutionWorker.start``
-(an execution's thread is an actor). Map and Parallel states are not patched: their workers
+``StateTaskServiceCallback._eval_sync`` (the ``.sync`` poll, woken by its own run's end) and
+``ExecutionWorker.start`` (an execution's thread is an actor; its definition parsed once
+per state machine, not per execution). Map and Parallel states are not patched: their workers
 wait on moto's own events, so a template using them would stall the clock (``wait_for_runs``
 then raises ``TimeoutError``; the pipeline's workflow uses neither). Each wait of a retrier
 or a Wait state is recorded per execution (:func:`waits_of`).
@@ -12,17 +13,19 @@ or a Wait state is recorded per execution (:func:`waits_of`).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from .._time import CLOCK, GLUE_RUN_ENDED, Signal
 
 SYNC_POLL_SECONDS = 3600.0
-"""How often (virtual seconds) a ``.sync`` task checks its run besides each
-:data:`GLUE_RUN_ENDED` pulse (which every emulated run sends): only a run of a job no
-LocalPipeline owns needs it, and frequent checks of thousands of waiting runs would cost
-real time."""
+"""How often (virtual seconds) a ``.sync`` task checks its run besides the
+:data:`GLUE_RUN_ENDED` pulse of its run's id (which every emulated run sends when it ends):
+only a run of a job no LocalPipeline owns needs it, and frequent checks of thousands of
+waiting runs would cost real time."""
 
 _lock = threading.Lock()
 _waits: dict[str, list[float]] = {}
@@ -210,16 +213,49 @@ def _patch_sync_wait() -> None:
             return original(
                 self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint
             )
+        run_id = str(getattr(sync_resolver, _RUN_ID, ""))
         result = None
-        while env.is_running() and sync_resolver is not None:
-            generation = GLUE_RUN_ENDED.generation  # before the check: no pulse is missed
-            result = sync_resolver()
-            if result:
-                break
-            CLOCK.wait(GLUE_RUN_ENDED, generation, SYNC_POLL_SECONDS)
+        try:
+            while env.is_running() and sync_resolver is not None:
+                # Its own run's signal, taken before the check: no pulse is missed, and no
+                # other run's end wakes this task (see KeyedSignals).
+                ended = GLUE_RUN_ENDED.of(run_id) if run_id else Signal()
+                generation = ended.generation
+                result = sync_resolver()
+                if result:
+                    break
+                CLOCK.wait(ended, generation, SYNC_POLL_SECONDS)
+        finally:
+            if run_id:
+                GLUE_RUN_ENDED.forget(run_id)
         return result
 
     cls._eval_sync = eval_sync  # type: ignore[method-assign]  # patching moto
+    _patch_glue_sync_resolver()
+
+
+_RUN_ID = "_glue_run_id"
+"""The attribute naming the Glue run a ``.sync`` resolver polls."""
+
+
+def _patch_glue_sync_resolver() -> None:
+    """Name on moto's ``glue:startJobRun.sync`` resolver the run it polls, so that its task
+    waits for that run's end alone."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as module,
+    )
+
+    cls = module.StateTaskServiceGlue
+    original = cls._sync_to_start_job_run
+
+    def sync_to_start_job_run(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        started = env.stack[-1] if env.stack else None  # StartJobRun's output, popped next
+        resolver = original(self, env, *args, **kwargs)
+        if isinstance(started, dict) and resolver is not None:
+            setattr(resolver, _RUN_ID, started.get("JobRunId", ""))
+        return resolver
+
+    cls._sync_to_start_job_run = sync_to_start_job_run  # type: ignore[method-assign]  # patching moto
 
 
 def _patch_execution_thread() -> None:
@@ -230,4 +266,54 @@ def _patch_execution_thread() -> None:
         vars(execution_worker)["TMP_THREADS"].append(worker)
         worker.start()
 
+    def evaluation_entrypoint(self: Any) -> Any:
+        return _program_of(self._evaluation_details.state_machine_details.definition)
+
     execution_worker.ExecutionWorker.start = start  # type: ignore[method-assign]  # patching moto
+    execution_worker.ExecutionWorker._get_evaluation_entrypoint = evaluation_entrypoint  # type: ignore[method-assign]  # patching moto
+
+
+_programs: dict[str, Any] = {}
+"""Definition -> its parsed program, shared by the executions of a state machine."""
+_SHARED_PROGRAMS = 16
+
+
+def _program_of(definition: str) -> Any:
+    """The parsed program of ``definition``: parsed once, not once per execution (moto's
+    ANTLR parse is most of the real time an execution's start costs: a burst of thousands
+    would spend minutes parsing one definition). The parsed states keep no state of an
+    execution (that is in its ``Environment``), except Parallel's branches and Map's
+    iterations, so a definition with either is parsed per execution as moto does."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    with _lock:
+        program = _programs.get(definition)
+    if program is not None:
+        return program
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    if _shareable(definition):
+        with _lock:
+            if len(_programs) >= _SHARED_PROGRAMS:  # a session's few machines at a time
+                _programs.clear()
+            _programs[definition] = program
+    return program
+
+
+def _shareable(definition: str) -> bool:
+    try:
+        parsed = json.loads(definition)
+    except ValueError:
+        return False
+    return not any(state in {"Map", "Parallel"} for state in _state_types(parsed))
+
+
+def _state_types(node: Any) -> Iterator[str]:
+    """Every state's ``Type`` in a definition, nested ones too."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Type"), str):
+            yield node["Type"]
+        for value in node.values():
+            yield from _state_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _state_types(value)
