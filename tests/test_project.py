@@ -98,7 +98,7 @@ def test_example_cdk_json_app_runs_as_written_without_an_active_venv(
 def _keyword_props(cls: type) -> list[str]:
     import inspect
 
-    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]  # __init__ read off a class object
     return [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
 
 

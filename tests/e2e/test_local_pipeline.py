@@ -20,7 +20,7 @@ CSV = b"id,First Name\n1,Ann\n2,Bob\n"
 def _stack(tmp_path: Path, **props: object) -> Stack:
     app = App(outdir=str(tmp_path / "cdk.out"))
     stack = Stack(app, "E2E")
-    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)  # type: ignore[arg-type]
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)  # type: ignore[arg-type]  # each test passes the props it is about
     return stack
 
 
@@ -219,7 +219,7 @@ def test_fails_from_stack_with_an_unknown_construct_id(tmp_path: Path) -> None:
 
 def test_runs_from_a_cloud_assembly_directory(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
-    stack.node.root.synth()  # type: ignore[attr-defined]
+    stack.node.root.synth()  # type: ignore[attr-defined]  # the root is the App (IConstruct lacks synth)
     with LocalPipeline.from_cloud_assembly(
         tmp_path / "cdk.out", "E2E", "Pipeline", glue_runner=_no_spark
     ) as local:

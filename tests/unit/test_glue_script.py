@@ -502,7 +502,7 @@ def test_concurrent_runs_agree_on_one_type_per_column() -> None:
                 run_a.commit(TableSchema({"x": "string"}), None)
             return seen
 
-        run_b.load = load_then_lose_the_race  # type: ignore[method-assign]
+        run_b.load = load_then_lose_the_race  # type: ignore[method-assign]  # the race, planted
         table, bad = settle_schema(run_b, [group], {})
         assert table.columns == {"x": "string"} and bad == {}
         stored = boto3.client("glue", region_name="us-east-1").get_table(
