@@ -234,6 +234,13 @@ MUTATIONS = [
         'sorted(PACKAGE_SOURCE.glob("[!p]*.py"))',
         (PACKAGE_TESTS, "-m", "not spark", "-k", "every_module"),
     ),
+    Mutation(
+        "the job reads each object on its own (one Spark read per object, not per format)",
+        "src/event_driven_etl/runtime/glue/event_driven_etl_job/plan.py",
+        "groups.setdefault(probe.group, []).append(probe)",
+        "groups.setdefault((probe.group, probe.uri), []).append(probe)",
+        ("tests/unit/test_glue_script.py", "-k", "one_spark_read"),
+    ),
 ]
 
 

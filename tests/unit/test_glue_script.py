@@ -343,6 +343,35 @@ def test_run_lands_csv_and_json_typed_as_one_table(spark: Any, tmp_path: Path) -
 
 
 @pytest.mark.spark
+def test_one_spark_read_per_format_and_layout_not_per_object(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four CSVs of one header and two JSON-lines files: two reads (the data contract's "one
+    Spark read per format per run"), however many objects each serves."""
+    from pyspark.sql.readwriter import DataFrameReader
+
+    reads: list[tuple[str, int]] = []
+    for method in ("csv", "json", "parquet"):
+        original = getattr(DataFrameReader, method)
+
+        def counted(
+            self: Any, *args: Any, _name: str = method, _orig: Any = original, **kwargs: Any
+        ) -> Any:
+            paths = args[0] if args and isinstance(args[0], list) else list(args)
+            reads.append((_name, len(paths)))
+            return _orig(self, *args, **kwargs)
+
+        monkeypatch.setattr(DataFrameReader, method, counted)
+    folder = tmp_path / "in"
+    csvs = [_write(folder, f"part-{i}.csv", f"id,name\n{i},n{i}\n") for i in range(4)]
+    jsons = [_write(folder, f"part-{i}.jsonl", json.dumps({"id": 10 + i}) + "\n") for i in range(2)]
+    out = tmp_path / "out"
+    report = run(spark, [*csvs, *jsons], out.as_uri() + "/", batch_id="b1")
+    assert len(report.by_status("landed")) == 6 and report.rows == 6
+    assert sorted(reads) == [("csv", 4), ("json", 2)]
+
+
+@pytest.mark.spark
 def test_running_the_same_input_twice_leaves_one_copy(spark: Any, tmp_path: Path) -> None:
     data = _write(tmp_path / "in", "a.csv", "x,y\n1,a\n2,b\n")
     out = tmp_path / "out"
