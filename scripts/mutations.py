@@ -241,6 +241,13 @@ MUTATIONS = [
         "groups.setdefault((probe.group, probe.uri), []).append(probe)",
         ("tests/unit/test_glue_script.py", "-k", "one_spark_read"),
     ),
+    Mutation(
+        "a key imported by ARN allows everyone (its policy unknown)",
+        EVALUATOR,
+        "statements = self.imported_keys.get(key_arn) or default_key_policy(key_arn)",
+        'return True, ""',
+        (PERMISSIONS, "-k", "imported_key"),
+    ),
 ]
 
 

@@ -372,3 +372,47 @@ def test_fails_loudly_on_a_reference_the_emulation_cannot_resolve(tmp_path: Path
     function["Properties"]["Environment"]["Variables"]["EXTRA"] = {"Ref": "SomeParameter"}
     with pytest.raises(UnresolvableReferenceError, match="SomeParameter"), _local(template):
         pass
+
+
+def _imported_key_template(tmp_path: Path) -> StackTemplate:
+    from aws_cdk import aws_kms as kms
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    key = kms.Key.from_key_arn(stack, "Imported", "arn:aws:kms:us-east-1:123456789012:key/k-1")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="in/", encryption_key=key)
+    return load_from_assembly(app.synth().directory, "E2E")
+
+
+CLOUDWATCH_KEY_STATEMENT = {
+    "Effect": "Allow",
+    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+    "Resource": "*",
+}
+ACCOUNT_KEY_STATEMENT = {
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+
+
+def test_fails_an_imported_key_with_the_default_key_policy_for_cloudwatch(tmp_path: Path) -> None:
+    """A key imported by ARN has AWS's default key policy unless told otherwise: the roles'
+    IAM grants decide (the run and its notification go through), CloudWatch may not use it
+    (AWS KMS Developer Guide, "Default key policy"), so the alarm is not delivered."""
+    with _local(_imported_key_template(tmp_path)) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED" and len(local.notifications) == 1
+        assert local.fire_alarm("ExecutionsFailedAlarm") is False
+
+
+def test_an_imported_key_whose_policy_admits_cloudwatch_delivers_the_alarm(
+    tmp_path: Path,
+) -> None:
+    policy = {"Statement": [ACCOUNT_KEY_STATEMENT, CLOUDWATCH_KEY_STATEMENT]}
+    key_policies = {"arn:aws:kms:us-east-1:123456789012:key/k-1": policy}
+    with _local(_imported_key_template(tmp_path), key_policies=key_policies) as local:
+        assert local.fire_alarm("ExecutionsFailedAlarm") is True

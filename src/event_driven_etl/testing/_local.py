@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -75,6 +76,7 @@ class LocalPipeline:
         glue_run_time: Optional[Duration] = None,
         run_glue_script: bool = True,
         work_dir: Optional[Union[str, Path]] = None,
+        key_policies: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> None:
         """
         :param stack: The synthesized stack (see :meth:`from_stack`).
@@ -89,6 +91,11 @@ class LocalPipeline:
             (``rows`` and ``landed`` null, as without a run report); for capacity questions
             over thousands of objects. Default: True
         :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
+        :param key_policies: The key policies of KMS keys the template names only by ARN
+            (keys you import), as policy documents by key ARN, when they are not AWS's
+            default: e.g. the statement a synth warning asked you to add for CloudWatch or
+            EventBridge. Default: - AWS's default key policy for each: the account's IAM
+            policies decide, and no service principal may use the key
         """
         run_seconds = None if glue_run_time is None else glue_run_time.to_seconds()
         if run_seconds is not None and run_seconds <= 0:
@@ -106,6 +113,7 @@ class LocalPipeline:
             glue_run_seconds=run_seconds,
             run_glue_script=bool(run_glue_script),
             work_dir=Path(work_dir) if work_dir else None,
+            key_policies=key_policies,
         )
 
     @classmethod

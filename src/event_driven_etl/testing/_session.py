@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, cast
 
@@ -86,8 +87,10 @@ class Session:
         glue_run_seconds: Optional[float],
         run_glue_script: bool,
         work_dir: Optional[Path],
+        key_policies: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> None:
         self.stack = stack
+        self._key_policies = dict(key_policies or {})
         self._layout = layout
         self._faults = faults
         self._glue_runner = glue_runner
@@ -154,6 +157,8 @@ class Session:
             stack_account=self.stack.account,
             stack_region=self.stack.region,
         )
+        for key_arn, document in self._key_policies.items():
+            self.policies.declare_key_policy(key_arn, document)
         self.access = access = AccessGate(layout.resources, layout.resolver, self.policies)
         self.lost: list[dict[str, Any]] = []
         self.rule = ObjectCreatedRule(

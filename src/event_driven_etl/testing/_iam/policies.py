@@ -19,7 +19,9 @@ permissions) and key policies. The rules are AWS's policy evaluation logic
 - a KMS key is usable only if its key policy allows the principal directly, or names the
   account (``:root``) and the role's identity policies allow it too; an identity-policy
   Deny wins over the key policy too (AWS KMS Developer Guide, "Key policies": "Explicit
-  denies in any policy override allows").
+  denies in any policy override allows"). A key the template names only by ARN has the key
+  policy the user declares (``LocalPipeline(key_policies=...)``), else AWS's default key
+  policy (:func:`default_key_policy`): the account's IAM policies decide, no service may.
 
 ``NotPrincipal`` with ``Deny`` (IAM User Guide, "AWS JSON policy elements: NotPrincipal"):
 a role is spared only when the element names both the role and its account; naming the
@@ -90,6 +92,13 @@ class Policies:
     """Key ARN -> its key-policy statements."""
     owners: dict[str, str] = field(default_factory=dict)
     """Resource ARN -> its account, where the ARN does not say (S3 buckets); default: ours."""
+    renames: tuple[tuple[str, str], ...] = ()
+    """(the stack's account or region, the emulation's): applied to the policies' text, and
+    to an ARN the template spells itself (a key imported by ARN) before it is evaluated."""
+    imported_keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Key ARN -> the key-policy statements of a key the template names only by ARN (its
+    policy is not in the template): what the user says it is (``LocalPipeline``'s
+    ``key_policies``); a key not listed here has AWS's default key policy."""
     checked: list[tuple[str, str, str, bool]] = field(default_factory=list)
     """Every evaluation: (principal, action, resource, allowed), for tests and debugging."""
 
@@ -102,17 +111,17 @@ class Policies:
         stack_account: Optional[str] = None,
         stack_region: Optional[str] = None,
     ) -> Policies:
-        policies = cls()
+        renames = tuple(
+            (theirs, ours)
+            for theirs, ours in ((stack_account, ACCOUNT), (stack_region, REGION))
+            if theirs and theirs != ours
+        )
+        policies = cls(renames=renames)
 
         def resolve(value: Any) -> Any:
             resolved = resolver.resolve(value)
-            text = json.dumps(resolved)
             # ARNs the template spells with its own account and region name emulated ones.
-            if stack_account and stack_account != ACCOUNT:
-                text = text.replace(stack_account, ACCOUNT)
-            if stack_region and stack_region != REGION:
-                text = text.replace(stack_region, REGION)
-            return json.loads(text)
+            return json.loads(policies._renamed(json.dumps(resolved)))
 
         for logical_id, resource in resources.items():
             kind = resource.get("Type")
@@ -186,9 +195,10 @@ class Policies:
         self, principal: Principal, action: str, key_arn: str, context: Mapping[str, Any]
     ) -> tuple[bool, str]:
         """KMS: the key policy decides; naming the account root lets IAM policies decide."""
+        key_arn = self._renamed(key_arn)
         statements = self.keys.get(key_arn)
-        if statements is None:
-            return True, ""  # a key imported by ARN: its policy is not ours to know
+        if statements is None:  # a key imported by ARN: its policy is not in the template
+            statements = self.imported_keys.get(key_arn) or default_key_policy(key_arn)
         context = {**_TRANSPORT, "kms:CallerAccount": ACCOUNT, **context}
         return self._decide(
             principal,
@@ -260,6 +270,17 @@ class Policies:
             return False
         owner = _account_of(resource) or self.owners.get(resource, ACCOUNT)
         return (_account_of(principal.arn) or ACCOUNT) != owner
+
+    def declare_key_policy(self, key_arn: str, document: Mapping[str, Any]) -> None:
+        """The key policy of a key the template names only by ARN, as the user set it."""
+        self.imported_keys[self._renamed(key_arn)] = _statements(
+            json.loads(self._renamed(json.dumps(document)))
+        )
+
+    def _renamed(self, arn: str) -> str:
+        for theirs, ours in self.renames:
+            arn = arn.replace(theirs, ours)
+        return arn
 
     def check(
         self,
@@ -346,6 +367,23 @@ def _principal_values(
     if not isinstance(principal, dict):
         return {}
     return {k: [str(v) for v in _as_list(values)] for k, values in principal.items()}
+
+
+def default_key_policy(key_arn: str) -> list[dict[str, Any]]:
+    """AWS's default key policy, which a key created without one gets: "gives the AWS account
+    that owns the KMS key full access to the KMS key", which "enables IAM policies in the
+    account to allow access" (AWS KMS Developer Guide, "Default key policy"). No service
+    principal is named: CloudWatch or EventBridge may not use such a key."""
+    account = _account_of(key_arn) or ACCOUNT
+    return [
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
 
 
 def _account_of(arn: str) -> Optional[str]:
