@@ -242,6 +242,27 @@ MUTATIONS = [
         ("tests/unit/test_glue_script.py", "-k", "one_spark_read"),
     ),
     Mutation(
+        "a re-run keeps its earlier files (publish removes nothing)",
+        "src/event_driven_etl/runtime/glue/event_driven_etl_job/write.py",
+        "            storage.delete(old)\n",
+        "            pass\n",
+        ("tests/unit/test_glue_script.py", "-k", "same_input_twice"),
+    ),
+    Mutation(
+        "the Glue role may not decrypt a brought bucket's objects (source_bucket_key ignored)",
+        "src/event_driven_etl/glue_job.py",
+        "            source_bucket_key.grant_decrypt(self.role)\n",
+        "            pass\n",
+        (PERMISSIONS, "-k", "encrypted"),
+    ),
+    Mutation(
+        "harness: a brought bucket's key ignored (its objects read as SSE-S3)",
+        HARNESS + "_session.py",
+        "        access.bucket_keys.update(self._bucket_keys)\n",
+        "",
+        (PERMISSIONS, "-k", "encrypted"),
+    ),
+    Mutation(
         "a key imported by ARN allows everyone (its policy unknown)",
         EVALUATOR,
         "statements = self.imported_keys.get(key_arn) or default_key_policy(key_arn)",

@@ -416,3 +416,49 @@ def test_an_imported_key_whose_policy_admits_cloudwatch_delivers_the_alarm(
     key_policies = {"arn:aws:kms:us-east-1:123456789012:key/k-1": policy}
     with _local(_imported_key_template(tmp_path), key_policies=key_policies) as local:
         assert local.fire_alarm("ExecutionsFailedAlarm") is True
+
+
+LANDING_KEY = "arn:aws:kms:us-east-1:123456789012:key/landing"
+
+
+def _brought_encrypted_bucket_template(tmp_path: Path, *, with_key: bool) -> StackTemplate:
+    """A pipeline on a bucket brought by name, whose objects are SSE-KMS encrypted with
+    ``LANDING_KEY``; ``with_key`` says whether the user told the construct so."""
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_s3 as s3
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "E2E")
+    landing = s3.Bucket.from_bucket_name(stack, "Landing", "landing-zone")
+    key = kms.Key.from_key_arn(stack, "LandingKey", LANDING_KEY) if with_key else None
+    EventDrivenEtlPipeline(
+        stack, "Pipeline", key_prefix="in/", source_bucket=landing, source_bucket_key=key
+    )
+    return load_from_assembly(app.synth().directory, "E2E")
+
+
+def test_a_brought_bucket_encrypted_with_its_key_is_read_with_source_bucket_key(
+    tmp_path: Path,
+) -> None:
+    """S3 decrypts an SSE-KMS object for a reader only when the reader may ``kms:Decrypt``
+    with the object's key (Amazon S3 User Guide, "Using server-side encryption with AWS KMS
+    keys": "you must have permission to use the key"); ``source_bucket_key`` grants it."""
+    template = _brought_encrypted_bucket_template(tmp_path, with_key=True)
+    with _local(template, bucket_keys={"landing-zone": LANDING_KEY}) as local:
+        local.put_object("in/a.csv", CSV)
+        assert [r.status for r in local.wait_for_runs(timeout=300)] == ["SUCCEEDED"]
+        decrypts = [c for c in local.policies.checked if c[1] == "kms:Decrypt"]
+        assert any(c[2] == LANDING_KEY and c[3] for c in decrypts), decrypts
+
+
+def test_fails_a_brought_encrypted_bucket_without_source_bucket_key(tmp_path: Path) -> None:
+    """The same bucket without ``source_bucket_key``: the Glue role may not decrypt its
+    objects, so the run fails on its first read, as in AWS (the construct warns at synth)."""
+    template = _brought_encrypted_bucket_template(tmp_path, with_key=False)
+    with _local(template, bucket_keys={"landing-zone": LANDING_KEY}) as local:
+        local.put_object("in/a.csv", CSV)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [glue_run] = local.glue_runs
+        message = str(glue_run.error_message)
+        assert "kms:Decrypt" in message and LANDING_KEY in message, message

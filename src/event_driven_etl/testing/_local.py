@@ -77,6 +77,7 @@ class LocalPipeline:
         run_glue_script: bool = True,
         work_dir: Optional[Union[str, Path]] = None,
         key_policies: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        bucket_keys: Optional[Mapping[str, str]] = None,
     ) -> None:
         """
         :param stack: The synthesized stack (see :meth:`from_stack`).
@@ -96,6 +97,10 @@ class LocalPipeline:
             default: e.g. the statement a synth warning asked you to add for CloudWatch or
             EventBridge. Default: - AWS's default key policy for each: the account's IAM
             policies decide, and no service principal may use the key
+        :param bucket_keys: The SSE-KMS keys of buckets the template names only by name (a
+            ``source_bucket`` you bring), as key ARNs by bucket name: reading their objects
+            then needs ``kms:Decrypt`` with that key (S3 asks KMS on the reader's behalf), as
+            in AWS. Default: - such buckets are taken as SSE-S3 (reads need no key)
         """
         run_seconds = None if glue_run_time is None else glue_run_time.to_seconds()
         if run_seconds is not None and run_seconds <= 0:
@@ -114,6 +119,7 @@ class LocalPipeline:
             run_glue_script=bool(run_glue_script),
             work_dir=Path(work_dir) if work_dir else None,
             key_policies=key_policies,
+            bucket_keys=bucket_keys,
         )
 
     @classmethod

@@ -88,9 +88,11 @@ class Session:
         run_glue_script: bool,
         work_dir: Optional[Path],
         key_policies: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        bucket_keys: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.stack = stack
         self._key_policies = dict(key_policies or {})
+        self._bucket_keys = dict(bucket_keys or {})
         self._layout = layout
         self._faults = faults
         self._glue_runner = glue_runner
@@ -160,6 +162,8 @@ class Session:
         for key_arn, document in self._key_policies.items():
             self.policies.declare_key_policy(key_arn, document)
         self.access = access = AccessGate(layout.resources, layout.resolver, self.policies)
+        # A brought bucket is not in the template: its key is what the user declares.
+        access.bucket_keys.update(self._bucket_keys)
         self.lost: list[dict[str, Any]] = []
         self.rule = ObjectCreatedRule(
             emulation, access, sqs=self.sqs, delivery_failures=self._faults.event_delivery_errors

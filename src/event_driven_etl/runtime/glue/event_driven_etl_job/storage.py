@@ -77,8 +77,16 @@ class Storage:
         self._fs(path).delete(path, True)
 
     def rename(self, source: str, target: str) -> None:
+        """Move ``source`` to ``target``, which must not exist yet.
+
+        Hadoop's S3 file system refuses a rename onto an existing file, as HDFS does and the
+        FileSystem specification asks (HADOOP-13823, "s3a rename: fail if dest file
+        exists"); only ``file://`` overwrites it. Refusing here makes a local run answer as
+        Glue does, so a re-run that forgot to remove its earlier files fails offline too."""
         src, dst = self._path(source), self._path(target)
         fs = self._fs(dst)
+        if fs.exists(dst):
+            raise RuntimeError(f"could not move {source} to {target}: the target exists")
         fs.mkdirs(dst.getParent())
         if not fs.rename(src, dst):
             raise RuntimeError(f"could not move {source} to {target}")
