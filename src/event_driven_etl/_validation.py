@@ -705,17 +705,22 @@ def check_tables(problems: Problems, tables: Optional[Tables], catalog_table_nam
         return
     if tables.is_single:
         _check_single_table(problems, tables, catalog_table_name)
-        return
-    if catalog_table_name is not None:
-        problems.add(
-            "catalog_table_name",
-            catalog_table_name,
-            f"has no effect with tables={tables!r}: each table is named "
-            f"{'by its folder' if tables.kind == TABLE_RULE_BY_FOLDER else 'by the mapping'}; "
-            "drop it",
-        )
-    if tables.kind == TABLE_RULE_MAPPING:
+    elif tables.kind == TABLE_RULE_MAPPING:
         _check_routes(problems, tables)
+
+
+def check_pipeline_tables(problems: Problems, props: Mapping[str, Any]) -> None:
+    """What only the pipeline's props together get wrong about ``tables`` (its value is
+    checked with the Glue job's props)."""
+    tables, catalog_table_name = props["tables"], props["catalog_table_name"]
+    if tables is None or tables.is_single or catalog_table_name is None:
+        return
+    by = "by its folder" if tables.kind == TABLE_RULE_BY_FOLDER else "by the mapping"
+    problems.add(
+        "catalog_table_name",
+        catalog_table_name,
+        f"has no effect with tables={tables!r}: each table is named {by}; drop it",
+    )
 
 
 def _check_single_table(problems: Problems, tables: Tables, catalog_table_name: Any) -> None:
@@ -752,8 +757,6 @@ def _check_routes(problems: Problems, tables: Tables) -> None:
                 f"key prefix {prefix!r} must be a string relative to key_prefix, not starting "
                 "with '/' (e.g. 'orders/'; '' matches every key)",
             )
-        elif any(ch in prefix for ch in _IAM_WILDCARDS):
-            problems.add("tables", shown, f"key prefix {prefix!r}: no wildcards ('*', '?')")
         if not isinstance(name, str) or table_name(name) is None:
             problems.add("tables", shown, f"table {name!r}: {_TABLE_NAME_RULE}")
 

@@ -680,6 +680,7 @@ class _SubProps:
             glue_job=glue_job,
             job_timeout=_job_timeout(props["job_timeout"], props["execution_class"]),
         )
+        _validation.check_pipeline_tables(problems, props)
         table_names = _known_table_names(scope, construct_id, props)
         _validation.check_catalog_tables_are_free(
             problems, scope, props["catalog_database"] if props["catalog"] else None, table_names

@@ -344,6 +344,11 @@ class LocalPipeline:
         with table routing, ``name`` picks one of the pipeline's tables."""
         return self._session.output.table_definition(name)
 
+    def catalog_tables(self) -> list[str]:
+        """The names of the tables in the pipeline's catalog database, sorted: its one table,
+        or each table it routes objects to (once the table's first data landed)."""
+        return sorted(str(t["Name"]) for t in self._session.output.table_definitions())
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL against the output table through its catalog definition, as Athena would
         see it: DuckDB reads the table's location with the catalog's column types and its
