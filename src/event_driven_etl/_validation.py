@@ -713,6 +713,13 @@ def check_pipeline_tables(problems: Problems, props: Mapping[str, Any]) -> None:
     """What only the pipeline's props together get wrong about ``tables`` (its value is
     checked with the Glue job's props)."""
     tables, catalog_table_name = props["tables"], props["catalog_table_name"]
+    if tables is not None and tables.is_single and tables.name is not None:
+        problems.require(
+            props["catalog"],
+            "tables",
+            _Shown(repr(tables)),
+            "names a catalog table, and catalog=False keeps none; drop the name",
+        )
     if tables is None or tables.is_single or catalog_table_name is None:
         return
     by = "by its folder" if tables.kind == TABLE_RULE_BY_FOLDER else "by the mapping"

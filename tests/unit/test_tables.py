@@ -175,6 +175,11 @@ def test_fails_a_single_table_named_twice_differently() -> None:
         _pipeline(tables=Tables.single("a"), catalog_table_name="b")
 
 
+def test_fails_a_named_single_table_without_a_catalog() -> None:
+    with pytest.raises(ValidationError, match=r"tables=Tables.single\('orders'\): names a catalog"):
+        _pipeline(tables=Tables.single("orders"), catalog=False)
+
+
 def test_fails_a_table_name_another_pipeline_keeps_in_the_same_database() -> None:
     stack = Stack(App(), "S")
     database = glue.Database(stack, "Lake", database_name="lake")
