@@ -171,6 +171,7 @@ STATE_MACHINE_TYPES: dict[str, TypeCheck] = {
     "report_bucket": resource("bucket_name", "an s3.IBucket"),
     "report_prefix": string,
     "report_key": resource("key_arn", "a kms.IKey"),
+    "report_tables": boolean,
 }
 """The type check of each of EtlStateMachine's props."""
 

@@ -10,10 +10,11 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from hypothesis import given
 from hypothesis import strategies as st
 
-from event_driven_etl import EventDrivenEtlPipeline, Tables, ValidationError
+from event_driven_etl import EtlStateMachine, EventDrivenEtlPipeline, Tables, ValidationError
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule, table_name
 
 from ..helpers import only_resource, policy_statements, state_machine_definition, template_of
@@ -270,3 +271,13 @@ def test_grouping_keeps_every_object_once() -> None:
     by_table, unrouted = rule.group(uris)
     assert by_table == {"x": ["s3://b/in/a/1.csv", "s3://b/in/a/4.csv"], "y": ["s3://b/in/b/3.csv"]}
     assert list(unrouted) == ["s3://b/in/c/2.csv"]
+
+
+def test_fails_report_tables_that_is_not_a_bool() -> None:
+    stack = Stack(App(), "S")
+    job = glue.Job.from_job_attributes(stack, "Job", job_name="nightly")
+    topic = sns.Topic(stack, "Topic")
+    with pytest.raises(ValidationError, match=r"report_tables='yes': must be True or False"):
+        EtlStateMachine(
+            stack, "Workflow", glue_job=job, notification_topic=topic, report_tables="yes"
+        )
