@@ -4,7 +4,7 @@ the job uses (issue #22)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aws_cdk import App, Stack
@@ -279,5 +279,9 @@ def test_fails_report_tables_that_is_not_a_bool() -> None:
     topic = sns.Topic(stack, "Topic")
     with pytest.raises(ValidationError, match=r"report_tables='yes': must be True or False"):
         EtlStateMachine(
-            stack, "Workflow", glue_job=job, notification_topic=topic, report_tables="yes"
+            stack,
+            "Workflow",
+            glue_job=job,
+            notification_topic=topic,
+            report_tables=cast(bool, "yes"),
         )
