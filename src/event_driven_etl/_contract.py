@@ -64,6 +64,9 @@ QUARANTINE_PATH_ARGUMENT = "--quarantine_path"
 CATALOG_DATABASE_ARGUMENT = "--catalog_database"
 CATALOG_TABLE_ARGUMENT = "--catalog_table"
 CATALOG_REGION_ARGUMENT = "--catalog_region"
+TABLES_ARGUMENT = "--tables"
+"""The table routing rule (JSON, see :data:`TABLE_RULES`) of a pipeline with several tables;
+absent with ``Tables.single()``: one table at ``--output_path``, as before."""
 
 RESERVED_ARGUMENTS = frozenset(
     {
@@ -76,12 +79,29 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_DATABASE_ARGUMENT,
         CATALOG_TABLE_ARGUMENT,
         CATALOG_REGION_ARGUMENT,
+        TABLES_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
 
 BAD_RECORDS_MODES = ("fail", "quarantine")
 """What the built-in job does with an object it cannot land."""
+
+# ------------------------------------------------------------------ table routing
+
+TABLE_RULE_BY_FOLDER = "by_folder"
+"""Routing rule: an object's table is the first folder of its key under the key prefix."""
+
+TABLE_RULE_MAPPING = "mapping"
+"""Routing rule: an object's table is the one of the longest key prefix it starts with."""
+
+TABLE_RULES = (TABLE_RULE_BY_FOLDER, TABLE_RULE_MAPPING)
+"""The ``rule`` of the ``--tables`` JSON: ``{"rule": ..., "key_prefix": "...", "routes":
+{"<prefix under key_prefix>": "<table>"}}`` (``routes`` with ``mapping`` only)."""
+
+SUMMARY_TABLES_FIELD = "tables"
+"""Field of the run summary (and the notification) of a pipeline with several tables:
+``{"<table>": {"rows": n, "landed": n}}``."""
 
 # ------------------------------------------------------------------ limits
 

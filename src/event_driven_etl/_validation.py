@@ -26,6 +26,8 @@ from ._contract import (
     DEFAULT_QUARANTINE_PREFIX,
     MANIFEST_PREFIX,
     RESERVED_ARGUMENTS,
+    TABLE_RULE_BY_FOLDER,
+    TABLE_RULE_MAPPING,
 )
 from ._glue_versions import glue_version_name
 from ._notification import PIPELINE_NAME_LIMIT
@@ -44,6 +46,8 @@ from ._problems import (
     whole_number,
 )
 from .retry import Batching, RetryPolicy
+from .runtime.glue.event_driven_etl_job.tables import table_name
+from .tables import Tables
 
 # ------------------------------------------------------------------ types
 
@@ -55,6 +59,7 @@ _KEY = resource("key_arn", "a kms.IKey (e.g. kms.Key.from_key_arn(self, 'Key', a
 _GLUE_CODE = resource("bind", "an aws_glue.Code (e.g. glue.Code.from_asset(...))")
 _RETRY_POLICY = instance(RetryPolicy, "a RetryPolicy (e.g. RetryPolicy(max_attempts=5))")
 _BATCHING = instance(Batching, "a Batching (e.g. Batching(max_batch_size=100))")
+_TABLES = instance(Tables, "a Tables (e.g. Tables.by_folder() or Tables.mapping({...}))")
 
 
 def _string_sequence(value: Any) -> Optional[str]:
@@ -98,6 +103,7 @@ PIPELINE_TYPES: dict[str, TypeCheck] = {
         "database_name", "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
     ),
     "catalog_table_name": string,
+    "tables": _TABLES,
 }
 """The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
 with its value, in :func:`check_glue_runtime_props`)."""
@@ -127,6 +133,7 @@ GLUE_JOB_TYPES: dict[str, TypeCheck] = {
     "quarantine_prefix": string,
     "catalog_database": resource("database_name", "a glue.IDatabase"),
     "catalog_table_name": string,
+    "tables": _TABLES,
 }
 """The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
 value, in :func:`check_glue_runtime_props`)."""
@@ -164,6 +171,7 @@ STATE_MACHINE_TYPES: dict[str, TypeCheck] = {
     "report_bucket": resource("bucket_name", "an s3.IBucket"),
     "report_prefix": string,
     "report_key": resource("key_arn", "a kms.IKey"),
+    "report_tables": boolean,
 }
 """The type check of each of EtlStateMachine's props."""
 
@@ -342,6 +350,7 @@ def check_glue_job_props(
     """
     check_glue_runtime_props(problems, props)
     _check_table_name(problems, props["catalog_table_name"])
+    check_tables(problems, props.get("tables"), props["catalog_table_name"])
     problems.require(
         props["bad_records"] in BAD_RECORDS_MODES,
         "bad_records",
@@ -681,3 +690,118 @@ def _check_same_environment(
             f"the bucket's own {field}. Deploy the pipeline there, or replicate the objects "
             "into a bucket here.",
         )
+
+
+# ------------------------------------------------------------------ table routing
+
+_TABLE_NAME_RULE = (
+    "normalised like a column name it must be a Glue table name (ASCII letters, digits, '_', "
+    "at most 255 characters)"
+)
+
+
+def check_tables(problems: Problems, tables: Optional[Tables], catalog_table_name: Any) -> None:
+    """Record every problem with a ``tables`` value and with ``catalog_table_name`` beside it."""
+    if tables is None:
+        return
+    if tables.is_single:
+        _check_single_table(problems, tables, catalog_table_name)
+    elif tables.kind == TABLE_RULE_MAPPING:
+        _check_routes(problems, tables)
+
+
+def check_pipeline_tables(problems: Problems, props: Mapping[str, Any]) -> None:
+    """What only the pipeline's props together get wrong about ``tables`` (its value is
+    checked with the Glue job's props)."""
+    tables, catalog_table_name = props["tables"], props["catalog_table_name"]
+    if tables is not None and tables.is_single and tables.name is not None:
+        problems.require(
+            props["catalog"],
+            "tables",
+            _Shown(repr(tables)),
+            "names a catalog table, and catalog=False keeps none; drop the name",
+        )
+    if tables is None or tables.is_single or catalog_table_name is None:
+        return
+    by = "by its folder" if tables.kind == TABLE_RULE_BY_FOLDER else "by the mapping"
+    problems.add(
+        "catalog_table_name",
+        catalog_table_name,
+        f"has no effect with tables={tables!r}: each table is named {by}; drop it",
+    )
+
+
+def _check_single_table(problems: Problems, tables: Tables, catalog_table_name: Any) -> None:
+    name = tables.name
+    if name is None or is_unresolved(name):
+        return
+    normalised = table_name(name) if isinstance(name, str) else None
+    if normalised is None:
+        problems.add("tables", _Shown(repr(tables)), f"the table name {_TABLE_NAME_RULE}")
+    elif isinstance(catalog_table_name, str) and not is_unresolved(catalog_table_name):
+        problems.require(
+            catalog_table_name == normalised,
+            "tables",
+            _Shown(repr(tables)),
+            f"names the table {normalised!r} and catalog_table_name names "
+            f"{catalog_table_name!r}: give the name once",
+        )
+
+
+def _check_routes(problems: Problems, tables: Tables) -> None:
+    shown = _Shown(repr(tables))
+    routes = tables.routes
+    pairs_ok = isinstance(routes, tuple) and all(
+        isinstance(pair, tuple) and len(pair) == 2 for pair in routes
+    )
+    if not pairs_ok or not routes:
+        problems.add("tables", shown, "Tables.mapping takes a non-empty dict of key prefix: table")
+        return
+    for prefix, name in routes:
+        if not isinstance(prefix, str) or prefix.startswith("/"):
+            problems.add(
+                "tables",
+                shown,
+                f"key prefix {prefix!r} must be a string relative to key_prefix, not starting "
+                "with '/' (e.g. 'orders/'; '' matches every key)",
+            )
+        if not isinstance(name, str) or table_name(name) is None:
+            problems.add("tables", shown, f"table {name!r}: {_TABLE_NAME_RULE}")
+
+
+_CATALOG_TABLES: weakref.WeakKeyDictionary[IConstruct, list[tuple[Any, str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per app (its root construct): (brought catalog database, table name, pipeline path) of its
+pipelines. Weak, so an app's entries go with the app."""
+
+
+def record_catalog_tables(scope: Construct, database: Any, names: Iterable[str]) -> None:
+    """Remember that the pipeline ``scope`` keeps tables ``names`` in a database it was given."""
+    entries = _CATALOG_TABLES.setdefault(scope.node.root, [])
+    entries.extend((database, name, scope.node.path) for name in names)
+
+
+def check_catalog_tables_are_free(
+    problems: Problems, scope: Construct, database: Any, names: Mapping[str, str]
+) -> None:
+    """Two pipelines keeping one table would each replace the other's schema and
+    partitions. ``names``: table name -> the prop that named it (``tables`` or
+    ``catalog_table_name``); only the names known at synth are compared."""
+    if database is None:
+        return  # the pipeline's own new database: nobody else's tables are there
+    for other_database, other_name, path in _CATALOG_TABLES.get(scope.node.root, []):
+        if other_name in names and _same_database(database, other_database):
+            problems.add(
+                names[other_name],
+                other_name,
+                f"the pipeline at '{path}' already keeps the table {other_name!r} in this "
+                "catalog_database: give each pipeline its own table names (or its own database)",
+            )
+
+
+def _same_database(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    names = (getattr(a, "database_name", None), getattr(b, "database_name", None))
+    return all(isinstance(n, str) and not is_unresolved(n) for n in names) and names[0] == names[1]

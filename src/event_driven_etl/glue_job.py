@@ -26,9 +26,11 @@ from ._contract import (
     OUTPUT_PATH_ARGUMENT,
     QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
+    TABLES_ARGUMENT,
 )
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
+from .tables import Tables
 
 __all__ = ["GlueEtlJob"]
 
@@ -114,6 +116,9 @@ class GlueEtlJob(Construct):
     quarantine_path: str
     """``s3://`` prefix that quarantined objects are copied under (``--quarantine_path``)."""
 
+    tables: Tables
+    """How objects are routed to tables (``Tables.single()`` unless told otherwise)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -142,6 +147,7 @@ class GlueEtlJob(Construct):
         quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
+        tables: Optional[Tables] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose objects the job reads.
@@ -194,14 +200,23 @@ class GlueEtlJob(Construct):
         :param catalog_table_name: Name of the output table in ``catalog_database``
             (lowercase letters, digits and ``_``). Default: - "etl_output" when a database is
             given
+        :param tables: How objects are routed to tables (see :class:`Tables`): with
+            ``Tables.by_folder()`` or ``Tables.mapping(...)`` the job writes each table under
+            ``<output_prefix><table>/``, and keeps each in ``catalog_database``.
+            Default: ``Tables.single()`` (one table at ``output_prefix``)
         """
         _validation.validate_glue_job(construct_id, locals(), GlueEtlJob.__init__)
         super().__init__(scope, construct_id)
         self.execution_class = execution_class
         self.catalog_database = catalog_database
+        self.tables = tables or Tables.single()
+        single_name = self.tables._table_names() if self.tables.is_single else None
         self.catalog_table_name = (
-            (catalog_table_name or _DEFAULT_TABLE_NAME) if catalog_database else None
+            (catalog_table_name or (single_name[0] if single_name else _DEFAULT_TABLE_NAME))
+            if catalog_database
+            else None
         )
+        self._source_key_prefix = source_key_prefix
         self.output_encryption_key = output_encryption_key
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "Key", "event-driven-etl: Glue job output, logs and bookmarks"
@@ -283,6 +298,7 @@ class GlueEtlJob(Construct):
             BAD_RECORDS_ARGUMENT: bad_records,
             QUARANTINE_PATH_ARGUMENT: self.quarantine_path,
             **self._catalog_arguments(),
+            **self._tables_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
@@ -335,17 +351,34 @@ class GlueEtlJob(Construct):
             CATALOG_REGION_ARGUMENT: Stack.of(self).region,
         }
 
+    def _tables_arguments(self) -> dict[str, str]:
+        """``--tables``, the routing rule, with ``by_folder`` or ``mapping`` only: a single
+        table's job has the arguments it always had."""
+        rule = self.tables._rule(self._source_key_prefix)
+        return {} if rule is None else {TABLES_ARGUMENT: rule.to_json()}
+
     def _grant_catalog(self) -> None:
-        """Create and change the output table, register its partitions: that table only."""
-        if self.catalog_database is None or self.catalog_table_name is None:
+        """Create and change the output tables, register their partitions: those tables only
+        (a mapping's by name; with tables by folder, named at run time, the tables of the
+        catalog database, which is the pipeline's own unless you bring one)."""
+        arns = self._catalog_table_arns()
+        if not arns:
             return
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="MaintainOutputTable",
                 actions=list(_CATALOG_ACTIONS),
-                resources=_table_arns(self.catalog_database, self.catalog_table_name),
+                resources=arns,
             )
         )
+
+    def _catalog_table_arns(self) -> list[str]:
+        """The catalog, the database and each output table IAM checks for the job's catalog
+        calls (``table/<database>/*`` for tables by folder); empty without a catalog."""
+        if self.catalog_database is None or self.catalog_table_name is None:
+            return []
+        names = self.tables._arn_names(self.catalog_table_name)
+        return _table_arns(self.catalog_database, *names)
 
     def _built_in_script(self) -> glue.Code:
         """The built-in script as a file asset, read through ``Code.from_bucket`` so the role
@@ -429,14 +462,17 @@ def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:
     return _FLEX_TIMEOUT if execution_class == glue.ExecutionClass.FLEX else _DEFAULT_TIMEOUT
 
 
-def _table_arns(database: glue.IDatabase, table_name: str) -> list[str]:
-    """The ARNs IAM checks for a table's catalog calls: its catalog, database and table."""
+def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:
+    """The ARNs IAM checks for a table's catalog calls: its catalog, database and table(s)."""
     return [
         database.catalog.catalog_arn,
         database.database_arn,
-        Stack.of(database).format_arn(
-            service="glue",
-            resource="table",
-            resource_name=f"{database.database_name}/{table_name}",
+        *(
+            Stack.of(database).format_arn(
+                service="glue",
+                resource="table",
+                resource_name=f"{database.database_name}/{table_name}",
+            )
+            for table_name in table_names
         ),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
@@ -25,9 +25,10 @@ from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
 from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
 from .errors import ValidationError
-from .glue_job import GlueEtlJob, _job_timeout, _table_arns
+from .glue_job import GlueEtlJob, _job_timeout
 from .retry import Batching, RetryPolicy
 from .state_machine import EtlStateMachine
+from .tables import Tables
 from .trigger import TriggerFunction
 
 __all__ = ["EventDrivenEtlPipeline"]
@@ -156,6 +157,7 @@ class EventDrivenEtlPipeline(Construct):
         catalog: bool = True,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
+        tables: Optional[Tables] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -235,6 +237,13 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_database: The catalog database for the table. Default: - a new database
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
+        :param tables: Which table each object lands in: ``Tables.by_folder()`` (the first
+            folder under ``key_prefix``) or ``Tables.mapping({"orders/": "orders"})`` (the
+            longest matching key prefix; objects matching none are skipped with the reason)
+            give each table its own prefix ``<output_prefix><table>/``, schema, partitions,
+            exactly-once bookkeeping and catalog table, and the notifications a ``tables``
+            field with each table's ``rows`` and ``landed``. Default: ``Tables.single()``
+            (one table at ``output_prefix``)
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
@@ -255,7 +264,10 @@ class EventDrivenEtlPipeline(Construct):
         self.notification_topic = notification_topic or _defaults.new_topic(
             self, "NotificationTopic", self.encryption_key
         )
+        self.tables = tables or Tables.single()
         self._create_catalog(catalog, catalog_database, catalog_table_name)
+        if catalog and catalog_database is not None:
+            _validation.record_catalog_tables(self, catalog_database, parts.table_names)
         if batching is None and max_concurrent_runs == 1:
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:single-glue-run",
@@ -340,7 +352,9 @@ class EventDrivenEtlPipeline(Construct):
             # fixed name would block the next deploy of the same app.
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.catalog_table_name = catalog_table_name or _catalog_name(self.pipeline_name)
+        self.catalog_table_name = catalog_table_name or _single_table_name(
+            self.tables, self.pipeline_name
+        )
 
     def _create_parts(
         self,
@@ -377,6 +391,7 @@ class EventDrivenEtlPipeline(Construct):
                 report_bucket=self.output_bucket,
                 report_prefix=self.glue_job.run_reports_prefix,
                 report_key=encryption_key,
+                report_tables=True if not self.tables.is_single else None,
             ),
         )
         self.trigger = TriggerFunction(
@@ -600,7 +615,8 @@ class EventDrivenEtlPipeline(Construct):
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=list(_QUERY_CATALOG_ACTIONS),
-            resource_arns=_table_arns(self.catalog_database, self.catalog_table_name),
+            # Every table of the pipeline: by name, or the database's tables by folder.
+            resource_arns=self.glue_job._catalog_table_arns(),
         )
         return grant.combine(self.grant_read_output(grantee))
 
@@ -637,6 +653,8 @@ class _SubProps:
     trigger: dict[str, Any]
     output_prefix: str
     """The Glue job's output prefix, its default included."""
+    table_names: Mapping[str, str] = field(default_factory=dict)
+    """The catalog tables known at synth -> the prop that names them (collisions)."""
 
     @classmethod
     def checked(cls, scope: Construct, construct_id: str, values: Mapping[str, Any]) -> _SubProps:
@@ -662,8 +680,13 @@ class _SubProps:
             glue_job=glue_job,
             job_timeout=_job_timeout(props["job_timeout"], props["execution_class"]),
         )
+        _validation.check_pipeline_tables(problems, props)
+        table_names = _known_table_names(scope, construct_id, props)
+        _validation.check_catalog_tables_are_free(
+            problems, scope, props["catalog_database"] if props["catalog"] else None, table_names
+        )
         problems.raise_if_any()
-        return parts
+        return replace(parts, table_names=table_names)
 
     @classmethod
     def of(cls, props: Mapping[str, Any]) -> _SubProps:
@@ -683,6 +706,7 @@ class _SubProps:
             bad_records=props["bad_records"],
             glue_version=props["glue_version"],
             execution_class=props["execution_class"],
+            tables=props["tables"],
         )
         workflow = _given(
             retry_policy=props["retry_policy"],
@@ -724,3 +748,26 @@ def _queuing(job_run_queuing: Optional[bool], *, flex: bool) -> bool:
     for a slot instead of failing (https://docs.aws.amazon.com/glue/latest/dg/
     job-run-statuses.html); Glue does not queue FLEX runs."""
     return (not flex) if job_run_queuing is None else job_run_queuing
+
+
+def _single_table_name(tables: Tables, pipeline_name: str) -> str:
+    """The one table's name: ``Tables.single(name)``'s, else derived from the pipeline's."""
+    named = tables._table_names() if tables.is_single else None
+    return named[0] if named else _catalog_name(pipeline_name)
+
+
+def _known_table_names(
+    scope: Construct, construct_id: str, props: Mapping[str, Any]
+) -> dict[str, str]:
+    """The catalog tables this pipeline will keep, when known at synth, each -> the prop that
+    names it: a mapping's tables, or the one table (tables by folder are named at run time)."""
+    tables = props["tables"] or Tables.single()
+    if not props["catalog"]:
+        return {}
+    if not tables.is_single:
+        return dict.fromkeys(tables._table_names() or (), "tables")
+    if props["catalog_table_name"] is not None:
+        return {props["catalog_table_name"]: "catalog_table_name"}
+    path = f"{scope.node.path}/{construct_id}" if scope.node.path else construct_id
+    name = _single_table_name(tables, props["pipeline_name"] or default_pipeline_name(path))
+    return {name: "tables" if tables.name is not None else "catalog_table_name"}

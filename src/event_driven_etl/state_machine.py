@@ -27,6 +27,7 @@ from ._contract import (
     RUN_SUMMARY_SUFFIX,
     SUMMARY_CAUSE_FIELD,
     SUMMARY_OUTCOME_FIELDS,
+    SUMMARY_TABLES_FIELD,
 )
 from ._docs import public
 from ._notification import FAILED, SUCCEEDED
@@ -74,6 +75,8 @@ _NO_OUTCOME: dict[str, Any] = {
     "quarantined": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
+_NO_TABLES = {f"{SUMMARY_TABLES_FIELD}.$": "States.StringToJson('{}')"}
+"""With table routing, the notification's ``tables`` when no run report is read: ``{}``."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
 _RUN_RETRIES = "run_retries"
@@ -136,6 +139,7 @@ class EtlStateMachine(Construct):
         report_bucket: Optional[s3.IBucket] = None,
         report_prefix: str = DEFAULT_RUN_REPORTS_PREFIX,
         report_key: Optional[kms.IKey] = None,
+        report_tables: bool = False,
     ) -> None:
         """
         :param glue_job: The Glue job to run (yours, or ``GlueEtlJob.job``).
@@ -159,6 +163,9 @@ class EtlStateMachine(Construct):
             Default: "processed/_runs/"
         :param report_key: KMS key the run reports are encrypted with, if any.
             Default: - the bucket's own key when CDK knows it
+        :param report_tables: The run reports hold ``tables`` (the built-in script routing
+            objects to several tables): the notifications carry it, each table's ``rows`` and
+            ``landed`` (``{}`` when no report was read). Default: False
         """
         _validation.validate_state_machine(construct_id, locals(), EtlStateMachine.__init__)
         super().__init__(scope, construct_id)
@@ -166,6 +173,7 @@ class EtlStateMachine(Construct):
         self._topic = notification_topic
         self._report_bucket = report_bucket
         self._report_prefix = report_prefix
+        self._report_tables = report_tables
         definition = self._definition(
             glue_job, retry_policy or RetryPolicy(), concurrency_retry or _DEFAULT_CONCURRENCY_RETRY
         )
@@ -336,6 +344,8 @@ class EtlStateMachine(Construct):
                 self._report_bucket, notify_success, failure_details
             )
         input_defaults = dict(_INPUT_DEFAULTS)
+        if self._report_tables:
+            input_defaults["outcome"] = {**_NO_OUTCOME, **_NO_TABLES}
         if policy.retry_failed_runs:
             input_defaults[_RUN_RETRIES] = {"count": 0}
         return self._normalise_input(input_defaults).next(run_job).next(after_run)
@@ -461,7 +471,7 @@ class EtlStateMachine(Construct):
             "Use report cause",
             parameters={
                 "error": {"Error.$": "$.error.Error", "Cause.$": cause},
-                "outcome": _report_fields("$.failure_report"),
+                "outcome": _report_fields("$.failure_report", tables=self._report_tables),
             },
             result_path="$.report_fields",
         )
@@ -513,9 +523,19 @@ class EtlStateMachine(Construct):
         read.add_catch(notify_success, errors=[_REPORT_MISSING], result_path=sfn.JsonPath.DISCARD)
         read.add_catch(on_error, errors=[sfn.Errors.ALL], result_path="$.error")
         outcome = sfn.Pass(
-            self, "Read outcome", parameters=_report_fields("$.run_report"), result_path="$.outcome"
+            self,
+            "Read outcome",
+            parameters=_report_fields("$.run_report", tables=self._report_tables),
+            result_path="$.outcome",
         )
         return read.next(outcome).next(notify_success)
+
+    def _tables_field(self) -> dict[str, Any]:
+        """The notification's ``tables`` (with table routing only)."""
+        if not self._report_tables:
+            return {}
+        path = f"$.outcome.{SUMMARY_TABLES_FIELD}"
+        return {SUMMARY_TABLES_FIELD: sfn.JsonPath.object_at(path)}
 
     def _notify(self, state_name: str, status: str, run: dict[str, Any]) -> tasks.SnsPublish:
         body = _notification.message(
@@ -526,12 +546,23 @@ class EtlStateMachine(Construct):
             outcome={
                 "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
                 "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
+                **(
+                    {
+                        SUMMARY_TABLES_FIELD: sfn.JsonPath.object_at(
+                            f"$.outcome.{SUMMARY_TABLES_FIELD}"
+                        )
+                    }
+                    if self._report_tables
+                    else {}
+                ),
             },
             run=run,
         )
         return _notification.publish(self, state_name, self._topic, body)
 
 
-def _report_fields(path: str) -> dict[str, str]:
-    """The outcome fields of the run report read into ``path`` (a Pass state's parameters)."""
-    return {f"{field}.$": f"{path}.report.{field}" for field in SUMMARY_OUTCOME_FIELDS}
+def _report_fields(path: str, *, tables: bool = False) -> dict[str, str]:
+    """The outcome fields of the run report read into ``path`` (a Pass state's parameters),
+    with ``tables`` when the report has it (table routing)."""
+    fields = (*SUMMARY_OUTCOME_FIELDS, SUMMARY_TABLES_FIELD) if tables else SUMMARY_OUTCOME_FIELDS
+    return {f"{field}.$": f"{path}.report.{field}" for field in fields}

@@ -345,14 +345,21 @@ class LocalPipeline:
         """
         return self._session.output.rows(prefix)
 
-    def catalog_table_definition(self) -> dict[str, Any]:
-        """The output table as the (emulated) Glue Data Catalog holds it (``get_table``)."""
-        return self._session.output.table_definition()
+    def catalog_table_definition(self, name: Optional[str] = None) -> dict[str, Any]:
+        """The output table as the (emulated) Glue Data Catalog holds it (``get_table``);
+        with table routing, ``name`` picks one of the pipeline's tables."""
+        return self._session.output.table_definition(name)
+
+    def catalog_tables(self) -> list[str]:
+        """The names of the tables in the pipeline's catalog database, sorted: its one table,
+        or each table it routes objects to (once the table's first data landed)."""
+        return sorted(str(t["Name"]) for t in self._session.output.table_definitions())
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL against the output table through its catalog definition, as Athena would
         see it: DuckDB reads the table's location with the catalog's column types and its
-        partition column. Name the table as ``<table>`` or ``<database>.<table>``."""
+        partition column. Name the table as ``<table>`` or ``<database>.<table>``; with table
+        routing every table of the catalog database is there (a query may join them)."""
         return self._session.output.query(sql)
 
     def fire_alarm(self, name: str) -> bool:

@@ -73,27 +73,40 @@ class OutputReader:
         self._mirror.pull(self._s3, [self._bucket])
         return read_table_rows(self._mirror.folder(self._bucket) / prefix)
 
-    def table_definition(self) -> dict[str, Any]:
-        """The output table as the (emulated) Glue Data Catalog holds it (``get_table``)."""
+    def table_definition(self, name: Optional[str] = None) -> dict[str, Any]:
+        """The output table (or the pipeline's table ``name``, with table routing) as the
+        (emulated) Glue Data Catalog holds it (``get_table``)."""
         if not (self._database and self._table):
             raise LookupError("this pipeline keeps no catalog table (catalog=False)")
         glue = emulated_client("glue")
-        table: dict[str, Any] = glue.get_table(DatabaseName=self._database, Name=self._table)[
-            "Table"
-        ]
+        table: dict[str, Any] = glue.get_table(
+            DatabaseName=self._database, Name=name or self._table
+        )["Table"]
         return table
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        """``sql`` over the table through its catalog definition (see ``_query``)."""
-        from ._query import query_table
+    def table_definitions(self) -> list[dict[str, Any]]:
+        """Every table of the catalog database (``get_tables``): the pipeline's one table, or
+        each table it routes objects to. Empty before the first run created one."""
+        if not self._database:
+            raise LookupError("this pipeline keeps no catalog table (catalog=False)")
+        paginator = emulated_client("glue").get_paginator("get_tables")
+        tables: list[dict[str, Any]] = []
+        for page in paginator.paginate(DatabaseName=self._database):
+            tables += page["TableList"]
+        return tables
 
-        table = self.table_definition()
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """``sql`` over the tables of the catalog database through their catalog definitions
+        (see ``_query``): the pipeline's table, or every table it routes objects to."""
+        from ._query import query_tables
+
+        tables = self.table_definitions() if self._database else []
+        if not tables:
+            tables = [self.table_definition()]  # raises LookupError as before
         self._mirror.pull(self._s3, [self._bucket])
-        location = str(table["StorageDescriptor"]["Location"])
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        return query_table(
-            sql,
-            database=str(self._database),
-            table=table,
-            folder=self._mirror.folder(bucket) / prefix,
-        )
+        views = []
+        for table in tables:
+            location = str(table["StorageDescriptor"]["Location"])
+            bucket, _, prefix = location.removeprefix("s3://").partition("/")
+            views.append((table, self._mirror.folder(bucket) / prefix))
+        return query_tables(sql, database=str(self._database), tables=views)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +24,43 @@ def query_table(
 ) -> list[dict[str, Any]]:
     """Run ``sql`` with the catalog table ``table`` (a Glue ``Table``) as a view over the
     Parquet files in ``folder``, each column cast to its catalog type."""
+    return query_tables(sql, database=database, tables=[(table, folder)])
+
+
+def query_tables(
+    sql: str, *, database: str, tables: Sequence[tuple[dict[str, Any], Path]]
+) -> list[dict[str, Any]]:
+    """Run ``sql`` with each catalog table (a Glue ``Table``, with the folder of its Parquet
+    files) as a view, each column cast to its catalog type: a query may join them."""
     import duckdb
 
-    name = str(table["Name"])
-    columns = [*table["StorageDescriptor"]["Columns"], *table.get("PartitionKeys", [])]
-    depth = "/".join("*=*" for _ in table.get("PartitionKeys", []))
-    pattern = str(folder / depth / "*.parquet") if depth else str(folder / "*.parquet")
-    selected = ", ".join(_column(c["Name"], c["Type"]) for c in columns)
-    source = (
-        f"read_parquet('{_literal(pattern)}', hive_partitioning = true, union_by_name = true,"
-        " hive_types_autocast = false)"
-    )
     connection = duckdb.connect()
     try:
         connection.execute(f'CREATE SCHEMA "{database}"')
-        view = f"SELECT {selected} FROM {source}"
-        connection.execute(f'CREATE VIEW "{database}"."{name}" AS {view}')
-        connection.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{database}"."{name}"')
+        for table, folder in tables:
+            _create_view(connection, database, table, folder)
         result = connection.execute(sql)
         names = [d[0] for d in result.description]
         return [dict(zip(names, row)) for row in result.fetchall()]
     finally:
         connection.close()
+
+
+def _create_view(connection: Any, database: str, table: dict[str, Any], folder: Path) -> None:
+    """``<database>.<table>`` and ``<table>`` over the table's Parquet files."""
+    name = str(table["Name"])
+    columns = [*table["StorageDescriptor"]["Columns"], *table.get("PartitionKeys", [])]
+    depth = "/".join("*=*" for _ in table.get("PartitionKeys", []))
+    pattern = str(folder / depth / "*.parquet") if depth else str(folder / "*.parquet")
+    if not glob.glob(pattern):
+        return  # a table of the database with no files here (not this pipeline's output)
+    selected = ", ".join(_column(c["Name"], c["Type"]) for c in columns)
+    source = (
+        f"read_parquet('{_literal(pattern)}', hive_partitioning = true, union_by_name = true,"
+        " hive_types_autocast = false)"
+    )
+    connection.execute(f'CREATE VIEW "{database}"."{name}" AS SELECT {selected} FROM {source}')
+    connection.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{database}"."{name}"')
 
 
 def _column(name: str, hive_type: str) -> str:

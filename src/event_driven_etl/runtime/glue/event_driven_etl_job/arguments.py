@@ -5,7 +5,8 @@ Glue passes ``--name value`` pairs: ``--objects`` (a JSON list of ``s3://`` URIs
 ``--manifest`` (the URI of a JSON-lines file, one URI per line), ``--output_path`` (the
 table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
 its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path`` and
-``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``.
+``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``; ``--tables`` (the table
+routing rule, see ``tables``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .errors import JobInputError
 from .names import hadoop_path
 from .shared import contract
+from .tables import TableRule
 
 if TYPE_CHECKING:  # the job imports pyspark where it uses it; this module reads a manifest only
     from pyspark.sql import SparkSession
@@ -137,6 +139,10 @@ class JobArgs:
     catalog: Optional[CatalogTable] = None
     ingested_at: Optional[datetime] = None
     """The run's timestamp (default: now; a re-run keeps its first run's)."""
+    tables: Optional[TableRule] = None
+    """The table routing rule (``--tables``); None: one table at :attr:`output_path`."""
+    table: Optional[str] = None
+    """With routing, the name of this run's one table (``table_runs`` sets it); else None."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -148,6 +154,7 @@ class JobArgs:
             bad_records=args.get("bad_records", "fail") or "fail",
             quarantine_path=args.get("quarantine_path", ""),
             catalog=CatalogTable.from_args(args),
+            tables=TableRule.from_json(args.get(contract.TABLES_ARGUMENT.removeprefix("--"), "")),
         )
 
     def check(self) -> None:

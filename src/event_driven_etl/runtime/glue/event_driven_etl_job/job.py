@@ -25,6 +25,8 @@ from .report import RunReport, finish_report, start_report
 from .schema import CatalogSchemaStore, FileSchemaStore, SchemaStore, settle_schema
 from .session import configure, session_settings
 from .storage import Storage
+from .table_runs import run_tables
+from .tables import TableRule
 from .write import StagedWrite, publish
 
 
@@ -38,6 +40,7 @@ def run(
     quarantine_path: str = "",
     ingested_at: Optional[datetime] = None,
     catalog: Optional[CatalogTable] = None,
+    tables: Optional[TableRule] = None,
 ) -> RunReport:
     """Land ``uris`` in the table at ``output_path``; return what happened to each object.
 
@@ -52,6 +55,7 @@ def run(
         quarantine_path=quarantine_path,
         catalog=catalog,
         ingested_at=ingested_at,
+        tables=tables,
     )
     return run_job(spark, job)
 
@@ -60,6 +64,8 @@ def run_job(spark: SparkSession, job: JobArgs) -> RunReport:
     """The run of ``job`` (see :func:`run`), with the session settings it relies on."""
     job.check()
     with session_settings(spark):
+        if job.tables is not None:
+            return run_tables(spark, job, job.tables, _stages)
         return _stages(spark, job)
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 from .arguments import JobArgs
 from .errors import JobInputError
@@ -31,6 +31,8 @@ class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     cause: str = ""
+    tables: Optional[dict[str, dict[str, int]]] = None
+    """With table routing: each table's ``rows`` and ``landed`` objects (None: one table)."""
 
     def by_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -51,6 +53,8 @@ class RunReport:
         }
         for status in ("landed", "skipped", "quarantined", "refused"):
             data[status] = [o.entry() for o in self.by_status(status)]
+        if self.tables is not None:
+            data[contract.SUMMARY_TABLES_FIELD] = self.tables
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -68,6 +72,8 @@ class RunReport:
                 entry["reason"] = str(entry.get("reason", ""))[:300]
             data[status] = entries[:REPORT_LIST_LIMIT]
             data[f"{status}_count"] = len(entries)
+        if self.tables is not None:
+            data[contract.SUMMARY_TABLES_FIELD] = self.tables
         return data
 
 
@@ -147,7 +153,9 @@ def finish_report(
         report.cause = refusal_cause(refused, job.report_uri)
     write_report(storage, job, report)
     if refused:
-        raise JobInputError(report.cause)
+        error = JobInputError(report.cause)
+        error.report = report
+        raise error
     return report
 
 

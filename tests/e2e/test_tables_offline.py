@@ -1,0 +1,116 @@
+"""Table routing offline: several datasets in one pipeline, each its own table (issue #22)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline, Tables
+from event_driven_etl.testing import LocalPipeline
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+PENGUINS = (CORPUS / "penguins.csv").read_bytes()  # 344 rows, `year` an integer
+CARS = (CORPUS / "cars_array.json").read_bytes()  # 406 rows, `Year` a date string
+RAGGED = b"id,name\n3,Cy\n4,Di,extra\n"
+GOOD = b"id,name\n1,Ann\n2,Bob\n"
+
+
+def _stack(tmp_path: Path, **props: Any) -> Stack:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "Tables")
+    EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)
+    return stack
+
+
+def _types(local: LocalPipeline, table: str) -> dict[str, str]:
+    columns = local.catalog_table_definition(table)["StorageDescriptor"]["Columns"]
+    return {c["Name"]: c["Type"] for c in columns}
+
+
+@pytest.mark.spark
+def test_two_folders_with_clashing_column_types_land_as_two_tables(tmp_path: Path) -> None:
+    with LocalPipeline.from_stack(_stack(tmp_path, tables=Tables.by_folder()), "Pipeline") as local:
+        local.put_object("incoming/penguins/2026/12/penguins.csv", PENGUINS)
+        local.put_object("incoming/cars/cars.json", CARS)
+        runs = local.wait_for_runs(timeout=600)
+        assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"], [r.cause for r in runs]
+
+        assert local.catalog_tables() == ["cars", "penguins"]
+        assert _types(local, "penguins")["year"] == "bigint"
+        assert _types(local, "cars")["year"] == "date"
+        location = local.catalog_table_definition("cars")["StorageDescriptor"]["Location"]
+        assert location == f"s3://{local.output_bucket}/processed/cars/"
+
+        assert local.query("SELECT count(*) AS n FROM penguins") == [{"n": 344}]
+        assert local.query("SELECT count(*) AS n FROM cars") == [{"n": 406}]
+        [first_car] = local.query("SELECT name, year FROM cars ORDER BY name, year LIMIT 1")
+        assert first_car == {"name": "amc ambassador brougham", "year": dt.date(1973, 1, 1)}
+        [penguin_years] = local.query("SELECT min(year) AS low, max(year) AS high FROM penguins")
+        assert penguin_years == {"low": 2007, "high": 2009}
+
+        by_table = {next(iter(n["tables"])): n for n in local.notifications}
+        assert by_table["penguins"]["tables"] == {"penguins": {"rows": 344, "landed": 1}}
+        assert by_table["cars"]["tables"] == {"cars": {"rows": 406, "landed": 1}}
+        assert by_table["cars"]["rows"] == 406 and by_table["cars"]["landed"] == 1
+
+
+@pytest.mark.spark
+def test_a_batch_of_three_tables_is_one_run_and_a_refusal_stays_in_its_table(
+    tmp_path: Path,
+) -> None:
+    tables = Tables.mapping(
+        {"zoo/": "penguins", "garage/": "cars", "crm/": "people", "crm/archive/": "archive"}
+    )
+    stack = _stack(tmp_path, tables=tables, batching=Batching(max_batch_size=10))
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        local.put_object("incoming/zoo/penguins.csv", PENGUINS)
+        local.put_object("incoming/garage/cars.json", CARS)
+        local.put_object("incoming/crm/good.csv", GOOD)
+        local.put_object("incoming/crm/bad.csv", RAGGED)
+        local.put_object("incoming/elsewhere/x.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=600)
+
+        assert run.status == "FAILED"
+        [note] = local.notifications
+        uri = f"s3://{local.source_bucket}/incoming/"
+        assert note["cause"].splitlines()[0].startswith(f"{uri}crm/bad.csv: data row 2 has 3")
+        assert note["tables"] == {
+            "cars": {"rows": 406, "landed": 1},
+            "penguins": {"rows": 344, "landed": 1},
+            "people": {"rows": 2, "landed": 1},
+        }
+        [skipped] = note["skipped"]
+        assert skipped["object"] == f"{uri}elsewhere/x.csv"
+        assert "matches no table of the mapping" in skipped["reason"]
+
+        assert local.query("SELECT count(*) AS n FROM penguins") == [{"n": 344}]
+        assert local.query("SELECT count(*) AS n FROM cars") == [{"n": 406}]
+        assert local.query("SELECT id, name FROM people ORDER BY id") == [
+            {"id": 1, "name": "Ann"},
+            {"id": 2, "name": "Bob"},
+        ]
+
+
+@pytest.mark.spark
+def test_the_longest_mapping_prefix_wins_and_names_are_normalised(tmp_path: Path) -> None:
+    tables = Tables.mapping({"crm/": "people", "crm/archive/": "Old People"})
+    stack = _stack(tmp_path, tables=tables, batching=Batching(max_batch_size=10))
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        local.put_object("incoming/crm/a.csv", GOOD)
+        local.put_object("incoming/crm/archive/b.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=600)
+        assert run.status == "SUCCEEDED", run.cause
+        assert local.notifications[0]["tables"] == {
+            "old_people": {"rows": 2, "landed": 1},
+            "people": {"rows": 2, "landed": 1},
+        }
+        keys = local.output_keys()
+        assert any(k.startswith("processed/old_people/ingestion_date=") for k in keys)
+        assert any(k.startswith("processed/people/ingestion_date=") for k in keys)
+        assert [r["_source_object"] for r in local.read_output_rows("processed/people/")] == [
+            f"s3://{local.source_bucket}/incoming/crm/a.csv"
+        ] * 2

@@ -1,0 +1,287 @@
+"""Table routing: the ``tables`` prop in the template, its validation, and the routing function
+the job uses (issue #22)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from hypothesis import given
+from hypothesis import strategies as st
+
+from event_driven_etl import EtlStateMachine, EventDrivenEtlPipeline, Tables, ValidationError
+from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule, table_name
+
+from ..helpers import only_resource, policy_statements, state_machine_definition, template_of
+
+
+def _pipeline(**props: Any) -> tuple[Stack, EventDrivenEtlPipeline]:
+    stack = Stack(App(), "S")
+    return stack, EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)
+
+
+def _job_arguments(stack: Stack) -> dict[str, Any]:
+    job = only_resource(template_of(stack), "AWS::Glue::Job")
+    arguments: dict[str, Any] = job["Properties"]["DefaultArguments"]
+    return arguments
+
+
+def _statement(stack: Stack, sid: str, role: str = "GlueJobRole") -> dict[str, Any]:
+    [found] = [s for s in policy_statements(template_of(stack), role) if s.get("Sid") == sid]
+    return found
+
+
+def _table_resource_names(resources: list[Any]) -> list[str]:
+    """The ``<database>/<table>`` part of each table ARN (the database as its Ref)."""
+    names = []
+    for arn in resources:
+        parts = arn["Fn::Join"][1]
+        if ":table/" in parts:
+            names.append(parts[-1])
+    return names
+
+
+# ------------------------------------------------------------------ the default
+
+
+def test_default_single_table_leaves_the_template_byte_identical() -> None:
+    without, _ = _pipeline()
+    with_default, _ = _pipeline(tables=Tables.single())
+    first = json.dumps(template_of(without).to_json(), sort_keys=True)
+    assert json.dumps(template_of(with_default).to_json(), sort_keys=True) == first
+
+
+def test_a_named_single_table_names_the_catalog_table() -> None:
+    stack, pipeline = _pipeline(tables=Tables.single("Orders"))
+    assert pipeline.catalog_table_name == "orders"
+    assert _job_arguments(stack)["--catalog_table"] == "orders"
+    assert "--tables" not in _job_arguments(stack)
+
+
+# ------------------------------------------------------------------ by folder
+
+
+def test_by_folder_passes_the_rule_and_lets_the_job_keep_the_database_tables() -> None:
+    stack, _ = _pipeline(tables=Tables.by_folder())
+    rule = json.loads(_job_arguments(stack)["--tables"])
+    assert rule == {"rule": "by_folder", "key_prefix": "incoming/"}
+    statement = _statement(stack, "MaintainOutputTable")
+    assert statement["Action"] == [
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:CreateTable",
+        "glue:UpdateTable",
+        "glue:GetPartition",
+        "glue:BatchCreatePartition",
+    ]
+    assert _table_resource_names(statement["Resource"]) == ["/*"]  # table/<its database>/*
+    assert len(statement["Resource"]) == 3  # the catalog, the database, its tables
+
+
+def test_by_folder_notifications_carry_each_tables_counts() -> None:
+    stack, _ = _pipeline(tables=Tables.by_folder())
+    states = state_machine_definition(template_of(stack))["States"]
+    success = states["Notify success"]["Parameters"]["Message"]
+    assert success["tables.$"] == "$.outcome.tables"
+    assert states["Read outcome"]["Parameters"]["tables.$"] == "$.run_report.report.tables"
+    defaults = states["Normalise input"]["Parameters"]["defaults"]["outcome"]
+    assert defaults["tables.$"] == "States.StringToJson('{}')"
+
+
+# ------------------------------------------------------------------ mapping
+
+
+def test_mapping_names_each_table_exactly_in_the_job_and_query_grants() -> None:
+    stack, pipeline = _pipeline(
+        tables=Tables.mapping({"orders/": "Orders", "crm/customers/": "customers"})
+    )
+    analyst = iam.Role(stack, "Analyst", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_query(analyst)
+    rule = json.loads(_job_arguments(stack)["--tables"])
+    assert rule == {
+        "rule": "mapping",
+        "key_prefix": "incoming/",
+        "routes": {"crm/customers/": "customers", "orders/": "orders"},
+    }
+    job_tables = _table_resource_names(_statement(stack, "MaintainOutputTable")["Resource"])
+    assert job_tables == ["/customers", "/orders"]
+    [query] = [
+        s
+        for s in policy_statements(template_of(stack), "Analyst")
+        if "glue:GetTable" in s["Action"]
+    ]
+    assert _table_resource_names(query["Resource"]) == ["/customers", "/orders"]
+
+
+def test_grant_query_with_tables_by_folder_covers_the_database_tables() -> None:
+    stack, pipeline = _pipeline(tables=Tables.by_folder())
+    analyst = iam.Role(stack, "Analyst", assumed_by=iam.AccountRootPrincipal())
+    pipeline.grant_query(analyst)
+    [query] = [
+        s
+        for s in policy_statements(template_of(stack), "Analyst")
+        if "glue:GetTable" in s["Action"]
+    ]
+    assert _table_resource_names(query["Resource"]) == ["/*"]
+
+
+def test_tables_show_as_written_in_code() -> None:
+    assert repr(Tables.by_folder()) == "Tables.by_folder()"
+    assert repr(Tables.single()) == "Tables.single()"
+    assert repr(Tables.mapping({"a/": "b"})) == "Tables.mapping({'a/': 'b'})"
+
+
+# ------------------------------------------------------------------ validation
+
+
+def test_fails_tables_of_the_wrong_type() -> None:
+    with pytest.raises(ValidationError, match=r"tables='orders': must be a Tables"):
+        _pipeline(tables="orders")
+
+
+def test_fails_a_mapping_with_bad_prefixes_and_names_all_at_once() -> None:
+    with pytest.raises(ValidationError) as raised:
+        _pipeline(tables=Tables.mapping({"/orders/": "orders", "crm/": "日本", "x/": ""}))
+    problems = raised.value.problems
+    assert len(problems) == 3
+    assert all(p.startswith("tables=Tables.mapping(") for p in problems)
+    assert "key prefix '/orders/' must be a string relative to key_prefix" in problems[0]
+    assert (
+        "table '日本': normalised like a column name it must be a Glue table name" in (problems[1])
+    )
+
+
+def test_fails_an_empty_mapping() -> None:
+    with pytest.raises(ValidationError, match=r"takes a non-empty dict of key prefix: table"):
+        _pipeline(tables=Tables.mapping({}))
+
+
+def test_fails_catalog_table_name_beside_tables_by_folder() -> None:
+    with pytest.raises(
+        ValidationError,
+        match=r"catalog_table_name='orders': has no effect with tables=Tables.by_folder\(\)",
+    ):
+        _pipeline(tables=Tables.by_folder(), catalog_table_name="orders")
+
+
+def test_fails_a_single_table_named_twice_differently() -> None:
+    with pytest.raises(
+        ValidationError, match=r"tables=Tables.single\('a'\): names the table 'a' and "
+    ):
+        _pipeline(tables=Tables.single("a"), catalog_table_name="b")
+
+
+def test_fails_a_named_single_table_without_a_catalog() -> None:
+    with pytest.raises(ValidationError, match=r"tables=Tables.single\('orders'\): names a catalog"):
+        _pipeline(tables=Tables.single("orders"), catalog=False)
+
+
+def test_fails_a_table_name_another_pipeline_keeps_in_the_same_database() -> None:
+    stack = Stack(App(), "S")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack,
+        "Orders",
+        key_prefix="orders/",
+        catalog_database=database,
+        tables=Tables.mapping({"eu/": "orders", "us/": "us_orders"}),
+    )
+    with pytest.raises(ValidationError) as raised:
+        EventDrivenEtlPipeline(
+            stack,
+            "Shop",
+            key_prefix="shop/",
+            catalog_database=database,
+            tables=Tables.single("orders"),
+        )
+    [problem] = raised.value.problems
+    assert problem.startswith("tables='orders': the pipeline at 'S/Orders' already keeps")
+
+
+def test_a_database_of_its_own_never_collides() -> None:
+    stack = Stack(App(), "S")
+    for name in ("A", "B"):
+        EventDrivenEtlPipeline(
+            stack, name, key_prefix=f"{name}/", tables=Tables.mapping({"x/": "orders"})
+        )
+
+
+# ------------------------------------------------------------------ routing (the job's)
+
+_SEGMENT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=12
+)
+_PREFIX = st.lists(_SEGMENT, min_size=0, max_size=2).map(lambda s: "".join(f"{x}/" for x in s))
+
+
+@given(_SEGMENT)
+def test_table_names_are_glue_names_and_normalising_is_idempotent(text: str) -> None:
+    name = table_name(text)
+    if name is not None:
+        assert name == name.lower() and len(name) <= 255
+        assert all(c.isascii() and (c.isalnum() or c == "_") for c in name)
+        assert not name[0].isdigit()
+        assert table_name(name) == name
+
+
+@given(key_prefix=_PREFIX, folder=_SEGMENT, rest=st.lists(_SEGMENT, max_size=3))
+def test_by_folder_routes_a_key_to_its_first_folder(
+    key_prefix: str, folder: str, rest: list[str]
+) -> None:
+    rule = TableRule.of("by_folder", key_prefix)
+    key = key_prefix + "/".join([folder, *rest, "data.csv"])
+    route = rule.route_key(key)
+    assert route.table == table_name(folder)
+    assert (route.table is None) == bool(route.reason)
+    # An object directly under the prefix is in no folder: skipped, with a reason.
+    assert rule.route_key(f"{key_prefix}data.csv").table is None
+
+
+@given(
+    routes=st.dictionaries(
+        _PREFIX, st.sampled_from(["orders", "Customers", "crm data"]), max_size=5
+    ),
+    key=st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join),
+)
+def test_mapping_routes_to_the_longest_matching_prefix(routes: dict[str, str], key: str) -> None:
+    rule = TableRule.of("mapping", "in/", routes)
+    matching = [prefix for prefix in routes if key.startswith(prefix)]
+    route = rule.route_key(f"in/{key}")
+    if not matching:
+        assert route.table is None and "matches no table of the mapping" in route.reason
+    else:
+        longest = max(matching, key=len)
+        assert route.table == table_name(routes[longest])
+
+
+@given(routes=st.dictionaries(_PREFIX, st.sampled_from(["a", "b"]), min_size=1, max_size=4))
+def test_the_rule_survives_its_job_argument(routes: dict[str, str]) -> None:
+    rule = TableRule.of("mapping", "incoming/", routes)
+    assert TableRule.from_json(rule.to_json()) == rule
+
+
+def test_grouping_keeps_every_object_once() -> None:
+    rule = TableRule.of("mapping", "in/", {"a/": "x", "b/": "y"})
+    uris = ["s3://b/in/a/1.csv", "s3://b/in/c/2.csv", "s3://b/in/b/3.csv", "s3://b/in/a/4.csv"]
+    by_table, unrouted = rule.group(uris)
+    assert by_table == {"x": ["s3://b/in/a/1.csv", "s3://b/in/a/4.csv"], "y": ["s3://b/in/b/3.csv"]}
+    assert list(unrouted) == ["s3://b/in/c/2.csv"]
+
+
+def test_fails_report_tables_that_is_not_a_bool() -> None:
+    stack = Stack(App(), "S")
+    job = glue.Job.from_job_attributes(stack, "Job", job_name="nightly")
+    topic = sns.Topic(stack, "Topic")
+    with pytest.raises(ValidationError, match=r"report_tables='yes': must be True or False"):
+        EtlStateMachine(
+            stack,
+            "Workflow",
+            glue_job=job,
+            notification_topic=topic,
+            report_tables=cast(bool, "yes"),
+        )
