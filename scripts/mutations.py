@@ -263,6 +263,13 @@ MUTATIONS = [
         (PERMISSIONS, "-k", "encrypted"),
     ),
     Mutation(
+        "harness: the Glue script's Hadoop file system calls unchecked",
+        HARNESS + "_webhdfs.py",
+        "        if self.authorize is not None:\n",
+        "        if self.authorize is None:\n",
+        ("tests/e2e/test_script_calls_offline.py",),
+    ),
+    Mutation(
         "a key imported by ARN allows everyone (its policy unknown)",
         EVALUATOR,
         "statements = self.imported_keys.get(key_arn) or default_key_policy(key_arn)",

@@ -92,15 +92,24 @@ def test_keys_with_colons_and_spaces_land(tmp_path: Path) -> None:
 
 
 @pytest.mark.spark
-def test_a_run_copies_only_what_changed_not_every_bucket(tmp_path: Path) -> None:
+def test_a_run_reads_only_its_own_objects_not_every_bucket(tmp_path: Path) -> None:
+    """The script reaches S3 call by call (no copy of the buckets): a run reads its object
+    and the output it maintains, never the rest of a full bucket."""
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
         s3 = boto3.client("s3")
         for i in range(40):  # an existing bucket full of objects that no run reads
             s3.put_object(Bucket=local.source_bucket, Key=f"archive/{i}.csv", Body=GOOD)
         local.put_object("in/a.csv", GOOD)
         local.wait_for_runs(timeout=300)
-        before = local._session.mirror.downloads
+        gateway = local._session.gateway
+        assert gateway is not None
+        before = len(gateway.calls)
         local.put_object("in/b.csv", GOOD)
         runs = local.wait_for_runs(timeout=300)
         assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
-        assert local._session.mirror.downloads - before == 1  # in/b.csv, nothing else
+        source_reads = {
+            key
+            for action, bucket, key in gateway.calls[before:]
+            if bucket == local.source_bucket and action == "s3:GetObject"
+        }
+        assert source_reads == {"in/b.csv"}

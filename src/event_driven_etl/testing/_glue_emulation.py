@@ -37,6 +37,7 @@ from ._iam import AccessGate, Principal, RoleClient
 from ._observation import GlueRun, objects_of
 from ._template import ACCOUNT, REGION
 from ._time import CLOCK, GLUE_RUN_ENDED, Signal
+from ._webhdfs import S3Gateway
 
 
 def fix_moto() -> None:
@@ -196,7 +197,7 @@ class GlueEmulator:
         access: AccessGate,
         role: Principal,
         s3: Any,
-        mirror: _spark.BucketMirror,
+        gateway: S3Gateway,
         on_failed: JobFailed,
         duration: RunDuration,
         run_script: bool = True,
@@ -211,7 +212,7 @@ class GlueEmulator:
         self._access = access
         self._role = role
         self._s3 = s3
-        self._mirror = mirror
+        self._gateway = gateway
         self._on_failed = on_failed
         self._duration = duration
         self._run_script_at_all = run_script
@@ -300,8 +301,7 @@ class GlueEmulator:
         if self._run_script_at_all and (failure is None or failure.after_script):
             try:
                 self._check_reads(arguments)
-                written, deleted = self._run_script(arguments, run_id)
-                self._check_writes(written, deleted)
+                written = self._run_script(arguments, run_id)
             except Exception as error:
                 status, message = "FAILED", f"{type(error).__name__}: {error}"
         if failure is not None and status == "SUCCEEDED":
@@ -333,12 +333,6 @@ class GlueEmulator:
             bucket, _, key = str(uri).removeprefix("s3://").partition("/")
             self._access.check_s3(self._role, "s3:GetObject", bucket, key)
 
-    def _check_writes(self, written: list[str], deleted: list[str]) -> None:
-        for action, uris in (("s3:PutObject", written), ("s3:DeleteObject", deleted)):
-            for uri in uris:
-                bucket, _, key = uri.removeprefix("s3://").partition("/")
-                self._access.check_s3(self._role, action, bucket, key)
-
     @contextmanager
     def _clients_as_role(self) -> Iterator[None]:
         """The boto3 clients the script makes (on this thread) act as the job's role: its
@@ -357,12 +351,12 @@ class GlueEmulator:
             with _script_lock:
                 _SCRIPT_THREADS.pop(thread, None)
 
-    def _run_script(self, arguments: dict[str, str], run_id: str) -> tuple[list[str], list[str]]:
-        """Run the script; return the URIs it wrote and those it deleted."""
+    def _run_script(self, arguments: dict[str, str], run_id: str) -> list[str]:
+        """Run the script; return the URIs it wrote (and did not delete again)."""
         if self._runner is not None:
             with self._clients_as_role():
                 self._runner(self._script, arguments)
-            return [], []
+            return []
         _spark.check_spark_line(self._glue_version)
         # Glue adds its own arguments before the job's: scripts must parse them as Glue does.
         arguments = {
@@ -376,15 +370,21 @@ class GlueEmulator:
         buckets = [b["Name"] for b in self._s3.list_buckets().get("Buckets", [])]
         with _spark._lock:
             spark = _spark.spark_session()
-            self._mirror.pull(self._s3, buckets)
             for bucket in buckets:
-                _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
-            try:
-                with self._clients_as_role():
-                    _spark.run_script(self._script, arguments)
-            finally:
-                changes = self._mirror.push(self._s3, buckets)
-        return changes
+                _spark.mount_bucket(spark, bucket, self._gateway.uri(bucket))
+            # Every Hadoop file system call of the run reaches S3 only if the role may make it.
+            with self._gateway.acting_as(self._authorize) as written, self._clients_as_role():
+                _spark.run_script(self._script, arguments)
+        return sorted(written)
+
+    def _authorize(self, action: str, bucket: str, key: str) -> None:
+        """One S3 request of the run's Hadoop file system, as the job's role makes it."""
+        if action == "s3:ListBucket":
+            self._access.check_s3_list(self._role, bucket, key)
+        elif action == "s3:HeadObject":
+            self._access.check_s3_head(self._role, bucket, key)
+        else:
+            self._access.check_s3(self._role, action, bucket, key)
 
 
 def modelled_duration(

@@ -91,7 +91,8 @@ class LocalPipeline:
             script (no Spark): their outputs are empty and their notifications say so
             (``rows`` and ``landed`` null, as without a run report); for capacity questions
             over thousands of objects. Default: True
-        :param work_dir: Folder for the bucket mirrors. Default: - a temporary folder
+        :param work_dir: Folder for the local copies that ``read_output_rows`` and ``query``
+            read. Default: - a temporary folder
         :param key_policies: The key policies of KMS keys the template names only by ARN
             (keys you import), as policy documents by key ARN, when they are not AWS's
             default: e.g. the statement a synth warning asked you to add for CloudWatch or

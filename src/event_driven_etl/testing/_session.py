@@ -36,6 +36,7 @@ from ._stepfunctions import TASK_GATES
 from ._template import ACCOUNT, REGION, StackTemplate
 from ._time import CLOCK, VirtualClock
 from ._trigger import EmulatedTrigger
+from ._webhdfs import S3Gateway
 
 PATCHED_MOTO_VERSIONS = frozenset({"5.2.5"})
 """moto versions the fixes of ``fix_moto`` are known to fix."""
@@ -104,6 +105,7 @@ class Session:
         self._env_saved: dict[str, Optional[str]] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
         self.glue: Optional[GlueEmulator] = None
+        self.gateway: Optional[S3Gateway] = None
 
     @property
     def emulation(self) -> Emulation:
@@ -128,6 +130,8 @@ class Session:
         self.mirror = BucketMirror(self._work_dir or Path(self._tmp.name) / "s3")
         self._mock = mock_aws(config=cast(Any, _MOTO_CONFIG))
         self._mock.start()
+        self.gateway = S3Gateway(emulated_client("s3"))
+        self.gateway.start()
         try:
             self._wire()
             self._register()
@@ -184,6 +188,11 @@ class Session:
             catalog_table=emulation.catalog_table,
         )
 
+    def _running_gateway(self) -> S3Gateway:
+        if self.gateway is None:  # pragma: no cover - started before the services are wired
+            raise RuntimeError("the S3 gateway is not running")
+        return self.gateway
+
     def _glue_emulator(self, emulation: Emulation, access: AccessGate) -> GlueEmulator:
         layout = self._layout
         return GlueEmulator(
@@ -195,7 +204,7 @@ class Session:
             access=access,
             role=access.role_of(layout.job_id),
             s3=self.s3,
-            mirror=self.mirror,
+            gateway=self._running_gateway(),
             on_failed=lambda run_id, state, message: self.job_state.run_ended(
                 emulation.glue_job_name, run_id, state, message
             ),
@@ -238,6 +247,8 @@ class Session:
             self._reset_clock()  # what still waits (a timed-out execution's retrier) ends
             self._mock.stop()
             self._mock = None
+        if self.gateway is not None:
+            self.gateway.stop()
         self._emulation = None
         for name, value in self._env_saved.items():
             if value is None:

@@ -1,8 +1,10 @@
-"""Run a Glue script on local Spark, with ``s3://bucket/...`` mapped to local folders.
+"""Run a Glue script on local Spark, with ``s3://bucket/...`` mapped to the emulated S3.
 
 Hadoop's ``ViewFileSystemOverloadScheme`` takes over the ``s3`` scheme: each bucket is a
-mount table whose fallback link is a local folder that mirrors the emulated bucket. So the
-script reads and writes the same ``s3://`` URIs it would on Glue, unchanged.
+mount table whose fallback link is the bucket on the emulated S3's WebHDFS endpoint
+(``_webhdfs``), which checks every call with the job's role. So the script reads and writes
+the same ``s3://`` URIs it would on Glue, unchanged. (:class:`BucketMirror` keeps local
+copies for the harness's own readers: pyarrow and DuckDB.)
 """
 
 from __future__ import annotations
@@ -84,23 +86,27 @@ def spark_session() -> SparkSession:
                     f"spark.hadoop.fs.{scheme}.impl",
                     "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
                 ).config(f"spark.hadoop.fs.{scheme}.impl.disable.cache", "true")
-            # The raw local file system writes no .crc side files (S3 has none) and takes keys
-            # with ':' that the checksummed one cannot name a side file for. Spark reads the
-            # mirror through file: paths (viewfs resolves to them), so file: itself is raw.
+            # The raw local file system writes no .crc side files and takes keys with ':' that
+            # the checksummed one cannot name a side file for (local file: paths in tests).
             builder = builder.config(
                 "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
                 "org.apache.hadoop.fs.RawLocalFileSystem",
             ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+            # Buckets are mounted on the emulated S3's WebHDFS endpoint (``_webhdfs``), whose
+            # client is Hadoop's own. S3 has no block locations for Spark to ask for.
+            builder = builder.config(
+                "spark.hadoop.fs.viewfs.overload.scheme.target.webhdfs.impl",
+                "org.apache.hadoop.hdfs.web.WebHdfsFileSystem",
+            ).config("spark.sql.sources.ignoreDataLocality", "true")
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session
 
 
-def mount_bucket(spark: SparkSession, bucket: str, folder: Path) -> None:
-    """Make ``s3://bucket/...`` read and write ``folder/...``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def mount_bucket(spark: SparkSession, bucket: str, target: str) -> None:
+    """Make ``s3://bucket/...`` read and write ``target/...`` (a Hadoop file system URI)."""
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    conf.set(f"fs.viewfs.mounttable.{bucket}.linkFallback", folder.resolve().as_uri())
+    conf.set(f"fs.viewfs.mounttable.{bucket}.linkFallback", target)
 
 
 def run_script(script: Path, arguments: Mapping[str, str]) -> None:

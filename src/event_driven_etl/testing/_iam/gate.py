@@ -109,6 +109,24 @@ class AccessGate:
         if action == "s3:GetObject":
             self._check_missing_key(principal, bucket, key)
 
+    def check_s3_head(self, principal: Principal, bucket: str, key: str) -> None:
+        """A HEAD of an object: ``s3:GetObject``, without the key (nothing is decrypted)."""
+        bucket_arn = f"arn:aws:s3:::{bucket}"
+        self.policies.check(
+            principal, "s3:GetObject", f"{bucket_arn}/{key}", resource_policy_of=bucket_arn
+        )
+
+    def check_s3_list(self, principal: Principal, bucket: str, prefix: str) -> None:
+        """A listing of ``prefix``: ``s3:ListBucket`` on the bucket, with ``s3:prefix``."""
+        bucket_arn = f"arn:aws:s3:::{bucket}"
+        self.policies.check(
+            principal,
+            "s3:ListBucket",
+            bucket_arn,
+            {"s3:prefix": prefix},
+            resource_policy_of=bucket_arn,
+        )
+
     def _check_missing_key(self, principal: Principal, bucket: str, key: str) -> None:
         from botocore.exceptions import ClientError
 
