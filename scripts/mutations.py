@@ -270,6 +270,13 @@ MUTATIONS = [
         ("tests/e2e/test_script_calls_offline.py",),
     ),
     Mutation(
+        "harness: an S3 rename overwrites an existing file (as a local rename does)",
+        HARNESS + "_webhdfs.py",
+        "        if self._head(bucket, target) is not None:\n            return False\n        if target",
+        "        if target",
+        ("tests/unit/test_webhdfs_gateway.py",),
+    ),
+    Mutation(
         "a key imported by ARN allows everyone (its policy unknown)",
         EVALUATOR,
         "statements = self.imported_keys.get(key_arn) or default_key_policy(key_arn)",
