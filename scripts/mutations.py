@@ -272,7 +272,8 @@ MUTATIONS = [
     Mutation(
         "harness: an S3 rename overwrites an existing file (as a local rename does)",
         HARNESS + "_webhdfs.py",
-        "        if self._head(bucket, target) is not None:\n            return False\n        if target",
+        "        if self._head(bucket, target) is not None:\n"
+        "            return False\n        if target",
         "        if target",
         ("tests/unit/test_webhdfs_gateway.py",),
     ),

@@ -9,7 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import boto3
 import pytest
@@ -20,7 +20,7 @@ from event_driven_etl.testing._webhdfs import S3Gateway
 BUCKET = "data"
 
 
-class Denied(Exception):
+class DeniedError(Exception):
     """What the role's check raises."""
 
 
@@ -43,12 +43,10 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Gateway]:
             served.stop()
 
 
-def _call(
-    gateway: S3Gateway, method: str, path: str, op: str, body: Optional[bytes] = None, **query: str
-) -> tuple[int, bytes]:
+def _call(gateway: S3Gateway, method: str, path: str, op: str, **query: str) -> tuple[int, bytes]:
     parameters = "&".join([f"op={op}", *(f"{k}={v}" for k, v in query.items())])
     url = f"http://{gateway.address}/webhdfs/v1/{BUCKET}/{path}?{parameters}"
-    request = urllib.request.Request(url, data=body, method=method)
+    request = urllib.request.Request(url, method=method)
     try:
         with urllib.request.urlopen(request) as response:  # follows OPEN/CREATE's 307
             return response.status, response.read()
@@ -132,7 +130,7 @@ def test_fails_to_delete_a_directory_that_holds_objects_unless_recursive(
 def test_fails_a_denied_write_before_it_reaches_s3(gateway: S3Gateway) -> None:
     def deny_puts(action: str, bucket: str, key: str) -> None:
         if action == "s3:PutObject":
-            raise Denied(f"not authorized to perform: {action} on {bucket}/{key}")
+            raise DeniedError(f"not authorized to perform: {action} on {bucket}/{key}")
 
     with gateway.acting_as(deny_puts) as written:
         status, _ = _json(gateway, "PUT", "out/a.txt", "CREATE", noredirect="true")
@@ -152,7 +150,7 @@ def test_fails_a_missing_key_as_access_denied_without_list_bucket(gateway: S3Gat
 
     def no_listing(action: str, bucket: str, key: str) -> None:
         if action == "s3:ListBucket":
-            raise Denied(f"not authorized to perform: {action}")
+            raise DeniedError(f"not authorized to perform: {action}")
 
     with gateway.acting_as(no_listing):
         status, error = _json(gateway, "GET", "missing.txt", "GETFILESTATUS")
