@@ -64,6 +64,10 @@ QUARANTINE_PATH_ARGUMENT = "--quarantine_path"
 CATALOG_DATABASE_ARGUMENT = "--catalog_database"
 CATALOG_TABLE_ARGUMENT = "--catalog_table"
 CATALOG_REGION_ARGUMENT = "--catalog_region"
+QUALITY_RULES_ARGUMENT = "--quality_rules"
+"""A JSON object: table name -> DQDL ruleset; the key ``"*"`` applies to every table."""
+QUALITY_EVERY_TABLE = "*"
+"""The ``--quality_rules`` key (and ``quality_rules`` mapping key) for every table."""
 
 RESERVED_ARGUMENTS = frozenset(
     {
@@ -76,6 +80,7 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_DATABASE_ARGUMENT,
         CATALOG_TABLE_ARGUMENT,
         CATALOG_REGION_ARGUMENT,
+        QUALITY_RULES_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""

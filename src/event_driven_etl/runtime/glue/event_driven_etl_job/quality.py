@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from .shared import contract
+
 # ------------------------------------------------------------------ the subset
 
 _DOCS = "https://docs.aws.amazon.com/glue/latest/dg/dqdl-rule-types-{}.html"
@@ -443,8 +445,16 @@ def rules_for_table(rulesets: Mapping[str, str], table: str) -> Optional[Ruleset
     return Ruleset(tuple(rules)) if rules else None
 
 
-EVERY_TABLE = "*"
-"""The ``--quality_rules`` key whose ruleset applies to every table."""
+EVERY_TABLE = contract.QUALITY_EVERY_TABLE
+"""The ``--quality_rules`` key whose ruleset applies to every table ."""
+
+
+def table_name_of(catalog_table: Optional[str], output_path: str) -> str:
+    """A table's name for its rules: its catalog table, else the last folder of its path."""
+    if catalog_table:
+        return catalog_table
+    return output_path.rstrip("/").rsplit("/", 1)[-1]
+
 
 # ------------------------------------------------------------------ results
 

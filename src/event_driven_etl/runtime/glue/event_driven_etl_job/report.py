@@ -8,13 +8,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .arguments import JobArgs
 from .errors import JobInputError
 from .outcomes import Ledger, Outcome
 from .shared import contract
 from .storage import Storage
+
+if TYPE_CHECKING:  # the report imports no pyspark; the gate is only read here
+    from .quality_gate import QualityGate
 
 REPORT_LIST_LIMIT = 20
 """Entries per list in the summary the workflow reads (Step Functions payloads are small)."""
@@ -31,6 +34,13 @@ class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     cause: str = ""
+    held: set[str] = field(default_factory=set)
+    """Objects held back because a dataset-level quality rule failed (never quarantined)."""
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    """Each quality rule's result: ``table``, ``rule``, ``outcome``, ``observed`` (the run
+    report adds ``failed_rows`` and ``reason``)."""
+    quality_quarantine: str = ""
+    """Where rows failing a row-level rule were written (``bad_records=quarantine``)."""
 
     def by_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -51,6 +61,9 @@ class RunReport:
         }
         for status in ("landed", "skipped", "quarantined", "refused"):
             data[status] = [o.entry() for o in self.by_status(status)]
+        data["quality"] = self.quality
+        if self.quality_quarantine:
+            data["quality_quarantine"] = self.quality_quarantine
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -68,8 +81,14 @@ class RunReport:
                 entry["reason"] = str(entry.get("reason", ""))[:300]
             data[status] = entries[:REPORT_LIST_LIMIT]
             data[f"{status}_count"] = len(entries)
+        data["quality"] = [{key: entry[key] for key in QUALITY_FIELDS} for entry in self.quality][
+            :REPORT_LIST_LIMIT
+        ]
         return data
 
+
+QUALITY_FIELDS = ("table", "rule", "outcome", "observed")
+"""The fields of each quality result in the summary (and so in the notification)."""
 
 CAUSE_LINES = 20
 CAUSE_CHARS = 8_000
@@ -129,15 +148,25 @@ def finish_report(
     report: RunReport,
     ledger: Ledger,
     rows: Mapping[str, int],
+    *,
+    gate: Optional[QualityGate] = None,
 ) -> RunReport:
     """Every object's outcome, in the order the run was given them: refused (or quarantined),
-    skipped, or landed with its ``rows``. Raises :class:`JobInputError` (after writing the
-    report) when an object was refused."""
+    skipped, or landed with its ``rows``; the quality rules' results. Raises
+    :class:`JobInputError` (after writing the report) when an object was refused or held
+    back by a quality rule."""
+    if gate is not None:
+        report.quality = gate.entries(full=True)
+        report.quality_quarantine = gate.quarantine_location
     for uri in job.uris:
         decided = ledger.decided(uri)
         if decided is None:
             report.outcomes.append(Outcome(uri, "landed", rows=rows[uri]))
-        elif decided.status == "refused" and job.bad_records == "quarantine":
+        elif (
+            decided.status == "refused"
+            and job.bad_records == "quarantine"
+            and uri not in report.held
+        ):
             report.outcomes.append(quarantine(storage, job, uri, str(decided.reason)))
         else:
             report.outcomes.append(decided)

@@ -16,6 +16,7 @@ from .arguments import JobArgs
 from .column_types import cast_to, sql_text
 from .names import quoted
 from .outcomes import Ledger
+from .quality_gate import QualityGate
 from .read import PATH, ROW_ID, Group
 from .schema import TableSchema
 from .storage import Storage
@@ -105,10 +106,12 @@ class StagedWrite:
         ledger: Ledger,
         sizes: Mapping[str, int],
         ingested_at: str,
+        gate: Optional[QualityGate] = None,
     ) -> None:
         self._spark, self._storage, self._job = spark, storage, job
         self._groups, self._ledger, self._sizes = groups, ledger, sizes
         self._ingested_at = ingested_at
+        self._gate = gate
         self.files: list[str] = []
 
     def __call__(self, table: TableSchema, refused: Mapping[str, str]) -> dict[str, str]:
@@ -132,18 +135,26 @@ class StagedWrite:
             if any(p.uri in landing for p in g.probes)
         ]
         if not frames:
+            if self._gate is not None:
+                self._gate.check_empty(table.columns)
             return {}, []
         combined = frames[0]
         for frame in frames[1:]:
             combined = combined.unionByName(frame)
+        held: dict[str, str] = {}
+        if self._gate is not None:  # the quality rules, before anything is written
+            combined, held = self._gate.check(self._spark, combined, table.columns)
+            landing = landing - set(held)
+            if not landing:
+                return held, []
         try:
             write_parquet(combined, self._files_for(landing), staging)
-            return {}, storage.list_parts(staging)
+            return held, storage.list_parts(staging)
         except Exception as error:
             if data_error_message(error) is None:
                 raise
         storage.delete(staging)
-        return self._write_each(combined, landing), storage.list_parts(staging)
+        return {**held, **self._write_each(combined, landing)}, storage.list_parts(staging)
 
     def _write_each(self, combined: DataFrame, landing: set[str]) -> dict[str, str]:
         failed: dict[str, str] = {}

@@ -1,0 +1,322 @@
+"""The quality gate: a table's DQDL rules (``--quality_rules``) judged on the batch's typed
+rows inside the write stage, before anything is committed.
+
+The rules see the rows as the table types them (the projection the write stage makes of the
+persisted frames: no extra read of the objects). One aggregation gives every rule's figure
+(a second only for each ``Uniqueness`` rule, which groups by its column, and only when rows
+fail in ``fail`` mode). Then:
+
+* row rules (IsComplete, ColumnValues, ColumnLength) mark failing rows: with
+  ``bad_records=quarantine`` those rows are written under the quarantine path
+  (``<quarantine>/<batch_id>/_quality/<table>/``, Parquet, with ``_failed_rules``) and the
+  rest land; with ``fail`` each object holding such a row is refused, naming the rule, the
+  rows that failed and examples, and the other objects land;
+* dataset rules are judged on the rows that would land; one that fails raises
+  :class:`QualityBlockedError`: the table's batch is neither published nor its schema committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .arguments import JobArgs
+from .names import normalise_column_name, quoted
+from .outcomes import Ledger, Verdicts
+from .quality import (
+    FAILED,
+    PASSED,
+    Rule,
+    RuleResult,
+    Ruleset,
+    judged,
+    metric_sql,
+    row_check_sql,
+    rules_for_table,
+)
+
+NUMERIC_TYPES = ("bigint", "double", "int", "smallint", "tinyint", "float")
+"""Table types Mean, Sum and StandardDeviation accept (DQDL: numeric columns only)."""
+EXAMPLE_ROWS = 3
+"""Example rows named in the error of a row rule that fails with ``bad_records=fail``."""
+_OK = "_qok"
+
+
+class QualityBlockedError(Exception):
+    """A dataset-level rule failed: the table's batch is not committed."""
+
+
+def quality_gate(job: JobArgs) -> Optional[QualityGate]:
+    """The gate of the job's table, or None when no rules apply to it."""
+    rulesets = job.quality_rulesets()
+    ruleset = rules_for_table(rulesets, job.table_name) if rulesets else None
+    return QualityGate(job.table_name, ruleset, job) if ruleset else None
+
+
+def hold_batch(job: JobArgs, ledger: Ledger, cause: str) -> set[str]:
+    """Refuse every object still landing (a dataset rule failed); returns them: they are
+    held back, never quarantined, and the run fails with ``cause``."""
+    held = {uri for uri in job.uris if ledger.is_open(uri)}
+    ledger.record(Verdicts(refused=dict.fromkeys(held, f"held back: {cause}")))
+    return held
+
+
+def landed_rows(rows: Mapping[str, int], gate: Optional[QualityGate]) -> dict[str, int]:
+    """Object URI -> rows landed: the rows read, less those the gate quarantined."""
+    quarantined = gate.quarantined_rows if gate is not None else {}
+    return {uri: n - quarantined.get(uri, 0) for uri, n in rows.items()}
+
+
+@dataclass
+class QualityGate:
+    """One table's rules and, after :meth:`check`, their results for this batch."""
+
+    table: str
+    ruleset: Ruleset
+    job: JobArgs
+    results: list[RuleResult] = field(default_factory=list)
+    quarantined_rows: dict[str, int] = field(default_factory=dict)
+    """Object URI -> its rows written to the quality quarantine (``bad_records=quarantine``)."""
+    quarantine_location: str = ""
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+    def entries(self, *, full: bool = False) -> list[dict[str, Any]]:
+        """The results as the notification lists them (the run report adds the details)."""
+        listed = []
+        for result in self.results:
+            entry: dict[str, Any] = {
+                "table": self.table,
+                "rule": result.rule,
+                "outcome": result.outcome,
+                "observed": result.observed,
+            }
+            if full:
+                entry.update(failed_rows=result.failed_rows, reason=result.reason)
+            listed.append(entry)
+        return listed
+
+    def blocked_cause(self) -> str:
+        """Why the table's batch was held back: each failing dataset rule and its figure."""
+        lines = [
+            f"quality rule {r.rule} failed on table {self.table!r}: observed "
+            f"{_shown(r.observed)}{f' ({r.reason})' if r.reason else ''}"
+            for r in self.failures
+            if r.failed_rows == 0 or r.reason
+        ]
+        return "; ".join(lines) + " (the batch was not committed: readers do not see it)"
+
+    def check(
+        self, spark: SparkSession, frame: DataFrame, columns: Mapping[str, str]
+    ) -> tuple[DataFrame, dict[str, str]]:
+        """Judge the rules on ``frame`` (the batch's typed rows; ``columns``: the table's
+        column -> type). Returns the rows to land and the objects refused (``fail`` mode);
+        raises :class:`QualityBlockedError` when a dataset rule fails."""
+        resolved = {rule: _resolve(rule, columns) for rule in self.ruleset.rules}
+        row_rules = [r for r in self.ruleset.rules if r.row_level and resolved[r] is not None]
+        checked = frame.selectExpr(
+            "*",
+            *[
+                f"{row_check_sql(rule, quoted(str(resolved[rule])))} AS _q{index}"
+                for index, rule in enumerate(row_rules)
+            ],
+        )
+        ok = " AND ".join(f"_q{i}" for i in range(len(row_rules))) or "true"
+        checked = checked.withColumn(_OK, F.expr(ok))
+        figures = _aggregate(checked, self.ruleset.rules, row_rules, resolved, columns)
+        refused: dict[str, str] = {}
+        if self.job.bad_records != "quarantine" and any(figures[f"f{rule}"] for rule in row_rules):
+            refused = _refusals(checked, row_rules, resolved, figures)
+            checked = checked.where(~F.col("_source_object").isin(sorted(refused)))
+            landing = checked.withColumn(_OK, F.lit(True))
+            figures.update(_aggregate(landing, self.ruleset.rules, [], resolved, columns))
+        self.results = _results(self.ruleset.rules, row_rules, resolved, columns, figures)
+        if any(not r.passed and (r.failed_rows == 0 or r.reason) for r in self.results):
+            raise QualityBlockedError(self.blocked_cause())
+        if self.job.bad_records == "quarantine" and any(figures[f"f{r}"] for r in row_rules):
+            self._quarantine_rows(checked.where(~F.col(_OK)), row_rules)
+            checked = checked.where(F.col(_OK))
+        return checked.drop(_OK, *[f"_q{i}" for i in range(len(row_rules))]), refused
+
+    def check_empty(self, columns: Mapping[str, str]) -> None:
+        """Judge the rules on a batch with no rows to land (RowCount > 0 fails here)."""
+        self.results = [_empty_result(rule, _resolve(rule, columns)) for rule in self.ruleset.rules]
+        if self.failures:
+            raise QualityBlockedError(self.blocked_cause())
+
+    def _quarantine_rows(self, failing: DataFrame, row_rules: Sequence[Rule]) -> None:
+        """Write the failing rows, each with the rules it failed, under the quarantine path."""
+        names = ", ".join(
+            f"IF(_q{i}, NULL, {_sql_text(str(rule))})" for i, rule in enumerate(row_rules)
+        )
+        rules_failed = F.expr(f"filter(array({names}), x -> x IS NOT NULL)")
+        marked = failing.withColumn("_failed_rules", rules_failed)
+        marked = marked.drop(_OK, *[f"_q{i}" for i in range(len(row_rules))], "_row_id")
+        base = self.job.quarantine_path
+        base = base if base.endswith("/") else f"{base}/"
+        self.quarantine_location = f"{base}{self.job.batch_id}/_quality/{self.table}/"
+        marked.write.mode("overwrite").parquet(self.quarantine_location)
+        counts = marked.groupBy("_source_object").count().collect()
+        self.quarantined_rows = {str(r["_source_object"]): int(r["count"]) for r in counts}
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _shown(observed: Any) -> str:
+    return "nothing (no values)" if observed is None else json.dumps(observed)
+
+
+def _resolve(rule: Rule, columns: Mapping[str, str]) -> Optional[str]:
+    """The table column a rule names: as written, or as the job normalises header names."""
+    if rule.column is None:
+        return None
+    if rule.column in columns:
+        return rule.column
+    normalised = normalise_column_name(rule.column, 0)
+    return normalised if normalised in columns else None
+
+
+def _aggregate(
+    checked: DataFrame,
+    rules: Sequence[Rule],
+    row_rules: Sequence[Rule],
+    resolved: Mapping[Rule, Optional[str]],
+    columns: Mapping[str, str],
+) -> dict[str, Any]:
+    """Every figure in one aggregation: per row rule the rows failing (all rows) and per
+    dataset rule its metric on the rows that would land; Uniqueness groups apart."""
+    expressions = {"rows": f"count(CASE WHEN {_OK} THEN 1 END)"}
+    for index, rule in enumerate(row_rules):
+        expressions[f"f{rule}"] = f"count(CASE WHEN NOT _q{index} THEN 1 END)"
+    for rule in rules:
+        column = resolved[rule]
+        if rule.row_level or rule.kind in ("ColumnExists", "Uniqueness"):
+            continue
+        if rule.kind != "RowCount" and (column is None or not _judgeable(rule, columns[column])):
+            continue
+        landing = f"CASE WHEN {_OK} THEN {quoted(str(column))} END" if column else ""
+        if rule.threshold is not None:
+            passes = row_check_sql(rule, quoted(str(column)))
+            expressions[f"m{rule}"] = (
+                f"avg(CASE WHEN {_OK} THEN CASE WHEN {passes} THEN 1.0D ELSE 0.0D END END)"
+            )
+        else:
+            expressions[f"m{rule}"] = metric_sql(rule.kind, landing).replace(
+                "count(1)", expressions["rows"]
+            )
+    names = list(expressions)
+    aliased = [f"{expression} AS a{i}" for i, expression in enumerate(expressions.values())]
+    row = checked.selectExpr(*aliased).collect()[0] if aliased else None
+    figures: dict[str, Any] = {name: row[f"a{i}"] if row else None for i, name in enumerate(names)}
+    for rule in rules:
+        column = resolved[rule]
+        if rule.kind == "Uniqueness" and column is not None:
+            figures[f"m{rule}"] = _uniqueness(checked, column, int(figures["rows"] or 0))
+    return figures
+
+
+def _uniqueness(checked: DataFrame, column: str, rows: int) -> float:
+    """Values occurring exactly once / rows (Deequ's Uniqueness, NULL never unique)."""
+    if rows == 0:
+        return 1.0
+    ref = quoted(column)
+    once = (
+        checked.where(f"{_OK} AND {ref} IS NOT NULL")
+        .groupBy(ref)
+        .count()
+        .where("count = 1")
+        .count()
+    )
+    return once / rows
+
+
+def _judgeable(rule: Rule, type_name: str) -> bool:
+    if rule.kind in ("Mean", "Sum", "StandardDeviation"):
+        return type_name in NUMERIC_TYPES or type_name.startswith("decimal")
+    return True
+
+
+def _results(
+    rules: Sequence[Rule],
+    row_rules: Sequence[Rule],
+    resolved: Mapping[Rule, Optional[str]],
+    columns: Mapping[str, str],
+    figures: Mapping[str, Any],
+) -> list[RuleResult]:
+    results = []
+    for rule in rules:
+        column = resolved[rule]
+        if rule.kind == "ColumnExists":
+            outcome = PASSED if column is not None else FAILED
+            results.append(RuleResult(str(rule), outcome, None))
+        elif rule.kind != "RowCount" and column is None:
+            results.append(RuleResult(str(rule), FAILED, None, reason=f"no column {rule.column!r}"))
+        elif rule in row_rules:
+            failing = int(figures[f"f{rule}"] or 0)
+            results.append(
+                RuleResult(str(rule), FAILED if failing else PASSED, failing, failed_rows=failing)
+            )
+        elif column is not None and not _judgeable(rule, columns[column]):
+            reason = f"column {column!r} is {columns[str(column)]}, not numeric"
+            results.append(RuleResult(str(rule), FAILED, None, reason=reason))
+        else:
+            metric = figures[f"m{rule}"]
+            results.append(judged(rule, None if metric is None else float(metric)))
+    return results
+
+
+def _empty_result(rule: Rule, column: Optional[str]) -> RuleResult:
+    if rule.kind == "ColumnExists":
+        return RuleResult(str(rule), PASSED if column is not None else FAILED, None)
+    if rule.kind == "RowCount" or rule.threshold is not None:
+        return judged(rule, 0.0 if rule.kind == "RowCount" else 1.0)
+    if rule.row_level:
+        return RuleResult(str(rule), PASSED, 0)
+    empty = {"Completeness": 1.0, "IsUnique": 1.0, "Uniqueness": 1.0}
+    empty.update(DistinctValuesCount=0.0, Sum=0.0)
+    return judged(rule, empty.get(rule.kind))
+
+
+def _refusals(
+    checked: DataFrame,
+    row_rules: Sequence[Rule],
+    resolved: Mapping[Rule, Optional[str]],
+    figures: Mapping[str, Any],
+) -> dict[str, str]:
+    """Each object holding a row that fails a row rule -> the first such rule, the rows of
+    the object that fail it and example values (a second look, only when rows fail)."""
+    refused: dict[str, str] = {}
+    for index, rule in enumerate(row_rules):
+        if not figures[f"f{rule}"]:
+            continue
+        column = quoted(str(resolved[rule]))
+        failing = checked.where(f"NOT _q{index}")
+        per_object = failing.groupBy("_source_object").agg(
+            F.count(F.lit(1)).alias("n"),
+            F.expr(_examples_sql(column)).alias("examples"),
+        )
+        for row in per_object.collect():
+            uri = str(row["_source_object"])
+            if uri in refused:
+                continue
+            # to_json leaves a NULL out: an example without "value" is a NULL.
+            values = ", ".join(repr(json.loads(e).get("value")) for e in row["examples"])
+            refused[uri] = (
+                f"quality rule {rule} failed on {row['n']} row(s) (bad_records=fail); "
+                f"example values: {values}"
+            )
+    return refused
+
+
+def _examples_sql(column: str) -> str:
+    values = f"collect_list(to_json(named_struct('value', {column})))"
+    return f"slice({values}, 1, {EXAMPLE_ROWS})"
