@@ -24,9 +24,11 @@ from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
 from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
+from ._quality import QualityRules
 from .errors import ValidationError
 from .glue_job import GlueEtlJob, _job_timeout, _table_arns
 from .retry import Batching, RetryPolicy
+from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .state_machine import EtlStateMachine
 from .trigger import TriggerFunction
 
@@ -156,6 +158,7 @@ class EventDrivenEtlPipeline(Construct):
         catalog: bool = True,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
+        quality_rules: Optional[QualityRules] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -235,6 +238,12 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_database: The catalog database for the table. Default: - a new database
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
+        :param quality_rules: Data quality rules the built-in script checks on each batch
+            before it is committed: a DQDL ruleset (``'Rules = [ RowCount > 0, IsComplete
+            "id" ]'``) or a mapping of table name (or ``"*"``: every table) to ruleset. Rows
+            failing a row rule follow ``bad_records``; a failing dataset rule holds the batch
+            back and fails the run; parsed at synth (README "Data quality rules").
+            Default: - no rules
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
@@ -650,6 +659,7 @@ class _SubProps:
             GlueEtlJob.__init__,
             {**parts.glue_job, "catalog_table_name": props["catalog_table_name"]},
         )
+        glue_job["quality_table"] = _quality_table(scope, construct_id, props, glue_job)
         workflow = with_defaults(
             EtlStateMachine.__init__, {**parts.workflow, "pipeline_name": props["pipeline_name"]}
         )
@@ -683,6 +693,7 @@ class _SubProps:
             bad_records=props["bad_records"],
             glue_version=props["glue_version"],
             execution_class=props["execution_class"],
+            quality_rules=props["quality_rules"],
         )
         workflow = _given(
             retry_policy=props["retry_policy"],
@@ -701,6 +712,26 @@ class _SubProps:
             "output_prefix", signature_defaults(GlueEtlJob.__init__)["output_prefix"]
         )
         return cls(glue_job, workflow, trigger, output_prefix)
+
+
+def _quality_table(
+    scope: Construct, construct_id: str, props: Mapping[str, Any], glue_job: Mapping[str, Any]
+) -> Optional[str]:
+    """The pipeline's one table as ``quality_rules`` keys name it: the catalog table (its
+    default derived from the pipeline's name as :meth:`_create_catalog` derives it), else
+    the output prefix's last folder."""
+    prefix = glue_job["output_prefix"]
+    if not props["catalog"]:
+        known = isinstance(prefix, str) and not is_unresolved(prefix)
+        return table_name_of(None, prefix) if known else None
+    named = props["catalog_table_name"]
+    if isinstance(named, str):
+        return named
+    name = props["pipeline_name"]
+    if not isinstance(name, str):
+        path = f"{scope.node.path}/{construct_id}" if scope.node.path else construct_id
+        name = default_pipeline_name(path)
+    return None if is_unresolved(name) else _catalog_name(name)
 
 
 def _given(**props: Any) -> dict[str, Any]:
