@@ -519,7 +519,9 @@ def _column_value_passes(condition: Condition, value: Any) -> bool:
     if op == "matches":
         return re.fullmatch(str(values[0]), str(value)) is not None
     if op in ("between", "not between"):
-        inside = _ordered(values[0], value) and _ordered(value, values[1])
+        low, at_low = _comparable(value, values[0])
+        high, at_high = _comparable(value, values[1])
+        inside = bool(at_low <= low and high <= at_high)
         return inside if op == "between" else not inside
     left, right = _comparable(value, values[0])
     return _compare(op, left, right)
@@ -540,15 +542,6 @@ def _equal(value: Any, literal: Literal) -> bool:
         return False
     left, right = _comparable(value, literal)
     return bool(left == right)
-
-
-def _ordered(low: Any, high: Any) -> bool:
-    """``low <= high`` where either side is the literal."""
-    if isinstance(low, (int, float)) or isinstance(high, (int, float)):
-        literal, value = (low, high) if isinstance(low, (int, float)) else (high, low)
-        left, right = _comparable(value, literal)
-        return bool(left <= right) if literal is low else bool(right <= left)
-    return str(low) <= str(high)
 
 
 def evaluate(
