@@ -40,7 +40,7 @@ RUN_SUMMARY_SUFFIX = ".summary.json"
 
 # ------------------------------------------------------------------ the run summary
 
-SUMMARY_OUTCOME_FIELDS = ("rows", "landed", "skipped", "quarantined")
+SUMMARY_OUTCOME_FIELDS = ("rows", "landed", "skipped", "quarantined", "quality")
 """Fields of the run summary the workflow copies into the notification's outcome."""
 
 SUMMARY_CAUSE_FIELD = "cause"

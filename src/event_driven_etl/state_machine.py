@@ -72,6 +72,7 @@ _NO_OUTCOME: dict[str, Any] = {
     "landed.$": _JSON_NULL,
     "skipped": [],
     "quarantined": [],
+    "quality": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
@@ -526,6 +527,8 @@ class EtlStateMachine(Construct):
             outcome={
                 "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
                 "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
+                # Each quality rule's result: {"table", "rule", "outcome", "observed"}.
+                "quality": sfn.JsonPath.list_at("$.outcome.quality"),
             },
             run=run,
         )

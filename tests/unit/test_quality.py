@@ -126,12 +126,12 @@ def _numeric_condition(numbers: st.SearchStrategy[Any]) -> st.SearchStrategy[Con
 _RULES = st.one_of(
     st.builds(lambda c: Rule("RowCount", None, c), _numeric_condition(_NUMBERS)),
     st.builds(
-        lambda k, col: Rule(k, col),
+        Rule,
         st.sampled_from(["IsComplete", "IsUnique", "ColumnExists"]),
         _COLUMNS,
     ),
     st.builds(
-        lambda k, col, c: Rule(k, col, c),
+        Rule,
         st.sampled_from(
             [
                 "Completeness",
@@ -170,10 +170,12 @@ def test_every_ruleset_round_trips_through_its_text(rules: list[Rule]) -> None:
 
 @given(st.text(max_size=60))
 def test_junk_is_refused_with_a_ruleset_error_never_another_exception(text: str) -> None:
+    message = ""
     try:
         parse_ruleset(text)
     except RulesetError as error:
-        assert "line " in str(error) and "column " in str(error)
+        message = str(error)
+    assert not message or ("line " in message and "column " in message)
 
 
 @given(
@@ -304,13 +306,16 @@ def test_every_supported_rule_type_is_documented_in_the_readme() -> None:
 # ------------------------------------------------------------------ the job's argument
 
 
+def _job(quality_rules: str) -> JobArgs:
+    return JobArgs(("s3://b/k.csv",), "s3://o/p/", "b", quality_rules=quality_rules)
+
+
 def test_the_job_refuses_a_bad_quality_rules_argument_before_touching_anything() -> None:
-    base = {"uris": ("s3://b/k.csv",), "output_path": "s3://o/p/", "batch_id": "b"}
-    JobArgs(**base, quality_rules=json.dumps({"*": "Rules = [ RowCount > 0 ]"})).check()
+    _job(json.dumps({"*": "Rules = [ RowCount > 0 ]"})).check()
     with pytest.raises(JobInputError, match="must be a JSON object"):
-        JobArgs(**base, quality_rules="[").check()
+        _job("[").check()
     with pytest.raises(JobInputError, match=r"for table '\*': rule 1 \(RowCnt > 0\)"):
-        JobArgs(**base, quality_rules=json.dumps({"*": "Rules = [ RowCnt > 0 ]"})).check()
+        _job(json.dumps({"*": "Rules = [ RowCnt > 0 ]"})).check()
 
 
 # ------------------------------------------------------------------ the prop, at synth
