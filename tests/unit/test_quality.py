@@ -300,7 +300,7 @@ def test_every_supported_rule_type_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Data quality rules", 1)[1].split("\n## ", 1)[0]
     for kind in RULE_TYPES:
-        assert f"`{kind}`" in section, kind
+        assert f"| `{kind} " in section, kind
 
 
 # ------------------------------------------------------------------ the job's argument
