@@ -69,6 +69,20 @@ QUALITY_RULES_ARGUMENT = "--quality_rules"
 QUALITY_EVERY_TABLE = "*"
 """The ``--quality_rules`` key (and ``quality_rules`` mapping key) for every table."""
 
+# ------------------------------------------------------------------ quality metrics
+
+QUALITY_METRICS_NAMESPACE = "EventDrivenEtl/DataQuality"
+"""CloudWatch namespace of the built-in job's quality metrics (its role may publish here)."""
+QUALITY_RULES_PASSED_METRIC = "RulesPassed"
+QUALITY_RULES_FAILED_METRIC = "RulesFailed"
+"""Per run, the rules that passed / failed; dimension ``JobName`` (the alarm's metric)."""
+QUALITY_RULE_PASSED_METRIC = "RulePassed"
+QUALITY_RULE_FAILED_METRIC = "RuleFailed"
+"""Per rule and run, 1 or 0; dimensions ``JobName``, ``Table`` and ``Rule`` (its DQDL)."""
+QUALITY_JOB_DIMENSION = "JobName"
+QUALITY_TABLE_DIMENSION = "Table"
+QUALITY_RULE_DIMENSION = "Rule"
+
 RESERVED_ARGUMENTS = frozenset(
     {
         OBJECTS_ARGUMENT,

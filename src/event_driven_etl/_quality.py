@@ -7,7 +7,22 @@ import json
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from ._contract import QUALITY_EVERY_TABLE, QUALITY_RULES_ARGUMENT
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+
+from ._contract import (
+    QUALITY_EVERY_TABLE,
+    QUALITY_JOB_DIMENSION,
+    QUALITY_METRICS_NAMESPACE,
+    QUALITY_RULE_DIMENSION,
+    QUALITY_RULE_FAILED_METRIC,
+    QUALITY_RULES_ARGUMENT,
+    QUALITY_RULES_FAILED_METRIC,
+    QUALITY_RULES_PASSED_METRIC,
+    QUALITY_TABLE_DIMENSION,
+)
+from ._operations import ALARM_PERIOD, AlarmSpec
 from ._problems import Problems, is_unresolved
 from .runtime.glue.event_driven_etl_job.quality import RulesetError, parse_ruleset
 
@@ -66,3 +81,71 @@ def quality_rules_argument(value: Optional[QualityRules]) -> dict[str, str]:
     if value is None:
         return {}
     return {QUALITY_RULES_ARGUMENT: json.dumps(rulesets_of(value), sort_keys=True)}
+
+
+# ------------------------------------------------------------------ operations
+
+
+def allow_quality_metrics(role: iam.IRole) -> None:
+    """The job's role may publish the quality metrics (their namespace only)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="PublishQualityMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            # PutMetricData has no resource-level permissions; the condition keeps it to
+            # the quality namespace (https://docs.aws.amazon.com/AmazonCloudWatch/latest/
+            # monitoring/iam-cw-condition-keys-namespace.html).
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": QUALITY_METRICS_NAMESPACE}},
+        )
+    )
+
+
+def rules_failed_metric(job_name: str, period: Optional[Duration] = None) -> cloudwatch.Metric:
+    """Quality rules that failed in the job's runs (Sum over 5 minutes)."""
+    return _rules_metric(QUALITY_RULES_FAILED_METRIC, job_name, period, "quality rules failed")
+
+
+def _rules_metric(
+    name: str, job_name: str, period: Optional[Duration], label: str
+) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=QUALITY_METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={QUALITY_JOB_DIMENSION: job_name},
+        statistic="Sum",
+        period=period or ALARM_PERIOD,
+        label=label,
+    )
+
+
+def quality_alarm_spec(job_name: str) -> AlarmSpec:
+    return AlarmSpec(
+        "QualityRulesFailedAlarm",
+        "A data quality rule failed: rows were quarantined or refused, or a batch was held "
+        "back. The notification's quality list names the rule and the value observed.",
+        rules_failed_metric(job_name),
+    )
+
+
+def add_quality_widgets(dashboard: cloudwatch.Dashboard, job_name: str) -> None:
+    """Rules passed and failed per run, and each rule's failures."""
+    passed = _rules_metric(QUALITY_RULES_PASSED_METRIC, job_name, None, "quality rules passed")
+    dimensions = f"{QUALITY_JOB_DIMENSION},{QUALITY_TABLE_DIMENSION},{QUALITY_RULE_DIMENSION}"
+    per_rule = cloudwatch.MathExpression(
+        expression=(
+            f"SEARCH('{{{QUALITY_METRICS_NAMESPACE},{dimensions}}} "
+            f'MetricName="{QUALITY_RULE_FAILED_METRIC}" {QUALITY_JOB_DIMENSION}="{job_name}"'
+            "', 'Sum', 300)"
+        ),
+        label="",
+        period=ALARM_PERIOD,
+    )
+    dashboard.add_widgets(
+        cloudwatch.GraphWidget(
+            title="Data quality rules",
+            left=[passed, rules_failed_metric(job_name)],
+            width=12,
+        ),
+        cloudwatch.GraphWidget(title="Data quality failures per rule", left=[per_rule], width=12),
+    )

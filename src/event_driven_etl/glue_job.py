@@ -30,7 +30,7 @@ from ._contract import (
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
 from ._problems import is_unresolved
-from ._quality import QualityRules, quality_rules_argument
+from ._quality import QualityRules, allow_quality_metrics, quality_rules_argument
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
 
 __all__ = ["GlueEtlJob"]
@@ -257,6 +257,8 @@ class GlueEtlJob(Construct):
         )
         self._grant_logs_and_metrics()
         self._grant_catalog()
+        if quality_rules is not None:
+            allow_quality_metrics(self.role)
         _hygiene.acknowledge_necessary_wildcards(self.role)
 
     def _security_configuration(

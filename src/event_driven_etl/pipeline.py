@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from . import _defaults, _operations, _validation
+from . import _defaults, _operations, _quality, _validation
 from ._contract import MANIFEST_PREFIX
 from ._docs import public
 from ._glue_versions import GlueVersionValue
@@ -247,6 +247,7 @@ class EventDrivenEtlPipeline(Construct):
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
+        self._quality_rules = quality_rules
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
         self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
         self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
@@ -501,6 +502,8 @@ class EventDrivenEtlPipeline(Construct):
                 trigger_errors=self.trigger.metric_errors(),
                 dead_letter_queue=self.trigger.dead_letter_queue,
             )
+            if self._quality_rules is not None:
+                _quality.add_quality_widgets(self.dashboard, self.glue_job.job.job_name)
 
     def _create_alarms(
         self,
@@ -540,6 +543,9 @@ class EventDrivenEtlPipeline(Construct):
         self.alarms += _operations.create_alarms(
             monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
         )
+        if self._quality_rules is not None:
+            quality = _quality.quality_alarm_spec(self.glue_job.job.job_name)
+            self.alarms += _operations.create_alarms(monitoring, [quality], self.alarm_topic)
         _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
         # CloudWatch publishes to an encrypted topic with the topic's key, and only the
         # key policy can let it: a topic you bring with a key of this app gets the
@@ -568,6 +574,13 @@ class EventDrivenEtlPipeline(Construct):
     def metric_execution_duration(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Workflow execution time in milliseconds. Average over 5 minutes by default."""
         return self.state_machine.metric_duration(period=period)
+
+    def metric_quality_rules_failed(
+        self, *, period: Optional[Duration] = None
+    ) -> cloudwatch.Metric:
+        """Data quality rules that failed in the Glue job's runs (``quality_rules``). Sum
+        over 5 min."""
+        return _quality.rules_failed_metric(self.glue_job.job.job_name, period)
 
     def metric_trigger_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Errors of the trigger Lambda. Sum over 5 minutes by default."""

@@ -414,3 +414,52 @@ def test_fails_glue_etl_job_quality_rules_naming_another_table(stack: Stack) -> 
             catalog_database=database,
             quality_rules={"orders": "Rules = [ RowCount > 0 ]"},
         )
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _resources(stack: Stack, kind: str) -> dict[str, Any]:
+    return dict(template_of(stack).find_resources(kind))
+
+
+def test_the_job_may_publish_quality_metrics_to_their_namespace_only(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", quality_rules="Rules = [ RowCount > 0 ]")
+    statements = [
+        s
+        for policy in _resources(stack, "AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "PublishQualityMetrics"
+    ]
+    assert statements == [
+        {
+            "Sid": "PublishQualityMetrics",
+            "Action": "cloudwatch:PutMetricData",
+            "Effect": "Allow",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "EventDrivenEtl/DataQuality"}},
+        }
+    ]
+
+
+def test_a_failed_rule_alarms_and_the_dashboard_shows_the_rules(stack: Stack) -> None:
+    pipeline = EventDrivenEtlPipeline(
+        stack, "Pipeline", quality_rules="Rules = [ RowCount > 0 ]", dashboard=True
+    )
+    alarms = {
+        k: v for k, v in _resources(stack, "AWS::CloudWatch::Alarm").items() if "Quality" in k
+    }
+    (alarm,) = alarms.values()
+    (metric,) = alarm["Properties"]["Metrics"]
+    assert metric["MetricStat"]["Metric"]["MetricName"] == "RulesFailed"
+    assert metric["MetricStat"]["Stat"] == "Sum" and alarm["Properties"]["Threshold"] == 0
+    assert len([a for a in pipeline.alarms if "Quality" in a.node.id]) == 1
+    (dashboard,) = _resources(stack, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "Data quality rules" in body and "RuleFailed" in body
+
+
+def test_without_rules_there_is_no_quality_alarm_nor_permission(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", dashboard=True)
+    assert not [k for k in _resources(stack, "AWS::CloudWatch::Alarm") if "Quality" in k]
+    assert "PublishQualityMetrics" not in json.dumps(_resources(stack, "AWS::IAM::Policy"))

@@ -140,6 +140,8 @@ class JobArgs:
     """The run's timestamp (default: now; a re-run keeps its first run's)."""
     quality_rules: str = ""
     """``--quality_rules``: a JSON object, table name -> DQDL ruleset (``"*"``: every table)."""
+    job_name: str = ""
+    """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -152,6 +154,7 @@ class JobArgs:
             quarantine_path=args.get("quarantine_path", ""),
             catalog=CatalogTable.from_args(args),
             quality_rules=args.get("quality_rules", ""),
+            job_name=args.get("JOB_NAME", ""),
         )
 
     def check(self) -> None:

@@ -20,7 +20,13 @@ from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
 from .profile import profile_groups
-from .quality_gate import QualityBlockedError, hold_batch, landed_rows, quality_gate
+from .quality_gate import (
+    QualityBlockedError,
+    hold_batch,
+    landed_rows,
+    publish_quality_metrics,
+    quality_gate,
+)
 from .read import Group, read_group
 from .report import RunReport, finish_report, start_report
 from .schema import CatalogSchemaStore, FileSchemaStore, SchemaStore, settle_schema
@@ -103,6 +109,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     finally:
         for group in groups:
             group.frame.unpersist()
+    publish_quality_metrics(job, gate)
     return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
 
 

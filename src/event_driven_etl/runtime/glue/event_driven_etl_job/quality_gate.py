@@ -39,6 +39,7 @@ from .quality import (
     row_check_sql,
     rules_for_table,
 )
+from .shared import contract
 
 NUMERIC_TYPES = ("bigint", "double", "int", "smallint", "tinyint", "float")
 """Table types Mean, Sum and StandardDeviation accept (DQDL: numeric columns only)."""
@@ -320,3 +321,56 @@ def _refusals(
 def _examples_sql(column: str) -> str:
     values = f"collect_list(to_json(named_struct('value', {column})))"
     return f"slice({values}, 1, {EXAMPLE_ROWS})"
+
+
+_METRIC_BATCH = 1000
+"""PutMetricData takes at most 1,000 metrics per call."""
+
+
+def quality_metrics(job: JobArgs, gate: QualityGate) -> list[dict[str, Any]]:
+    """The run's quality metrics: per rule 1/0 passed and failed, and the run's totals."""
+    c = contract
+    job_dimension = {"Name": c.QUALITY_JOB_DIMENSION, "Value": job.job_name or "local"}
+    data: list[dict[str, Any]] = []
+    for result in gate.results:
+        dimensions = [
+            job_dimension,
+            {"Name": c.QUALITY_TABLE_DIMENSION, "Value": gate.table[:1024]},
+            {"Name": c.QUALITY_RULE_DIMENSION, "Value": result.rule[:1024]},
+        ]
+        for name, value in (
+            (c.QUALITY_RULE_PASSED_METRIC, int(result.passed)),
+            (c.QUALITY_RULE_FAILED_METRIC, int(not result.passed)),
+        ):
+            data.append(
+                {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": "Count"}
+            )
+    failed = len(gate.failures)
+    for name, value in (
+        (c.QUALITY_RULES_PASSED_METRIC, len(gate.results) - failed),
+        (c.QUALITY_RULES_FAILED_METRIC, failed),
+    ):
+        data.append(
+            {"MetricName": name, "Dimensions": [job_dimension], "Value": value, "Unit": "Count"}
+        )
+    return data
+
+
+def publish_quality_metrics(job: JobArgs, gate: Optional[QualityGate]) -> None:
+    """Publish the run's quality metrics to CloudWatch; a metric that cannot be published
+    never fails the run (the report and the notification carry the results too)."""
+    if gate is None or not gate.results:
+        return
+    try:
+        import boto3  # in Glue's runtime (and the offline harness's); only with rules
+
+        region = job.catalog.region if job.catalog is not None else None
+        client = boto3.client("cloudwatch", region_name=region)
+        data = quality_metrics(job, gate)
+        for start in range(0, len(data), _METRIC_BATCH):
+            client.put_metric_data(
+                Namespace=contract.QUALITY_METRICS_NAMESPACE,
+                MetricData=data[start : start + _METRIC_BATCH],
+            )
+    except Exception as error:  # best effort: the report and notification carry the results
+        print(json.dumps({"message": "quality metrics not published", "error": str(error)}))
