@@ -269,6 +269,11 @@ def test_rules_over_no_rows_and_no_values() -> None:
     ]
 
 
+def test_booleans_compare_as_spark_writes_them() -> None:
+    rows: list[dict[str, Any]] = [{"b": True}, {"b": False}, {"b": None}]
+    assert _outcomes('Rules = [ ColumnValues "b" in ["true", NULL] ]', rows) == [("failed", 1)]
+
+
 def test_a_missing_column_fails_its_rule_with_the_reason() -> None:
     (result,) = evaluate(parse_ruleset('Rules = [ Mean "nope" > 0 ]'), ROWS)
     assert result.outcome == "failed" and result.reason == "no column 'nope'"

@@ -528,8 +528,11 @@ def _column_value_passes(condition: Condition, value: Any) -> bool:
 
 
 def _comparable(value: Any, literal: Literal) -> tuple[Any, Any]:
-    """A value and a literal as Spark compares them: numbers as numbers, else as text."""
-    if isinstance(literal, (int, float)) and not isinstance(value, bool):
+    """A value and a literal as Spark compares them: numbers as numbers, else as text
+    (a boolean as Spark writes it, ``true``/``false``)."""
+    if isinstance(value, bool):
+        return str(value).lower(), str(literal).lower()
+    if isinstance(literal, (int, float)):
         try:
             return float(value), float(literal)
         except (TypeError, ValueError):

@@ -45,6 +45,7 @@ NUMERIC_TYPES = ("bigint", "double", "int", "smallint", "tinyint", "float")
 """Table types Mean, Sum and StandardDeviation accept (DQDL: numeric columns only)."""
 EXAMPLE_ROWS = 3
 """Example rows named in the error of a row rule that fails with ``bad_records=fail``."""
+_EXAMPLE_CHARS = 300
 _OK = "_qok"
 
 
@@ -134,7 +135,7 @@ class QualityGate:
         figures = _aggregate(checked, self.ruleset.rules, row_rules, resolved, columns)
         refused: dict[str, str] = {}
         if self.job.bad_records != "quarantine" and any(figures[f"f{rule}"] for rule in row_rules):
-            refused = _refusals(checked, row_rules, resolved, figures)
+            refused = _refusals(checked, row_rules, figures, list(columns))
             checked = checked.where(~F.col("_source_object").isin(sorted(refused)))
             landing = checked.withColumn(_OK, F.lit(True))
             figures.update(_aggregate(landing, self.ruleset.rules, [], resolved, columns))
@@ -290,37 +291,37 @@ def _empty_result(rule: Rule, column: Optional[str]) -> RuleResult:
 def _refusals(
     checked: DataFrame,
     row_rules: Sequence[Rule],
-    resolved: Mapping[Rule, Optional[str]],
     figures: Mapping[str, Any],
+    columns: Sequence[str],
 ) -> dict[str, str]:
     """Each object holding a row that fails a row rule -> the first such rule, the rows of
-    the object that fail it and example values (a second look, only when rows fail)."""
+    the object that fail it and example rows (a second look, only when rows fail)."""
     refused: dict[str, str] = {}
     for index, rule in enumerate(row_rules):
         if not figures[f"f{rule}"]:
             continue
-        column = quoted(str(resolved[rule]))
         failing = checked.where(f"NOT _q{index}")
         per_object = failing.groupBy("_source_object").agg(
             F.count(F.lit(1)).alias("n"),
-            F.expr(_examples_sql(column)).alias("examples"),
+            F.expr(_examples_sql(columns)).alias("examples"),
         )
         for row in per_object.collect():
             uri = str(row["_source_object"])
             if uri in refused:
                 continue
-            # to_json leaves a NULL out: an example without "value" is a NULL.
-            values = ", ".join(repr(json.loads(e).get("value")) for e in row["examples"])
+            # to_json leaves NULLs out: a column missing from an example row is NULL there.
+            examples = "; ".join(str(e)[:_EXAMPLE_CHARS] for e in row["examples"])
             refused[uri] = (
                 f"quality rule {rule} failed on {row['n']} row(s) (bad_records=fail); "
-                f"example values: {values}"
+                f"example rows: {examples}"
             )
     return refused
 
 
-def _examples_sql(column: str) -> str:
-    values = f"collect_list(to_json(named_struct('value', {column})))"
-    return f"slice({values}, 1, {EXAMPLE_ROWS})"
+def _examples_sql(columns: Sequence[str]) -> str:
+    fields = ", ".join(f"{_sql_text(name)}, {quoted(name)}" for name in columns)
+    rows = f"collect_list(to_json(named_struct({fields})))"
+    return f"slice({rows}, 1, {EXAMPLE_ROWS})"
 
 
 _METRIC_BATCH = 1000
