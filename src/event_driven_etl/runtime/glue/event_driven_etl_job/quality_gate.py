@@ -2,27 +2,30 @@
 rows inside the write stage, before anything is committed.
 
 The rules see the rows as the table types them (the projection the write stage makes of the
-persisted frames: no extra read of the objects). One aggregation gives every rule's figure
-(a second only for each ``Uniqueness`` rule, which groups by its column, and only when rows
-fail in ``fail`` mode). Then:
+persisted frames). Their figures come from the write itself: Spark's ``observe`` counts each
+row rule's failing rows and computes the dataset metrics as the rows stream to the staging
+folder, so the rules add no pass over the data. Only figures that need distinct values
+(``IsUnique``, ``DistinctValuesCount``: one aggregation; ``Uniqueness``: a grouping each)
+and the handling of failing rows take a pass of their own. Then:
 
-* row rules (IsComplete, ColumnValues, ColumnLength) mark failing rows: with
-  ``bad_records=quarantine`` those rows are written under the quarantine path
+* row rules (IsComplete, ColumnValues, ColumnLength) mark failing rows, which are never
+  staged: with ``bad_records=quarantine`` they are written under the quarantine path
   (``<quarantine>/<batch_id>/_quality/<table>/``, Parquet, with ``_failed_rules``) and the
   rest land; with ``fail`` each object holding such a row is refused, naming the rule, the
-  rows that failed and examples, and the other objects land;
-* dataset rules are judged on the rows that would land; one that fails raises
-  :class:`QualityBlockedError`: the table's batch is neither published nor its schema committed.
+  rows that failed and example rows, and the other objects are written again and land;
+* dataset rules are judged on the rows that land; one that fails raises
+  :class:`QualityBlockedError`: the caller deletes the staged files, the table's batch is
+  neither published nor its schema committed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from .arguments import JobArgs
@@ -115,37 +118,103 @@ class QualityGate:
         ]
         return "; ".join(lines) + " (the batch was not committed: readers do not see it)"
 
-    def check(
-        self, spark: SparkSession, frame: DataFrame, columns: Mapping[str, str]
-    ) -> tuple[DataFrame, dict[str, str]]:
-        """Judge the rules on ``frame`` (the batch's typed rows; ``columns``: the table's
-        column -> type). Returns the rows to land and the objects refused (``fail`` mode);
-        raises :class:`QualityBlockedError` when a dataset rule fails."""
-        resolved = {rule: _resolve(rule, columns) for rule in self.ruleset.rules}
-        row_rules = [r for r in self.ruleset.rules if r.row_level and resolved[r] is not None]
-        checked = frame.selectExpr(
-            "*",
-            *[
-                f"{row_check_sql(rule, quoted(str(resolved[rule])))} AS _q{index}"
-                for index, rule in enumerate(row_rules)
-            ],
+    def prepare(self, frame: DataFrame, columns: Mapping[str, str]) -> DataFrame:
+        """The rows to write to staging: ``frame`` (the batch's typed rows; ``columns``: the
+        table's column -> type) without those failing a row rule, observed on the way, so
+        the write itself gives the rules' figures (Spark's ``observe``: no extra pass)."""
+        self._columns = dict(columns)
+        self._resolved = {rule: _resolve(rule, columns) for rule in self.ruleset.rules}
+        self._row_rules = [
+            r for r in self.ruleset.rules if r.row_level and self._resolved[r] is not None
+        ]
+        checks = [
+            f"{row_check_sql(rule, quoted(str(self._resolved[rule])))} AS _q{index}"
+            for index, rule in enumerate(self._row_rules)
+        ]
+        ok = " AND ".join(f"_q{i}" for i in range(len(self._row_rules))) or "true"
+        self._checked = frame.selectExpr("*", *checks).withColumn(_OK, F.expr(ok))
+        self._observations = (Observation(), Observation())
+        row_figures = _aliased(_row_expressions(self._row_rules))
+        landing_figures = _aliased(self._landing_expressions())
+        observed = (
+            self._checked.observe(self._observations[0], *row_figures)
+            .where(F.col(_OK))
+            .observe(self._observations[1], *landing_figures)
         )
-        ok = " AND ".join(f"_q{i}" for i in range(len(row_rules))) or "true"
-        checked = checked.withColumn(_OK, F.expr(ok))
-        figures = _aggregate(checked, self.ruleset.rules, row_rules, resolved, columns)
-        refused: dict[str, str] = {}
-        if self.job.bad_records != "quarantine" and any(figures[f"f{rule}"] for rule in row_rules):
-            refused = _refusals(checked, row_rules, figures, list(columns))
-            checked = checked.where(~F.col("_source_object").isin(sorted(refused)))
-            landing = checked.withColumn(_OK, F.lit(True))
-            figures.update(_aggregate(landing, self.ruleset.rules, [], resolved, columns))
-        self.results = _results(self.ruleset.rules, row_rules, resolved, columns, figures)
+        return self._without_checks(observed)
+
+    def landing(self) -> DataFrame:
+        """The rows to write, not observed (for writes object by object)."""
+        return self._without_checks(self._checked.where(F.col(_OK)))
+
+    def judge(self, *, observed: bool, unwritten: Collection[str] = ()) -> dict[str, str]:
+        """After the write: every rule's result. Returns the objects to refuse (``fail``
+        mode, rows failing a row rule: write the others again); writes the failing rows to
+        the quarantine (``quarantine`` mode); raises :class:`QualityBlockedError` when a
+        dataset rule fails. ``observed``: the write of :meth:`prepare`'s rows succeeded in
+        one go (else the figures come from an aggregation of the rows, less ``unwritten``)."""
+        checked = self._checked
+        if unwritten:
+            checked = checked.where(~F.col("_source_object").isin(sorted(unwritten)))
+        figures = self._observed() if observed else self._aggregated(checked)
+        failing = any(figures[f"f{rule}"] for rule in self._row_rules)
+        if failing and self.job.bad_records != "quarantine":
+            return _refusals(checked, self._row_rules, figures, list(self._columns))
+        landing = checked.where(F.col(_OK)) if failing else checked
+        figures.update(self._distinct_figures(landing, int(figures["rows"] or 0)))
+        rules, resolved, columns = self.ruleset.rules, self._resolved, self._columns
+        self.results = _results(rules, self._row_rules, resolved, columns, figures)
         if any(not r.passed and (r.failed_rows == 0 or r.reason) for r in self.results):
             raise QualityBlockedError(self.blocked_cause())
-        if self.job.bad_records == "quarantine" and any(figures[f"f{r}"] for r in row_rules):
-            self._quarantine_rows(checked.where(~F.col(_OK)), row_rules)
-            checked = checked.where(F.col(_OK))
-        return checked.drop(_OK, *[f"_q{i}" for i in range(len(row_rules))]), refused
+        if failing:
+            self._quarantine_rows(checked.where(~F.col(_OK)), self._row_rules)
+        return {}
+
+    def _without_checks(self, frame: DataFrame) -> DataFrame:
+        return frame.drop(_OK, *[f"_q{i}" for i in range(len(self._row_rules))])
+
+    def _landing_expressions(self) -> dict[str, str]:
+        """SQL of each figure judged on the rows that land but the distinct-based ones."""
+        expressions = {"rows": "count(1)"}
+        for rule in self.ruleset.rules:
+            column = self._resolved[rule]
+            if rule.row_level or rule.kind in ("ColumnExists", *_DISTINCT_RULES):
+                continue
+            if rule.kind == "RowCount":
+                expressions[f"m{rule}"] = "count(1)"
+            elif column is None or not _judgeable(rule, self._columns[column]):
+                continue
+            elif rule.threshold is not None:
+                passes = row_check_sql(rule, quoted(column))
+                expressions[f"m{rule}"] = f"avg(CASE WHEN {passes} THEN 1.0D ELSE 0.0D END)"
+            else:
+                expressions[f"m{rule}"] = metric_sql(rule.kind, quoted(column))
+        return expressions
+
+    def _observed(self) -> dict[str, Any]:
+        rows = _named(_row_expressions(self._row_rules), self._observations[0].get)
+        return {**rows, **_named(self._landing_expressions(), self._observations[1].get)}
+
+    def _aggregated(self, checked: DataFrame) -> dict[str, Any]:
+        """The figures by aggregation (when the observed write did not happen in one go)."""
+        rows = _collected(checked, _row_expressions(self._row_rules))
+        landing = _collected(checked.where(F.col(_OK)), self._landing_expressions())
+        return {**rows, **landing}
+
+    def _distinct_figures(self, landing: DataFrame, rows: int) -> dict[str, Any]:
+        """IsUnique, DistinctValuesCount (one aggregation) and Uniqueness (a grouping each):
+        figures no observation can give (only for rules of these types)."""
+        expressions = {}
+        for rule in self.ruleset.rules:
+            column = self._resolved[rule]
+            if rule.kind in ("IsUnique", "DistinctValuesCount") and column is not None:
+                expressions[f"m{rule}"] = metric_sql(rule.kind, quoted(column))
+        figures = _collected(landing, expressions) if expressions else {}
+        for rule in self.ruleset.rules:
+            column = self._resolved[rule]
+            if rule.kind == "Uniqueness" and column is not None:
+                figures[f"m{rule}"] = _uniqueness(landing, column, rows)
+        return figures
 
     def check_empty(self, columns: Mapping[str, str]) -> None:
         """Judge the rules on a batch with no rows to land (RowCount > 0 fails here)."""
@@ -187,57 +256,37 @@ def _resolve(rule: Rule, columns: Mapping[str, str]) -> Optional[str]:
     return normalised if normalised in columns else None
 
 
-def _aggregate(
-    checked: DataFrame,
-    rules: Sequence[Rule],
-    row_rules: Sequence[Rule],
-    resolved: Mapping[Rule, Optional[str]],
-    columns: Mapping[str, str],
-) -> dict[str, Any]:
-    """Every figure in one aggregation: per row rule the rows failing (all rows) and per
-    dataset rule its metric on the rows that would land; Uniqueness groups apart."""
-    expressions = {"rows": f"count(CASE WHEN {_OK} THEN 1 END)"}
+_DISTINCT_RULES = ("IsUnique", "DistinctValuesCount", "Uniqueness")
+"""Rules whose figure needs distinct values: computed apart, on the rows that land."""
+
+
+def _row_expressions(row_rules: Sequence[Rule]) -> dict[str, str]:
+    """SQL of each row rule's failing rows, over every row of the batch."""
+    expressions = {"total": "count(1)"}
     for index, rule in enumerate(row_rules):
         expressions[f"f{rule}"] = f"count(CASE WHEN NOT _q{index} THEN 1 END)"
-    for rule in rules:
-        column = resolved[rule]
-        if rule.row_level or rule.kind in ("ColumnExists", "Uniqueness"):
-            continue
-        if rule.kind != "RowCount" and (column is None or not _judgeable(rule, columns[column])):
-            continue
-        landing = f"CASE WHEN {_OK} THEN {quoted(str(column))} END" if column else ""
-        if rule.threshold is not None:
-            passes = row_check_sql(rule, quoted(str(column)))
-            expressions[f"m{rule}"] = (
-                f"avg(CASE WHEN {_OK} THEN CASE WHEN {passes} THEN 1.0D ELSE 0.0D END END)"
-            )
-        else:
-            expressions[f"m{rule}"] = metric_sql(rule.kind, landing).replace(
-                "count(1)", expressions["rows"]
-            )
-    names = list(expressions)
-    aliased = [f"{expression} AS a{i}" for i, expression in enumerate(expressions.values())]
-    row = checked.selectExpr(*aliased).collect()[0] if aliased else None
-    figures: dict[str, Any] = {name: row[f"a{i}"] if row else None for i, name in enumerate(names)}
-    for rule in rules:
-        column = resolved[rule]
-        if rule.kind == "Uniqueness" and column is not None:
-            figures[f"m{rule}"] = _uniqueness(checked, column, int(figures["rows"] or 0))
-    return figures
+    return expressions
 
 
-def _uniqueness(checked: DataFrame, column: str, rows: int) -> float:
+def _aliased(expressions: Mapping[str, str]) -> list[Column]:
+    return [F.expr(sql).alias(f"a{i}") for i, sql in enumerate(expressions.values())]
+
+
+def _named(expressions: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: values.get(f"a{i}") for i, name in enumerate(expressions)}
+
+
+def _collected(frame: DataFrame, expressions: Mapping[str, str]) -> dict[str, Any]:
+    row = frame.select(*_aliased(expressions)).collect()[0]
+    return _named(expressions, row.asDict())
+
+
+def _uniqueness(landing: DataFrame, column: str, rows: int) -> float:
     """Values occurring exactly once / rows (Deequ's Uniqueness, NULL never unique)."""
     if rows == 0:
         return 1.0
     ref = quoted(column)
-    once = (
-        checked.where(f"{_OK} AND {ref} IS NOT NULL")
-        .groupBy(ref)
-        .count()
-        .where("count = 1")
-        .count()
-    )
+    once = landing.where(f"{ref} IS NOT NULL").groupBy(ref).count().where("count = 1").count()
     return once / rows
 
 

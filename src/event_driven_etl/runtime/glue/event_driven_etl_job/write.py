@@ -141,20 +141,42 @@ class StagedWrite:
         combined = frames[0]
         for frame in frames[1:]:
             combined = combined.unionByName(frame)
-        held: dict[str, str] = {}
-        if self._gate is not None:  # the quality rules, before anything is written
-            combined, held = self._gate.check(self._spark, combined, table.columns)
-            landing = landing - set(held)
-            if not landing:
-                return held, []
+        if self._gate is not None:
+            return self._write_judged(self._gate, table, combined, landing)
         try:
             write_parquet(combined, self._files_for(landing), staging)
-            return held, storage.list_parts(staging)
+            return {}, storage.list_parts(staging)
         except Exception as error:
             if data_error_message(error) is None:
                 raise
         storage.delete(staging)
-        return {**held, **self._write_each(combined, landing)}, storage.list_parts(staging)
+        return self._write_each(combined, landing), storage.list_parts(staging)
+
+    def _write_judged(
+        self, gate: QualityGate, table: TableSchema, combined: DataFrame, landing: set[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """The write with the quality rules judged on it (observed as it writes; see
+        ``quality_gate``): objects refused for failing rows are left out by writing the
+        others again; a failing dataset rule raises before anything is published."""
+        staging, storage = self._job.staging, self._storage
+        staged = gate.prepare(combined, table.columns)
+        failed: dict[str, str] = {}
+        try:
+            write_parquet(staged, self._files_for(landing), staging)
+            observed = True
+        except Exception as error:
+            if data_error_message(error) is None:
+                raise
+            storage.delete(staging)
+            failed = self._write_each(gate.landing(), landing)
+            observed = False  # the observation saw a failed write: aggregate instead
+        refused = gate.judge(observed=observed, unwritten=failed)
+        if not refused:
+            return failed, storage.list_parts(staging)
+        storage.delete(staging)
+        others = landing - set(refused) - set(failed)
+        more, files = self._write(table, others) if others else ({}, [])
+        return {**failed, **refused, **more}, files
 
     def _write_each(self, combined: DataFrame, landing: set[str]) -> dict[str, str]:
         failed: dict[str, str] = {}
