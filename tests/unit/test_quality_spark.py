@@ -136,3 +136,39 @@ def test_row_rules_with_fail_refuse_the_object_naming_rule_and_examples(
     assert "2 row(s)" in first
     assert '"amount":-5.0' in first and '{"id":2,"code":"CD"}' in first  # NULLs left out
     assert [r["id"] for r in read_table_rows(out)] == [7]  # the other object lands
+
+
+def test_rules_are_judged_when_spark_cannot_write_one_object_and_it_lands_alone(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that fails over to object by object has no observation: the figures come
+    from an aggregation of the rows written (the object Spark refused left out)."""
+    import pandas as pd
+
+    from event_driven_etl.runtime.glue.event_driven_etl_job import session
+
+    settings = dict(session.SESSION_SETTINGS)
+    settings["spark.sql.parquet.datetimeRebaseModeInWrite"] = "EXCEPTION"
+    monkeypatch.setattr(session, "SESSION_SETTINGS", settings)
+    corpus = Path(__file__).resolve().parents[1] / "data" / "corpus"
+    old = _write(tmp_path / "in", "old.csv", "when,bill_length_mm\n1854-04-01 00:00:00,40.1\n")
+    penguins = _write(tmp_path / "in", "penguins.csv", (corpus / "penguins.csv").read_text())
+    out, quarantine = tmp_path / "out", tmp_path / "q"
+    report = run(
+        spark,
+        [old, penguins],
+        out.as_uri() + "/",
+        batch_id="b1",
+        bad_records="quarantine",
+        quarantine_path=quarantine.as_uri() + "/",
+        quality_rules=_rules('IsComplete "bill_length_mm"', "RowCount > 0"),
+    )
+    expected = pd.read_csv(corpus / "penguins.csv")
+    missing = int(expected["bill_length_mm"].isna().sum())
+    assert [o.status for o in report.outcomes] == ["quarantined", "landed"]
+    assert len(read_table_rows(out)) == len(expected) - missing
+    results = {r["rule"]: (r["outcome"], r["observed"]) for r in report.summary()["quality"]}
+    assert results == {
+        'IsComplete "bill_length_mm"': ("failed", missing),
+        "RowCount > 0": ("passed", len(expected) - missing),
+    }

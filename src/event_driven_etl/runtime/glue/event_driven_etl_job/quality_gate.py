@@ -6,7 +6,8 @@ persisted frames). Their figures come from the write itself: Spark's ``observe``
 row rule's failing rows and computes the dataset metrics as the rows stream to the staging
 folder, so the rules add no pass over the data. Only figures that need distinct values
 (``IsUnique``, ``DistinctValuesCount``: one aggregation; ``Uniqueness``: a grouping each)
-and the handling of failing rows take a pass of their own. Then:
+take a look of their own, at their columns in the staged Parquet files, and only failing
+rows take more (the quarantine write, or the re-write without the refused objects). Then:
 
 * row rules (IsComplete, ColumnValues, ColumnLength) mark failing rows, which are never
   staged: with ``bad_records=quarantine`` they are written under the quarantine path
@@ -160,8 +161,7 @@ class QualityGate:
         failing = any(figures[f"f{rule}"] for rule in self._row_rules)
         if failing and self.job.bad_records != "quarantine":
             return _refusals(checked, self._row_rules, figures, list(self._columns))
-        landing = checked.where(F.col(_OK)) if failing else checked
-        figures.update(self._distinct_figures(landing, int(figures["rows"] or 0)))
+        figures.update(self._distinct_figures(checked, observed, int(figures["rows"] or 0)))
         rules, resolved, columns = self.ruleset.rules, self._resolved, self._columns
         self.results = _results(rules, self._row_rules, resolved, columns, figures)
         if any(not r.passed and (r.failed_rows == 0 or r.reason) for r in self.results):
@@ -201,9 +201,18 @@ class QualityGate:
         landing = _collected(checked.where(F.col(_OK)), self._landing_expressions())
         return {**rows, **landing}
 
-    def _distinct_figures(self, landing: DataFrame, rows: int) -> dict[str, Any]:
+    def _distinct_figures(self, checked: DataFrame, observed: bool, rows: int) -> dict[str, Any]:
         """IsUnique, DistinctValuesCount (one aggregation) and Uniqueness (a grouping each):
-        figures no observation can give (only for rules of these types)."""
+        figures no observation can give (only for rules of these types). After the observed
+        write they read their columns back from the staged Parquet files (the landing rows,
+        columnar and few files: far cheaper than the batch's frames again)."""
+        if not any(rule.kind in _DISTINCT_RULES for rule in self.ruleset.rules):
+            return {}
+        landing = (
+            checked.sparkSession.read.parquet(self.job.staging)
+            if observed
+            else checked.where(F.col(_OK))
+        )
         expressions = {}
         for rule in self.ruleset.rules:
             column = self._resolved[rule]
@@ -223,13 +232,18 @@ class QualityGate:
             raise QualityBlockedError(self.blocked_cause())
 
     def _quarantine_rows(self, failing: DataFrame, row_rules: Sequence[Rule]) -> None:
-        """Write the failing rows, each with the rules it failed, under the quarantine path."""
+        """Write the failing rows, each with the rules it failed, under the quarantine path.
+
+        Their values are kept as text: a failing row is there to be read by a person, and
+        text is never a value Spark refuses to write (a timestamp before 1900 may be)."""
         names = ", ".join(
             f"IF(_q{i}, NULL, {_sql_text(str(rule))})" for i, rule in enumerate(row_rules)
         )
-        rules_failed = F.expr(f"filter(array({names}), x -> x IS NOT NULL)")
-        marked = failing.withColumn("_failed_rules", rules_failed)
-        marked = marked.drop(_OK, *[f"_q{i}" for i in range(len(row_rules))], "_row_id")
+        marked = failing.selectExpr(
+            *[f"CAST({quoted(name)} AS STRING) AS {quoted(name)}" for name in self._columns],
+            "_source_object",
+            f"filter(array({names}), x -> x IS NOT NULL) AS _failed_rules",
+        )
         base = self.job.quarantine_path
         base = base if base.endswith("/") else f"{base}/"
         self.quarantine_location = f"{base}{self.job.batch_id}/_quality/{self.table}/"
