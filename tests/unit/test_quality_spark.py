@@ -136,6 +136,25 @@ def test_row_rules_with_fail_refuse_the_object_naming_rule_and_examples(
     assert "2 row(s)" in first
     assert '"amount":-5.0' in first and '{"id":2,"code":"CD"}' in first  # NULLs left out
     assert [r["id"] for r in read_table_rows(out)] == [7]  # the other object lands
+    results = {r["rule"]: (r["outcome"], r["observed"]) for r in _report(out)["quality"]}
+    assert results == {'ColumnValues "amount" >= 0': ("failed", 2)}  # the refused rows count
+
+
+def test_a_batch_with_no_rows_fails_row_count_and_the_run(spark: Any, tmp_path: Path) -> None:
+    header_only = _write(tmp_path / "in", "empty.csv", "id,name\n")
+    out = tmp_path / "out"
+    with pytest.raises(JobInputError, match=r"quality rule RowCount > 0 failed .* observed 0"):
+        run(
+            spark,
+            [header_only],
+            out.as_uri() + "/",
+            batch_id="b1",
+            quality_rules=_rules("RowCount > 0"),
+        )
+    report = _report(out)
+    assert report["status"] == "FAILED" and report["skipped"][0]["reason"].startswith(
+        "no data rows"
+    )
 
 
 def test_rules_are_judged_when_spark_cannot_write_one_object_and_it_lands_alone(

@@ -89,6 +89,11 @@ class QualityGate:
     quarantined_rows: dict[str, int] = field(default_factory=dict)
     """Object URI -> its rows written to the quality quarantine (``bad_records=quarantine``)."""
     quarantine_location: str = ""
+    blocked: str = ""
+    """Why the batch was held back (a dataset rule failed), else empty."""
+    _refused_rows: dict[str, int] = field(default_factory=dict)
+    """Row rule -> rows of the objects refused for failing it (``fail`` mode): the results
+    of the write of the others still count them."""
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -159,13 +164,18 @@ class QualityGate:
             checked = checked.where(~F.col("_source_object").isin(sorted(unwritten)))
         figures = self._observed() if observed else self._aggregated(checked)
         failing = any(figures[f"f{rule}"] for rule in self._row_rules)
+        for key, rows in self._refused_rows.items():  # rows of objects refused before
+            figures[key] = int(figures.get(key) or 0) + rows
+        rules, resolved, columns = self.ruleset.rules, self._resolved, self._columns
         if failing and self.job.bad_records != "quarantine":
+            self.results = _results(rules, self._row_rules, resolved, columns, figures)
+            self._refused_rows = {f"f{r}": int(figures[f"f{r}"] or 0) for r in self._row_rules}
             return _refusals(checked, self._row_rules, figures, list(self._columns))
         figures.update(self._distinct_figures(checked, observed, int(figures["rows"] or 0)))
-        rules, resolved, columns = self.ruleset.rules, self._resolved, self._columns
         self.results = _results(rules, self._row_rules, resolved, columns, figures)
         if any(not r.passed and (r.failed_rows == 0 or r.reason) for r in self.results):
-            raise QualityBlockedError(self.blocked_cause())
+            self.blocked = self.blocked_cause()
+            raise QualityBlockedError(self.blocked)
         if failing:
             self._quarantine_rows(checked.where(~F.col(_OK)), self._row_rules)
         return {}
@@ -229,7 +239,8 @@ class QualityGate:
         """Judge the rules on a batch with no rows to land (RowCount > 0 fails here)."""
         self.results = [_empty_result(rule, _resolve(rule, columns)) for rule in self.ruleset.rules]
         if self.failures:
-            raise QualityBlockedError(self.blocked_cause())
+            self.blocked = self.blocked_cause()
+            raise QualityBlockedError(self.blocked)
 
     def _quarantine_rows(self, failing: DataFrame, row_rules: Sequence[Rule]) -> None:
         """Write the failing rows, each with the rules it failed, under the quarantine path.

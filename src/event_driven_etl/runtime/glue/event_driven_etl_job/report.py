@@ -171,11 +171,14 @@ def finish_report(
         else:
             report.outcomes.append(decided)
     refused = report.by_status("refused")
-    report.status = "FAILED" if refused else "SUCCEEDED"
+    blocked = gate.blocked if gate is not None else ""
+    report.status = "FAILED" if refused or blocked else "SUCCEEDED"
     if refused:
         report.cause = refusal_cause(refused, job.report_uri)
+    elif blocked:  # held back with no object left to name (every one skipped or refused)
+        report.cause = blocked
     write_report(storage, job, report)
-    if refused:
+    if refused or blocked:
         raise JobInputError(report.cause)
     return report
 
