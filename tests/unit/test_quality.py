@@ -468,3 +468,33 @@ def test_without_rules_there_is_no_quality_alarm_nor_permission(stack: Stack) ->
     EventDrivenEtlPipeline(stack, "Pipeline", dashboard=True)
     assert not [k for k in _resources(stack, "AWS::CloudWatch::Alarm") if "Quality" in k]
     assert "PublishQualityMetrics" not in json.dumps(_resources(stack, "AWS::IAM::Policy"))
+
+
+def test_each_rule_becomes_a_pass_and_a_fail_metric_and_the_run_totals() -> None:
+    from event_driven_etl.runtime.glue.event_driven_etl_job.quality import RuleResult
+    from event_driven_etl.runtime.glue.event_driven_etl_job.quality_gate import (
+        QualityGate,
+        quality_metrics,
+    )
+
+    job = JobArgs(("s3://b/k.csv",), "s3://o/p/", "b", job_name="etl-job")
+    gate = QualityGate("orders", parse_ruleset("Rules = [ RowCount > 0 ]"), job)
+    gate.results = [
+        RuleResult("RowCount > 0", "passed", 3),
+        RuleResult('IsComplete "id"', "failed", 1, failed_rows=1),
+    ]
+    data = quality_metrics(job, gate)
+    per_rule = {
+        (d["MetricName"], d["Dimensions"][2]["Value"]): d["Value"]
+        for d in data
+        if len(d["Dimensions"]) == 3
+    }
+    assert per_rule == {
+        ("RulePassed", "RowCount > 0"): 1,
+        ("RuleFailed", "RowCount > 0"): 0,
+        ("RulePassed", 'IsComplete "id"'): 0,
+        ("RuleFailed", 'IsComplete "id"'): 1,
+    }
+    totals = {d["MetricName"]: d["Value"] for d in data if len(d["Dimensions"]) == 1}
+    assert totals == {"RulesPassed": 1, "RulesFailed": 1}
+    assert all(d["Dimensions"][0] == {"Name": "JobName", "Value": "etl-job"} for d in data)
