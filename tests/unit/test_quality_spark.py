@@ -46,6 +46,15 @@ EXPECTED = {
     'ColumnLength "code" = 2 with threshold > 0.8': ("failed", 0.75),
     'ColumnValues "name" in ["Ann", "Bob", "Cy", NULL] with threshold = 1': ("passed", 1),
     'ColumnValues "name" != "Ann" with threshold = 0.75': ("passed", 0.75),  # != lets NULL pass
+    'ColumnValues "code" matches "[A-Z]{2}" with threshold = 0.75': ("passed", 0.75),  # whole
+    'ColumnValues "code" in ["AB", EMPTY, WHITESPACES_ONLY] with threshold = 0.25': (
+        "passed",
+        0.25,
+    ),
+    'ColumnValues "amount" not between 0 and 15 with threshold = 0.5': ("passed", 0.5),
+    'ColumnValues "name" = NULL with threshold = 0.25': ("passed", 0.25),
+    'ColumnValues "amount" not in [10, 20.5] with threshold = 0.5': ("passed", 0.5),  # NULL in
+    'ColumnLength "name" <= 2 with threshold = 0.5': ("passed", 0.5),  # NULL: length 0
 }
 
 
