@@ -40,7 +40,7 @@ RUN_SUMMARY_SUFFIX = ".summary.json"
 
 # ------------------------------------------------------------------ the run summary
 
-SUMMARY_OUTCOME_FIELDS = ("rows", "landed", "skipped", "quarantined")
+SUMMARY_OUTCOME_FIELDS = ("rows", "landed", "skipped", "quarantined", "quality")
 """Fields of the run summary the workflow copies into the notification's outcome."""
 
 SUMMARY_CAUSE_FIELD = "cause"
@@ -67,6 +67,24 @@ CATALOG_REGION_ARGUMENT = "--catalog_region"
 TABLES_ARGUMENT = "--tables"
 """The table routing rule (JSON, see :data:`TABLE_RULES`) of a pipeline with several tables;
 absent with ``Tables.single()``: one table at ``--output_path``, as before."""
+QUALITY_RULES_ARGUMENT = "--quality_rules"
+"""A JSON object: table name -> DQDL ruleset; the key ``"*"`` applies to every table."""
+QUALITY_EVERY_TABLE = "*"
+"""The ``--quality_rules`` key (and ``quality_rules`` mapping key) for every table."""
+
+# ------------------------------------------------------------------ quality metrics
+
+QUALITY_METRICS_NAMESPACE = "EventDrivenEtl/DataQuality"
+"""CloudWatch namespace of the built-in job's quality metrics (its role may publish here)."""
+QUALITY_RULES_PASSED_METRIC = "RulesPassed"
+QUALITY_RULES_FAILED_METRIC = "RulesFailed"
+"""Per run, the rules that passed / failed; dimension ``JobName`` (the alarm's metric)."""
+QUALITY_RULE_PASSED_METRIC = "RulePassed"
+QUALITY_RULE_FAILED_METRIC = "RuleFailed"
+"""Per rule and run, 1 or 0; dimensions ``JobName``, ``Table`` and ``Rule`` (its DQDL)."""
+QUALITY_JOB_DIMENSION = "JobName"
+QUALITY_TABLE_DIMENSION = "Table"
+QUALITY_RULE_DIMENSION = "Rule"
 
 RESERVED_ARGUMENTS = frozenset(
     {
@@ -80,6 +98,7 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_TABLE_ARGUMENT,
         CATALOG_REGION_ARGUMENT,
         TABLES_ARGUMENT,
+        QUALITY_RULES_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""

@@ -45,7 +45,9 @@ from ._problems import (
     usable,
     whole_number,
 )
+from ._quality import quality_rules_problems, quality_rules_type
 from .retry import Batching, RetryPolicy
+from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .runtime.glue.event_driven_etl_job.tables import table_name
 from .tables import Tables
 
@@ -104,6 +106,7 @@ PIPELINE_TYPES: dict[str, TypeCheck] = {
     ),
     "catalog_table_name": string,
     "tables": _TABLES,
+    "quality_rules": quality_rules_type,
 }
 """The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
 with its value, in :func:`check_glue_runtime_props`)."""
@@ -134,6 +137,7 @@ GLUE_JOB_TYPES: dict[str, TypeCheck] = {
     "catalog_database": resource("database_name", "a glue.IDatabase"),
     "catalog_table_name": string,
     "tables": _TABLES,
+    "quality_rules": quality_rules_type,
 }
 """The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
 value, in :func:`check_glue_runtime_props`)."""
@@ -327,7 +331,11 @@ def validate_glue_job(
     problems = Problems(f"GlueEtlJob '{construct_id}'")
     required = ["source_bucket", "output_bucket"]
     ok = _checked_types(problems, values, GLUE_JOB_TYPES, init, required=required)
-    check_glue_job_props(problems, {**ok, "glue_version": values["glue_version"]})
+    quality_table = values.get("quality_table")
+    check_glue_job_props(
+        problems,
+        {**ok, "glue_version": values["glue_version"], "quality_table": quality_table},
+    )
     key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
     job_name = ok["job_name"]
     if job_name is not None and not is_unresolved(job_name):
@@ -376,6 +384,33 @@ def check_glue_job_props(
             "use WorkerType.G_1X, G_2X, G_4X, G_8X, G_12X, G_16X or an R type",
         )
     _argument_problems(problems, props["extra_arguments"])
+    quality_rules_problems(problems, props["quality_rules"], quality_tables(props))
+
+
+def quality_tables(props: Mapping[str, Any]) -> Optional[tuple[str, ...]]:
+    """The tables ``quality_rules`` keys may name, when known at synth: a mapping's tables,
+    else the job's one table; None with ``Tables.by_folder()`` (named at run time)."""
+    tables = props.get("tables")
+    if isinstance(tables, Tables) and not tables.is_single:
+        return tables._table_names()
+    name = quality_table_name(props)
+    return None if name is None else (name,)
+
+
+def quality_table_name(props: Mapping[str, Any]) -> Optional[str]:
+    """The job's one table, as ``quality_rules`` keys name it: the pipeline's catalog table
+    (``quality_table``, which the pipeline works out), the job's catalog table, else the last
+    folder of the output prefix (as the job names it)."""
+    given = props.get("quality_table")
+    if given is not None:
+        return str(given)
+    table = props["catalog_table_name"]
+    if table is None and props["catalog_database"] is not None:
+        return None  # the job's default name: GlueEtlJob passes it as quality_table
+    prefix = props["output_prefix"]
+    if table is None and not (isinstance(prefix, str) and not is_unresolved(prefix)):
+        return None
+    return table_name_of(table, str(prefix))
 
 
 def _check_table_name(problems: Problems, name: Any) -> None:

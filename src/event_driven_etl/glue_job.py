@@ -30,6 +30,9 @@ from ._contract import (
 )
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
+from ._problems import is_unresolved
+from ._quality import QualityRules, allow_quality_metrics, quality_rules_argument
+from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .tables import Tables
 
 __all__ = ["GlueEtlJob"]
@@ -148,6 +151,7 @@ class GlueEtlJob(Construct):
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
         tables: Optional[Tables] = None,
+        quality_rules: Optional[QualityRules] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose objects the job reads.
@@ -204,8 +208,17 @@ class GlueEtlJob(Construct):
             ``Tables.by_folder()`` or ``Tables.mapping(...)`` the job writes each table under
             ``<output_prefix><table>/``, and keeps each in ``catalog_database``.
             Default: ``Tables.single()`` (one table at ``output_prefix``)
+        :param quality_rules: Data quality rules the built-in script checks before a batch
+            is committed: a DQDL ruleset (``'Rules = [ RowCount > 0, IsComplete "id" ]'``),
+            or a mapping of table name (or ``"*"``: every table) to ruleset; parsed here, a
+            rule outside the supported subset is refused (README "Data quality rules").
+            Default: - no rules
         """
-        _validation.validate_glue_job(construct_id, locals(), GlueEtlJob.__init__)
+        values = {
+            **locals(),
+            "quality_table": _quality_table(catalog_database, catalog_table_name, output_prefix),
+        }
+        _validation.validate_glue_job(construct_id, values, GlueEtlJob.__init__)
         super().__init__(scope, construct_id)
         self.execution_class = execution_class
         self.catalog_database = catalog_database
@@ -242,7 +255,10 @@ class GlueEtlJob(Construct):
             timeout=_job_timeout(timeout, execution_class),
             max_concurrent_runs=max_concurrent_runs,
             job_run_queuing=job_run_queuing,
-            arguments=self._arguments(bad_records, auto_scaling, extra_arguments),
+            arguments={
+                **self._arguments(bad_records, auto_scaling, extra_arguments),
+                **quality_rules_argument(quality_rules),
+            },
             job_name=job_name,
         )
         if source_bucket_key is not None and source_bucket_key is not source_bucket.encryption_key:
@@ -256,6 +272,8 @@ class GlueEtlJob(Construct):
         )
         self._grant_logs_and_metrics()
         self._grant_catalog()
+        if quality_rules is not None:
+            allow_quality_metrics(self.role)
         _hygiene.acknowledge_necessary_wildcards(self.role)
 
     def _security_configuration(
@@ -453,6 +471,19 @@ class GlueEtlJob(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
             )
         )
+
+
+def _quality_table(
+    catalog_database: Any, catalog_table_name: Any, output_prefix: Any
+) -> Optional[str]:
+    """The job's table as ``quality_rules`` keys name it (None: a token, not knowable)."""
+    table = None  # without a database, the job keeps no catalog table
+    if catalog_database is not None:
+        named = catalog_table_name if isinstance(catalog_table_name, str) else None
+        table = named or _DEFAULT_TABLE_NAME
+    if table is None and not (isinstance(output_prefix, str) and not is_unresolved(output_prefix)):
+        return None
+    return table_name_of(table, str(output_prefix))
 
 
 def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:

@@ -18,15 +18,17 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from . import _defaults, _operations, _validation
+from . import _defaults, _operations, _quality, _validation
 from ._contract import MANIFEST_PREFIX
 from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
 from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
+from ._quality import QualityRules
 from .errors import ValidationError
 from .glue_job import GlueEtlJob, _job_timeout
 from .retry import Batching, RetryPolicy
+from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .state_machine import EtlStateMachine
 from .tables import Tables
 from .trigger import TriggerFunction
@@ -158,6 +160,7 @@ class EventDrivenEtlPipeline(Construct):
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
         tables: Optional[Tables] = None,
+        quality_rules: Optional[QualityRules] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -244,9 +247,16 @@ class EventDrivenEtlPipeline(Construct):
             exactly-once bookkeeping and catalog table, and the notifications a ``tables``
             field with each table's ``rows`` and ``landed``. Default: ``Tables.single()``
             (one table at ``output_prefix``)
+        :param quality_rules: Data quality rules the built-in script checks on each batch
+            before it is committed: a DQDL ruleset (``'Rules = [ RowCount > 0, IsComplete
+            "id" ]'``) or a mapping of table name (or ``"*"``: every table) to ruleset. Rows
+            failing a row rule follow ``bad_records``; a failing dataset rule holds the batch
+            back and fails the run; parsed at synth (README "Data quality rules").
+            Default: - no rules
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
+        self._quality_rules = quality_rules
         # Access logs are delivered by bucket policy, never by ACL, whatever the app's flags.
         self.node.set_context(_S3_ACCESS_LOGS_BY_POLICY, True)
         self.pipeline_name = pipeline_name or default_pipeline_name(self.node.path)
@@ -507,6 +517,8 @@ class EventDrivenEtlPipeline(Construct):
                 trigger_errors=self.trigger.metric_errors(),
                 dead_letter_queue=self.trigger.dead_letter_queue,
             )
+            if self._quality_rules is not None:
+                _quality.add_quality_widgets(self.dashboard, self.glue_job.job.job_name)
 
     def _create_alarms(
         self,
@@ -546,6 +558,9 @@ class EventDrivenEtlPipeline(Construct):
         self.alarms += _operations.create_alarms(
             monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
         )
+        if self._quality_rules is not None:
+            quality = _quality.quality_alarm_spec(self.glue_job.job.job_name)
+            self.alarms += _operations.create_alarms(monitoring, [quality], self.alarm_topic)
         _operations.allow_alarms_to_publish(self.alarm_topic, self.alarms)
         # CloudWatch publishes to an encrypted topic with the topic's key, and only the
         # key policy can let it: a topic you bring with a key of this app gets the
@@ -574,6 +589,13 @@ class EventDrivenEtlPipeline(Construct):
     def metric_execution_duration(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Workflow execution time in milliseconds. Average over 5 minutes by default."""
         return self.state_machine.metric_duration(period=period)
+
+    def metric_quality_rules_failed(
+        self, *, period: Optional[Duration] = None
+    ) -> cloudwatch.Metric:
+        """Data quality rules that failed in the Glue job's runs (``quality_rules``). Sum
+        over 5 min."""
+        return _quality.rules_failed_metric(self.glue_job.job.job_name, period)
 
     def metric_trigger_errors(self, *, period: Optional[Duration] = None) -> cloudwatch.Metric:
         """Errors of the trigger Lambda. Sum over 5 minutes by default."""
@@ -668,6 +690,7 @@ class _SubProps:
             GlueEtlJob.__init__,
             {**parts.glue_job, "catalog_table_name": props["catalog_table_name"]},
         )
+        glue_job["quality_table"] = _quality_table(scope, construct_id, props, glue_job)
         workflow = with_defaults(
             EtlStateMachine.__init__, {**parts.workflow, "pipeline_name": props["pipeline_name"]}
         )
@@ -707,6 +730,7 @@ class _SubProps:
             glue_version=props["glue_version"],
             execution_class=props["execution_class"],
             tables=props["tables"],
+            quality_rules=props["quality_rules"],
         )
         workflow = _given(
             retry_policy=props["retry_policy"],
@@ -725,6 +749,26 @@ class _SubProps:
             "output_prefix", signature_defaults(GlueEtlJob.__init__)["output_prefix"]
         )
         return cls(glue_job, workflow, trigger, output_prefix)
+
+
+def _quality_table(
+    scope: Construct, construct_id: str, props: Mapping[str, Any], glue_job: Mapping[str, Any]
+) -> Optional[str]:
+    """The pipeline's one table as ``quality_rules`` keys name it: the catalog table (its
+    default derived from the pipeline's name as :meth:`_create_catalog` derives it), else
+    the output prefix's last folder."""
+    prefix = glue_job["output_prefix"]
+    if not props["catalog"]:
+        known = isinstance(prefix, str) and not is_unresolved(prefix)
+        return table_name_of(None, prefix) if known else None
+    named = props["catalog_table_name"]
+    if isinstance(named, str):
+        return named
+    name = props["pipeline_name"]
+    if not isinstance(name, str):
+        path = f"{scope.node.path}/{construct_id}" if scope.node.path else construct_id
+        name = default_pipeline_name(path)
+    return None if is_unresolved(name) else _catalog_name(name)
 
 
 def _given(**props: Any) -> dict[str, Any]:

@@ -73,6 +73,7 @@ _NO_OUTCOME: dict[str, Any] = {
     "landed.$": _JSON_NULL,
     "skipped": [],
     "quarantined": [],
+    "quality": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
 _NO_TABLES = {f"{SUMMARY_TABLES_FIELD}.$": "States.StringToJson('{}')"}
@@ -555,6 +556,8 @@ class EtlStateMachine(Construct):
                     if self._report_tables
                     else {}
                 ),
+                # Each quality rule's result: {"table", "rule", "outcome", "observed"}.
+                "quality": sfn.JsonPath.list_at("$.outcome.quality"),
             },
             run=run,
         )

@@ -79,6 +79,19 @@ def maximal_stack(app: App) -> Stack:
     return stack
 
 
+def quality_stack(app: App) -> Stack:
+    """Data quality rules with quarantine: the metrics' permission, alarm and dashboard."""
+    stack = Stack(app, "Quality", env=ENV)
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        bad_records="quarantine",
+        dashboard=True,
+        quality_rules='Rules = [ RowCount > 0, IsComplete "id", ColumnValues "n" >= 0 ]',
+    )
+    return stack
+
+
 def _example(name: str) -> Callable[[App], Stack]:
     def build(app: App) -> Stack:
         module = runpy.run_path(str(ROOT / "examples" / name / "app.py"))
@@ -92,6 +105,7 @@ def _example(name: str) -> Callable[[App], Stack]:
 CONFIGURATIONS: dict[str, Callable[[App], Stack]] = {
     "default": default_stack,
     "maximal": maximal_stack,
+    "quality": quality_stack,
     **{
         p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))
     },

@@ -170,6 +170,15 @@ def valid_configurations(draw: st.DrawFn) -> Draw:
         props["catalog_table_name"] = draw(st.sampled_from(["orders", "t_2026_sales"]))
     if draw(st.booleans()):
         props["pipeline_name"] = draw(st.sampled_from(["orders-ingest", "crm/customers"]))
+    if draw(st.booleans()):
+        props["quality_rules"] = draw(
+            st.sampled_from(
+                [
+                    'Rules = [ RowCount > 0, IsComplete "id" ]',
+                    {"*": 'Rules = [ ColumnExists "id" ]'},
+                ]
+            )
+        )
     config = Draw(
         props=props,
         deep=draw(st.booleans()),
@@ -386,6 +395,9 @@ _WRONG: list[tuple[str, Any]] = [
     ("bad_records", "skip"),
     ("catalog_table_name", "Orders-2026"),
     ("pipeline_name", ""),
+    ("quality_rules", 5),
+    ("quality_rules", "Rules = [ RowCnt > 0 ]"),
+    ("quality_rules", {"no_such_table": "Rules = [ RowCount > 0 ]"}),
 ]
 _COMBINATIONS: list[dict[str, Any]] = [
     {"catalog": False, "catalog_table_name": "orders"},

@@ -13,7 +13,10 @@ stages, in pipeline order, one module each, each returning a typed value:
    (malformed rows, bytes that are not UTF-8, no rows);
 5. ``schema``: type the new columns and settle the table's schema -> ``Settled`` (the table,
    the objects refused), running
-6. ``write``: the rows written off to the side (``StagedWrite``), then published;
+6. ``write``: the rows written off to the side (``StagedWrite``), then published; with
+   ``--quality_rules`` the table's DQDL rules (``quality``: parser and pure-Python evaluator,
+   ``quality_gate``: their Spark evaluation) are judged on the typed rows first: failing rows
+   quarantined or their objects refused, a failing dataset rule holding the batch back;
 7. ``report``: each object's outcome in the run report -> ``RunReport``.
 
 ``job.run`` is that sequence over one outcome ledger (``outcomes.Ledger``), the arguments

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import JobInputError
 from .names import hadoop_path
+from .quality import RulesetError, parse_ruleset, table_name_of
 from .shared import contract
 from .tables import TableRule
 
@@ -143,6 +144,10 @@ class JobArgs:
     """The table routing rule (``--tables``); None: one table at :attr:`output_path`."""
     table: Optional[str] = None
     """With routing, the name of this run's one table (``table_runs`` sets it); else None."""
+    quality_rules: str = ""
+    """``--quality_rules``: a JSON object, table name -> DQDL ruleset (``"*"``: every table)."""
+    job_name: str = ""
+    """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -155,6 +160,8 @@ class JobArgs:
             quarantine_path=args.get("quarantine_path", ""),
             catalog=CatalogTable.from_args(args),
             tables=TableRule.from_json(args.get(contract.TABLES_ARGUMENT.removeprefix("--"), "")),
+            quality_rules=args.get("quality_rules", ""),
+            job_name=args.get("JOB_NAME", ""),
         )
 
     def check(self) -> None:
@@ -174,6 +181,44 @@ class JobArgs:
                 f"{contract.BAD_RECORDS_ARGUMENT} quarantine needs "
                 f"{contract.QUARANTINE_PATH_ARGUMENT} (an s3:// prefix)"
             )
+
+        if self.quality_rules:
+            self.quality_rulesets()
+
+    def quality_rulesets(self) -> dict[str, str]:
+        """``--quality_rules`` read and every ruleset parsed (a bad one is refused here,
+        before the run touches anything)."""
+        if not self.quality_rules.strip():
+            return {}
+        try:
+            parsed = json.loads(self.quality_rules)
+        except json.JSONDecodeError as error:
+            raise JobInputError(
+                f"{contract.QUALITY_RULES_ARGUMENT} must be a JSON object: {error}"
+            ) from error
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+        ):
+            raise JobInputError(
+                f"{contract.QUALITY_RULES_ARGUMENT} must be a JSON object of table name -> "
+                f"DQDL ruleset, got {self.quality_rules[:200]!r}"
+            )
+        for table, text in parsed.items():
+            try:
+                parse_ruleset(text)
+            except RulesetError as error:
+                raise JobInputError(
+                    f"{contract.QUALITY_RULES_ARGUMENT} for table {table!r}: {error}"
+                ) from error
+        return parsed
+
+    @property
+    def table_name(self) -> str:
+        """The table's name for its quality rules: the routed table, else the catalog table,
+        else the last folder of the output path."""
+        if self.table:
+            return self.table
+        return table_name_of(self.catalog.table if self.catalog else None, self.output_path)
 
     @property
     def output(self) -> str:

@@ -20,6 +20,13 @@ from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
 from .profile import profile_groups
+from .quality_gate import (
+    QualityBlockedError,
+    hold_batch,
+    landed_rows,
+    publish_quality_metrics,
+    quality_gate,
+)
 from .read import Group, read_group
 from .report import RunReport, finish_report, start_report
 from .schema import CatalogSchemaStore, FileSchemaStore, SchemaStore, settle_schema
@@ -41,11 +48,13 @@ def run(
     ingested_at: Optional[datetime] = None,
     catalog: Optional[CatalogTable] = None,
     tables: Optional[TableRule] = None,
+    quality_rules: str = "",
 ) -> RunReport:
     """Land ``uris`` in the table at ``output_path``; return what happened to each object.
 
     Raises :class:`~.errors.JobInputError` (after landing the good objects and writing the
-    report) when ``bad_records`` is ``fail`` and an object was refused.
+    report) when ``bad_records`` is ``fail`` and an object was refused, or when a quality
+    rule (``quality_rules``: JSON, table name or ``"*"`` -> DQDL) held the batch back.
     """
     job = JobArgs(
         uris=tuple(uris),
@@ -56,6 +65,7 @@ def run(
         catalog=catalog,
         ingested_at=ingested_at,
         tables=tables,
+        quality_rules=quality_rules,
     )
     return run_job(spark, job)
 
@@ -78,6 +88,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     plan = plan_reads(probe_objects(spark, job.uris))
     ledger.record(plan.verdicts)
     groups = [read_group(spark, list(members)) for members in plan.groups]
+    gate = quality_gate(job)
     try:
         ledger.record(profile_groups(spark, groups))
         write = StagedWrite(
@@ -88,17 +99,24 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             ledger=ledger,
             sizes=plan.sizes,
             ingested_at=report.ingested_at,
+            gate=gate,
         )
         store = _schema_store(storage, job)
-        settled = settle_schema(store, groups, ledger.refused, write)
-        ledger.record(Verdicts(refused=settled.refused))
-        report.files = publish(storage, job, write.files, report.ingestion_date)
-        if report.files and isinstance(store, CatalogSchemaStore):
-            store.register_partition(report.ingestion_date)
+        try:
+            settled = settle_schema(store, groups, ledger.refused, write)
+        except QualityBlockedError as blocked:  # the table's batch is held back, uncommitted
+            storage.delete(job.staging)
+            report.held = hold_batch(job, ledger, str(blocked))
+        else:
+            ledger.record(Verdicts(refused=settled.refused))
+            report.files = publish(storage, job, write.files, report.ingestion_date)
+            if report.files and isinstance(store, CatalogSchemaStore):
+                store.register_partition(report.ingestion_date)
     finally:
         for group in groups:
             group.frame.unpersist()
-    return finish_report(storage, job, report, ledger, _rows(groups))
+    publish_quality_metrics(job, gate)
+    return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
 
 
 def _schema_store(storage: Storage, job: JobArgs) -> SchemaStore:

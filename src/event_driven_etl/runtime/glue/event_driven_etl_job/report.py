@@ -8,13 +8,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .arguments import JobArgs
 from .errors import JobInputError
 from .outcomes import Ledger, Outcome
 from .shared import contract
 from .storage import Storage
+
+if TYPE_CHECKING:  # the report imports no pyspark; the gate is only read here
+    from .quality_gate import QualityGate
 
 REPORT_LIST_LIMIT = 20
 """Entries per list in the summary the workflow reads (Step Functions payloads are small)."""
@@ -33,6 +36,13 @@ class RunReport:
     cause: str = ""
     tables: Optional[dict[str, dict[str, int]]] = None
     """With table routing: each table's ``rows`` and ``landed`` objects (None: one table)."""
+    held: set[str] = field(default_factory=set)
+    """Objects held back because a dataset-level quality rule failed (never quarantined)."""
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    """Each quality rule's result: ``table``, ``rule``, ``outcome``, ``observed`` (the run
+    report adds ``failed_rows`` and ``reason``)."""
+    quality_quarantine: str = ""
+    """Where rows failing a row-level rule were written (``bad_records=quarantine``)."""
 
     def by_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -55,6 +65,9 @@ class RunReport:
             data[status] = [o.entry() for o in self.by_status(status)]
         if self.tables is not None:
             data[contract.SUMMARY_TABLES_FIELD] = self.tables
+        data["quality"] = self.quality
+        if self.quality_quarantine:
+            data["quality_quarantine"] = self.quality_quarantine
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -74,8 +87,14 @@ class RunReport:
             data[f"{status}_count"] = len(entries)
         if self.tables is not None:
             data[contract.SUMMARY_TABLES_FIELD] = self.tables
+        data["quality"] = [{key: entry[key] for key in QUALITY_FIELDS} for entry in self.quality][
+            :REPORT_LIST_LIMIT
+        ]
         return data
 
+
+QUALITY_FIELDS = ("table", "rule", "outcome", "observed")
+"""The fields of each quality result in the summary (and so in the notification)."""
 
 CAUSE_LINES = 20
 CAUSE_CHARS = 8_000
@@ -135,24 +154,37 @@ def finish_report(
     report: RunReport,
     ledger: Ledger,
     rows: Mapping[str, int],
+    *,
+    gate: Optional[QualityGate] = None,
 ) -> RunReport:
     """Every object's outcome, in the order the run was given them: refused (or quarantined),
-    skipped, or landed with its ``rows``. Raises :class:`JobInputError` (after writing the
-    report) when an object was refused."""
+    skipped, or landed with its ``rows``; the quality rules' results. Raises
+    :class:`JobInputError` (after writing the report) when an object was refused or held
+    back by a quality rule."""
+    if gate is not None:
+        report.quality = gate.entries(full=True)
+        report.quality_quarantine = gate.quarantine_location
     for uri in job.uris:
         decided = ledger.decided(uri)
         if decided is None:
             report.outcomes.append(Outcome(uri, "landed", rows=rows[uri]))
-        elif decided.status == "refused" and job.bad_records == "quarantine":
+        elif (
+            decided.status == "refused"
+            and job.bad_records == "quarantine"
+            and uri not in report.held
+        ):
             report.outcomes.append(quarantine(storage, job, uri, str(decided.reason)))
         else:
             report.outcomes.append(decided)
     refused = report.by_status("refused")
-    report.status = "FAILED" if refused else "SUCCEEDED"
+    blocked = gate.blocked if gate is not None else ""
+    report.status = "FAILED" if refused or blocked else "SUCCEEDED"
     if refused:
         report.cause = refusal_cause(refused, job.report_uri)
+    elif blocked:  # held back with no object left to name (every one skipped or refused)
+        report.cause = blocked
     write_report(storage, job, report)
-    if refused:
+    if refused or blocked:
         error = JobInputError(report.cause)
         error.report = report
         raise error

@@ -96,6 +96,8 @@ def _finish(
             outcomes[uri] = Outcome(uri, "refused", f"table {table!r} failed: {cause}")
     overall.outcomes = [outcomes[uri] for uri in job.uris]
     overall.files = [name for report in reports.values() for name in report.files]
+    # Each table's quality results, in table order (every entry names its table).
+    overall.quality = [entry for _, report in sorted(reports.items()) for entry in report.quality]
     overall.tables = {
         table: {"rows": report.rows, "landed": len(report.by_status("landed"))}
         for table, report in sorted(reports.items())

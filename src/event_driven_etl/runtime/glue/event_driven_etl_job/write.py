@@ -16,6 +16,7 @@ from .arguments import JobArgs
 from .column_types import cast_to, sql_text
 from .names import quoted
 from .outcomes import Ledger
+from .quality_gate import QualityGate
 from .read import PATH, ROW_ID, Group
 from .schema import TableSchema
 from .storage import Storage
@@ -105,10 +106,12 @@ class StagedWrite:
         ledger: Ledger,
         sizes: Mapping[str, int],
         ingested_at: str,
+        gate: Optional[QualityGate] = None,
     ) -> None:
         self._spark, self._storage, self._job = spark, storage, job
         self._groups, self._ledger, self._sizes = groups, ledger, sizes
         self._ingested_at = ingested_at
+        self._gate = gate
         self.files: list[str] = []
 
     def __call__(self, table: TableSchema, refused: Mapping[str, str]) -> dict[str, str]:
@@ -132,10 +135,14 @@ class StagedWrite:
             if any(p.uri in landing for p in g.probes)
         ]
         if not frames:
+            if self._gate is not None:
+                self._gate.check_empty(table.columns)
             return {}, []
         combined = frames[0]
         for frame in frames[1:]:
             combined = combined.unionByName(frame)
+        if self._gate is not None:
+            return self._write_judged(self._gate, table, combined, landing)
         try:
             write_parquet(combined, self._files_for(landing), staging)
             return {}, storage.list_parts(staging)
@@ -144,6 +151,32 @@ class StagedWrite:
                 raise
         storage.delete(staging)
         return self._write_each(combined, landing), storage.list_parts(staging)
+
+    def _write_judged(
+        self, gate: QualityGate, table: TableSchema, combined: DataFrame, landing: set[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """The write with the quality rules judged on it (observed as it writes; see
+        ``quality_gate``): objects refused for failing rows are left out by writing the
+        others again; a failing dataset rule raises before anything is published."""
+        staging, storage = self._job.staging, self._storage
+        staged = gate.prepare(combined, table.columns)
+        failed: dict[str, str] = {}
+        try:
+            write_parquet(staged, self._files_for(landing), staging)
+            observed = True
+        except Exception as error:
+            if data_error_message(error) is None:
+                raise
+            storage.delete(staging)
+            failed = self._write_each(gate.landing(), landing)
+            observed = False  # the observation saw a failed write: aggregate instead
+        refused = gate.judge(observed=observed, unwritten=failed)
+        if not refused:
+            return failed, storage.list_parts(staging)
+        storage.delete(staging)
+        others = landing - set(refused) - set(failed)
+        more, files = self._write(table, others) if others else ({}, [])
+        return {**failed, **refused, **more}, files
 
     def _write_each(self, combined: DataFrame, landing: set[str]) -> dict[str, str]:
         failed: dict[str, str] = {}
