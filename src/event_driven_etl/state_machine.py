@@ -75,8 +75,11 @@ _NO_OUTCOME: dict[str, Any] = {
     "quarantined": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
-_NO_TABLES = {f"{SUMMARY_TABLES_FIELD}.$": "States.StringToJson('{}')"}
-"""With table routing, the notification's ``tables`` when no run report is read: ``{}``."""
+_NO_TABLES: dict[str, Any] = {SUMMARY_TABLES_FIELD: {}}
+"""With table routing, the notification's ``tables`` when no run report is read: ``{}``. A
+literal, not ``States.StringToJson('{}')``: ``{`` and ``}`` are reserved in an intrinsic
+function's string literal and must be escaped there (https://docs.aws.amazon.com/step-functions/
+latest/dg/intrinsic-functions.html, "Reserved characters")."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
 _RUN_RETRIES = "run_retries"

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from botocore.exceptions import ClientError
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, Tables
+from event_driven_etl import state_machine as state_machine_module
 from event_driven_etl.testing import LocalPipeline
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -114,3 +116,36 @@ def test_the_longest_mapping_prefix_wins_and_names_are_normalised(tmp_path: Path
         assert [r["_source_object"] for r in local.read_output_rows("processed/people/")] == [
             f"s3://{local.source_bucket}/incoming/crm/a.csv"
         ] * 2
+
+
+# ------------------------------------------------------------------ the workflow (no Spark)
+
+
+def _no_report(_script: Any, _arguments: dict[str, str]) -> None:
+    """A Glue run that succeeds and writes no run report."""
+
+
+def test_a_run_without_a_report_notifies_no_tables(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, tables=Tables.by_folder())
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_report) as local:
+        local.put_object("incoming/orders/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        [note] = local.notifications
+        assert note["status"] == "SUCCEEDED"
+        assert note["tables"] == {}
+        assert note["rows"] is None and note["skipped"] == []
+
+
+def test_fails_an_unescaped_brace_in_an_intrinsic_string_literal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step Functions refuses ``States.StringToJson('{}')`` (braces are reserved in intrinsic
+    string literals); moto's parser takes it, so the harness refuses it as AWS would."""
+    monkeypatch.setattr(
+        state_machine_module, "_NO_TABLES", {"tables.$": "States.StringToJson('{}')"}
+    )
+    stack = _stack(tmp_path, tables=Tables.by_folder())
+    local = LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_report)
+    with pytest.raises(ClientError, match=r"InvalidDefinition.*unescaped '\{' or '\}'"):
+        local.start()
