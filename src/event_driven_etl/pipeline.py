@@ -19,7 +19,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations, _validation
-from ._contract import MANIFEST_PREFIX
+from ._contract import MANIFEST_PREFIX, TABLE_RULE_BY_FOLDER
 from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
@@ -268,6 +268,7 @@ class EventDrivenEtlPipeline(Construct):
         self._create_catalog(catalog, catalog_database, catalog_table_name)
         if catalog and catalog_database is not None:
             _validation.record_catalog_tables(self, catalog_database, parts.table_names)
+            self._warn_about_folders_in_a_brought_database()
         if batching is None and max_concurrent_runs == 1:
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:single-glue-run",
@@ -407,6 +408,21 @@ class EventDrivenEtlPipeline(Construct):
                 self.glue_job.quarantine_path,
                 f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
             ],
+        )
+
+    def _warn_about_folders_in_a_brought_database(self) -> None:
+        """Tables by folder are named by data, and the job may update every table of the
+        database: in a database you brought, another pipeline's or a crawler's table could
+        share a folder's name (the job refuses such a folder's objects at run time)."""
+        if self.tables.kind != TABLE_RULE_BY_FOLDER:
+            return
+        Annotations.of(self).add_warning_v2(
+            "event-driven-etl:tables-by-folder-in-a-brought-database",
+            "tables=Tables.by_folder() with a catalog_database you brought: the Glue job may "
+            "create and update every table of that database (folder names are only known at "
+            "run time). A folder named like a table stored elsewhere (another pipeline's, a "
+            "crawler's) has its objects refused, never that table rewritten; prefer a "
+            "database of the pipeline's own, or Tables.mapping({...}) naming each table.",
         )
 
     def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:

@@ -205,3 +205,45 @@ def test_your_own_script_with_one_table_notifies_its_summary(tmp_path: Path) -> 
         [note] = local.notifications
         assert note["rows"] == 2 and note["landed"] == 1
         assert "tables" not in note
+
+
+@pytest.mark.spark
+def test_a_folder_named_like_a_foreign_table_is_refused_and_the_table_kept(
+    tmp_path: Path,
+) -> None:
+    """By folder in a database you brought: a folder named like a table stored elsewhere
+    (another pipeline's, a crawler's) is refused; that table is not rewritten."""
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "Tables")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        key_prefix="incoming/",
+        tables=Tables.by_folder(),
+        catalog_database=database,
+        batching=Batching(max_batch_size=10),
+    )
+    foreign = {"Location": "s3://crm/crawled/orders/", "Columns": [{"Name": "id", "Type": "int"}]}
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        emulated_client("glue").create_table(
+            DatabaseName="lake", TableInput={"Name": "orders", "StorageDescriptor": foreign}
+        )
+        local.put_object("incoming/orders/a.csv", GOOD)
+        local.put_object("incoming/customers/b.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=600)
+        assert run.status == "FAILED"
+        [note] = local.notifications
+        assert (
+            "table 'orders' failed: the catalog table lake.orders already exists at "
+            in (note["cause"])
+        )
+        assert "'s3://crm/crawled/orders/'" in note["cause"]
+        assert f"'s3://{local.output_bucket}/processed/orders/'" in note["cause"]
+        assert note["tables"] == {
+            "customers": {"rows": 2, "landed": 1},
+            "orders": {"rows": 0, "landed": 0},
+        }
+        kept = local.catalog_table_definition("orders")["StorageDescriptor"]
+        assert kept["Location"] == "s3://crm/crawled/orders/"
+        assert kept["Columns"] == [{"Name": "id", "Type": "int"}]

@@ -4,10 +4,11 @@ the job uses (issue #22)."""
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Optional, cast
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
@@ -20,6 +21,8 @@ from event_driven_etl._validation import check_pipeline_tables
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule, table_name
 
 from ..helpers import only_resource, policy_statements, state_machine_definition, template_of
+
+RELEASE_SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "release-logical-ids.json"
 
 
 def _pipeline(**props: Any) -> tuple[Stack, EventDrivenEtlPipeline]:
@@ -51,7 +54,33 @@ def _table_resource_names(resources: list[Any]) -> list[str]:
 # ------------------------------------------------------------------ the default
 
 
-def test_default_single_table_leaves_the_template_byte_identical() -> None:
+def _release_stack(**props: Any) -> tuple[Stack, dict[str, str]]:
+    """The release snapshot's "default" configuration (test_release_compatibility), and its
+    logical IDs -> types."""
+    app = App()
+    stack = Stack(app, "Etl", env=Environment(account="111111111111", region="eu-west-1"))
+    EventDrivenEtlPipeline(stack, "Pipeline", **props)
+    resources = app.synth().get_stack_by_name("Etl").template["Resources"]
+    return stack, {lid: r["Type"] for lid, r in resources.items()}
+
+
+@pytest.mark.parametrize("tables", [None, Tables.single()], ids=["unset", "single"])
+def test_default_single_table_leaves_the_template_byte_identical(
+    tables: Optional[Tables],
+) -> None:
+    """No routing argument, no grant on every table of the database, no ``tables`` in the
+    workflow, and every logical ID of the last release kept with its type."""
+    stack, ids = _release_stack(**({} if tables is None else {"tables": tables}))
+    assert "--tables" not in _job_arguments(stack)
+    for statement in policy_statements(template_of(stack), "GlueJobRole"):
+        resources = statement["Resource"]
+        listed = resources if isinstance(resources, list) else [resources]
+        joined = [r for r in listed if isinstance(r, dict) and "Fn::Join" in r]
+        assert "/*" not in _table_resource_names(joined), statement
+    states = state_machine_definition(template_of(stack))["States"]
+    assert "tables" not in json.dumps(states)
+    release = json.loads(RELEASE_SNAPSHOT.read_text())["default"]
+    assert {lid: ids.get(lid) for lid in release} == release
     without, _ = _pipeline()
     with_default, _ = _pipeline(tables=Tables.single())
     first = json.dumps(template_of(without).to_json(), sort_keys=True)
@@ -282,6 +311,39 @@ def test_fails_routing_tables_with_your_own_glue_script() -> None:
     assert problem.startswith("tables=Tables.by_folder(): routes objects to tables in the built-in")
     assert "glue_script" in problem
     _pipeline(glue_script=script)  # one table: your script, as before
+
+
+def _warnings(stack: Stack) -> list[str]:
+    from aws_cdk.assertions import Annotations, Match
+
+    found = Annotations.from_stack(stack).find_warning("*", Match.any_value())
+    return [str(m.entry.data) for m in found]
+
+
+def test_tables_by_folder_in_a_brought_database_warn_that_every_table_is_reachable() -> None:
+    stack = Stack(App(), "S")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack, "P", key_prefix="in/", catalog_database=database, tables=Tables.by_folder()
+    )
+    [warning] = [w for w in _warnings(stack) if "Tables.by_folder()" in w]
+    assert "catalog_database you brought" in warning and "never that table rewritten" in warning
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"tables": Tables.by_folder()},
+        {"tables": Tables.mapping({"a/": "a"}), "brought": True},
+        {"brought": True},
+    ],
+)
+def test_no_folder_warning_with_its_own_database_or_named_tables(props: dict[str, Any]) -> None:
+    stack = Stack(App(), "S")
+    if props.pop("brought", False):
+        props["catalog_database"] = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(stack, "P", key_prefix="in/", **props)
+    assert not [w for w in _warnings(stack) if "by_folder" in w]
 
 
 def test_a_database_of_its_own_never_collides() -> None:
