@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from aws_cdk import BootstraplessSynthesizer, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_glue as glue
@@ -756,13 +756,39 @@ def check_pipeline_tables(problems: Problems, props: Mapping[str, Any]) -> None:
             _Shown(repr(tables)),
             "names a catalog table, and catalog=False keeps none; drop the name",
         )
-    if tables is None or tables.is_single or catalog_table_name is None:
+    if tables is None or tables.is_single:
         return
-    by = "by its folder" if tables.kind == TABLE_RULE_BY_FOLDER else "by the mapping"
-    problems.add(
-        "catalog_table_name",
-        catalog_table_name,
-        f"has no effect with tables={tables!r}: each table is named {by}; drop it",
+    if catalog_table_name is not None:
+        by = "by its folder" if tables.kind == TABLE_RULE_BY_FOLDER else "by the mapping"
+        problems.add(
+            "catalog_table_name",
+            catalog_table_name,
+            f"has no effect with tables={tables!r}: each table is named {by}; drop it",
+        )
+    if props["glue_script"] is not None:
+        # Routing and the run report's ``tables`` are the built-in script's: the workflow
+        # would read a ``tables`` field your script never writes.
+        problems.add(
+            "tables",
+            _Shown(repr(tables)),
+            "routes objects to tables in the built-in Glue script, and glue_script replaces "
+            "that script: drop glue_script, or keep tables=Tables.single() with your own script",
+        )
+    _check_routing_key_prefix(problems, props["key_prefix"], tables)
+
+
+def _check_routing_key_prefix(problems: Problems, key_prefix: Any, tables: Tables) -> None:
+    """Routes are relative to ``key_prefix`` cut at a folder: ``incoming`` (no ``/``) would
+    leave ``/orders/a.csv`` (or ``-old/orders/a.csv``), so every object would be skipped."""
+    if not isinstance(key_prefix, str) or is_unresolved(key_prefix) or key_prefix == "":
+        return
+    problems.require(
+        key_prefix.endswith("/"),
+        "key_prefix",
+        key_prefix,
+        f"with tables={tables!r} it must end with '/' (a folder: "
+        f"{key_prefix + '/'!r}): tables are routed by the keys under that folder, and "
+        "without the '/' every object would be skipped",
     )
 
 
@@ -817,21 +843,35 @@ def record_catalog_tables(scope: Construct, database: Any, names: Iterable[str])
     entries.extend((database, name, scope.node.path) for name in names)
 
 
+class TableSource(NamedTuple):
+    """Where a pipeline's catalog table name comes from, as the user wrote it (errors)."""
+
+    prop: str
+    value: Any
+    fix: str = "give each pipeline its own table names (or its own database)"
+
+    @classmethod
+    def written(cls, tables: Tables) -> TableSource:
+        """The ``tables`` prop, shown as written in code (``Tables.mapping({...})``)."""
+        return cls("tables", _Shown(repr(tables)))
+
+
 def check_catalog_tables_are_free(
-    problems: Problems, scope: Construct, database: Any, names: Mapping[str, str]
+    problems: Problems, scope: Construct, database: Any, names: Mapping[str, TableSource]
 ) -> None:
     """Two pipelines keeping one table would each replace the other's schema and
-    partitions. ``names``: table name -> the prop that named it (``tables`` or
-    ``catalog_table_name``); only the names known at synth are compared."""
+    partitions. ``names``: table name -> the prop that named it, as written; only the names
+    known at synth are compared."""
     if database is None:
         return  # the pipeline's own new database: nobody else's tables are there
     for other_database, other_name, path in _CATALOG_TABLES.get(scope.node.root, []):
         if other_name in names and _same_database(database, other_database):
+            source = names[other_name]
             problems.add(
-                names[other_name],
-                other_name,
+                source.prop,
+                source.value,
                 f"the pipeline at '{path}' already keeps the table {other_name!r} in this "
-                "catalog_database: give each pipeline its own table names (or its own database)",
+                f"catalog_database: {source.fix}",
             )
 
 

@@ -19,7 +19,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations, _quality, _validation
-from ._contract import MANIFEST_PREFIX
+from ._contract import MANIFEST_PREFIX, TABLE_RULE_BY_FOLDER
 from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
@@ -278,6 +278,7 @@ class EventDrivenEtlPipeline(Construct):
         self._create_catalog(catalog, catalog_database, catalog_table_name)
         if catalog and catalog_database is not None:
             _validation.record_catalog_tables(self, catalog_database, parts.table_names)
+            self._warn_about_folders_in_a_brought_database()
         if batching is None and max_concurrent_runs == 1:
             Annotations.of(self).add_warning_v2(
                 "event-driven-etl:single-glue-run",
@@ -417,6 +418,21 @@ class EventDrivenEtlPipeline(Construct):
                 self.glue_job.quarantine_path,
                 f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
             ],
+        )
+
+    def _warn_about_folders_in_a_brought_database(self) -> None:
+        """Tables by folder are named by data, and the job may update every table of the
+        database: in a database you brought, another pipeline's or a crawler's table could
+        share a folder's name (the job refuses such a folder's objects at run time)."""
+        if self.tables.kind != TABLE_RULE_BY_FOLDER:
+            return
+        Annotations.of(self).add_warning_v2(
+            "event-driven-etl:tables-by-folder-in-a-brought-database",
+            "tables=Tables.by_folder() with a catalog_database you brought: the Glue job may "
+            "create and update every table of that database (folder names are only known at "
+            "run time). A folder named like a table stored elsewhere (another pipeline's, a "
+            "crawler's) has its objects refused, never that table rewritten; prefer a "
+            "database of the pipeline's own, or Tables.mapping({...}) naming each table.",
         )
 
     def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
@@ -675,7 +691,7 @@ class _SubProps:
     trigger: dict[str, Any]
     output_prefix: str
     """The Glue job's output prefix, its default included."""
-    table_names: Mapping[str, str] = field(default_factory=dict)
+    table_names: Mapping[str, _validation.TableSource] = field(default_factory=dict)
     """The catalog tables known at synth -> the prop that names them (collisions)."""
 
     @classmethod
@@ -704,6 +720,8 @@ class _SubProps:
             job_timeout=_job_timeout(props["job_timeout"], props["execution_class"]),
         )
         _validation.check_pipeline_tables(problems, props)
+        # The table names are worked out from props that are known to be valid only now.
+        problems.raise_if_any()
         table_names = _known_table_names(scope, construct_id, props)
         _validation.check_catalog_tables_are_free(
             problems, scope, props["catalog_database"] if props["catalog"] else None, table_names
@@ -802,16 +820,28 @@ def _single_table_name(tables: Tables, pipeline_name: str) -> str:
 
 def _known_table_names(
     scope: Construct, construct_id: str, props: Mapping[str, Any]
-) -> dict[str, str]:
+) -> dict[str, _validation.TableSource]:
     """The catalog tables this pipeline will keep, when known at synth, each -> the prop that
-    names it: a mapping's tables, or the one table (tables by folder are named at run time)."""
+    names it as the user wrote it: a mapping's tables, or the one table (tables by folder are
+    named at run time)."""
     tables = props["tables"] or Tables.single()
     if not props["catalog"]:
         return {}
     if not tables.is_single:
-        return dict.fromkeys(tables._table_names() or (), "tables")
+        return dict.fromkeys(tables._table_names() or (), _validation.TableSource.written(tables))
     if props["catalog_table_name"] is not None:
-        return {props["catalog_table_name"]: "catalog_table_name"}
+        name = props["catalog_table_name"]
+        return {name: _validation.TableSource("catalog_table_name", name)}
+    if tables.name is not None:
+        name = _single_table_name(tables, "")
+        return {name: _validation.TableSource("tables", name)}
     path = f"{scope.node.path}/{construct_id}" if scope.node.path else construct_id
-    name = _single_table_name(tables, props["pipeline_name"] or default_pipeline_name(path))
-    return {name: "tables" if tables.name is not None else "catalog_table_name"}
+    pipeline_name = props["pipeline_name"] or default_pipeline_name(path)
+    name = _single_table_name(tables, pipeline_name)
+    source = _validation.TableSource(
+        "pipeline_name",
+        pipeline_name,
+        f"the table's name comes from pipeline_name; name it with catalog_table_name "
+        f"(e.g. catalog_table_name='{name}_2') or give this pipeline its own database",
+    )
+    return {name: source}

@@ -76,8 +76,11 @@ _NO_OUTCOME: dict[str, Any] = {
     "quality": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
-_NO_TABLES = {f"{SUMMARY_TABLES_FIELD}.$": "States.StringToJson('{}')"}
-"""With table routing, the notification's ``tables`` when no run report is read: ``{}``."""
+_NO_TABLES: dict[str, Any] = {SUMMARY_TABLES_FIELD: {}}
+"""With table routing, the notification's ``tables`` when no run report is read: ``{}``. A
+literal, not ``States.StringToJson('{}')``: ``{`` and ``}`` are reserved in an intrinsic
+function's string literal and must be escaped there (https://docs.aws.amazon.com/step-functions/
+latest/dg/intrinsic-functions.html, "Reserved characters")."""
 _INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
 _RUN_RETRIES = "run_retries"
@@ -466,6 +469,9 @@ class EtlStateMachine(Construct):
         failure notification carries that cause and the report's outcome."""
         read = self._read_report(bucket, "Read failure report", "$.failure_report")
         read.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
+        report: sfn.IChainable = read
+        if self._report_tables:
+            report = read.next(self._complete_report("Complete failure report", "$.failure_report"))
         cause = f"$.failure_report.report.{SUMMARY_CAUSE_FIELD}"
         use_report = sfn.Pass(
             self,
@@ -491,7 +497,19 @@ class EtlStateMachine(Construct):
             ),
             use_report.next(merge).next(notify_failure),
         ).otherwise(notify_failure)
-        return read.next(has_cause)
+        return sfn.Chain.start(report).next(has_cause)
+
+    def _complete_report(self, state_name: str, path: str) -> sfn.Pass:
+        """The report read into ``path`` over the outcome's defaults: a field the report lacks
+        (``tables`` in a report written without table routing) keeps its default, since a
+        Pass state reading a missing path fails with ``States.Runtime``, which no Catch
+        catches (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)."""
+        return sfn.Pass(
+            self,
+            state_name,
+            parameters={"report.$": f"States.JsonMerge($.outcome, {path}.report, false)"},
+            result_path=path,
+        )
 
     def _read_report(
         self, bucket: s3.IBucket, state_name: str, result_path: str
@@ -529,6 +547,12 @@ class EtlStateMachine(Construct):
             parameters=_report_fields("$.run_report", tables=self._report_tables),
             result_path="$.outcome",
         )
+        if self._report_tables:
+            return (
+                read.next(self._complete_report("Complete run report", "$.run_report"))
+                .next(outcome)
+                .next(notify_success)
+            )
         return read.next(outcome).next(notify_success)
 
     def _tables_field(self) -> dict[str, Any]:

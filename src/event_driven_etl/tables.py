@@ -72,8 +72,7 @@ class Tables:
     def __repr__(self) -> str:
         """As written in code, e.g. ``Tables.mapping({'orders/': 'orders'})`` (error messages)."""
         if self.kind == TABLE_RULE_MAPPING:
-            shown = dict(self.routes) if isinstance(self.routes, tuple) else self.routes
-            return f"Tables.mapping({shown!r})"
+            return f"Tables.mapping({_as_given(self.routes)!r})"
         if self.is_single:
             return f"Tables.single({'' if self.name is None else repr(self.name)})"
         return f"Tables.{self.kind}()"
@@ -106,3 +105,13 @@ class Tables:
         if self.is_single and isinstance(self.name, str):
             return (table_name(self.name) or self.name,)
         return None
+
+
+def _as_given(routes: Any) -> Any:
+    """A mapping's routes as they were given: the dict back from its pairs; anything else
+    (not a dict: validation reports it) as it is, never raising."""
+    if isinstance(routes, tuple) and all(
+        isinstance(pair, tuple) and len(pair) == 2 for pair in routes
+    ):
+        return dict(routes)
+    return routes

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from aws_cdk import aws_glue as glue
+from botocore.exceptions import ClientError
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline, Tables
+from event_driven_etl import state_machine as state_machine_module
 from event_driven_etl.testing import LocalPipeline
+from event_driven_etl.testing._clients import emulated_client
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 PENGUINS = (CORPUS / "penguins.csv").read_bytes()  # 344 rows, `year` an integer
@@ -114,3 +120,130 @@ def test_the_longest_mapping_prefix_wins_and_names_are_normalised(tmp_path: Path
         assert [r["_source_object"] for r in local.read_output_rows("processed/people/")] == [
             f"s3://{local.source_bucket}/incoming/crm/a.csv"
         ] * 2
+
+
+# ------------------------------------------------------------------ the workflow (no Spark)
+
+
+def _no_report(_script: Any, _arguments: dict[str, str]) -> None:
+    """A Glue run that succeeds and writes no run report."""
+
+
+def test_a_run_without_a_report_notifies_no_tables(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, tables=Tables.by_folder())
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_report) as local:
+        local.put_object("incoming/orders/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        [note] = local.notifications
+        assert note["status"] == "SUCCEEDED"
+        assert note["tables"] == {}
+        assert note["rows"] is None and note["skipped"] == []
+
+
+def test_fails_an_unescaped_brace_in_an_intrinsic_string_literal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step Functions refuses ``States.StringToJson('{}')`` (braces are reserved in intrinsic
+    string literals); moto's parser takes it, so the harness refuses it as AWS would."""
+    monkeypatch.setattr(
+        state_machine_module, "_NO_TABLES", {"tables.$": "States.StringToJson('{}')"}
+    )
+    stack = _stack(tmp_path, tables=Tables.by_folder())
+    local = LocalPipeline.from_stack(stack, "Pipeline", glue_runner=_no_report)
+    with pytest.raises(ClientError, match=r"InvalidDefinition.*unescaped '\{' or '\}'"):
+        local.start()
+
+
+def _summary_without_tables(
+    bucket: Callable[[], str], *, cause: str = ""
+) -> Callable[[Any, dict[str, str]], None]:
+    """A Glue run writing a summary without ``tables`` (a script that does not route), then
+    failing with ``cause`` when one is given."""
+
+    def run(_script: Any, arguments: dict[str, str]) -> None:
+        summary = {"rows": 2, "landed": 1, "skipped": [], "quarantined": [], "cause": cause}
+        key = f"processed/_runs/{arguments['--batch_id']}.summary.json"
+        emulated_client("s3").put_object(Bucket=bucket(), Key=key, Body=json.dumps(summary))
+        if cause:
+            raise RuntimeError(cause)
+
+    return run
+
+
+@pytest.mark.parametrize("cause", ["", "orders/a.csv: bad"])
+def test_a_summary_without_tables_still_notifies(tmp_path: Path, cause: str) -> None:
+    """A Pass state reading a missing ``tables`` would fail the execution uncatchably."""
+    holder: list[LocalPipeline] = []
+    runner = _summary_without_tables(lambda: holder[0].output_bucket, cause=cause)
+    stack = _stack(tmp_path, tables=Tables.by_folder())
+    with LocalPipeline.from_stack(stack, "Pipeline", glue_runner=runner) as local:
+        holder.append(local)
+        local.put_object("incoming/orders/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        [note] = local.notifications
+        assert note["status"] == ("FAILED" if cause else "SUCCEEDED"), run.cause
+        assert note["tables"] == {}
+        if cause:
+            assert note["cause"] == cause
+        else:
+            assert note["rows"] == 2 and note["landed"] == 1
+
+
+def test_your_own_script_with_one_table_notifies_its_summary(tmp_path: Path) -> None:
+    """``glue_script`` keeps one table: the workflow never reads ``tables``."""
+    holder: list[LocalPipeline] = []
+    runner = _summary_without_tables(lambda: holder[0].output_bucket)
+    script = glue.Code.from_asset(__file__)
+    with LocalPipeline.from_stack(
+        _stack(tmp_path, glue_script=script), "Pipeline", glue_runner=runner
+    ) as local:
+        holder.append(local)
+        local.put_object("incoming/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        [note] = local.notifications
+        assert note["rows"] == 2 and note["landed"] == 1
+        assert "tables" not in note
+
+
+@pytest.mark.spark
+def test_a_folder_named_like_a_foreign_table_is_refused_and_the_table_kept(
+    tmp_path: Path,
+) -> None:
+    """By folder in a database you brought: a folder named like a table stored elsewhere
+    (another pipeline's, a crawler's) is refused; that table is not rewritten."""
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "Tables")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        key_prefix="incoming/",
+        tables=Tables.by_folder(),
+        catalog_database=database,
+        batching=Batching(max_batch_size=10),
+    )
+    foreign = {"Location": "s3://crm/crawled/orders/", "Columns": [{"Name": "id", "Type": "int"}]}
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        emulated_client("glue").create_table(
+            DatabaseName="lake", TableInput={"Name": "orders", "StorageDescriptor": foreign}
+        )
+        local.put_object("incoming/orders/a.csv", GOOD)
+        local.put_object("incoming/customers/b.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=600)
+        assert run.status == "FAILED"
+        [note] = local.notifications
+        assert (
+            "table 'orders' failed: the catalog table lake.orders already exists at "
+            in (note["cause"])
+        )
+        assert "'s3://crm/crawled/orders/'" in note["cause"]
+        assert f"'s3://{local.output_bucket}/processed/orders/'" in note["cause"]
+        assert note["tables"] == {
+            "customers": {"rows": 2, "landed": 1},
+            "orders": {"rows": 0, "landed": 0},
+        }
+        kept = local.catalog_table_definition("orders")["StorageDescriptor"]
+        assert kept["Location"] == "s3://crm/crawled/orders/"
+        assert kept["Columns"] == [{"Name": "id", "Type": "int"}]

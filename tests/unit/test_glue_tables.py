@@ -12,6 +12,7 @@ import pytest
 from event_driven_etl.runtime.glue import etl_job
 from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.report import REPORT_LIST_LIMIT, RunReport
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule
 from event_driven_etl.testing._output import read_table_rows
 
@@ -103,3 +104,49 @@ def test_fails_a_refused_object_after_every_table_landed(spark: Any, tmp_path: P
     report = json.loads((out / "_runs" / "b.json").read_text())
     assert report["status"] == "FAILED"
     assert report["tables"] == {"x": {"rows": 0, "landed": 0}, "y": {"rows": 1, "landed": 1}}
+
+
+def test_the_summary_lists_the_first_tables_by_name_and_the_report_every_table() -> None:
+    """The summary is a Step Functions payload (256 KiB at most, and an overflow is
+    uncatchable): its ``tables`` is capped like its lists; the run report keeps them all."""
+    report = RunReport("b", "2026-12-06", "2026-12-06 00:00:00")
+    report.tables = {f"t{n:03d}": {"rows": n, "landed": 1} for n in range(250, 0, -1)}
+    summary = report.summary()
+    assert list(summary["tables"]) == [f"t{n:03d}" for n in range(1, REPORT_LIST_LIMIT + 1)]
+    assert summary["tables_count"] == 250
+    assert len(report.full()["tables"]) == 250
+
+
+def test_fails_a_routed_table_that_exists_elsewhere_and_leaves_it_untouched() -> None:
+    """A folder named like another pipeline's (or a crawler's) table in a brought database:
+    its objects are refused, naming the table and both locations; the table is not rewritten."""
+    import boto3
+    from moto import mock_aws
+
+    from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import CatalogTable
+    from event_driven_etl.runtime.glue.event_driven_etl_job.schema import CatalogSchemaStore
+    from event_driven_etl.testing import _session
+
+    _session.fix_moto()
+    with mock_aws():
+        glue = boto3.client("glue", region_name="us-east-1")
+        glue.create_database(DatabaseInput={"Name": "lake"})
+        foreign = {
+            "Location": "s3://crm/crawled/orders",
+            "Columns": [{"Name": "id", "Type": "int"}],
+        }
+        glue.create_table(
+            DatabaseName="lake", TableInput={"Name": "orders", "StorageDescriptor": foreign}
+        )
+        catalog = CatalogTable("lake", "orders", "us-east-1")
+        ours = "s3://out/processed/orders/"
+        with pytest.raises(JobInputError) as raised:
+            CatalogSchemaStore(catalog, ours, only_at_location=True).load()
+        message = str(raised.value)
+        assert "lake.orders" in message and "'s3://crm/crawled/orders'" in message
+        assert repr(ours) in message
+        # One table (no routing): the pipeline's own table, as before.
+        assert CatalogSchemaStore(catalog, ours).load()[0].columns == {"id": "int"}
+        # Its own location, with or without the final '/': its own table.
+        own = CatalogSchemaStore(catalog, "s3://crm/crawled/orders/", only_at_location=True)
+        assert own.load()[0].columns == {"id": "int"}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
+from event_driven_etl.testing._definition import check_intrinsic_literals
 from event_driven_etl.testing._stepfunctions import CAUSE_LIMIT, step_functions_cause
 from event_driven_etl.testing._trigger import (
     EXECUTION_INPUT_LIMIT,
@@ -76,3 +79,32 @@ def test_fails_an_emulation_thread_that_would_reach_aws_after_its_pipeline_stopp
     assert len(seen) == 1 and isinstance(seen[0], OfflineOnlyError)
     assert "states.us-east-1.amazonaws.com" in str(seen[0])
     assert not in_emulation_thread()  # the test's own thread may still call what it likes
+
+
+def _definition(expression: str) -> str:
+    state = {"Type": "Pass", "Parameters": {"x.$": expression}, "End": True}
+    return json.dumps({"StartAt": "P", "States": {"P": state}})
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "States.StringToJson('\\{\\}')",
+        "States.Format('{}: {}', $.a, $.b)",
+        "States.Format('it\\'s \\{ {} \\}', $.a)",
+        "States.StringToJson('null')",
+    ],
+)
+def test_an_escaped_brace_or_a_format_placeholder_is_accepted(expression: str) -> None:
+    check_intrinsic_literals(_definition(expression))
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["States.StringToJson('{}')", "States.Format('x', '{')", "States.Format('a } {}', $.a)"],
+)
+def test_fails_an_unescaped_brace_in_an_intrinsic_string_literal(expression: str) -> None:
+    """Reserved characters (https://docs.aws.amazon.com/step-functions/latest/dg/
+    intrinsic-functions.html): moto's parser accepts these, Step Functions does not."""
+    with pytest.raises(ClientError, match="InvalidDefinition"):
+        check_intrinsic_literals(_definition(expression))

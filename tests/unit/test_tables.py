@@ -4,10 +4,11 @@ the job uses (issue #22)."""
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Optional, cast
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
@@ -15,9 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from event_driven_etl import EtlStateMachine, EventDrivenEtlPipeline, Tables, ValidationError
+from event_driven_etl._problems import Problems
+from event_driven_etl._validation import check_pipeline_tables
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule, table_name
 
 from ..helpers import only_resource, policy_statements, state_machine_definition, template_of
+
+RELEASE_SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "release-logical-ids.json"
 
 
 def _pipeline(**props: Any) -> tuple[Stack, EventDrivenEtlPipeline]:
@@ -49,7 +54,33 @@ def _table_resource_names(resources: list[Any]) -> list[str]:
 # ------------------------------------------------------------------ the default
 
 
-def test_default_single_table_leaves_the_template_byte_identical() -> None:
+def _release_stack(**props: Any) -> tuple[Stack, dict[str, str]]:
+    """The release snapshot's "default" configuration (test_release_compatibility), and its
+    logical IDs -> types."""
+    app = App()
+    stack = Stack(app, "Etl", env=Environment(account="111111111111", region="eu-west-1"))
+    EventDrivenEtlPipeline(stack, "Pipeline", **props)
+    resources = app.synth().get_stack_by_name("Etl").template["Resources"]
+    return stack, {lid: r["Type"] for lid, r in resources.items()}
+
+
+@pytest.mark.parametrize("tables", [None, Tables.single()], ids=["unset", "single"])
+def test_default_single_table_leaves_the_template_byte_identical(
+    tables: Optional[Tables],
+) -> None:
+    """No routing argument, no grant on every table of the database, no ``tables`` in the
+    workflow, and every logical ID of the last release kept with its type."""
+    stack, ids = _release_stack(**({} if tables is None else {"tables": tables}))
+    assert "--tables" not in _job_arguments(stack)
+    for statement in policy_statements(template_of(stack), "GlueJobRole"):
+        resources = statement["Resource"]
+        listed = resources if isinstance(resources, list) else [resources]
+        joined = [r for r in listed if isinstance(r, dict) and "Fn::Join" in r]
+        assert "/*" not in _table_resource_names(joined), statement
+    states = state_machine_definition(template_of(stack))["States"]
+    assert "tables" not in json.dumps(states)
+    release = json.loads(RELEASE_SNAPSHOT.read_text())["default"]
+    assert {lid: ids.get(lid) for lid in release} == release
     without, _ = _pipeline()
     with_default, _ = _pipeline(tables=Tables.single())
     first = json.dumps(template_of(without).to_json(), sort_keys=True)
@@ -90,7 +121,7 @@ def test_by_folder_notifications_carry_each_tables_counts() -> None:
     assert success["tables.$"] == "$.outcome.tables"
     assert states["Read outcome"]["Parameters"]["tables.$"] == "$.run_report.report.tables"
     defaults = states["Normalise input"]["Parameters"]["defaults"]["outcome"]
-    assert defaults["tables.$"] == "States.StringToJson('{}')"
+    assert defaults["tables"] == {}  # a literal: braces are reserved in intrinsic literals
 
 
 # ------------------------------------------------------------------ mapping
@@ -203,6 +234,118 @@ def test_fails_a_table_name_another_pipeline_keeps_in_the_same_database() -> Non
     assert problem.startswith("tables='orders': the pipeline at 'S/Orders' already keeps")
 
 
+def test_fails_a_mapping_table_another_pipeline_keeps_showing_the_mapping_as_written() -> None:
+    stack = Stack(App(), "S")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack, "Orders", key_prefix="o/", catalog_database=database, catalog_table_name="orders"
+    )
+    with pytest.raises(ValidationError) as raised:
+        EventDrivenEtlPipeline(
+            stack,
+            "Shop",
+            key_prefix="shop/",
+            catalog_database=database,
+            tables=Tables.mapping({"eu/": "orders"}),
+        )
+    [problem] = raised.value.problems
+    assert problem.startswith(
+        "tables=Tables.mapping({'eu/': 'orders'}): the pipeline at 'S/Orders' already keeps "
+        "the table 'orders'"
+    )
+
+
+def test_fails_a_table_named_after_a_pipeline_name_another_pipeline_keeps() -> None:
+    stack = Stack(App(), "S")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack, "Orders", key_prefix="o/", catalog_database=database, pipeline_name="orders"
+    )
+    with pytest.raises(ValidationError) as raised:
+        EventDrivenEtlPipeline(
+            stack, "Shop", key_prefix="s/", catalog_database=database, pipeline_name="orders"
+        )
+    [problem] = raised.value.problems
+    assert problem.startswith("pipeline_name='orders': the pipeline at 'S/Orders' already keeps")
+    assert "name it with catalog_table_name" in problem
+    assert "catalog_table_name=" not in problem.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    ("routes", "complaint"),
+    [
+        ({1: "a"}, "key prefix 1 must be a string"),
+        ({"a/": 1}, "table 1: normalised like a column name"),
+        (["a"], "Tables.mapping takes a non-empty dict"),
+        ("orders/", "Tables.mapping takes a non-empty dict"),
+    ],
+)
+def test_fails_a_mapping_of_the_wrong_shape_with_one_validation_error(
+    routes: Any, complaint: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        _pipeline(tables=Tables.mapping(routes))
+    [problem] = raised.value.problems
+    assert problem.startswith(f"tables=Tables.mapping({routes!r}): {complaint}")
+
+
+@pytest.mark.parametrize("tables", [Tables.by_folder(), Tables.mapping({"orders/": "orders"})])
+def test_fails_a_routing_key_prefix_without_a_trailing_slash(tables: Tables) -> None:
+    stack = Stack(App(), "S")
+    with pytest.raises(ValidationError) as raised:
+        EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming", tables=tables)
+    [problem] = raised.value.problems
+    assert problem.startswith(f"key_prefix='incoming': with tables={tables!r} it must end")
+    assert "'incoming/'" in problem
+
+
+def test_a_single_table_keeps_any_key_prefix() -> None:
+    EventDrivenEtlPipeline(Stack(App(), "S"), "Pipeline", key_prefix="incoming")
+
+
+def test_fails_routing_tables_with_your_own_glue_script() -> None:
+    script = glue.Code.from_asset(__file__)
+    with pytest.raises(ValidationError) as raised:
+        _pipeline(tables=Tables.by_folder(), glue_script=script)
+    [problem] = raised.value.problems
+    assert problem.startswith("tables=Tables.by_folder(): routes objects to tables in the built-in")
+    assert "glue_script" in problem
+    _pipeline(glue_script=script)  # one table: your script, as before
+
+
+def _warnings(stack: Stack) -> list[str]:
+    from aws_cdk.assertions import Annotations, Match
+
+    found = Annotations.from_stack(stack).find_warning("*", Match.any_value())
+    return [str(m.entry.data) for m in found]
+
+
+def test_tables_by_folder_in_a_brought_database_warn_that_every_table_is_reachable() -> None:
+    stack = Stack(App(), "S")
+    database = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(
+        stack, "P", key_prefix="in/", catalog_database=database, tables=Tables.by_folder()
+    )
+    [warning] = [w for w in _warnings(stack) if "Tables.by_folder()" in w]
+    assert "catalog_database you brought" in warning and "never that table rewritten" in warning
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"tables": Tables.by_folder()},
+        {"tables": Tables.mapping({"a/": "a"}), "brought": True},
+        {"brought": True},
+    ],
+)
+def test_no_folder_warning_with_its_own_database_or_named_tables(props: dict[str, Any]) -> None:
+    stack = Stack(App(), "S")
+    if props.pop("brought", False):
+        props["catalog_database"] = glue.Database(stack, "Lake", database_name="lake")
+    EventDrivenEtlPipeline(stack, "P", key_prefix="in/", **props)
+    assert not [w for w in _warnings(stack) if "by_folder" in w]
+
+
 def test_a_database_of_its_own_never_collides() -> None:
     stack = Stack(App(), "S")
     for name in ("A", "B"):
@@ -229,10 +372,25 @@ def test_table_names_are_glue_names_and_normalising_is_idempotent(text: str) -> 
         assert table_name(name) == name
 
 
-@given(key_prefix=_PREFIX, folder=_SEGMENT, rest=st.lists(_SEGMENT, max_size=3))
+_ANY_PREFIX = _PREFIX | st.tuples(_PREFIX, _SEGMENT).map("".join)
+"""Key prefixes, some not ending with ``/`` (``incoming``): those are refused at synth."""
+
+
+def _refused_key_prefix(key_prefix: str, tables: Tables) -> bool:
+    problems = Problems("EventDrivenEtlPipeline 'Pipeline'")
+    props = {"tables": tables, "catalog_table_name": None, "catalog": True}
+    check_pipeline_tables(problems, {**props, "glue_script": None, "key_prefix": key_prefix})
+    return any(p.startswith("key_prefix=") for p in problems.items)
+
+
+@given(key_prefix=_ANY_PREFIX, folder=_SEGMENT, rest=st.lists(_SEGMENT, max_size=3))
 def test_by_folder_routes_a_key_to_its_first_folder(
     key_prefix: str, folder: str, rest: list[str]
 ) -> None:
+    if _refused_key_prefix(key_prefix, Tables.by_folder()):
+        assert not key_prefix.endswith("/")  # no folder: every object would be skipped
+        return
+    assert key_prefix == "" or key_prefix.endswith("/")
     rule = TableRule.of("by_folder", key_prefix)
     key = key_prefix + "/".join([folder, *rest, "data.csv"])
     route = rule.route_key(key)

@@ -4,8 +4,9 @@ the event pattern of the rule that starts it. No emulated service is touched her
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ._layout import refers_to
@@ -22,6 +23,81 @@ def machine_definition(resources: Mapping[str, Any], resolver: Resolver, logical
     for name, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + name + "}", str(value))
     return definition
+
+
+_RESERVED_IN_LITERALS = "{}"
+"""Characters an intrinsic function's string literal must escape with a backslash: Step
+Functions reserves ``'``, ``{``, ``}`` and ``\\`` there ("Reserved characters",
+https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html); an unescaped
+quote or backslash already breaks moto's parser, the braces it accepts silently."""
+
+
+def check_intrinsic_literals(definition: str) -> None:
+    """Refuse, as ``CreateStateMachine`` does (``InvalidDefinition``), a definition whose
+    intrinsic function has a string literal with an unescaped ``{`` or ``}`` (e.g.
+    ``States.StringToJson('{}')``); ``{}`` stays allowed in ``States.Format``'s template,
+    where it is the placeholder."""
+    from botocore.exceptions import ClientError
+
+    for path, text in _intrinsics(json.loads(definition), "$"):
+        bad = _unescaped_braces(text)
+        if bad:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "InvalidDefinition",
+                        "Message": f"{path}: {text!r}: the string literal {bad!r} holds an "
+                        "unescaped '{' or '}' (reserved in intrinsic functions: write "
+                        "'\\{' and '\\}')",
+                    }
+                },
+                "CreateStateMachine",
+            )
+
+
+def _intrinsics(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every ``"<field>.$": "States.…"`` of a definition, with where it is."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if key.endswith(".$") and isinstance(item, str) and item.startswith("States."):
+                yield where, item
+            else:
+                yield from _intrinsics(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _intrinsics(item, f"{path}[{index}]")
+
+
+def _unescaped_braces(expression: str) -> str:
+    """The first string literal of ``expression`` with an unescaped brace ("" when none)."""
+    start = -1
+    escaped = False
+    for index, char in enumerate(expression):
+        if start < 0:
+            if char == "'":
+                start = index
+            continue
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "'":
+            literal = expression[start : index + 1]
+            if _has_bare_brace(literal, expression[:start]):
+                return literal
+            start = -1
+    return ""
+
+
+def _has_bare_brace(literal: str, before: str) -> bool:
+    """Whether ``literal`` (quotes included) has an unescaped brace that is not a
+    ``States.Format`` template's ``{}`` placeholder."""
+    is_template = before.rstrip().endswith("States.Format(")
+    unescaped = re.sub(r"\\.", "", literal)  # drop every escaped character
+    if is_template:
+        unescaped = unescaped.replace("{}", "")
+    return any(char in unescaped for char in _RESERVED_IN_LITERALS)
 
 
 def point_at_emulated_topics(

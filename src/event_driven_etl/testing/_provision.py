@@ -19,7 +19,12 @@ from .._contract import (
     OUTPUT_PATH_ARGUMENT,
 )
 from ._clients import emulated_client
-from ._definition import machine_definition, pattern_of_rule_targeting, point_at_emulated_topics
+from ._definition import (
+    check_intrinsic_literals,
+    machine_definition,
+    pattern_of_rule_targeting,
+    point_at_emulated_topics,
+)
 from ._layout import PipelineLayout
 from ._sns import NotificationCapture
 from ._template import ACCOUNT, REGION
@@ -243,6 +248,7 @@ class _Provisioner:
             # A topic imported by ARN becomes an emulated topic of the same name.
             lambda arn: self._captured_topic(arn.rsplit(":", 1)[-1]),
         )
+        check_intrinsic_literals(definition)  # moto's parser accepts what AWS refuses
         arn = self._sfn.create_state_machine(
             name=logical_id, definition=definition, roleArn=ROLE_ARN
         )["stateMachineArn"]

@@ -121,7 +121,8 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
 
 def _schema_store(storage: Storage, job: JobArgs) -> SchemaStore:
     if job.catalog is not None:
-        return CatalogSchemaStore(job.catalog, job.output)
+        # A routed table is named by data (a folder): never take over a table stored elsewhere.
+        return CatalogSchemaStore(job.catalog, job.output, only_at_location=job.table is not None)
     return FileSchemaStore(storage, job.output)
 
 

@@ -86,7 +86,12 @@ class RunReport:
             data[status] = entries[:REPORT_LIST_LIMIT]
             data[f"{status}_count"] = len(entries)
         if self.tables is not None:
-            data[contract.SUMMARY_TABLES_FIELD] = self.tables
+            # Capped like the lists: a Step Functions payload over 256 KiB fails the
+            # execution with States.DataLimitExceeded, which nothing catches; the run report
+            # keeps every table.
+            shown = sorted(self.tables)[:REPORT_LIST_LIMIT]
+            data[contract.SUMMARY_TABLES_FIELD] = {table: self.tables[table] for table in shown}
+            data[f"{contract.SUMMARY_TABLES_FIELD}_count"] = len(self.tables)
         data["quality"] = [{key: entry[key] for key in QUALITY_FIELDS} for entry in self.quality][
             :REPORT_LIST_LIMIT
         ]

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Optional, Union
 
 from .arguments import CatalogTable
 from .column_types import column_type, fits, join_types, spark_type_name
+from .errors import JobInputError
 from .read import Group
 from .storage import Storage
 
@@ -137,8 +138,14 @@ class CatalogSchemaStore:
     """The table's schema is the Glue Data Catalog table's: created on the first run, changed
     with the version read (Glue refuses a stale ``VersionId``), so concurrent runs agree."""
 
-    def __init__(self, catalog: CatalogTable, location: str) -> None:
+    def __init__(
+        self, catalog: CatalogTable, location: str, *, only_at_location: bool = False
+    ) -> None:
+        """``only_at_location``: an existing table stored elsewhere is not this pipeline's
+        (table routing: a folder named like another pipeline's or a crawler's table in a
+        database you brought) and is never rewritten: :meth:`load` raises instead."""
         self._catalog, self._location = catalog, location
+        self._only_at_location = only_at_location
         self._glue = catalog.client()
 
     def load(self) -> tuple[TableSchema, Any]:
@@ -148,9 +155,23 @@ class CatalogSchemaStore:
             )
         except self._glue.exceptions.EntityNotFoundException:
             return TableSchema(), None
+        if self._only_at_location:
+            self._check_location(response["Table"])
         columns = response["Table"]["StorageDescriptor"]["Columns"]
         schema = {c["Name"]: c["Type"] for c in columns if c["Name"] not in _METADATA_TYPES}
         return TableSchema(schema), response["Table"].get("VersionId")
+
+    def _check_location(self, table: Mapping[str, Any]) -> None:
+        found = str(table.get("StorageDescriptor", {}).get("Location") or "")
+        if found.rstrip("/") == self._location.rstrip("/"):
+            return
+        name = f"{self._catalog.database}.{self._catalog.table}"
+        raise JobInputError(
+            f"the catalog table {name} already exists at {found or 'no location'!r}, not at "
+            f"this table's location {self._location!r}: it is another table (another "
+            "pipeline's, a crawler's), left as it is; rename the folder or route it to "
+            "another table name"
+        )
 
     def commit(self, schema: TableSchema, version: Any) -> None:
         wanted = table_input(self._catalog.table, self._location, schema)
