@@ -181,15 +181,21 @@ def finish_report(
             report.outcomes.append(quarantine(storage, job, uri, str(decided.reason)))
         else:
             report.outcomes.append(decided)
+    return conclude(storage, job, report, blocked=gate.blocked if gate is not None else "")
+
+
+def conclude(storage: Storage, job: JobArgs, report: RunReport, *, blocked: str = "") -> RunReport:
+    """Set the report's status and cause from its refused objects (or ``blocked``: why a
+    quality rule held the batch back) and write it; raise :class:`JobInputError`, carrying
+    the report, when the run failed."""
     refused = report.by_status("refused")
-    blocked = gate.blocked if gate is not None else ""
     report.status = "FAILED" if refused or blocked else "SUCCEEDED"
     if refused:
         report.cause = refusal_cause(refused, job.report_uri)
     elif blocked:  # held back with no object left to name (every one skipped or refused)
         report.cause = blocked
     write_report(storage, job, report)
-    if refused or blocked:
+    if report.status == "FAILED":
         error = JobInputError(report.cause)
         error.report = report
         raise error

@@ -23,7 +23,7 @@ from .arguments import JobArgs
 from .errors import JobInputError
 from .names import first_line
 from .outcomes import Outcome
-from .report import RunReport, refusal_cause, start_report, write_report
+from .report import RunReport, conclude, start_report
 from .storage import Storage
 from .tables import TableRule
 
@@ -103,13 +103,6 @@ def _finish(
         for table, report in sorted(reports.items())
     }
     overall.tables.update({table: {"rows": 0, "landed": 0} for table in failures})
-    refused = overall.by_status("refused")
-    overall.status = "FAILED" if refused else "SUCCEEDED"
-    if refused:
-        overall.cause = refusal_cause(refused, job.report_uri)
-    write_report(storage, job, overall)
-    if refused:
-        error = JobInputError(overall.cause)
-        error.report = overall
-        raise error
-    return overall
+    # A table a quality rule held back fails the run even with no object left to name.
+    blocked = next((r.cause for _, r in sorted(reports.items()) if r.status == "FAILED"), "")
+    return conclude(storage, job, overall, blocked=blocked)
