@@ -150,3 +150,34 @@ def test_fails_a_routed_table_that_exists_elsewhere_and_leaves_it_untouched() ->
         # Its own location, with or without the final '/': its own table.
         own = CatalogSchemaStore(catalog, "s3://crm/crawled/orders/", only_at_location=True)
         assert own.load()[0].columns == {"id": "int"}
+
+
+@pytest.mark.spark
+def test_a_quality_rule_holding_one_table_back_lets_the_others_land(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Routing and the quality gate together: a dataset rule that fails for one table keeps
+    that table's batch from readers, the other tables land, the run fails naming the rule,
+    and the report holds each table's quality results."""
+    folder = tmp_path / "in"
+    orders = _write(folder / "orders", "o.csv", "id,amount\n1,5\n2,-3\n")
+    customers = _write(folder / "customers", "c.csv", "id,name\n1,Ann\n")
+    out = tmp_path / "out"
+    rules = {"orders": 'Rules = [ Mean "amount" > 10 ]', "*": "Rules = [ RowCount > 0 ]"}
+    with pytest.raises(JobInputError) as failed:
+        run(
+            spark,
+            [orders, customers],
+            out.as_uri() + "/",
+            batch_id="b1",
+            tables=TableRule.of("by_folder", _key_prefix(tmp_path)),
+            quality_rules=json.dumps(rules),
+        )
+    assert 'Mean "amount" > 10' in str(failed.value)
+    report = failed.value.report
+    assert isinstance(report, RunReport)
+    assert [r["name"] for r in read_table_rows(out / "customers")] == ["Ann"]
+    assert read_table_rows(out / "orders") == []  # held back: nothing readers can see
+    outcomes = {(q["table"], q["rule"]): q["outcome"] for q in report.quality}
+    assert outcomes[("orders", 'Mean "amount" > 10')] == "failed"
+    assert outcomes[("customers", "RowCount > 0")] == "passed"
