@@ -469,9 +469,9 @@ class EtlStateMachine(Construct):
         failure notification carries that cause and the report's outcome."""
         read = self._read_report(bucket, "Read failure report", "$.failure_report")
         read.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
-        report: sfn.IChainable = read
-        if self._report_tables:
-            report = read.next(self._complete_report("Complete failure report", "$.failure_report"))
+        # Over the outcome's defaults: a report without a field (your own script's, or one
+        # written before the field existed) keeps its default instead of failing the Pass.
+        report = read.next(self._complete_report("Complete failure report", "$.failure_report"))
         cause = f"$.failure_report.report.{SUMMARY_CAUSE_FIELD}"
         use_report = sfn.Pass(
             self,
@@ -501,7 +501,7 @@ class EtlStateMachine(Construct):
 
     def _complete_report(self, state_name: str, path: str) -> sfn.Pass:
         """The report read into ``path`` over the outcome's defaults: a field the report lacks
-        (``tables`` in a report written without table routing) keeps its default, since a
+        (``quality`` or ``tables`` in a summary your own script wrote) keeps its default, since a
         Pass state reading a missing path fails with ``States.Runtime``, which no Catch
         catches (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)."""
         return sfn.Pass(
@@ -547,13 +547,11 @@ class EtlStateMachine(Construct):
             parameters=_report_fields("$.run_report", tables=self._report_tables),
             result_path="$.outcome",
         )
-        if self._report_tables:
-            return (
-                read.next(self._complete_report("Complete run report", "$.run_report"))
-                .next(outcome)
-                .next(notify_success)
-            )
-        return read.next(outcome).next(notify_success)
+        return (
+            read.next(self._complete_report("Complete run report", "$.run_report"))
+            .next(outcome)
+            .next(notify_success)
+        )
 
     def _tables_field(self) -> dict[str, Any]:
         """The notification's ``tables`` (with table routing only)."""

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from ._contract import TABLE_RULE_BY_FOLDER, TABLE_RULE_MAPPING
 from ._docs import public
+from ._problems import is_unresolved
 from .runtime.glue.event_driven_etl_job.tables import TableRule, table_name
 
 __all__ = ["Tables"]
@@ -101,10 +102,23 @@ class Tables:
         """The tables' names when known at synth (a mapping's, a named single table's), each
         normalised; None when the job names them at run time (by folder, or the default)."""
         if self.kind == TABLE_RULE_MAPPING:
+            if not _well_formed(self.routes):
+                return None  # validation reports the routes: no names to go by
             return TableRule.of(self.kind, "", dict(self.routes)).tables
         if self.is_single and isinstance(self.name, str):
             return (table_name(self.name) or self.name,)
         return None
+
+
+def _well_formed(routes: Any) -> bool:
+    """Whether a mapping's routes are ``(str, str)`` pairs (any other shape is refused by
+    validation, which needs their names to be worked out without raising)."""
+    return isinstance(routes, tuple) and all(
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) and not is_unresolved(part) for part in pair)
+        for pair in routes
+    )
 
 
 def _as_given(routes: Any) -> Any:

@@ -201,7 +201,10 @@ def test_glue_task_waits_for_the_job_with_sync(stack: Stack) -> None:
     task = states["Run Glue job"]
     assert task["Resource"].endswith(":states:::glue:startJobRun.sync")
     assert task["Next"] == "Read run report"
-    assert states["Read run report"]["Next"] == "Read outcome"
+    # The report is read over the outcome's defaults, then its fields: a report without one
+    # (your own script's) keeps the default instead of failing the Pass state.
+    assert states["Read run report"]["Next"] == "Complete run report"
+    assert states["Complete run report"]["Next"] == "Read outcome"
     assert states["Read outcome"]["Next"] == "Notify success"
 
 
@@ -236,7 +239,8 @@ def test_a_failed_run_is_notified_with_the_reports_cause(stack: Stack) -> None:
     assert read["Catch"] == [
         {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Notify failure"}
     ]
-    assert read["Next"] == "Report names the cause?"
+    assert read["Next"] == "Complete failure report"
+    assert states["Complete failure report"]["Next"] == "Report names the cause?"
     assert states["Use report cause"]["Parameters"]["error"]["Cause.$"] == (
         "$.failure_report.report.cause"
     )
