@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .pipeline import EventDrivenEtlPipeline
     from .retry import Batching, RetryPolicy
     from .state_machine import EtlStateMachine
+    from .table_format import TableFormat
     from .trigger import TriggerFunction
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ _CONSTRUCTS = {
     "GlueEtlJob": "glue_job",
     "NewerGlueVersion": "_glue_versions",
     "RetryPolicy": "retry",
+    "TableFormat": "table_format",
     "TriggerFunction": "trigger",
 }
 
@@ -48,6 +50,7 @@ __all__ = [
     "GlueEtlJob",
     "NewerGlueVersion",
     "RetryPolicy",
+    "TableFormat",
     "TriggerFunction",
     "ValidationError",
     "__version__",

@@ -64,6 +64,8 @@ QUARANTINE_PATH_ARGUMENT = "--quarantine_path"
 CATALOG_DATABASE_ARGUMENT = "--catalog_database"
 CATALOG_TABLE_ARGUMENT = "--catalog_table"
 CATALOG_REGION_ARGUMENT = "--catalog_region"
+TABLE_FORMAT_ARGUMENT = "--table_format"
+"""How the built-in job writes the table: one of :data:`TABLE_FORMATS`."""
 
 RESERVED_ARGUMENTS = frozenset(
     {
@@ -76,12 +78,23 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_DATABASE_ARGUMENT,
         CATALOG_TABLE_ARGUMENT,
         CATALOG_REGION_ARGUMENT,
+        TABLE_FORMAT_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
 
 BAD_RECORDS_MODES = ("fail", "quarantine")
 """What the built-in job does with an object it cannot land."""
+
+TABLE_FORMATS = ("parquet", "iceberg")
+"""The table formats the built-in job writes (``TableFormat``'s values)."""
+
+ICEBERG_CATALOG = "glue_catalog"
+"""The Spark catalog name Glue's Iceberg configuration and the built-in job use for the
+Glue Data Catalog (``spark.sql.catalog.glue_catalog``, as AWS documents it)."""
+
+ICEBERG_SNAPSHOT_BATCH_ID = "batch_id"
+"""Snapshot summary property of an Iceberg commit that names the batch it landed."""
 
 # ------------------------------------------------------------------ limits
 

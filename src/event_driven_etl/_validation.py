@@ -44,6 +44,7 @@ from ._problems import (
     whole_number,
 )
 from .retry import Batching, RetryPolicy
+from .table_format import NO_NATIVE_ICEBERG, TableFormat
 
 # ------------------------------------------------------------------ types
 
@@ -98,6 +99,7 @@ PIPELINE_TYPES: dict[str, TypeCheck] = {
         "database_name", "a glue.IDatabase (e.g. glue.Database.from_database_arn(self, 'Db', arn))"
     ),
     "catalog_table_name": string,
+    "table_format": member_of(TableFormat),
 }
 """The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
 with its value, in :func:`check_glue_runtime_props`)."""
@@ -127,6 +129,7 @@ GLUE_JOB_TYPES: dict[str, TypeCheck] = {
     "quarantine_prefix": string,
     "catalog_database": resource("database_name", "a glue.IDatabase"),
     "catalog_table_name": string,
+    "table_format": member_of(TableFormat),
 }
 """The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
 value, in :func:`check_glue_runtime_props`)."""
@@ -321,6 +324,12 @@ def validate_glue_job(
     ok = _checked_types(problems, values, GLUE_JOB_TYPES, init, required=required)
     check_glue_job_props(problems, {**ok, "glue_version": values["glue_version"]})
     key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
+    if ok["table_format"] == TableFormat.ICEBERG and ok["catalog_database"] is None:
+        problems.add(
+            "table_format",
+            _Shown("TableFormat.ICEBERG"),
+            "an Iceberg table lives in the Glue Data Catalog: give catalog_database",
+        )
     job_name = ok["job_name"]
     if job_name is not None and not is_unresolved(job_name):
         problems.require(
@@ -461,6 +470,12 @@ def check_glue_runtime_props(problems: Problems, props: Mapping[str, Any]) -> No
             _Shown(version),
             "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
         )
+    if props.get("table_format") == TableFormat.ICEBERG and version in NO_NATIVE_ICEBERG:
+        problems.add(
+            "glue_version",
+            _Shown(version),
+            "TableFormat.ICEBERG needs Glue's native Iceberg (Glue 3.0+): use GlueVersion.V5_1",
+        )
     if props["execution_class"] != glue.ExecutionClass.FLEX:
         return
     # https://docs.aws.amazon.com/glue/latest/dg/add-job.html: Flex needs Glue 3.0 or later.
@@ -570,6 +585,12 @@ def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Durati
 def _check_catalog_props(problems: Problems, props: Mapping[str, Any]) -> None:
     if props["catalog"]:
         return
+    if props["table_format"] == TableFormat.ICEBERG:
+        problems.add(
+            "table_format",
+            _Shown("TableFormat.ICEBERG"),
+            "an Iceberg table lives in the Glue Data Catalog: drop catalog=False",
+        )
     for prop in ("catalog_database", "catalog_table_name"):
         if props[prop] is not None:
             problems.add(prop, props[prop], "has no effect with catalog=False; drop one")

@@ -26,9 +26,11 @@ from ._contract import (
     OUTPUT_PATH_ARGUMENT,
     QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
+    TABLE_FORMAT_ARGUMENT,
 )
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
+from .table_format import TableFormat, glue_conf_argument, iceberg_spark_conf
 
 __all__ = ["GlueEtlJob"]
 
@@ -60,6 +62,17 @@ _CATALOG_ACTIONS = (
     "glue:BatchCreatePartition",
 )
 """What the built-in script does in the Data Catalog: keep its table and partitions."""
+
+_ICEBERG_CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+)
+"""What Iceberg's ``GlueCatalog`` does for the built-in script: read the database and table,
+create the table, and commit by updating its ``metadata_location`` parameter (``UpdateTable``
+with the ``VersionId`` read, so a concurrent commit is refused and retried). An Iceberg table
+has no catalog partitions."""
 
 
 @public
@@ -114,6 +127,9 @@ class GlueEtlJob(Construct):
     quarantine_path: str
     """``s3://`` prefix that quarantined objects are copied under (``--quarantine_path``)."""
 
+    table_format: TableFormat
+    """The output table's format (``TableFormat.PARQUET`` or ``TableFormat.ICEBERG``)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -142,6 +158,7 @@ class GlueEtlJob(Construct):
         quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
+        table_format: TableFormat = TableFormat.PARQUET,
     ) -> None:
         """
         :param source_bucket: Bucket whose objects the job reads.
@@ -194,6 +211,11 @@ class GlueEtlJob(Construct):
         :param catalog_table_name: Name of the output table in ``catalog_database``
             (lowercase letters, digits and ``_``). Default: - "etl_output" when a database is
             given
+        :param table_format: ``TableFormat.ICEBERG`` keeps the output as an Apache Iceberg
+            table in ``catalog_database`` (required then), written through Glue's native
+            Iceberg (Glue 3.0+; ``--datalake-formats iceberg`` and the ``glue_catalog`` Spark
+            catalog); the role may then commit to that table only.
+            Default: ``TableFormat.PARQUET`` (Hive-style Parquet)
         """
         _validation.validate_glue_job(construct_id, locals(), GlueEtlJob.__init__)
         super().__init__(scope, construct_id)
@@ -203,6 +225,7 @@ class GlueEtlJob(Construct):
             (catalog_table_name or _DEFAULT_TABLE_NAME) if catalog_database else None
         )
         self.output_encryption_key = output_encryption_key
+        self.table_format = table_format
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "Key", "event-driven-etl: Glue job output, logs and bookmarks"
         )
@@ -283,6 +306,7 @@ class GlueEtlJob(Construct):
             BAD_RECORDS_ARGUMENT: bad_records,
             QUARANTINE_PATH_ARGUMENT: self.quarantine_path,
             **self._catalog_arguments(),
+            **self._table_format_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
@@ -335,14 +359,29 @@ class GlueEtlJob(Construct):
             CATALOG_REGION_ARGUMENT: Stack.of(self).region,
         }
 
+    def _table_format_arguments(self) -> dict[str, str]:
+        """With Iceberg, Glue's native Iceberg as its Iceberg page documents it
+        (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-iceberg.html):
+        ``--datalake-formats iceberg`` and the ``glue_catalog`` settings in ``--conf``, the
+        warehouse being the output prefix; then ``--table_format`` for the built-in script."""
+        if self.table_format != TableFormat.ICEBERG:
+            return {}
+        return {
+            "--datalake-formats": "iceberg",
+            "--conf": glue_conf_argument(iceberg_spark_conf(self.output_path)),
+            TABLE_FORMAT_ARGUMENT: TableFormat.ICEBERG.value,
+        }
+
     def _grant_catalog(self) -> None:
-        """Create and change the output table, register its partitions: that table only."""
+        """Create and change the output table (and register its partitions, Parquet; commit
+        its metadata, Iceberg): that table only."""
         if self.catalog_database is None or self.catalog_table_name is None:
             return
+        iceberg = self.table_format == TableFormat.ICEBERG
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="MaintainOutputTable",
-                actions=list(_CATALOG_ACTIONS),
+                actions=list(_ICEBERG_CATALOG_ACTIONS if iceberg else _CATALOG_ACTIONS),
                 resources=_table_arns(self.catalog_database, self.catalog_table_name),
             )
         )

@@ -28,6 +28,7 @@ from .errors import ValidationError
 from .glue_job import GlueEtlJob, _job_timeout, _table_arns
 from .retry import Batching, RetryPolicy
 from .state_machine import EtlStateMachine
+from .table_format import TableFormat
 from .trigger import TriggerFunction
 
 __all__ = ["EventDrivenEtlPipeline"]
@@ -43,6 +44,10 @@ _QUERY_CATALOG_ACTIONS = (
     "glue:BatchGetPartition",
 )
 """Catalog reads a query engine makes for one table (Athena, Spark, Trino)."""
+
+_QUERY_ICEBERG_CATALOG_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetTables")
+"""Catalog reads an Iceberg reader makes: the table's ``metadata_location`` leads to its
+snapshots and files in S3 (an Iceberg table has no catalog partitions)."""
 
 _FLEX_WORKFLOW_TIMEOUT = Duration.hours(24)
 """The workflow's timeout with FLEX, whose runs may wait for capacity: twice EtlStateMachine's
@@ -156,6 +161,7 @@ class EventDrivenEtlPipeline(Construct):
         catalog: bool = True,
         catalog_database: Optional[glue.IDatabase] = None,
         catalog_table_name: Optional[str] = None,
+        table_format: Optional[TableFormat] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -235,6 +241,12 @@ class EventDrivenEtlPipeline(Construct):
         :param catalog_database: The catalog database for the table. Default: - a new database
         :param catalog_table_name: The table's name. Default: - derived from ``pipeline_name``
             (lowercase, ``_`` for other characters)
+        :param table_format: ``TableFormat.ICEBERG`` keeps the output as an Apache Iceberg
+            table in the catalog (one commit per batch, a re-run replaces its own rows, hidden
+            partitioning by ``days(_ingested_at)``, schema evolution by column id), written
+            through Glue's native Iceberg; needs the catalog (not ``catalog=False``) and
+            Glue 3.0+. See the README's "Iceberg tables". Default: ``TableFormat.PARQUET``
+            (Hive-style Parquet, ``ingestion_date`` partitions)
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
@@ -599,7 +611,11 @@ class EventDrivenEtlPipeline(Construct):
             )
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=list(_QUERY_CATALOG_ACTIONS),
+            actions=list(
+                _QUERY_ICEBERG_CATALOG_ACTIONS
+                if self.glue_job.table_format == TableFormat.ICEBERG
+                else _QUERY_CATALOG_ACTIONS
+            ),
             resource_arns=_table_arns(self.catalog_database, self.catalog_table_name),
         )
         return grant.combine(self.grant_read_output(grantee))
@@ -683,6 +699,7 @@ class _SubProps:
             bad_records=props["bad_records"],
             glue_version=props["glue_version"],
             execution_class=props["execution_class"],
+            table_format=props["table_format"],
         )
         workflow = _given(
             retry_policy=props["retry_policy"],
