@@ -26,12 +26,12 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from .._contract import MANIFEST_ARGUMENT, OBJECTS_ARGUMENT
-from . import _spark
+from . import _iceberg, _spark
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._iam import AccessGate, Principal, RoleClient
 from ._observation import GlueRun, objects_of
@@ -380,11 +380,20 @@ class GlueEmulator:
             for bucket in buckets:
                 _spark.mount_bucket(spark, bucket, self._mirror.folder(bucket))
             try:
-                with self._clients_as_role():
+                with self._clients_as_role(), self._iceberg(spark, arguments):
                     _spark.run_script(self._script, arguments)
             finally:
                 changes = self._mirror.push(self._s3, buckets)
         return changes
+
+    def _iceberg(self, spark: Any, arguments: dict[str, str]) -> Any:
+        """With Glue's native Iceberg on, the job's ``glue_catalog`` on the emulated services,
+        its calls checked as the job's role (``_iceberg``)."""
+        if not _iceberg.uses_iceberg(arguments):
+            return nullcontext()
+        return _iceberg.iceberg_run(
+            spark, arguments, lambda service: self._access.client_call_check(self._role, service)
+        )
 
 
 def modelled_duration(

@@ -88,6 +88,10 @@ class OutputReader:
         from ._query import query_table
 
         table = self.table_definition()
+        if str(table.get("Parameters", {}).get("table_type", "")).upper() == "ICEBERG":
+            from ._iceberg import query_iceberg
+
+            return query_iceberg(sql, database=str(self._database), table=table)
         self._mirror.pull(self._s3, [self._bucket])
         location = str(table["StorageDescriptor"]["Location"])
         bucket, _, prefix = location.removeprefix("s3://").partition("/")

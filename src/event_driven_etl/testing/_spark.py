@@ -91,6 +91,11 @@ def spark_session() -> SparkSession:
                 "spark.hadoop.fs.viewfs.overload.scheme.target.file.impl",
                 "org.apache.hadoop.fs.RawLocalFileSystem",
             ).config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+            # Iceberg's runtime and SQL extensions load with the session (when cached).
+            from ._iceberg import session_settings
+
+            for key, value in session_settings().items():
+                builder = builder.config(key, value)
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session

@@ -137,6 +137,8 @@ class JobArgs:
     catalog: Optional[CatalogTable] = None
     ingested_at: Optional[datetime] = None
     """The run's timestamp (default: now; a re-run keeps its first run's)."""
+    table_format: str = contract.TABLE_FORMATS[0]
+    """``parquet`` (Hive-style files) or ``iceberg`` (an Iceberg table in ``catalog``)."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -148,6 +150,7 @@ class JobArgs:
             bad_records=args.get("bad_records", "fail") or "fail",
             quarantine_path=args.get("quarantine_path", ""),
             catalog=CatalogTable.from_args(args),
+            table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
         )
 
     def check(self) -> None:
@@ -162,11 +165,26 @@ class JobArgs:
                 f"{contract.BAD_RECORDS_ARGUMENT} must be one of {', '.join(modes)}, "
                 f"got {self.bad_records!r}"
             )
+        if self.table_format not in contract.TABLE_FORMATS:
+            raise JobInputError(
+                f"{contract.TABLE_FORMAT_ARGUMENT} must be one of "
+                f"{', '.join(contract.TABLE_FORMATS)}, got {self.table_format!r}"
+            )
+        if self.iceberg and self.catalog is None:
+            raise JobInputError(
+                f"{contract.TABLE_FORMAT_ARGUMENT} iceberg needs the table's catalog: "
+                f"{contract.CATALOG_DATABASE_ARGUMENT} and {contract.CATALOG_TABLE_ARGUMENT}"
+            )
         if self.bad_records == "quarantine" and not self.quarantine_path:
             raise JobInputError(
                 f"{contract.BAD_RECORDS_ARGUMENT} quarantine needs "
                 f"{contract.QUARANTINE_PATH_ARGUMENT} (an s3:// prefix)"
             )
+
+    @property
+    def iceberg(self) -> bool:
+        """Whether the table is an Iceberg table (see ``iceberg``)."""
+        return self.table_format == contract.TABLE_FORMATS[1]
 
     @property
     def output(self) -> str:

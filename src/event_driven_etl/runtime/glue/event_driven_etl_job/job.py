@@ -16,6 +16,7 @@ from typing import Optional
 from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, object_uris, parse_args
+from .iceberg import IcebergSchemaStore, publish_iceberg
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -83,10 +84,14 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             sizes=plan.sizes,
             ingested_at=report.ingested_at,
         )
-        store = _schema_store(storage, job)
+        store = _schema_store(spark, storage, job)
         settled = settle_schema(store, groups, ledger.refused, write)
         ledger.record(Verdicts(refused=settled.refused))
-        report.files = publish(storage, job, write.files, report.ingestion_date)
+        if job.iceberg:  # one commit replacing the batch's earlier rows
+            report.files = publish_iceberg(spark, job, write.files, report.ingested_at)
+            storage.delete(job.staging)
+        else:
+            report.files = publish(storage, job, write.files, report.ingestion_date)
         if report.files and isinstance(store, CatalogSchemaStore):
             store.register_partition(report.ingestion_date)
     finally:
@@ -95,7 +100,9 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     return finish_report(storage, job, report, ledger, _rows(groups))
 
 
-def _schema_store(storage: Storage, job: JobArgs) -> SchemaStore:
+def _schema_store(spark: SparkSession, storage: Storage, job: JobArgs) -> SchemaStore:
+    if job.catalog is not None and job.iceberg:
+        return IcebergSchemaStore(spark, job.catalog, job.output)
     if job.catalog is not None:
         return CatalogSchemaStore(job.catalog, job.output)
     return FileSchemaStore(storage, job.output)
