@@ -28,6 +28,7 @@ from ._contract import (
     RESERVED_ARGUMENTS,
 )
 from ._glue_versions import glue_version_name
+from ._iceberg_conf import NO_NATIVE_ICEBERG
 from ._notification import PIPELINE_NAME_LIMIT
 from ._problems import (
     Problems,
@@ -44,7 +45,7 @@ from ._problems import (
     whole_number,
 )
 from .retry import Batching, RetryPolicy
-from .table_format import NO_NATIVE_ICEBERG, TableFormat
+from .table_format import TableFormat
 
 # ------------------------------------------------------------------ types
 

@@ -30,7 +30,8 @@ from ._contract import (
 )
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
-from .table_format import TableFormat, glue_conf_argument, iceberg_spark_conf
+from ._iceberg_conf import glue_conf_argument, iceberg_spark_conf
+from .table_format import TableFormat
 
 __all__ = ["GlueEtlJob"]
 

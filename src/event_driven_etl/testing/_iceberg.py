@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import parse_qs, unquote
 
 from .._contract import ICEBERG_CATALOG
-from ..table_format import iceberg_spark_conf, parse_glue_conf_argument
+from .._iceberg_conf import iceberg_spark_conf, parse_glue_conf_argument
 from ._template import REGION
 
 if TYPE_CHECKING:
