@@ -5,14 +5,16 @@ Iceberg 1.10.0), pointed at the emulated Glue and S3, every call checked as the 
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Duration, Stack
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline, TableFormat
-from event_driven_etl.testing import LocalPipeline
+from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy, TableFormat
+from event_driven_etl._iceberg_conf import iceberg_spark_conf
+from event_driven_etl.testing import LocalPipeline, _iceberg
 from event_driven_etl.testing._iceberg import ICEBERG_JARS, iceberg_jars, jars_dir
 
 pytestmark = [
@@ -78,3 +80,101 @@ def test_a_batch_lands_as_one_iceberg_commit_and_a_rerun_replaces_it(tmp_path: P
         [count] = local.query("SELECT count(*) AS n FROM orders")
         assert count == {"n": 3}  # one run's rows, not two
         assert _batches(local) == [batch, batch]
+
+
+def _snapshot_counts(local: LocalPipeline) -> list[int]:
+    """The table's row count as of each snapshot, oldest first (time travel)."""
+    table = f"{local.catalog_database}.orders"
+    ids = [
+        int(r["snapshot_id"])
+        for r in local.query(f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at")
+    ]
+    return [
+        int(local.query(f"SELECT count(*) AS n FROM {table} VERSION AS OF {i}")[0]["n"])
+        for i in ids
+    ]
+
+
+def test_no_snapshot_ever_holds_a_partial_or_doubled_batch(tmp_path: Path) -> None:
+    retry = RetryPolicy(max_attempts=2, interval=Duration.seconds(1), retry_failed_runs=True)
+    with LocalPipeline.from_stack(_stack(tmp_path, retry_policy=retry), "Pipeline") as local:
+        local.fail_next_glue_run("DriverLost", "after the write", after_script=True)
+        local.put_object("in/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        assert [g.status for g in local.glue_runs] == ["FAILED", "SUCCEEDED"]
+        # Before the retry, after it: each snapshot a reader could see holds the batch once.
+        assert _snapshot_counts(local) == [2, 2]
+        assert local.notifications[0]["rows"] == 2
+
+
+def test_two_concurrent_commits_of_different_batches_both_land(tmp_path: Path) -> None:
+    from pyspark.sql import functions as fn
+
+    from event_driven_etl.testing import _spark
+
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+        local.put_object("in/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        location = local.catalog_table_definition()["StorageDescriptor"]["Location"]
+        name = f"glue_catalog.`{local.catalog_database}`.orders"
+        errors: list[BaseException] = []
+        with _spark._lock:
+            spark = _spark.spark_session()
+            _iceberg.configure_catalog(spark, iceberg_spark_conf(location))
+
+            def commit(batch: str, second: int) -> None:
+                moment = f"2026-12-0{second} 10:00:00"
+                rows = spark.createDataFrame(
+                    [(10 + second, batch, f"s3://x/{batch}.csv")],
+                    "id bigint, name string, _source_object string",
+                ).withColumn("_ingested_at", fn.lit(moment).cast("timestamp"))
+                try:
+                    (
+                        rows.writeTo(name)
+                        .option("snapshot-property.batch_id", batch)
+                        .overwrite(fn.col("_ingested_at") == fn.lit(moment).cast("timestamp"))
+                    )
+                except BaseException as error:  # reported below, on the test's thread
+                    errors.append(error)
+
+            threads = [threading.Thread(target=commit, args=(f"batch-{n}", n)) for n in (1, 2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert errors == []
+        names = {r["name"] for r in local.query("SELECT name FROM orders")}
+        assert names == {"Ann", "Bob", "batch-1", "batch-2"}
+        assert set(_batches(local)[1:]) == {"batch-1", "batch-2"}
+
+
+def test_a_new_column_and_a_promoted_type_evolve_the_table_by_column_id(tmp_path: Path) -> None:
+    from event_driven_etl.testing import _spark
+
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+        location = f"s3://{local.output_bucket}/processed/"
+        with _spark._lock:  # a table made elsewhere with int and float columns
+            spark = _spark.spark_session()
+            _iceberg.configure_catalog(spark, iceberg_spark_conf(location))
+            spark.sql(
+                f"CREATE TABLE glue_catalog.`{local.catalog_database}`.orders"
+                " (id int, price float, _source_object string, _ingested_at timestamp)"
+                f" USING iceberg PARTITIONED BY (days(_ingested_at)) LOCATION '{location}'"
+            )
+        local.put_object("in/a.csv", b"id,price\n1,2.5\n")
+        local.put_object("in/b.csv", b"id,price,channel\n5000000000,0.125,web\n")
+        runs = local.wait_for_runs(timeout=300)
+        assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"], [r.cause for r in runs]
+        columns = {
+            c["Name"]: c["Type"]
+            for c in local.catalog_table_definition()["StorageDescriptor"]["Columns"]
+        }
+        assert columns["id"] == "bigint" and columns["price"] == "double"
+        assert columns["channel"] == "string"
+        rows = local.query("SELECT id, price, channel FROM orders ORDER BY id")
+        assert rows == [
+            {"id": 1, "price": 2.5, "channel": None},
+            {"id": 5000000000, "price": 0.125, "channel": "web"},
+        ]
