@@ -3,6 +3,8 @@ construct (which writes them) and the offline harness (which reads them back).""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ._contract import ICEBERG_CATALOG
 
 NO_NATIVE_ICEBERG = frozenset({"GlueVersion.V0_9", "GlueVersion.V1_0", "GlueVersion.V2_0"})
@@ -13,11 +15,20 @@ https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-icebe
 _CATALOG = f"spark.sql.catalog.{ICEBERG_CATALOG}"
 
 
-def iceberg_spark_conf(warehouse: str) -> dict[str, str]:
+def iceberg_spark_conf(warehouse: str, kms_key_arn: Optional[str] = None) -> dict[str, str]:
     """The Spark settings Glue's Iceberg page documents for the Glue Data Catalog as
     ``glue_catalog``: the session extensions, ``SparkCatalog`` over ``GlueCatalog`` with
     ``S3FileIO``, and the warehouse. ``cache-enabled=false``: each run reads the table's
-    current metadata (a cached table would hide a concurrent run's commit from a read)."""
+    current metadata (a cached table would hide a concurrent run's commit from a read).
+
+    With ``kms_key_arn``, ``S3FileIO`` writes SSE-KMS with that key (``s3.sse.*``): it writes
+    to S3 itself, not through EMRFS, so the job's security configuration does not apply to
+    Iceberg's files (https://iceberg.apache.org/docs/latest/aws/#s3-server-side-encryption)."""
+    encryption = (
+        {f"{_CATALOG}.s3.sse.type": "kms", f"{_CATALOG}.s3.sse.key": kms_key_arn}
+        if kms_key_arn
+        else {}
+    )
     return {
         "spark.sql.extensions": (
             "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
@@ -27,6 +38,7 @@ def iceberg_spark_conf(warehouse: str) -> dict[str, str]:
         f"{_CATALOG}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
         f"{_CATALOG}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
         f"{_CATALOG}.cache-enabled": "false",
+        **encryption,
     }
 
 

@@ -364,12 +364,18 @@ class GlueEtlJob(Construct):
         """With Iceberg, Glue's native Iceberg as its Iceberg page documents it
         (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-iceberg.html):
         ``--datalake-formats iceberg`` and the ``glue_catalog`` settings in ``--conf``, the
-        warehouse being the output prefix; then ``--table_format`` for the built-in script."""
+        warehouse being the output prefix (SSE-KMS with ``output_encryption_key``); then
+        ``--table_format`` for the built-in script."""
         if self.table_format != TableFormat.ICEBERG:
             return {}
         return {
             "--datalake-formats": "iceberg",
-            "--conf": glue_conf_argument(iceberg_spark_conf(self.output_path)),
+            "--conf": glue_conf_argument(
+                iceberg_spark_conf(
+                    self.output_path,
+                    self.output_encryption_key.key_arn if self.output_encryption_key else None,
+                )
+            ),
             TABLE_FORMAT_ARGUMENT: TableFormat.ICEBERG.value,
         }
 

@@ -4,7 +4,6 @@ Iceberg 1.10.0), pointed at the emulated Glue and S3, every call checked as the 
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,10 @@ from aws_cdk import App, Duration, Stack
 from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy, TableFormat
 from event_driven_etl._iceberg_conf import iceberg_spark_conf
 from event_driven_etl.testing import LocalPipeline, _iceberg
-from event_driven_etl.testing._iceberg import ICEBERG_JARS, iceberg_jars, jars_dir
 
-pytestmark = [
-    pytest.mark.spark,
-    pytest.mark.skipif(
-        not iceberg_jars(), reason=f"run scripts/setup: {', '.join(ICEBERG_JARS)} in {jars_dir()}"
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("flask") is None,
-        reason="moto's server needs the testing extra's moto[server]",
-    ),
-]
+from .offline import ICEBERG_OFFLINE
+
+pytestmark = [pytest.mark.spark, *ICEBERG_OFFLINE]
 
 GOOD = b"id,name\n1,Ann\n2,Bob\n"
 MORE = b'{"id": 3, "name": "Cy", "score": 1.5}\n'
@@ -108,46 +99,88 @@ def test_no_snapshot_ever_holds_a_partial_or_doubled_batch(tmp_path: Path) -> No
         assert local.notifications[0]["rows"] == 2
 
 
-def test_two_concurrent_commits_of_different_batches_both_land(tmp_path: Path) -> None:
-    from pyspark.sql import functions as fn
+def test_two_concurrent_commits_of_different_batches_both_land(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs' publish steps commit from the same table version at once: Glue refuses the
+    second ``UpdateTable`` (its ``VersionId`` is stale) and Iceberg retries it on the
+    refreshed table, so both batches land."""
+    from moto.glue import responses
 
+    from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import (
+        CatalogTable,
+        JobArgs,
+    )
+    from event_driven_etl.runtime.glue.event_driven_etl_job.iceberg import publish_iceberg
     from event_driven_etl.testing import _spark
 
     with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
         local.put_object("in/a.csv", GOOD)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED", run.cause
-        location = local.catalog_table_definition()["StorageDescriptor"]["Location"]
-        name = f"glue_catalog.`{local.catalog_database}`.orders"
+        output = f"s3://{local.output_bucket}/processed/"
+        catalog = CatalogTable(str(local.catalog_database), "orders")
+        updates, conflicts = _held_updates(monkeypatch, responses.GlueResponse)
         errors: list[BaseException] = []
         with _spark._lock:
             spark = _spark.spark_session()
-            _iceberg.configure_catalog(spark, iceberg_spark_conf(location))
+            _iceberg.configure_catalog(spark, iceberg_spark_conf(output))
 
-            def commit(batch: str, second: int) -> None:
-                moment = f"2026-12-0{second} 10:00:00"
-                rows = spark.createDataFrame(
-                    [(10 + second, batch, f"s3://x/{batch}.csv")],
-                    "id bigint, name string, _source_object string",
-                ).withColumn("_ingested_at", fn.lit(moment).cast("timestamp"))
+            def publish(batch: str, day: int) -> None:
+                moment = f"2026-12-0{day} 10:00:00"
+                staged = f"{output}_staging/{batch}/"
+                spark.sql(
+                    f"SELECT CAST({10 + day} AS BIGINT) AS id, '{batch}' AS name,"
+                    f" 's3://x/{batch}.csv' AS _source_object,"
+                    f" CAST('{moment}' AS TIMESTAMP) AS _ingested_at"
+                ).write.mode("overwrite").parquet(staged)
+                job = JobArgs(
+                    uris=(f"s3://x/{batch}.csv",),
+                    output_path=output,
+                    batch_id=batch,
+                    catalog=catalog,
+                    table_format="iceberg",
+                )
                 try:
-                    (
-                        rows.writeTo(name)
-                        .option("snapshot-property.batch_id", batch)
-                        .overwrite(fn.col("_ingested_at") == fn.lit(moment).cast("timestamp"))
-                    )
+                    publish_iceberg(spark, job, [staged], moment)
                 except BaseException as error:  # reported below, on the test's thread
                     errors.append(error)
 
-            threads = [threading.Thread(target=commit, args=(f"batch-{n}", n)) for n in (1, 2)]
+            threads = [threading.Thread(target=publish, args=(f"batch-{n}", n)) for n in (1, 2)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
         assert errors == []
+        assert conflicts == [1]  # the second commit was refused once, then retried
+        assert updates[0] == 3
         names = {r["name"] for r in local.query("SELECT name FROM orders")}
         assert names == {"Ann", "Bob", "batch-1", "batch-2"}
         assert set(_batches(local)[1:]) == {"batch-1", "batch-2"}
+
+
+def _held_updates(
+    monkeypatch: pytest.MonkeyPatch, glue_response: Any
+) -> tuple[list[int], list[int]]:
+    """Hold the next two ``UpdateTable`` calls until both arrived (so both commit from the
+    same version); count the calls and the ``ConcurrentModificationException`` answers."""
+    original = glue_response.update_table
+    barrier = threading.Barrier(2, timeout=120)
+    updates, conflicts = [0], [0]
+
+    def update_table(self: Any) -> Any:
+        updates[0] += 1
+        if updates[0] <= 2:
+            barrier.wait()
+        try:
+            return original(self)
+        except Exception as error:
+            if getattr(error, "error_type", "") == "ConcurrentModificationException":
+                conflicts[0] += 1
+            raise
+
+    monkeypatch.setattr(glue_response, "update_table", update_table)
+    return updates, conflicts
 
 
 def test_a_new_column_and_a_promoted_type_evolve_the_table_by_column_id(tmp_path: Path) -> None:
@@ -178,3 +211,44 @@ def test_a_new_column_and_a_promoted_type_evolve_the_table_by_column_id(tmp_path
             {"id": 1, "price": 2.5, "channel": None},
             {"id": 5000000000, "price": 0.125, "channel": "web"},
         ]
+
+
+def test_fails_a_glue_role_that_may_not_update_the_table_and_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    """Iceberg's own GlueCatalog calls are checked as the job's role: without
+    ``glue:UpdateTable`` the table is created but no commit lands, as in AWS."""
+    from aws_cdk import App
+    from aws_cdk import Stack as CdkStack
+
+    from event_driven_etl.testing._template import load_from_assembly
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = CdkStack(app, "E2E")
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        key_prefix="in/",
+        catalog_table_name="orders",
+        table_format=TableFormat.ICEBERG,
+    )
+    template = load_from_assembly(app.synth().directory, "E2E")
+    removed = 0
+    for resource in template.template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy" or "GlueJobRole" not in str(
+            resource["Properties"]["Roles"]
+        ):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Sid") == "MaintainOutputTable":
+                statement["Action"].remove("glue:UpdateTable")
+                removed += 1
+    assert removed == 1
+    with LocalPipeline(template, "/E2E/Pipeline") as local:
+        local.put_object("in/a.csv", GOOD)
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "FAILED"
+        [glue_run] = local.glue_runs
+        message = glue_run.error_message or ""
+        assert "glue:UpdateTable" in message, message[:2000]
+        assert local.read_output_rows() == []  # the table exists, with no snapshot

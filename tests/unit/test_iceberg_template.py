@@ -140,3 +140,18 @@ def test_fails_the_job_run_with_iceberg_but_no_catalog_table() -> None:
     )
     with pytest.raises(JobInputError, match="--table_format must be one of parquet, iceberg"):
         catalogued.check()
+
+
+def test_iceberg_files_are_written_with_the_output_key(stack: Stack) -> None:
+    """S3FileIO writes to S3 itself (not through EMRFS, which the security configuration
+    encrypts): with ``encryption_key`` the catalog's ``s3.sse.*`` name that key."""
+    from aws_cdk import aws_kms as kms
+
+    EventDrivenEtlPipeline(
+        stack, "Pipeline", table_format=TableFormat.ICEBERG, encryption_key=kms.Key(stack, "Key")
+    )
+    conf = _arguments(stack)["--conf"]
+    parts = conf["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+    assert "spark.sql.catalog.glue_catalog.s3.sse.type=kms" in text
+    assert 'spark.sql.catalog.glue_catalog.s3.sse.key={"Fn::GetAtt": ["Key' in text

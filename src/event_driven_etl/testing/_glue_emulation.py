@@ -49,18 +49,22 @@ def _patch_glue_update_table_version() -> None:
     from moto.glue.exceptions import GlueClientError
 
     original = responses.GlueResponse.update_table
+    # The check and the update are one step, as in Glue: two updates from the same version
+    # (Iceberg commits through moto's server, on its request threads) cannot both pass.
+    lock = threading.Lock()
 
     def update_table(self: Any) -> Any:
         version = self.parameters.get("VersionId")
-        if version is not None:
-            name = self.parameters["TableInput"]["Name"]
-            table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
-            if str(version) != str(table._current_version):
-                raise GlueClientError(
-                    "ConcurrentModificationException",
-                    f"table {name} is at version {table._current_version}, not {version}",
-                )
-        return original(self)
+        with lock:
+            if version is not None:
+                name = self.parameters["TableInput"]["Name"]
+                table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
+                if str(version) != str(table._current_version):
+                    raise GlueClientError(
+                        "ConcurrentModificationException",
+                        f"table {name} is at version {table._current_version}, not {version}",
+                    )
+            return original(self)
 
     responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own
 
