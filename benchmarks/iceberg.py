@@ -56,10 +56,10 @@ def measure(spark: Any, case: str, uris: list[str], repetitions: int) -> dict[st
     times: dict[str, list[float]] = {"parquet": [], "iceberg": []}
     load_before = os.getloadavg()[0]
     for _ in range(repetitions):
-        for table_format in times:
+        for table_format, taken in times.items():
             started = time.perf_counter()
             run_job(spark, job(uris, table_format, case.replace(" ", "_").replace("=", "")))
-            times[table_format].append(time.perf_counter() - started)
+            taken.append(time.perf_counter() - started)
     parquet, iceberg = (statistics.median(times[f]) for f in ("parquet", "iceberg"))
     print(
         f"{case:<12} {parquet:>10.2f} {iceberg:>10.2f} {iceberg / parquet:>8.2f}"
@@ -73,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--skip-large", action="store_true", help="leave out 10 x 50 MB")
+    parser.add_argument("--sizes", default="100,1000", help="the N of the small-file cases")
     options = parser.parse_args()
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
@@ -90,7 +91,7 @@ def main() -> None:
         print(f"{'case':<12} {'parquet s':>10} {'iceberg s':>10} {'ratio':>8} {'load':>9}")
         try:
             measure(spark, "warm-up", small_files(work / "warm", 10), 1)
-            for n in (100, 1000):
+            for n in (int(size) for size in options.sizes.split(",")):
                 measure(spark, f"N={n}", small_files(work / f"n{n}", n), options.repetitions)
             if not options.skip_large:
                 uris = large_files(work / "large", 10, 50 * 2**20)

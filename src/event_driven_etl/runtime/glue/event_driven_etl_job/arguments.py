@@ -5,7 +5,8 @@ Glue passes ``--name value`` pairs: ``--objects`` (a JSON list of ``s3://`` URIs
 ``--manifest`` (the URI of a JSON-lines file, one URI per line), ``--output_path`` (the
 table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
 its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path`` and
-``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``.
+``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``, ``--table_format``
+(``parquet`` or ``iceberg``).
 """
 
 from __future__ import annotations
