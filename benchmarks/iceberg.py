@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -58,7 +59,7 @@ def measure(spark: Any, case: str, uris: list[str], repetitions: int) -> dict[st
     for _ in range(repetitions):
         for table_format, taken in times.items():
             started = time.perf_counter()
-            run_job(spark, job(uris, table_format, case.replace(" ", "_").replace("=", "")))
+            run_job(spark, job(uris, table_format, re.sub(r"\W+", "_", case).lower()))
             taken.append(time.perf_counter() - started)
     parquet, iceberg = (statistics.median(times[f]) for f in ("parquet", "iceberg"))
     print(
