@@ -196,8 +196,11 @@ def test_a_new_column_and_a_promoted_type_evolve_the_table_by_column_id(tmp_path
                 " (id int, price float, _source_object string, _ingested_at timestamp)"
                 f" USING iceberg PARTITIONED BY (days(_ingested_at)) LOCATION '{location}'"
             )
-        local.put_object("in/a.csv", b"id,price\n1,2.5\n")
-        local.put_object("in/b.csv", b"id,price,channel\n5000000000,0.125,web\n")
+        # A value beyond int, with no other change to the table: the promotion alone.
+        local.put_object("in/a.csv", b"id,price\n5000000000,2.5\n")
+        [first] = local.wait_for_runs(timeout=300)
+        assert first.status == "SUCCEEDED", first.cause
+        local.put_object("in/b.csv", b"id,price,channel\n1,0.125,web\n")
         runs = local.wait_for_runs(timeout=300)
         assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"], [r.cause for r in runs]
         columns = {
@@ -208,8 +211,8 @@ def test_a_new_column_and_a_promoted_type_evolve_the_table_by_column_id(tmp_path
         assert columns["channel"] == "string"
         rows = local.query("SELECT id, price, channel FROM orders ORDER BY id")
         assert rows == [
-            {"id": 1, "price": 2.5, "channel": None},
-            {"id": 5000000000, "price": 0.125, "channel": "web"},
+            {"id": 1, "price": 0.125, "channel": "web"},
+            {"id": 5000000000, "price": 2.5, "channel": None},
         ]
 
 

@@ -12,7 +12,8 @@ The snapshot summary records ``batch_id``.
 
 Schema evolution is Iceberg's, by column id: new columns are added, and a column of a table
 made elsewhere as ``int``/``float`` is promoted to ``bigint``/``double`` (the job's types),
-the promotions Iceberg allows; every other change is refused as for Parquet (``schema``).
+the promotions Iceberg allows, when a run first reads the table; every other change is
+refused as for Parquet (``schema``).
 """
 
 from __future__ import annotations
@@ -75,12 +76,25 @@ class IcebergSchemaStore:
         columns = self.current_columns()
         if columns is None:
             return TableSchema(), None
-        data = {
-            name: PROMOTIONS.get(type_name, type_name)
-            for name, type_name in columns.items()
-            if name not in ICEBERG_METADATA_COLUMNS
-        }
+        if any(t in PROMOTIONS for t in columns.values()):
+            self._promote(columns)
+            columns = self.current_columns() or {}
+        data = {n: t for n, t in columns.items() if n not in ICEBERG_METADATA_COLUMNS}
         return TableSchema(data), columns
+
+    def _promote(self, columns: dict[str, str]) -> None:
+        """Promote the table's ``int``/``float`` columns to the job's ``bigint``/``double``
+        first (by column id, no rewrite), so the rows this run writes fit them."""
+        for name, type_name in columns.items():
+            if type_name in PROMOTIONS:
+                try:
+                    self._spark.sql(
+                        f"ALTER TABLE {self._name} ALTER COLUMN {quoted(name)}"
+                        f" TYPE {PROMOTIONS[type_name]}"
+                    )
+                except Exception as error:  # another run promoted it first: read it again
+                    if not any(conflict in str(error) for conflict in _CONFLICTS):
+                        raise
 
     def commit(self, schema: TableSchema, version: Any) -> None:
         try:
@@ -109,11 +123,6 @@ class IcebergSchemaStore:
         if self.current_columns() != read:
             raise SchemaConflictError("another run changed the table's schema")
         new = {n: t for n, t in schema.columns.items() if n not in read}
-        for name, type_name in schema.columns.items():
-            if name in read and read[name] != type_name:  # a promotion (see load)
-                self._spark.sql(
-                    f"ALTER TABLE {self._name} ALTER COLUMN {quoted(name)} TYPE {type_name}"
-                )
         if new:
             listed = ", ".join(f"{quoted(n)} {t}" for n, t in new.items())
             self._spark.sql(f"ALTER TABLE {self._name} ADD COLUMNS ({listed})")
