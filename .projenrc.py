@@ -43,6 +43,7 @@ project.gitignore.exclude(
     ".venv-spark4/",
     ".nag2/",
     ".pyspark-*/",
+    ".cache/",
     "__pycache__/",
     "*.pyc",
     "*.egg-info/",

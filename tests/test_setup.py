@@ -38,6 +38,18 @@ fi
 """
 
 
+CURL_STUB = r"""#!/usr/bin/env bash
+# Records its call and writes a stand-in jar ("jar"), or that content's SHA-1 for a .sha1 URL.
+echo "curl $*" >> "$SETUP_LOG"
+out=""; previous=""
+for argument in "$@"; do [ "$previous" = "-o" ] && out="$argument"; previous="$argument"; done
+case "$out" in
+  *.sha1) printf '%s' "$(printf jar | sha1sum | cut -c1-40)" > "$out" ;;
+  *) printf jar > "$out" ;;
+esac
+"""
+
+
 def _tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     tree = tmp_path / "clone"
     (tree / "scripts").mkdir(parents=True)
@@ -51,6 +63,8 @@ def _tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     for tool in ("java", "node"):  # present, so the script installs nothing with apt
         (bin_dir / tool).write_text("#!/bin/sh\n")
         (bin_dir / tool).chmod(0o755)
+    (bin_dir / "curl").write_text(CURL_STUB)  # no network: Maven Central stood in for
+    (bin_dir / "curl").chmod(0o755)
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -132,3 +146,19 @@ def test_fails_on_an_unknown_target(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "usage: scripts/setup [demo|test]" in result.stderr
+
+
+def test_test_set_up_fetches_the_iceberg_jars_once_checked_against_their_sha1(
+    tmp_path: Path,
+) -> None:
+    tree, env = _tree(tmp_path)
+    assert not [c for c in _setup(tree, env, "demo") if c.startswith("curl")]
+    fetched = [c for c in _setup(tree, env) if c.startswith("curl")]
+    maven = "https://repo1.maven.org/maven2/org/apache/iceberg"
+    assert len(fetched) == 4 and all(maven in c for c in fetched)
+    for name in ("iceberg-spark-runtime-3.5_2.12-1.10.0.jar", "iceberg-aws-bundle-1.10.0.jar"):
+        assert (tree / ".cache/jars" / name).read_text() == "jar"
+    assert not [c for c in _setup(tree, env) if c.startswith("curl")]  # cached and verified
+    (tree / ".cache/jars/iceberg-aws-bundle-1.10.0.jar").write_text("corrupt")
+    again = [c for c in _setup(tree, env) if c.startswith("curl")]
+    assert len(again) == 2 and all("iceberg-aws-bundle" in c for c in again)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .pipeline import EventDrivenEtlPipeline
     from .retry import Batching, RetryPolicy
     from .state_machine import EtlStateMachine
+    from .table_format import TableFormat
     from .tables import Tables
     from .trigger import TriggerFunction
 
@@ -40,6 +41,7 @@ _CONSTRUCTS = {
     "NewerGlueVersion": "_glue_versions",
     "RetryPolicy": "retry",
     "Tables": "tables",
+    "TableFormat": "table_format",
     "TriggerFunction": "trigger",
 }
 
@@ -50,6 +52,7 @@ __all__ = [
     "GlueEtlJob",
     "NewerGlueVersion",
     "RetryPolicy",
+    "TableFormat",
     "Tables",
     "TriggerFunction",
     "ValidationError",

@@ -85,6 +85,8 @@ QUALITY_RULE_FAILED_METRIC = "RuleFailed"
 QUALITY_JOB_DIMENSION = "JobName"
 QUALITY_TABLE_DIMENSION = "Table"
 QUALITY_RULE_DIMENSION = "Rule"
+TABLE_FORMAT_ARGUMENT = "--table_format"
+"""How the built-in job writes the table: one of :data:`TABLE_FORMATS`."""
 
 RESERVED_ARGUMENTS = frozenset(
     {
@@ -99,6 +101,7 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_REGION_ARGUMENT,
         TABLES_ARGUMENT,
         QUALITY_RULES_ARGUMENT,
+        TABLE_FORMAT_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
@@ -121,6 +124,15 @@ TABLE_RULES = (TABLE_RULE_BY_FOLDER, TABLE_RULE_MAPPING)
 SUMMARY_TABLES_FIELD = "tables"
 """Field of the run summary (and the notification) of a pipeline with several tables:
 ``{"<table>": {"rows": n, "landed": n}}``."""
+TABLE_FORMATS = ("parquet", "iceberg")
+"""The table formats the built-in job writes (``TableFormat``'s values)."""
+
+ICEBERG_CATALOG = "glue_catalog"
+"""The Spark catalog name Glue's Iceberg configuration and the built-in job use for the
+Glue Data Catalog (``spark.sql.catalog.glue_catalog``, as AWS documents it)."""
+
+ICEBERG_SNAPSHOT_BATCH_ID = "batch_id"
+"""Snapshot summary property of an Iceberg commit that names the batch it landed."""
 
 # ------------------------------------------------------------------ limits
 

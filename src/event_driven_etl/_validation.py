@@ -30,6 +30,7 @@ from ._contract import (
     TABLE_RULE_MAPPING,
 )
 from ._glue_versions import glue_version_name
+from ._iceberg_conf import NO_NATIVE_ICEBERG
 from ._notification import PIPELINE_NAME_LIMIT
 from ._problems import (
     Problems,
@@ -49,6 +50,7 @@ from ._quality import quality_rules_problems, quality_rules_type
 from .retry import Batching, RetryPolicy
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .runtime.glue.event_driven_etl_job.tables import table_name
+from .table_format import TableFormat
 from .tables import Tables
 
 # ------------------------------------------------------------------ types
@@ -107,6 +109,7 @@ PIPELINE_TYPES: dict[str, TypeCheck] = {
     "catalog_table_name": string,
     "tables": _TABLES,
     "quality_rules": quality_rules_type,
+    "table_format": member_of(TableFormat),
 }
 """The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
 with its value, in :func:`check_glue_runtime_props`)."""
@@ -138,6 +141,7 @@ GLUE_JOB_TYPES: dict[str, TypeCheck] = {
     "catalog_table_name": string,
     "tables": _TABLES,
     "quality_rules": quality_rules_type,
+    "table_format": member_of(TableFormat),
 }
 """The type check of each of GlueEtlJob's props (``glue_version``'s is checked with its
 value, in :func:`check_glue_runtime_props`)."""
@@ -337,6 +341,12 @@ def validate_glue_job(
         {**ok, "glue_version": values["glue_version"], "quality_table": quality_table},
     )
     key_filter_problems(problems, "source_key_prefix", ok["source_key_prefix"])
+    if ok["table_format"] == TableFormat.ICEBERG and ok["catalog_database"] is None:
+        problems.add(
+            "table_format",
+            _Shown("TableFormat.ICEBERG"),
+            "an Iceberg table lives in the Glue Data Catalog: give catalog_database",
+        )
     job_name = ok["job_name"]
     if job_name is not None and not is_unresolved(job_name):
         problems.require(
@@ -505,6 +515,12 @@ def check_glue_runtime_props(problems: Problems, props: Mapping[str, Any]) -> No
             _Shown(version),
             "the built-in script needs Glue 5.0 or later (Spark 3.5): use GlueVersion.V5_1",
         )
+    if props.get("table_format") == TableFormat.ICEBERG and version in NO_NATIVE_ICEBERG:
+        problems.add(
+            "glue_version",
+            _Shown(version),
+            "TableFormat.ICEBERG needs Glue's native Iceberg (Glue 3.0+): use GlueVersion.V5_1",
+        )
     if props["execution_class"] != glue.ExecutionClass.FLEX:
         return
     # https://docs.aws.amazon.com/glue/latest/dg/add-job.html: Flex needs Glue 3.0 or later.
@@ -614,6 +630,12 @@ def _check_job_fits_workflow(problems: Problems, job: Duration, workflow: Durati
 def _check_catalog_props(problems: Problems, props: Mapping[str, Any]) -> None:
     if props["catalog"]:
         return
+    if props["table_format"] == TableFormat.ICEBERG:
+        problems.add(
+            "table_format",
+            _Shown("TableFormat.ICEBERG"),
+            "an Iceberg table lives in the Glue Data Catalog: drop catalog=False",
+        )
     for prop in ("catalog_database", "catalog_table_name"):
         if props[prop] is not None:
             problems.add(prop, props[prop], "has no effect with catalog=False; drop one")
@@ -764,6 +786,15 @@ def check_pipeline_tables(problems: Problems, props: Mapping[str, Any]) -> None:
             "catalog_table_name",
             catalog_table_name,
             f"has no effect with tables={tables!r}: each table is named {by}; drop it",
+        )
+    if props.get("table_format") == TableFormat.ICEBERG:
+        # One Iceberg table per pipeline for now: its commit, snapshot bookkeeping and
+        # permissions are proven for one table, not for tables routed at run time.
+        problems.add(
+            "table_format",
+            _Shown("TableFormat.ICEBERG"),
+            f"keeps one Iceberg table, and tables={tables!r} routes objects to several: use "
+            "Tables.single() with Iceberg, or TableFormat.PARQUET with table routing",
         )
     if props["glue_script"] is not None:
         # Routing and the run report's ``tables`` are the built-in script's: the workflow

@@ -26,13 +26,16 @@ from ._contract import (
     OUTPUT_PATH_ARGUMENT,
     QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
+    TABLE_FORMAT_ARGUMENT,
     TABLES_ARGUMENT,
 )
 from ._docs import public
 from ._glue_versions import GlueVersionValue, cfn_override, l2_glue_version
+from ._iceberg_conf import glue_conf_argument, iceberg_spark_conf
 from ._problems import is_unresolved
 from ._quality import QualityRules, allow_quality_metrics, quality_rules_argument
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
+from .table_format import TableFormat
 from .tables import Tables
 
 __all__ = ["GlueEtlJob"]
@@ -65,6 +68,17 @@ _CATALOG_ACTIONS = (
     "glue:BatchCreatePartition",
 )
 """What the built-in script does in the Data Catalog: keep its table and partitions."""
+
+_ICEBERG_CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+)
+"""What Iceberg's ``GlueCatalog`` does for the built-in script: read the database and table,
+create the table, and commit by updating its ``metadata_location`` parameter (``UpdateTable``
+with the ``VersionId`` read, so a concurrent commit is refused and retried). An Iceberg table
+has no catalog partitions."""
 
 
 @public
@@ -121,6 +135,8 @@ class GlueEtlJob(Construct):
 
     tables: Tables
     """How objects are routed to tables (``Tables.single()`` unless told otherwise)."""
+    table_format: TableFormat
+    """The output table's format (``TableFormat.PARQUET`` or ``TableFormat.ICEBERG``)."""
 
     def __init__(
         self,
@@ -152,6 +168,7 @@ class GlueEtlJob(Construct):
         catalog_table_name: Optional[str] = None,
         tables: Optional[Tables] = None,
         quality_rules: Optional[QualityRules] = None,
+        table_format: TableFormat = TableFormat.PARQUET,
     ) -> None:
         """
         :param source_bucket: Bucket whose objects the job reads.
@@ -213,6 +230,11 @@ class GlueEtlJob(Construct):
             or a mapping of table name (or ``"*"``: every table) to ruleset; parsed here, a
             rule outside the supported subset is refused (README "Data quality rules").
             Default: - no rules
+        :param table_format: ``TableFormat.ICEBERG`` keeps the output as an Apache Iceberg
+            table in ``catalog_database`` (required then), written through Glue's native
+            Iceberg (Glue 3.0+; ``--datalake-formats iceberg`` and the ``glue_catalog`` Spark
+            catalog); the role may then commit to that table only.
+            Default: ``TableFormat.PARQUET`` (Hive-style Parquet)
         """
         values = {
             **locals(),
@@ -231,6 +253,7 @@ class GlueEtlJob(Construct):
         )
         self._source_key_prefix = source_key_prefix
         self.output_encryption_key = output_encryption_key
+        self.table_format = table_format
         self.encryption_key = encryption_key or _defaults.new_encryption_key(
             self, "Key", "event-driven-etl: Glue job output, logs and bookmarks"
         )
@@ -317,6 +340,7 @@ class GlueEtlJob(Construct):
             QUARANTINE_PATH_ARGUMENT: self.quarantine_path,
             **self._catalog_arguments(),
             **self._tables_arguments(),
+            **self._table_format_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
@@ -375,17 +399,38 @@ class GlueEtlJob(Construct):
         rule = self.tables._rule(self._source_key_prefix)
         return {} if rule is None else {TABLES_ARGUMENT: rule.to_json()}
 
+    def _table_format_arguments(self) -> dict[str, str]:
+        """With Iceberg, Glue's native Iceberg as its Iceberg page documents it
+        (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-iceberg.html):
+        ``--datalake-formats iceberg`` and the ``glue_catalog`` settings in ``--conf``, the
+        warehouse being the output prefix (SSE-KMS with ``output_encryption_key``); then
+        ``--table_format`` for the built-in script."""
+        if self.table_format != TableFormat.ICEBERG:
+            return {}
+        return {
+            "--datalake-formats": "iceberg",
+            "--conf": glue_conf_argument(
+                iceberg_spark_conf(
+                    self.output_path,
+                    self.output_encryption_key.key_arn if self.output_encryption_key else None,
+                )
+            ),
+            TABLE_FORMAT_ARGUMENT: TableFormat.ICEBERG.value,
+        }
+
     def _grant_catalog(self) -> None:
-        """Create and change the output tables, register their partitions: those tables only
-        (a mapping's by name; with tables by folder, named at run time, the tables of the
-        catalog database, which is the pipeline's own unless you bring one)."""
+        """Create and change the output tables (and register their partitions, Parquet;
+        commit their metadata, Iceberg): those tables only (a mapping's by name; with tables
+        by folder, named at run time, the tables of the catalog database, which is the
+        pipeline's own unless you bring one)."""
         arns = self._catalog_table_arns()
         if not arns:
             return
+        iceberg = self.table_format == TableFormat.ICEBERG
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="MaintainOutputTable",
-                actions=list(_CATALOG_ACTIONS),
+                actions=list(_ICEBERG_CATALOG_ACTIONS if iceberg else _CATALOG_ACTIONS),
                 resources=arns,
             )
         )

@@ -30,6 +30,7 @@ from .glue_job import GlueEtlJob, _job_timeout
 from .retry import Batching, RetryPolicy
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .state_machine import EtlStateMachine
+from .table_format import TableFormat
 from .tables import Tables
 from .trigger import TriggerFunction
 
@@ -46,6 +47,10 @@ _QUERY_CATALOG_ACTIONS = (
     "glue:BatchGetPartition",
 )
 """Catalog reads a query engine makes for one table (Athena, Spark, Trino)."""
+
+_QUERY_ICEBERG_CATALOG_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetTables")
+"""Catalog reads an Iceberg reader makes: the table's ``metadata_location`` leads to its
+snapshots and files in S3 (an Iceberg table has no catalog partitions)."""
 
 _FLEX_WORKFLOW_TIMEOUT = Duration.hours(24)
 """The workflow's timeout with FLEX, whose runs may wait for capacity: twice EtlStateMachine's
@@ -161,6 +166,7 @@ class EventDrivenEtlPipeline(Construct):
         catalog_table_name: Optional[str] = None,
         tables: Optional[Tables] = None,
         quality_rules: Optional[QualityRules] = None,
+        table_format: Optional[TableFormat] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -253,6 +259,12 @@ class EventDrivenEtlPipeline(Construct):
             failing a row rule follow ``bad_records``; a failing dataset rule holds the batch
             back and fails the run; parsed at synth (README "Data quality rules").
             Default: - no rules
+        :param table_format: ``TableFormat.ICEBERG`` keeps the output as an Apache Iceberg
+            table in the catalog (one commit per batch, a re-run replaces its own rows, hidden
+            partitioning by ``days(_ingested_at)``, schema evolution by column id), written
+            through Glue's native Iceberg; needs the catalog (not ``catalog=False``) and
+            Glue 3.0+. See the README's "Iceberg tables". Default: ``TableFormat.PARQUET``
+            (Hive-style Parquet, ``ingestion_date`` partitions)
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
@@ -652,7 +664,11 @@ class EventDrivenEtlPipeline(Construct):
             )
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=list(_QUERY_CATALOG_ACTIONS),
+            actions=list(
+                _QUERY_ICEBERG_CATALOG_ACTIONS
+                if self.glue_job.table_format == TableFormat.ICEBERG
+                else _QUERY_CATALOG_ACTIONS
+            ),
             # Every table of the pipeline: by name, or the database's tables by folder.
             resource_arns=self.glue_job._catalog_table_arns(),
         )
@@ -749,6 +765,7 @@ class _SubProps:
             execution_class=props["execution_class"],
             tables=props["tables"],
             quality_rules=props["quality_rules"],
+            table_format=props["table_format"],
         )
         workflow = _given(
             retry_policy=props["retry_policy"],

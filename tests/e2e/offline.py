@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, Stack
 
-from event_driven_etl import EventDrivenEtlPipeline
+from event_driven_etl import EventDrivenEtlPipeline, TableFormat
 from event_driven_etl.testing import LocalPipeline
+from event_driven_etl.testing._iceberg import ICEBERG_JARS, iceberg_jars, jars_dir
 from event_driven_etl.testing._template import StackTemplate, load_from_assembly
 
 CSV = b"id,name\n1,Ann\n"
+
+ICEBERG_OFFLINE = [
+    pytest.mark.skipif(
+        not iceberg_jars(), reason=f"run scripts/setup: {', '.join(ICEBERG_JARS)} in {jars_dir()}"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("flask") is None,
+        reason="moto's server needs the testing extra's moto[server]",
+    ),
+]
+"""Marks of a test that runs TableFormat.ICEBERG offline (the jars and moto's server)."""
+
+TABLE_FORMATS = [
+    pytest.param(TableFormat.PARQUET, id="parquet"),
+    pytest.param(TableFormat.ICEBERG, id="iceberg", marks=ICEBERG_OFFLINE),
+]
+"""Both table formats, for a data-contract test that holds for each."""
 
 
 def no_spark(_script: Path, _arguments: dict[str, str]) -> None:

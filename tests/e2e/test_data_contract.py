@@ -9,8 +9,10 @@ import boto3
 import pytest
 from aws_cdk import App, Duration, Stack
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy
+from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy, TableFormat
 from event_driven_etl.testing import LocalPipeline
+
+from .offline import TABLE_FORMATS
 
 GOOD = b"id,name\n1,Ann\n2,Bob\n"
 RAGGED = b"id,name\n3,Cy\n4,Di,extra\n"
@@ -24,8 +26,11 @@ def _stack(tmp_path: Path, **props: Any) -> Stack:
 
 
 @pytest.mark.spark
-def test_fails_a_batch_with_one_bad_object_naming_it_and_lands_the_others(tmp_path: Path) -> None:
-    stack = _stack(tmp_path, batching=Batching(max_batch_size=10))
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_fails_a_batch_with_one_bad_object_naming_it_and_lands_the_others(
+    tmp_path: Path, table_format: TableFormat
+) -> None:
+    stack = _stack(tmp_path, batching=Batching(max_batch_size=10), table_format=table_format)
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
         local.put_object("in/a.csv", GOOD)
         local.put_object("in/bad one.csv", RAGGED)
@@ -67,9 +72,13 @@ def test_quarantine_mode_succeeds_and_lists_the_bad_object(tmp_path: Path) -> No
 
 
 @pytest.mark.spark
-def test_a_retry_after_a_failure_after_writing_adds_no_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_a_retry_after_a_failure_after_writing_adds_no_rows(
+    tmp_path: Path, table_format: TableFormat
+) -> None:
     retry = RetryPolicy(max_attempts=2, interval=Duration.seconds(1), retry_failed_runs=True)
-    with LocalPipeline.from_stack(_stack(tmp_path, retry_policy=retry), "Pipeline") as local:
+    stack = _stack(tmp_path, retry_policy=retry, table_format=table_format)
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
         local.fail_next_glue_run("DriverLost", "after the write", after_script=True)
         local.put_object("in/a.csv", GOOD)
         [run] = local.wait_for_runs(timeout=300)
@@ -82,8 +91,10 @@ def test_a_retry_after_a_failure_after_writing_adds_no_rows(tmp_path: Path) -> N
 
 
 @pytest.mark.spark
-def test_keys_with_colons_and_spaces_land(tmp_path: Path) -> None:
-    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_keys_with_colons_and_spaces_land(tmp_path: Path, table_format: TableFormat) -> None:
+    stack = _stack(tmp_path, table_format=table_format)
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
         local.put_object("in/2026-11-25T10:00:00 export.csv", GOOD)
         [run] = local.wait_for_runs(timeout=300)
         assert run.status == "SUCCEEDED", run.cause

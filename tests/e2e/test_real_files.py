@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 from aws_cdk import App, Stack
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl import Batching, EventDrivenEtlPipeline, TableFormat
 from event_driven_etl.testing import LocalPipeline
+
+from .offline import TABLE_FORMATS
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 
@@ -103,10 +105,10 @@ def _pipeline(tmp_path: Path, **props: Any) -> Stack:
 
 
 @pytest.mark.spark
-def test_every_real_file_ends_as_documented(tmp_path: Path) -> None:
-    with LocalPipeline.from_stack(
-        _pipeline(tmp_path, bad_records="quarantine"), "Pipeline"
-    ) as local:
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_every_real_file_ends_as_documented(tmp_path: Path, table_format: TableFormat) -> None:
+    stack = _pipeline(tmp_path, bad_records="quarantine", table_format=table_format)
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
         for path in sorted(CORPUS.iterdir()):
             if not path.name.startswith("."):
                 local.put_object(f"incoming/{path.name}", path.read_bytes())

@@ -26,12 +26,12 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from .._contract import MANIFEST_ARGUMENT, OBJECTS_ARGUMENT
-from . import _spark
+from . import _iceberg, _spark
 from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._iam import AccessGate, Principal, RoleClient
 from ._observation import GlueRun, objects_of
@@ -50,18 +50,22 @@ def _patch_glue_update_table_version() -> None:
     from moto.glue.exceptions import GlueClientError
 
     original = responses.GlueResponse.update_table
+    # The check and the update are one step, as in Glue: two updates from the same version
+    # (Iceberg commits through moto's server, on its request threads) cannot both pass.
+    lock = threading.Lock()
 
     def update_table(self: Any) -> Any:
         version = self.parameters.get("VersionId")
-        if version is not None:
-            name = self.parameters["TableInput"]["Name"]
-            table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
-            if str(version) != str(table._current_version):
-                raise GlueClientError(
-                    "ConcurrentModificationException",
-                    f"table {name} is at version {table._current_version}, not {version}",
-                )
-        return original(self)
+        with lock:
+            if version is not None:
+                name = self.parameters["TableInput"]["Name"]
+                table = self.glue_backend.get_table(self.parameters["DatabaseName"], name)
+                if str(version) != str(table._current_version):
+                    raise GlueClientError(
+                        "ConcurrentModificationException",
+                        f"table {name} is at version {table._current_version}, not {version}",
+                    )
+            return original(self)
 
     responses.GlueResponse.update_table = update_table  # type: ignore[method-assign]  # moto's own
 
@@ -373,7 +377,11 @@ class GlueEmulator:
             for bucket in buckets:
                 _spark.mount_bucket(spark, bucket, self._gateway.uri(bucket))
             # Every Hadoop file system call of the run reaches S3 only if the role may make it.
-            with self._gateway.acting_as(self._authorize) as written, self._clients_as_role():
+            with (
+                self._gateway.acting_as(self._authorize) as written,
+                self._clients_as_role(),
+                self._iceberg(spark, arguments),
+            ):
                 _spark.run_script(self._script, arguments)
         return sorted(written)
 
@@ -385,6 +393,15 @@ class GlueEmulator:
             self._access.check_s3_head(self._role, bucket, key)
         else:
             self._access.check_s3(self._role, action, bucket, key)
+
+    def _iceberg(self, spark: Any, arguments: dict[str, str]) -> Any:
+        """With Glue's native Iceberg on, the job's ``glue_catalog`` on the emulated services,
+        its calls checked as the job's role (``_iceberg``)."""
+        if not _iceberg.uses_iceberg(arguments):
+            return nullcontext()
+        return _iceberg.iceberg_run(
+            spark, arguments, lambda service: self._access.client_call_check(self._role, service)
+        )
 
 
 def modelled_duration(

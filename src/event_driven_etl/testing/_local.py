@@ -343,6 +343,8 @@ class LocalPipeline:
         table reader needs; a column whose type differs between files raises
         ``pyarrow.ArrowTypeError``. Files and folders whose names start with ``_`` or ``.``
         (run reports, the schema file) are not data and are left out, as Athena does.
+        With ``TableFormat.ICEBERG``, the rows of the table's current snapshot (read by
+        Iceberg's runtime on local Spark; no ``ingestion_date``).
         """
         return self._session.output.rows(prefix)
 
@@ -359,8 +361,10 @@ class LocalPipeline:
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL against the output table through its catalog definition, as Athena would
         see it: DuckDB reads the table's location with the catalog's column types and its
-        partition column. Name the table as ``<table>`` or ``<database>.<table>``; with table
-        routing every table of the catalog database is there (a query may join them)."""
+        partition column (an Iceberg table: Iceberg's runtime on local Spark reads its
+        current metadata through the job's catalog). Name the table as ``<table>`` or
+        ``<database>.<table>``; with table routing every table of the catalog database is
+        there (a query may join them)."""
         return self._session.output.query(sql)
 
     def fire_alarm(self, name: str) -> bool:

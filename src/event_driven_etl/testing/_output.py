@@ -41,6 +41,11 @@ def read_table_rows(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def is_iceberg(table: dict[str, Any]) -> bool:
+    """Whether a Glue ``Table`` is an Iceberg table (Iceberg's GlueCatalog marks it so)."""
+    return str(table.get("Parameters", {}).get("table_type", "")).upper() == "ICEBERG"
+
+
 class OutputReader:
     """The output bucket and its catalog table, read as a consumer would: the keys, the
     Parquet rows (pyarrow), the table's definition and SQL over it (DuckDB)."""
@@ -69,9 +74,35 @@ class OutputReader:
         return sorted(k for k in keys if not k.startswith(MANIFEST_PREFIX))
 
     def rows(self, prefix: str) -> list[dict[str, Any]]:
-        """Every row of every Parquet file under ``prefix`` (see ``read_table_rows``)."""
+        """Every row of every Parquet file under ``prefix`` (see ``read_table_rows``); of the
+        Iceberg table's current snapshot when the table at ``prefix`` is an Iceberg table
+        (its folder also holds files that earlier snapshots replaced)."""
+        table = self._iceberg_table_at(prefix)
+        if table is not None:
+            from ._iceberg import query_iceberg
+
+            name = str(table["Name"]).replace("`", "``")
+            return query_iceberg(
+                f"SELECT * FROM `{name}`", database=str(self._database), table=table
+            )
         self._mirror.pull(self._s3, [self._bucket])
         return read_table_rows(self._mirror.folder(self._bucket) / prefix)
+
+    def _iceberg_table_at(self, prefix: str) -> Optional[dict[str, Any]]:
+        """The catalog table when it is an Iceberg table located at ``prefix``, else None."""
+        if not (self._database and self._table):
+            return None
+        from botocore.exceptions import ClientError
+
+        try:
+            table = self.table_definition()
+        except ClientError:  # no run has created the table yet
+            return None
+        # Iceberg writes the location without its trailing '/'.
+        location = str(table["StorageDescriptor"].get("Location", "")).rstrip("/")
+        if not is_iceberg(table) or location != f"s3://{self._bucket}/{prefix}".rstrip("/"):
+            return None
+        return table
 
     def table_definition(self, name: Optional[str] = None) -> dict[str, Any]:
         """The output table (or the pipeline's table ``name``, with table routing) as the
@@ -101,6 +132,11 @@ class OutputReader:
         from ._query import query_tables
 
         tables = self.table_definitions() if self._database else []
+        iceberg = [t for t in tables if is_iceberg(t)]
+        if iceberg:  # the pipeline's one Iceberg table (Iceberg is not routed to tables)
+            from ._iceberg import query_iceberg
+
+            return query_iceberg(sql, database=str(self._database), table=iceberg[0])
         if not tables:
             tables = [self.table_definition()]  # raises LookupError as before
         self._mirror.pull(self._s3, [self._bucket])

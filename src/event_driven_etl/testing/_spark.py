@@ -98,6 +98,11 @@ def spark_session() -> SparkSession:
                 "spark.hadoop.fs.viewfs.overload.scheme.target.webhdfs.impl",
                 "org.apache.hadoop.hdfs.web.WebHdfsFileSystem",
             ).config("spark.sql.sources.ignoreDataLocality", "true")
+            # Iceberg's runtime and SQL extensions load with the session (when cached).
+            from ._iceberg import session_settings
+
+            for key, value in session_settings().items():
+                builder = builder.config(key, value)
             _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session

@@ -30,7 +30,8 @@ Arguments (Glue style, ``--name value``): ``--objects`` (a JSON list of ``s3://`
 table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the workflow passes
 its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path``
 and ``--catalog_database`` / ``--catalog_table`` / ``--catalog_region`` (keep the table in
-the Glue Data Catalog).
+the Glue Data Catalog); ``--table_format iceberg`` keeps it as an Iceberg table there, written
+through Spark's ``glue_catalog`` in one commit per batch (``iceberg``).
 
 Every object ends in exactly one outcome, written to the run report
 ``<output_path>_runs/<batch_id>.json`` (and a short ``.summary.json`` the workflow reads):

@@ -7,6 +7,8 @@ table's ``s3://`` prefix); optional ``--batch_id`` (the input's identity; the wo
 its execution name), ``--bad_records`` (``fail`` or ``quarantine``), ``--quarantine_path`` and
 ``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``; ``--tables`` (the table
 routing rule, see ``tables``).
+``--catalog_database`` / ``--catalog_table`` / ``--catalog_region``, ``--table_format``
+(``parquet`` or ``iceberg``).
 """
 
 from __future__ import annotations
@@ -148,6 +150,8 @@ class JobArgs:
     """``--quality_rules``: a JSON object, table name -> DQDL ruleset (``"*"``: every table)."""
     job_name: str = ""
     """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
+    table_format: str = contract.TABLE_FORMATS[0]
+    """``parquet`` (Hive-style files) or ``iceberg`` (an Iceberg table in ``catalog``)."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -162,6 +166,7 @@ class JobArgs:
             tables=TableRule.from_json(args.get(contract.TABLES_ARGUMENT.removeprefix("--"), "")),
             quality_rules=args.get("quality_rules", ""),
             job_name=args.get("JOB_NAME", ""),
+            table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
         )
 
     def check(self) -> None:
@@ -175,6 +180,16 @@ class JobArgs:
             raise JobInputError(
                 f"{contract.BAD_RECORDS_ARGUMENT} must be one of {', '.join(modes)}, "
                 f"got {self.bad_records!r}"
+            )
+        if self.table_format not in contract.TABLE_FORMATS:
+            raise JobInputError(
+                f"{contract.TABLE_FORMAT_ARGUMENT} must be one of "
+                f"{', '.join(contract.TABLE_FORMATS)}, got {self.table_format!r}"
+            )
+        if self.iceberg and self.catalog is None:
+            raise JobInputError(
+                f"{contract.TABLE_FORMAT_ARGUMENT} iceberg needs the table's catalog: "
+                f"{contract.CATALOG_DATABASE_ARGUMENT} and {contract.CATALOG_TABLE_ARGUMENT}"
             )
         if self.bad_records == "quarantine" and not self.quarantine_path:
             raise JobInputError(
@@ -219,6 +234,11 @@ class JobArgs:
         if self.table:
             return self.table
         return table_name_of(self.catalog.table if self.catalog else None, self.output_path)
+
+    @property
+    def iceberg(self) -> bool:
+        """Whether the table is an Iceberg table (see ``iceberg``)."""
+        return self.table_format == contract.TABLE_FORMATS[1]
 
     @property
     def output(self) -> str:

@@ -16,6 +16,7 @@ from typing import Optional
 from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, object_uris, parse_args
+from .iceberg import IcebergSchemaStore, publish_iceberg
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -101,7 +102,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             ingested_at=report.ingested_at,
             gate=gate,
         )
-        store = _schema_store(storage, job)
+        store = _schema_store(spark, storage, job)
         try:
             settled = settle_schema(store, groups, ledger.refused, write)
         except QualityBlockedError as blocked:  # the table's batch is held back, uncommitted
@@ -109,7 +110,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             report.held = hold_batch(job, ledger, str(blocked))
         else:
             ledger.record(Verdicts(refused=settled.refused))
-            report.files = publish(storage, job, write.files, report.ingestion_date)
+            report.files = _publish(spark, storage, job, write.files, report)
             if report.files and isinstance(store, CatalogSchemaStore):
                 store.register_partition(report.ingestion_date)
     finally:
@@ -119,7 +120,21 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
 
 
-def _schema_store(storage: Storage, job: JobArgs) -> SchemaStore:
+def _publish(
+    spark: SparkSession, storage: Storage, job: JobArgs, staged: list[str], report: RunReport
+) -> list[str]:
+    """Publish the staged files: one Iceberg commit replacing the batch's earlier rows, or
+    the batch's Parquet files in its partition."""
+    if job.iceberg:
+        files = publish_iceberg(spark, job, staged, report.ingested_at)
+        storage.delete(job.staging)
+        return files
+    return publish(storage, job, staged, report.ingestion_date)
+
+
+def _schema_store(spark: SparkSession, storage: Storage, job: JobArgs) -> SchemaStore:
+    if job.catalog is not None and job.iceberg:
+        return IcebergSchemaStore(spark, job.catalog, job.output)
     if job.catalog is not None:
         # A routed table is named by data (a folder): never take over a table stored elsewhere.
         return CatalogSchemaStore(job.catalog, job.output, only_at_location=job.table is not None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Protocol
 
 from .arguments import CatalogTable
 from .column_types import column_type, fits, join_types, spark_type_name
@@ -212,7 +212,15 @@ Stage = Callable[[TableSchema, Mapping[str, str]], dict[str, str]]
 """Writes the landing objects' rows in the planned table, off to the side (given the objects
 refused so far); returns the objects whose rows could not be written, with why."""
 
-SchemaStore = Union[FileSchemaStore, CatalogSchemaStore]
+
+class SchemaStore(Protocol):
+    """Where the table's schema is kept (the file, the catalog table, or the Iceberg table of
+    ``iceberg.IcebergSchemaStore``): ``load`` returns it with a version, ``commit`` raises
+    :class:`SchemaConflictError` when another run changed it since that version."""
+
+    def load(self) -> tuple[TableSchema, Any]: ...
+
+    def commit(self, schema: TableSchema, version: Any) -> None: ...
 
 
 class Settled(NamedTuple):
