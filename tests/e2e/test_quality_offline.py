@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from aws_cdk import App, Stack
 
-from event_driven_etl import EventDrivenEtlPipeline
+from event_driven_etl import EventDrivenEtlPipeline, TableFormat
 from event_driven_etl.testing import LocalPipeline
+
+from .offline import TABLE_FORMATS
 
 pytestmark = pytest.mark.spark
 
@@ -41,10 +43,13 @@ def _quarantined_rows(local: LocalPipeline) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
 def test_failing_rows_are_quarantined_with_their_rules_and_the_rest_lands(
-    tmp_path: Path,
+    tmp_path: Path, table_format: TableFormat
 ) -> None:
-    stack = _stack(tmp_path, bad_records="quarantine", quality_rules=RULES)
+    stack = _stack(
+        tmp_path, bad_records="quarantine", quality_rules=RULES, table_format=table_format
+    )
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
         local.put_object("in/orders.csv", ORDERS)
         [run] = local.wait_for_runs(timeout=300)
@@ -83,9 +88,14 @@ def test_failing_rows_are_quarantined_with_their_rules_and_the_rest_lands(
         assert metrics and metrics[0]["Dimensions"][0]["Name"] == "JobName"
 
 
-def test_a_failing_dataset_rule_holds_the_batch_back_and_fails_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_a_failing_dataset_rule_holds_the_batch_back_and_fails_the_run(
+    tmp_path: Path, table_format: TableFormat
+) -> None:
     rules = 'Rules = [ Mean "amount" > 100, IsComplete "order_id" ]'
-    stack = _stack(tmp_path, bad_records="quarantine", quality_rules=rules)
+    stack = _stack(
+        tmp_path, bad_records="quarantine", quality_rules=rules, table_format=table_format
+    )
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
         local.put_object("in/orders.csv", ORDERS)
         [run] = local.wait_for_runs(timeout=300)
