@@ -34,6 +34,14 @@ RUN_REPORTS_DIR = f"{RUNS_DIR}/"
 DEFAULT_RUN_REPORTS_PREFIX = f"{DEFAULT_OUTPUT_PREFIX}{RUN_REPORTS_DIR}"
 """Key prefix of the run reports of a job that writes under :data:`DEFAULT_OUTPUT_PREFIX`."""
 
+OBJECT_MARKS_DIR = "_objects"
+"""Under the output prefix: one mark per landed object (``<sha256 of its URI>.json``: its
+version and the batch that holds its rows), so a backfill skips what already landed and a
+reprocess knows which earlier rows it replaces."""
+
+BACKFILL_RESULTS_DIR = "_backfills/"
+"""Under the output prefix: the backfill's Map Run results (Step Functions' ResultWriter)."""
+
 RUN_SUMMARY_SUFFIX = ".summary.json"
 """A run's short summary beside its report, the one the workflow reads:
 ``<output prefix>_runs/<batch_id>.summary.json`` (Step Functions payloads are small)."""
@@ -58,6 +66,12 @@ BATCH_ID_ARGUMENT = "--batch_id"
 """The input's identity, the execution's name (the workflow passes it); a run that carries it
 was started, and is notified, by the workflow."""
 
+REPROCESS_ARGUMENT = "--reprocess"
+"""``true`` or ``false``: whether objects that already landed (same version) land again,
+replacing their earlier rows (a backfill passes it; live runs pass ``false``)."""
+
+REPROCESS_VALUES = ("true", "false")
+
 OUTPUT_PATH_ARGUMENT = "--output_path"
 BAD_RECORDS_ARGUMENT = "--bad_records"
 QUARANTINE_PATH_ARGUMENT = "--quarantine_path"
@@ -76,6 +90,7 @@ RESERVED_ARGUMENTS = frozenset(
         CATALOG_DATABASE_ARGUMENT,
         CATALOG_TABLE_ARGUMENT,
         CATALOG_REGION_ARGUMENT,
+        REPROCESS_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
