@@ -300,9 +300,13 @@ class Backfill(Construct):
         take = sfn.Pass(
             self,
             "Take object",
-            parameters={"uri": sfn.JsonPath.format(
-                    "s3://{}/{}", sfn.JsonPath.string_at("$.bucket"), sfn.JsonPath.string_at("$.key")
-                )},
+            parameters={
+                "uri": sfn.JsonPath.format(
+                    "s3://{}/{}",
+                    sfn.JsonPath.string_at("$.bucket"),
+                    sfn.JsonPath.string_at("$.key"),
+                )
+            },
         )
         leave = sfn.Pass(self, "Leave object", parameters={})
         wanted = sfn.Choice(self, "Object wanted?").when(

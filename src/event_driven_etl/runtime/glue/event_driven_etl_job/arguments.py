@@ -122,6 +122,16 @@ class CatalogTable:
         return cls(database, table, args.get("catalog_region") or None)
 
 
+def _reprocess(args: Mapping[str, str]) -> bool:
+    value = (args.get("reprocess", "") or "false").strip().lower()
+    if value not in contract.REPROCESS_VALUES:
+        raise JobInputError(
+            f"{contract.REPROCESS_ARGUMENT} must be one of "
+            f"{', '.join(contract.REPROCESS_VALUES)}, got {value!r}"
+        )
+    return value == "true"
+
+
 @dataclass(frozen=True)
 class JobArgs:
     """One run's arguments, read once: every stage takes what it needs from here."""
@@ -137,6 +147,9 @@ class JobArgs:
     catalog: Optional[CatalogTable] = None
     ingested_at: Optional[datetime] = None
     """The run's timestamp (default: now; a re-run keeps its first run's)."""
+    reprocess: bool = False
+    """Land objects that already landed in another batch again, replacing their rows
+    (``--reprocess true``); otherwise they are skipped."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -148,6 +161,7 @@ class JobArgs:
             bad_records=args.get("bad_records", "fail") or "fail",
             quarantine_path=args.get("quarantine_path", ""),
             catalog=CatalogTable.from_args(args),
+            reprocess=_reprocess(args),
         )
 
     def check(self) -> None:

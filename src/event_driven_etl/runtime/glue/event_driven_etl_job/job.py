@@ -16,6 +16,7 @@ from typing import Optional
 from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, object_uris, parse_args
+from .landed import already_landed, mark_landed, read_marks, retract_earlier_rows
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -69,7 +70,10 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
-    plan = plan_reads(probe_objects(spark, job.uris))
+    marks = read_marks(storage, job)
+    done = already_landed(storage, job, marks)
+    ledger.record(Verdicts(skipped=done))
+    plan = plan_reads(probe_objects(spark, [u for u in job.uris if u not in done]))
     ledger.record(plan.verdicts)
     groups = [read_group(spark, list(members)) for members in plan.groups]
     try:
@@ -92,6 +96,10 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     finally:
         for group in groups:
             group.frame.unpersist()
+    landed = [u for u in job.uris if ledger.is_open(u) and u not in settled.refused]
+    if report.files:
+        retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
+    mark_landed(storage, job, landed, report.ingestion_date)
     return finish_report(storage, job, report, ledger, _rows(groups))
 
 

@@ -43,6 +43,16 @@ class Storage:
         finally:
             stream.close()
 
+    def version(self, uri: str) -> str:
+        """The object's version as S3 reports it through Hadoop: size and last modified (a
+        new upload of the key is a new version)."""
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return ""
+        status = fs.getFileStatus(path)
+        return f"{int(status.getLen())}-{int(status.getModificationTime())}"
+
     def write_text(self, uri: str, text: str) -> None:
         path = self._path(uri)
         stream = self._fs(path).create(path, True)

@@ -1,0 +1,65 @@
+"""Backfill offline: the emulated Distributed Map (listing pages, batches, concurrency,
+tolerated failures), input refusal, and exactly-once with skip and reprocess."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl.testing import BackfillRefusedError, LocalPipeline
+from event_driven_etl.testing._backfill import string_matches
+
+
+def _stack(**props: object) -> cdk.Stack:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Backfill")
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", **props)  # type: ignore[arg-type]  # test props
+    pipeline.backfill  # noqa: B018 - created on first use
+    return stack
+
+
+def test_string_matches_is_step_functions_pattern() -> None:
+    assert string_matches("incoming/orders/", "incoming/*")
+    assert not string_matches("other/", "incoming/*")
+    assert string_matches("a*b", "a\\**")
+    assert not string_matches("ab", "a\\**")
+
+
+def test_fails_for_a_prefix_outside_key_prefix() -> None:
+    with LocalPipeline.from_stack(_stack(), "Pipeline", run_glue_script=False) as local:
+        with pytest.raises(BackfillRefusedError, match="incoming/"):
+            local.backfill(prefix="other/")
+        with pytest.raises(BackfillRefusedError):
+            local.backfill(prefix="incoming/", reprocess="yes")  # type: ignore[arg-type]  # bad input on purpose
+        assert local.runs() == []
+
+
+def test_lists_every_page_batches_and_bounds_concurrency() -> None:
+    stack = _stack(key_suffix=".csv", batching=Batching(max_batch_size=200), max_concurrent_runs=4)
+    with LocalPipeline.from_stack(stack, "Pipeline", run_glue_script=False) as local:
+        for i in range(2_050):
+            local.put_object(f"incoming/o-{i:05d}.csv", b"id\n1\n", notify=False)
+        local.put_object("incoming/readme.txt", b"x", notify=False)
+        local.put_object("incoming/folder/", b"", notify=False)
+        result = local.backfill(prefix="incoming/")
+        assert result.status == "SUCCEEDED"
+        assert result.listed == 2_052
+        objects = [o for batch in result.batches for o in batch]
+        assert len(objects) == len(set(objects)) == 2_050
+        assert all(len(batch) <= 200 for batch in result.batches)
+        assert max(result.waves) <= 2  # half of max_concurrent_runs
+        assert len(result.runs) == len(result.batches)
+        [final] = [n for n in local.notifications if n.get("source") == "backfill"]
+        assert final["totals"]["objects_listed"] == 2_052
+
+
+def test_stops_once_failures_pass_the_tolerated_percentage() -> None:
+    stack = _stack(batching=Batching(max_batch_size=10), max_concurrent_runs=2)
+    with LocalPipeline.from_stack(stack, "Pipeline", run_glue_script=False) as local:
+        for i in range(50):
+            local.put_object(f"incoming/o-{i:03d}.csv", b"id\n1\n", notify=False)
+        local.fail_next_glue_run(error="BadData", cause="broken")
+        result = local.backfill(prefix="incoming/")
+        assert result.status == "FAILED"  # 1 of 5 batches failed: over 10 %
+        assert len(result.runs) < 5
