@@ -20,6 +20,10 @@ from __future__ import annotations
 MANIFEST_PREFIX = "manifests/"
 """Key prefix (in the output bucket) of the batch manifests the trigger writes and the job reads."""
 
+BACKFILL_MANIFEST_DIR = "backfill/"
+"""Under :data:`MANIFEST_PREFIX`: a backfill batch's manifest (one JSON list of URIs),
+``<child execution name>.json``."""
+
 DEFAULT_OUTPUT_PREFIX = "processed/"
 """Key prefix (in the output bucket) of the table the built-in job writes."""
 
@@ -99,6 +103,10 @@ BAD_RECORDS_MODES = ("fail", "quarantine")
 """What the built-in job does with an object it cannot land."""
 
 # ------------------------------------------------------------------ limits
+
+BACKFILL_BATCH_BYTES = 200_000
+"""Most bytes of one backfill batch's items: inside Step Functions' 256 KiB payload with room
+for the batch's own fields (its objects go to the job as a manifest)."""
 
 INLINE_LIMIT_BYTES = 16_000
 """Largest inline object list (JSON bytes) before the trigger hands a batch to the job as a

@@ -16,23 +16,27 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from . import _defaults, _hygiene, _notification
-from ._contract import INLINE_LIMIT_BYTES
+from ._contract import BACKFILL_BATCH_BYTES, BACKFILL_MANIFEST_DIR, MANIFEST_PREFIX
 from ._docs import public
 from ._notification import FAILED, SUCCEEDED
-from .errors import ValidationError
+from ._problems import Problems
 
 __all__ = ["Backfill"]
 
-BACKFILL_INPUT_ERROR = "BackfillInputError"
+_INPUT_ERROR = "BackfillInputError"
 """The error a backfill ends with when its input is not ``{"prefix": ..., "reprocess": ...}``
 or its prefix is outside the pipeline's ``key_prefix``."""
+
+_MAP_LIMIT = 10_000
+"""Largest ``MaxItemsPerBatch`` and ``MaxConcurrency`` the Distributed Map takes."""
+_PERCENT = 100
 
 _RESULT_WRITER_V2 = "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2"
 
 _SFN_WILDCARD_CHARACTERS = re.compile(r"([*\\])")
 
 
-def backfill_concurrency(max_concurrent_runs: int) -> int:
+def _backfill_concurrency(max_concurrent_runs: int) -> int:
     """Batches a backfill runs at a time: half the Glue job's concurrent runs (at least one),
     so live uploads always find Glue capacity while a backfill runs."""
     return max(1, max_concurrent_runs // 2)
@@ -206,7 +210,7 @@ class Backfill(Construct):
         refused = sfn.Fail(
             self,
             "Backfill refused",
-            error=BACKFILL_INPUT_ERROR,
+            error=_INPUT_ERROR,
             cause=(
                 'The input must be {"prefix": "<key prefix>", "reprocess": true|false} and '
                 f"the prefix must start with {self._key_prefix!r}"
@@ -280,9 +284,8 @@ class Backfill(Construct):
             },
             item_batcher=sfn.ItemBatcher(
                 max_items_per_batch=self.batch_size,
-                # The items (key, ETag, size, date) are longer than their s3:// URIs, so a
-                # batch within this limit is an inline input, as the live trigger's are.
-                max_input_bytes_per_batch=INLINE_LIMIT_BYTES,
+                # Long keys make fewer objects per batch: Step Functions' payload limit.
+                max_input_bytes_per_batch=BACKFILL_BATCH_BYTES,
                 batch_input={"reprocess.$": "$.reprocess"},  # the L2 passes keys as given
             ),
             max_concurrency=self.max_concurrency,
@@ -292,11 +295,13 @@ class Backfill(Construct):
             result_selector={"MapRunArn": sfn.JsonPath.string_at("$.MapRunArn")},
             result_path="$.map_run",
         )
-        process.item_processor(self._batch(workflow))
+        process.item_processor(self._batch(workflow, results_bucket))
         return process
 
-    def _batch(self, workflow: sfn.IStateMachine) -> sfn.IChainable:
-        """One batch: keep the objects the pipeline takes, then run the workflow on them."""
+    def _batch(self, workflow: sfn.IStateMachine, manifest_bucket: s3.IBucket) -> sfn.IChainable:
+        """One batch: keep the objects the pipeline takes, write them as the batch's
+        manifest (a batch of the pipeline's size does not fit a Glue argument inline), then
+        run the workflow on it, as the live trigger does with a large batch."""
         take = sfn.Pass(
             self,
             "Take object",
@@ -318,13 +323,35 @@ class Backfill(Construct):
         wanted.otherwise(take)
         select = sfn.Map(self, "Select objects", items_path="$.Items", result_path="$.selected")
         select.item_processor(wanted)
+        key = f"{MANIFEST_PREFIX}{BACKFILL_MANIFEST_DIR}"
         batch_input = sfn.Pass(
             self,
             "Batch input",
             parameters={
                 "objects.$": "$.selected[*].uri",
                 "reprocess.$": "$.BatchInput.reprocess",
+                "manifest_bucket": manifest_bucket.bucket_name,
+                "manifest_key.$": f"States.Format('{key}{{}}.json', $$.Execution.Name)",
             },
+        )
+        write_manifest = tasks.CallAwsService(
+            self,
+            "Write manifest",
+            service="s3",
+            action="putObject",
+            iam_action="s3:PutObject",
+            parameters={
+                "Bucket": manifest_bucket.bucket_name,
+                "Key": sfn.JsonPath.string_at("$.manifest_key"),
+                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
+            },
+            iam_resources=[manifest_bucket.arn_for_objects(f"{key}*")],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        manifest = sfn.JsonPath.format(
+            "s3://{}/{}",
+            sfn.JsonPath.string_at("$.manifest_bucket"),
+            sfn.JsonPath.string_at("$.manifest_key"),
         )
         run = tasks.StepFunctionsStartExecution(
             self,
@@ -332,10 +359,7 @@ class Backfill(Construct):
             state_machine=workflow,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             input=sfn.TaskInput.from_object(
-                {
-                    "objects": sfn.JsonPath.list_at("$.objects"),
-                    "reprocess": sfn.JsonPath.string_at("$.reprocess"),
-                }
+                {"manifest": manifest, "reprocess": sfn.JsonPath.string_at("$.reprocess")}
             ),
             associate_with_parent=True,
             result_selector={"status": sfn.JsonPath.string_at("$.Status")},
@@ -343,7 +367,7 @@ class Backfill(Construct):
         nothing = sfn.Succeed(self, "Nothing to process")
         anything = (
             sfn.Choice(self, "Anything to process?")
-            .when(sfn.Condition.is_present("$.objects[0]"), run)
+            .when(sfn.Condition.is_present("$.objects[0]"), write_manifest.next(run))
             .otherwise(nothing)
         )
         return select.next(batch_input).next(anything)
@@ -444,13 +468,10 @@ def _check(
     construct_id: str, batch_size: int, max_concurrency: int, tolerated_failure_percentage: int
 ) -> None:
     """Refuse values Step Functions would refuse at deploy, all at once."""
-    problems = []
-    for name, value, low, high in (
-        ("batch_size", batch_size, 1, 10_000),
-        ("max_concurrency", max_concurrency, 1, 10_000),
-        ("tolerated_failure_percentage", tolerated_failure_percentage, 0, 100),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"{name} must be an integer from {low} to {high}, got {value!r}")
-    if problems:
-        raise ValidationError(f"Backfill '{construct_id}': " + "; ".join(problems))
+    problems = Problems(f"Backfill '{construct_id}'")
+    problems.integer_in_range("batch_size", batch_size, 1, _MAP_LIMIT)
+    problems.integer_in_range("max_concurrency", max_concurrency, 1, _MAP_LIMIT)
+    problems.integer_in_range(
+        "tolerated_failure_percentage", tolerated_failure_percentage, 0, _PERCENT
+    )
+    problems.raise_if_any()

@@ -19,14 +19,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations, _validation
-from ._contract import MANIFEST_PREFIX
+from ._contract import BACKFILL_RESULTS_DIR, MANIFEST_PREFIX
 from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
 from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
+from .backfill import Backfill, _backfill_concurrency
 from .errors import ValidationError
-from ._contract import BACKFILL_RESULTS_DIR
-from .backfill import Backfill, backfill_concurrency
 from .glue_job import GlueEtlJob, _job_timeout, _table_arns
 from .retry import Batching, RetryPolicy
 from .state_machine import EtlStateMachine
@@ -427,7 +426,7 @@ class EventDrivenEtlPipeline(Construct):
                 key_prefix=self._key_prefix,
                 key_suffix=self._key_suffix,
                 batch_size=self._batch_size,
-                max_concurrency=backfill_concurrency(self._max_concurrent_runs),
+                max_concurrency=_backfill_concurrency(self._max_concurrent_runs),
                 pipeline_name=self.pipeline_name,
                 notification_topic_key=self._notification_topic_key,
                 results_key=self._output_key,

@@ -374,7 +374,9 @@ class EtlStateMachine(Construct):
                     MANIFEST_ARGUMENT: sfn.JsonPath.string_at("$.manifest"),
                     BATCH_ID_ARGUMENT: sfn.JsonPath.string_at("$$.Execution.Name"),
                     # "true"/"false": Glue job arguments are strings.
-                    REPROCESS_ARGUMENT: sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.reprocess")),
+                    REPROCESS_ARGUMENT: sfn.JsonPath.format(
+                        "{}", sfn.JsonPath.string_at("$.reprocess")
+                    ),
                 }
             ),
             result_selector={

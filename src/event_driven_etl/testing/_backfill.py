@@ -45,6 +45,8 @@ class BackfillSettings:
     """Per object: (pattern, negated) choices that leave it out."""
     topic_logical_id: Optional[str]
     pipeline_name: str
+    manifest_key_format: str
+    """Each batch's manifest key, ``{}`` for the batch's (child execution's) name."""
 
     @classmethod
     def read(cls, stack: StackTemplate, pipeline_path: str) -> BackfillSettings:
@@ -63,6 +65,10 @@ class BackfillSettings:
             (c["Not"]["StringMatches"], True) if "Not" in c else (c["StringMatches"], False)
             for c in inner["Object wanted?"]["Choices"]
         )
+        batch_input = process["ItemProcessor"]["States"]["Batch input"]["Parameters"]
+        key_format = re.search(r"States.Format\('([^']*)'", batch_input["manifest_key.$"])
+        if key_format is None:  # pragma: no cover - the construct always writes one
+            raise ValueError("the backfill's batch input names no manifest key")
         allowed = states.get("Prefix allowed?", {}).get("Choices", [{}])[0].get("StringMatches")
         topic = states["Notify backfill finished"]["Parameters"]["TopicArn"]
         return cls(
@@ -74,6 +80,7 @@ class BackfillSettings:
             leave_patterns=leave,
             topic_logical_id=topic.get("Ref") if isinstance(topic, dict) else None,
             pipeline_name=states["Notify backfill finished"]["Parameters"]["Message"]["pipeline"],
+            manifest_key_format=key_format.group(1),
         )
 
 
@@ -82,9 +89,7 @@ def _definition(raw: Any) -> dict[str, Any]:
     if isinstance(raw, str):
         return dict(json.loads(raw))
     pieces = raw["Fn::Join"][1]
-    text = "".join(
-        p if isinstance(p, str) else json.dumps(p)[1:-1].replace('"', "'") for p in pieces
-    )
+    text = "".join(p if isinstance(p, str) else json.dumps(p).replace('"', "'") for p in pieces)
     parsed: dict[str, Any] = json.loads(text)
     # A TopicArn is one whole reference: keep it as {"Ref": logical id}.
     for state in parsed["States"].values():
@@ -114,7 +119,7 @@ class BackfillResult:
     """The workflow executions it started, one per batch, oldest first."""
     listed: int = 0
     batches: list[list[str]] = field(default_factory=list)
-    """Each batch's objects as passed to the workflow (after the per-object choice)."""
+    """Each batch's objects as written to its manifest (after the per-object choice)."""
     waves: list[int] = field(default_factory=list)
     """Executions started per wave (each at most ``MaxConcurrency``)."""
 
@@ -130,12 +135,14 @@ class BackfillEmulator:
         sfn: Any,
         sns: Any,
         bucket: str,
+        manifest_bucket: str,
         workflow_arn: str,
         settle: Callable[[], None],
     ) -> None:
         self.settings = settings
         self._s3, self._sfn, self._sns = s3, sfn, sns
         self._bucket, self._workflow = bucket, workflow_arn
+        self._manifest_bucket = manifest_bucket
         self._settle = settle
 
     def run(self, prefix: Any, reprocess: Any) -> BackfillResult:
@@ -216,8 +223,11 @@ class BackfillEmulator:
         return [f"s3://{i['bucket']}/{i['key']}" for i in batch if not leave(i["key"])]
 
     def _start(self, objects: list[str], reprocess: bool) -> str:
-        payload = {"objects": objects, "reprocess": reprocess}
-        # The task names no execution: Step Functions names it with a UUID.
+        """Write the batch's manifest (``States.JsonToString`` of its objects) and start the
+        workflow on it; the workflow execution is named with a UUID, as by the task."""
+        key = self.settings.manifest_key_format.replace("{}", str(uuid.uuid4()))
+        self._s3.put_object(Bucket=self._manifest_bucket, Key=key, Body=json.dumps(objects))
+        payload = {"manifest": f"s3://{self._manifest_bucket}/{key}", "reprocess": reprocess}
         response = self._sfn.start_execution(
             stateMachineArn=self._workflow, name=str(uuid.uuid4()), input=json.dumps(payload)
         )

@@ -263,6 +263,7 @@ class LocalPipeline:
             sfn=session.sfn,
             sns=emulated_client("sns"),
             bucket=self.source_bucket,
+            manifest_bucket=self.output_bucket,
             workflow_arn=self.state_machine_arn,
             settle=lambda: session.settle(timeout),
         )

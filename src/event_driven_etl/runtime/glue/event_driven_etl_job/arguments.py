@@ -51,11 +51,16 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
 
 
 def parse_manifest_lines(lines: Iterable[str]) -> list[str]:
-    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI."""
-    uris = []
+    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI; a line
+    that is a JSON list holds several (a backfill's batch: Step Functions writes its
+    manifest with ``States.JsonToString``, which cannot join lines)."""
+    uris: list[str] = []
     for line in lines:
         text = line.strip()
         if not text:
+            continue
+        if text.startswith("["):
+            uris += [str(uri) for uri in json.loads(text)]
             continue
         uris.append(json.loads(text) if text.startswith('"') else text)
     return uris

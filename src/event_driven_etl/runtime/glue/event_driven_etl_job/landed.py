@@ -81,23 +81,47 @@ def retract_earlier_rows(
     for uri, mark in replaced.items():
         by_batch.setdefault((mark.batch_id, mark.ingestion_date), []).append(uri)
     for (batch_id, date), uris in sorted(by_batch.items()):
-        _rewrite_without(spark, storage, job, batch_id, date, uris)
+        files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
+        if _holds_others(storage, job, batch_id, set(uris)):
+            _rewrite_without(spark, storage, job, files_prefix, uris)
+        else:  # every row in those files is replaced: no need to read them
+            _delete_files(storage, files_prefix)
+
+
+def _holds_others(storage: Storage, job: JobArgs, batch_id: str, replacing: set[str]) -> bool:
+    """Whether the earlier batch's files hold rows of objects other than ``replacing``: the
+    objects its run report lists as landed whose marks still name it."""
+    text = storage.read_text(f"{job.output}{contract.RUNS_DIR}/{batch_id}.json")
+    if not text:
+        return True  # no report to tell: keep the other rows the safe way
+    for entry in json.loads(text).get("landed", []):
+        uri = entry["object"]
+        if uri in replacing:
+            continue
+        mark = storage.read_text(mark_uri(job, uri))
+        if mark and json.loads(mark).get("batch_id") == batch_id:
+            return True
+    return False
+
+
+def _delete_files(storage: Storage, files_prefix: str) -> None:
+    partition, batch = files_prefix.rsplit("/", 1)
+    for old in storage.list_files(f"{partition}/"):
+        if _name(old).startswith(batch):
+            storage.delete(old)
 
 
 def _rewrite_without(
-    spark: SparkSession,
-    storage: Storage,
-    job: JobArgs,
-    batch_id: str,
-    ingestion_date: str,
-    uris: Sequence[str],
+    spark: SparkSession, storage: Storage, job: JobArgs, files_prefix: str, uris: Sequence[str]
 ) -> None:
-    partition = f"{job.output}ingestion_date={ingestion_date}/"
-    files = [f for f in storage.list_files(partition) if _name(f).startswith(f"{batch_id}-")]
+    """Rewrite the files named ``<files_prefix>*`` (one earlier batch's files in its
+    partition) without the rows of ``uris``, under the same names' pattern."""
+    partition, batch = files_prefix.rsplit("/", 1)
+    files = [f for f in storage.list_files(f"{partition}/") if _name(f).startswith(batch)]
     if not files:
         return
     kept = spark.read.parquet(*files).where(~F.col("_source_object").isin(list(uris)))
-    staging = f"{job.output}{STAGING_DIR}/{job.batch_id}-retract-{batch_id}/"
+    staging = f"{job.output}{STAGING_DIR}/{job.batch_id}-retract-{batch.rstrip('-')}/"
     storage.delete(staging)
     if kept.limit(1).count():
         kept.write.mode("overwrite").parquet(staging)
@@ -105,7 +129,7 @@ def _rewrite_without(
     for old in files:
         storage.delete(old)
     for index, part in enumerate(parts):
-        storage.rename(part, f"{partition}{batch_id}-{index:05d}.snappy.parquet")
+        storage.rename(part, f"{files_prefix}{index:05d}.snappy.parquet")
     storage.delete(staging)
 
 
