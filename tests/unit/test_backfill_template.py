@@ -10,7 +10,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 
 from event_driven_etl import Backfill, Batching, EventDrivenEtlPipeline, ValidationError
-from event_driven_etl._contract import INLINE_LIMIT_BYTES
+from event_driven_etl._contract import BACKFILL_BATCH_BYTES, MANIFEST_PREFIX
 from tests.helpers import (
     policy_statements,
     resources_of_type,
@@ -48,11 +48,11 @@ def test_distributed_map_lists_the_given_prefix_of_the_source_bucket(stack: Stac
     assert reader["Parameters"]["Prefix.$"] == "$.prefix"
 
 
-def test_batches_are_the_pipeline_s_batch_size_within_the_inline_limit(stack: Stack) -> None:
+def test_batches_are_the_pipeline_s_batch_size_within_the_payload_limit(stack: Stack) -> None:
     process = _backfill(stack, batching=Batching(max_batch_size=250))["States"]["Process objects"]
     assert process["ItemBatcher"] == {
         "MaxItemsPerBatch": 250,
-        "MaxInputBytesPerBatch": INLINE_LIMIT_BYTES,
+        "MaxInputBytesPerBatch": BACKFILL_BATCH_BYTES,
         "BatchInput": {"reprocess.$": "$.reprocess"},
     }
 
@@ -73,12 +73,27 @@ def test_one_glue_run_still_allows_a_backfill(stack: Stack) -> None:
     assert process["Process objects"]["MaxConcurrency"] == 1
 
 
-def test_each_batch_runs_the_pipeline_workflow_synchronously(stack: Stack) -> None:
+def test_each_batch_runs_the_pipeline_workflow_synchronously_on_a_manifest(
+    stack: Stack,
+) -> None:
     inner = _backfill(stack)["States"]["Process objects"]["ItemProcessor"]["States"]
+    assert inner["Anything to process?"]["Choices"][0]["Next"] == "Write manifest"
+    write = inner["Write manifest"]
+    assert write["Resource"].endswith(":states:::aws-sdk:s3:putObject")
+    assert write["Parameters"]["Body.$"] == "States.JsonToString($.objects)"
+    assert MANIFEST_PREFIX in inner["Batch input"]["Parameters"]["manifest_key.$"]
+    assert write["Next"] == "Run pipeline workflow"
     run = inner["Run pipeline workflow"]
     assert run["Resource"].endswith(":states:::states:startExecution.sync:2")
-    assert run["Parameters"]["Input"]["objects.$"] == "$.objects"
+    assert run["Parameters"]["Input"]["manifest.$"].startswith("States.Format('s3://{}/{}'")
     assert run["Parameters"]["Input"]["reprocess.$"] == "$.reprocess"
+
+
+def test_manifests_are_written_under_the_manifest_prefix_only(stack: Stack) -> None:
+    _backfill(stack)
+    statements = policy_statements(template_of(stack), "BackfillStateMachineRole")
+    [put] = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert f"/{MANIFEST_PREFIX}backfill/*" in json.dumps(put["Resource"])
 
 
 def test_objects_are_filtered_by_suffix_and_folder_markers_left_out(stack: Stack) -> None:
@@ -126,7 +141,9 @@ def test_listing_is_allowed_under_key_prefix_only(stack: Stack) -> None:
 def test_results_are_written_under_the_output_prefix_only(stack: Stack) -> None:
     _backfill(stack)
     statements = policy_statements(template_of(stack), "BackfillStateMachineRole")
-    puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    puts = [
+        s for s in statements if isinstance(s["Action"], list) and "s3:PutObject" in s["Action"]
+    ]
     assert len(puts) == 1
     assert "/processed/_backfills/*" in json.dumps(puts[0]["Resource"])
 
