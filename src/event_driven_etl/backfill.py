@@ -301,7 +301,9 @@ class Backfill(Construct):
     def _batch(self, workflow: sfn.IStateMachine, manifest_bucket: s3.IBucket) -> sfn.IChainable:
         """One batch: keep the objects the pipeline takes, write them as the batch's
         manifest (a batch of the pipeline's size does not fit a Glue argument inline), then
-        run the workflow on it, as the live trigger does with a large batch."""
+        run the workflow on it, as the live trigger does with a large batch. The manifest
+        is one JSON object, ``{"objects": [...], "reprocess": bool}``: the workflow passes
+        the live path's job arguments unchanged, and the job reads ``reprocess`` there."""
         take = sfn.Pass(
             self,
             "Take object",
@@ -328,8 +330,10 @@ class Backfill(Construct):
             self,
             "Batch input",
             parameters={
-                "objects.$": "$.selected[*].uri",
-                "reprocess.$": "$.BatchInput.reprocess",
+                "batch": {
+                    "objects.$": "$.selected[*].uri",
+                    "reprocess.$": "$.BatchInput.reprocess",
+                },
                 "manifest_bucket": manifest_bucket.bucket_name,
                 "manifest_key.$": f"States.Format('{key}{{}}.json', $$.Execution.Name)",
             },
@@ -343,7 +347,7 @@ class Backfill(Construct):
             parameters={
                 "Bucket": manifest_bucket.bucket_name,
                 "Key": sfn.JsonPath.string_at("$.manifest_key"),
-                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.objects")),
+                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.batch")),
             },
             iam_resources=[manifest_bucket.arn_for_objects(f"{key}*")],
             result_path=sfn.JsonPath.DISCARD,
@@ -358,16 +362,14 @@ class Backfill(Construct):
             "Run pipeline workflow",
             state_machine=workflow,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            input=sfn.TaskInput.from_object(
-                {"manifest": manifest, "reprocess": sfn.JsonPath.string_at("$.reprocess")}
-            ),
+            input=sfn.TaskInput.from_object({"manifest": manifest}),
             associate_with_parent=True,
             result_selector={"status": sfn.JsonPath.string_at("$.Status")},
         )
         nothing = sfn.Succeed(self, "Nothing to process")
         anything = (
             sfn.Choice(self, "Anything to process?")
-            .when(sfn.Condition.is_present("$.objects[0]"), write_manifest.next(run))
+            .when(sfn.Condition.is_present("$.batch.objects[0]"), write_manifest.next(run))
             .otherwise(nothing)
         )
         return select.next(batch_input).next(anything)

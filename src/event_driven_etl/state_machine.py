@@ -24,7 +24,6 @@ from ._contract import (
     DEFAULT_RUN_REPORTS_PREFIX,
     MANIFEST_ARGUMENT,
     OBJECTS_ARGUMENT,
-    REPROCESS_ARGUMENT,
     RUN_SUMMARY_SUFFIX,
     SUMMARY_CAUSE_FIELD,
     SUMMARY_OUTCOME_FIELDS,
@@ -75,8 +74,7 @@ _NO_OUTCOME: dict[str, Any] = {
     "quarantined": [],
 }
 """The notification's outcome fields when no run report is read (your own script)."""
-_INPUT_DEFAULTS = {"objects": [], "manifest": "", "reprocess": False, "outcome": _NO_OUTCOME}
-"""``reprocess`` is true only in a backfill's input (``Backfill``): live runs skip nothing new."""
+_INPUT_DEFAULTS = {"objects": [], "manifest": "", "outcome": _NO_OUTCOME}
 _REPORT_MISSING = "S3.NoSuchKeyException"
 _RUN_RETRIES = "run_retries"
 """Where the failed-run retry loop keeps its attempt count and next wait."""
@@ -96,8 +94,7 @@ class EtlStateMachine(Construct):
 
     Execution input: ``{"objects": ["s3://bucket/key", ...]}`` or
     ``{"manifest": "s3://bucket/manifest.jsonl"}``; the Glue job receives them as the job
-    arguments ``--objects`` (a JSON list) and ``--manifest`` (and ``reprocess``, default
-    false, as ``--reprocess``: see ``Backfill``), and the execution's name as
+    arguments ``--objects`` (a JSON list) and ``--manifest``, and the execution's name as
     ``--batch_id`` (the input's identity: a redrive or retry passes the same one).
 
     With ``report_bucket`` (the pipeline sets it), the workflow reads the built-in script's
@@ -373,10 +370,6 @@ class EtlStateMachine(Construct):
                     ),
                     MANIFEST_ARGUMENT: sfn.JsonPath.string_at("$.manifest"),
                     BATCH_ID_ARGUMENT: sfn.JsonPath.string_at("$$.Execution.Name"),
-                    # "true"/"false": Glue job arguments are strings.
-                    REPROCESS_ARGUMENT: sfn.JsonPath.format(
-                        "{}", sfn.JsonPath.string_at("$.reprocess")
-                    ),
                 }
             ),
             result_selector={

@@ -6,19 +6,21 @@ import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import (
     JobArgs,
+    parse_manifest,
     parse_manifest_lines,
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 
 
-def test_a_backfill_manifest_is_one_json_list_line() -> None:
-    lines = ['["s3://b/a.csv", "s3://b/b c.csv"]', '"s3://b/c.csv"', "s3://b/d.csv", ""]
-    assert parse_manifest_lines(lines) == [
-        "s3://b/a.csv",
-        "s3://b/b c.csv",
-        "s3://b/c.csv",
-        "s3://b/d.csv",
-    ]
+def test_a_backfill_manifest_is_one_json_object_with_reprocess() -> None:
+    lines = ['{"objects": ["s3://b/a.csv", "s3://b/b c.csv"], "reprocess": true}', ""]
+    assert parse_manifest(lines) == (["s3://b/a.csv", "s3://b/b c.csv"], {"reprocess": "true"})
+
+
+def test_live_manifests_carry_no_arguments() -> None:
+    lines = ['"s3://b/c.csv"', "s3://b/d.csv"]
+    assert parse_manifest(lines) == (["s3://b/c.csv", "s3://b/d.csv"], {})
+    assert parse_manifest_lines(lines) == ["s3://b/c.csv", "s3://b/d.csv"]
 
 
 @pytest.mark.parametrize(("given", "expected"), [("true", True), ("false", False), ("", False)])

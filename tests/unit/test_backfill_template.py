@@ -80,13 +80,16 @@ def test_each_batch_runs_the_pipeline_workflow_synchronously_on_a_manifest(
     assert inner["Anything to process?"]["Choices"][0]["Next"] == "Write manifest"
     write = inner["Write manifest"]
     assert write["Resource"].endswith(":states:::aws-sdk:s3:putObject")
-    assert write["Parameters"]["Body.$"] == "States.JsonToString($.objects)"
+    assert write["Parameters"]["Body.$"] == "States.JsonToString($.batch)"
+    assert inner["Batch input"]["Parameters"]["batch"] == {
+        "objects.$": "$.selected[*].uri",
+        "reprocess.$": "$.BatchInput.reprocess",
+    }
     assert MANIFEST_PREFIX in inner["Batch input"]["Parameters"]["manifest_key.$"]
     assert write["Next"] == "Run pipeline workflow"
     run = inner["Run pipeline workflow"]
     assert run["Resource"].endswith(":states:::states:startExecution.sync:2")
     assert run["Parameters"]["Input"]["manifest.$"].startswith("States.Format('s3://{}/{}'")
-    assert run["Parameters"]["Input"]["reprocess.$"] == "$.reprocess"
 
 
 def test_manifests_are_written_under_the_manifest_prefix_only(stack: Stack) -> None:
@@ -164,12 +167,12 @@ def test_final_notification_carries_the_totals(stack: Stack) -> None:
     assert states["Read totals"]["Resource"].endswith(":states:::aws-sdk:sfn:describeMapRun")
 
 
-def test_main_workflow_passes_reprocess_false_by_default(stack: Stack) -> None:
-    EventDrivenEtlPipeline(stack, "Pipeline")
+def test_the_workflow_s_job_arguments_are_unchanged(stack: Stack) -> None:
+    """``reprocess`` travels in the batch's manifest, not as a new workflow argument."""
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline")
+    pipeline.backfill  # noqa: B018 - created on first use
     states = state_machine_definition(template_of(stack))["States"]
-    assert states["Normalise input"]["Parameters"]["defaults"]["reprocess"] is False
-    arguments = states["Run Glue job"]["Parameters"]["Arguments"]
-    assert arguments["--reprocess.$"] == "States.Format('{}', $.reprocess)"
+    assert "--reprocess.$" not in states["Run Glue job"]["Parameters"]["Arguments"]
 
 
 @pytest.mark.parametrize(

@@ -223,11 +223,12 @@ class BackfillEmulator:
         return [f"s3://{i['bucket']}/{i['key']}" for i in batch if not leave(i["key"])]
 
     def _start(self, objects: list[str], reprocess: bool) -> str:
-        """Write the batch's manifest (``States.JsonToString`` of its objects) and start the
+        """Write the batch's manifest (``States.JsonToString`` of the batch) and start the
         workflow on it; the workflow execution is named with a UUID, as by the task."""
         key = self.settings.manifest_key_format.replace("{}", str(uuid.uuid4()))
-        self._s3.put_object(Bucket=self._manifest_bucket, Key=key, Body=json.dumps(objects))
-        payload = {"manifest": f"s3://{self._manifest_bucket}/{key}", "reprocess": reprocess}
+        body = json.dumps({"objects": objects, "reprocess": reprocess})
+        self._s3.put_object(Bucket=self._manifest_bucket, Key=key, Body=body)
+        payload = {"manifest": f"s3://{self._manifest_bucket}/{key}"}
         response = self._sfn.start_execution(
             stateMachineArn=self._workflow, name=str(uuid.uuid4()), input=json.dumps(payload)
         )

@@ -51,23 +51,50 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
 
 
 def parse_manifest_lines(lines: Iterable[str]) -> list[str]:
-    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI; a line
-    that is a JSON list holds several (a backfill's batch: Step Functions writes its
-    manifest with ``States.JsonToString``, which cannot join lines)."""
+    """The URIs of a manifest (see :func:`parse_manifest`)."""
+    return parse_manifest(lines)[0]
+
+
+def parse_manifest(lines: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """A manifest's URIs, and the job arguments it carries.
+
+    One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI. A line
+    that is a JSON object is a backfill's batch, ``{"objects": [...], "reprocess": bool}``
+    (Step Functions writes it with ``States.JsonToString``, which cannot join lines): its
+    ``objects`` are URIs and its ``reprocess`` is the ``--reprocess`` argument.
+    """
     uris: list[str] = []
+    carried: dict[str, str] = {}
     for line in lines:
         text = line.strip()
         if not text:
             continue
-        if text.startswith("["):
-            uris += [str(uri) for uri in json.loads(text)]
+        if text.startswith("{"):
+            batch = json.loads(text)
+            uris += [str(uri) for uri in batch.get("objects", [])]
+            if "reprocess" in batch:
+                carried["reprocess"] = "true" if batch["reprocess"] is True else "false"
             continue
         uris.append(json.loads(text) if text.startswith('"') else text)
-    return uris
+    return uris, carried
+
+
+def job_input(spark: SparkSession, args: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The run's objects (see :func:`object_uris`) and its arguments: ``args`` over what its
+    manifest carries (a backfill's ``reprocess``)."""
+    uris, carried = _objects_and_carried(spark, args)
+    given = {name: value for name, value in args.items() if value != ""}
+    return uris, {**carried, **given}
 
 
 def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
     """The objects this run processes, deduplicated, in a stable order."""
+    return _objects_and_carried(spark, args)[0]
+
+
+def _objects_and_carried(
+    spark: SparkSession, args: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
     uris: list[str] = []
     inline = args.get("objects", "").strip()
     if inline:
@@ -82,16 +109,18 @@ def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
                 f"{contract.OBJECTS_ARGUMENT} must be a JSON list of strings, got {inline[:200]!r}"
             )
         uris += parsed
+    carried: dict[str, str] = {}
     manifest = args.get("manifest", "").strip()
     if manifest:
         lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
-        uris += parse_manifest_lines(lines)
+        listed, carried = parse_manifest(lines)
+        uris += listed
     if not uris:
         raise JobInputError(
             "no objects to process: pass "
             f"{contract.OBJECTS_ARGUMENT} or {contract.MANIFEST_ARGUMENT}"
         )
-    return list(dict.fromkeys(uris))
+    return list(dict.fromkeys(uris)), carried
 
 
 def batch_id_of(args: Mapping[str, str], uris: Sequence[str]) -> str:

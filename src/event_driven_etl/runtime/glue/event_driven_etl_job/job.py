@@ -15,7 +15,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
-from .arguments import CatalogTable, JobArgs, object_uris, parse_args
+from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .landed import already_landed, mark_landed, read_marks, retract_earlier_rows
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
@@ -119,7 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> RunReport:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("event-driven-etl").getOrCreate()
     configure(spark)
-    job = JobArgs.from_args(args, object_uris(spark, args))
+    uris, arguments = job_input(spark, args)
+    job = JobArgs.from_args(arguments, uris)
     report = run_job(spark, job)
     summary = report.summary()
     print(json.dumps({"message": "etl finished", **{k: summary[k] for k in ("rows", "landed")}}))
