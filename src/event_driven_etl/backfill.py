@@ -197,10 +197,14 @@ class Backfill(Construct):
             comment=f"event-driven-etl backfill of {self.pipeline_name}",
         )
         self._grant(machine, results_bucket, results_prefix, results_key, notification_topic_key)
-        self._grant_map_runs(machine)
+        map_runs = self._grant_map_runs(machine)
         self.state_machine = machine
         _hygiene.depend_only_on_role_policy(machine.node.default_child, machine.role)
         _hygiene.acknowledge_necessary_wildcards(machine.role)
+        _hygiene.acknowledge_policy_wildcards(map_runs)
+        child_runs = machine.node.try_find_child("DistributedMapPolicy")
+        if child_runs is not None:
+            _hygiene.acknowledge_policy_wildcards(child_runs)
 
     # ------------------------------------------------------------------ definition
 
@@ -414,7 +418,7 @@ class Backfill(Construct):
 
     # ------------------------------------------------------------------ permissions
 
-    def _grant_map_runs(self, machine: sfn.StateMachine) -> None:
+    def _grant_map_runs(self, machine: sfn.StateMachine) -> iam.Policy:
         """``DescribeMapRun`` on this machine's Map Runs only, in a policy of its own (as
         aws-cdk-lib's own DistributedMapPolicy): the machine's name is known after it is
         created, and the machine must not wait for a policy that names it."""
@@ -422,7 +426,7 @@ class Backfill(Construct):
         name = stack.split_arn(
             machine.state_machine_arn, ArnFormat.COLON_RESOURCE_NAME
         ).resource_name
-        iam.Policy(
+        return iam.Policy(
             self,
             "MapRunPolicy",
             roles=[machine.role],

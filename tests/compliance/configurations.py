@@ -79,6 +79,14 @@ def maximal_stack(app: App) -> Stack:
     return stack
 
 
+def backfill_stack(app: App) -> Stack:
+    """The defaults with a key prefix and suffix, and the backfill (created on first use)."""
+    stack = Stack(app, "Backfill", env=ENV)
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", key_suffix=".csv")
+    pipeline.backfill  # noqa: B018 - created on first use
+    return stack
+
+
 def _example(name: str) -> Callable[[App], Stack]:
     def build(app: App) -> Stack:
         module = runpy.run_path(str(ROOT / "examples" / name / "app.py"))
@@ -92,6 +100,7 @@ def _example(name: str) -> Callable[[App], Stack]:
 CONFIGURATIONS: dict[str, Callable[[App], Stack]] = {
     "default": default_stack,
     "maximal": maximal_stack,
+    "backfill": backfill_stack,
     **{
         p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))
     },
