@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ._observation import Run, finished_runs
@@ -110,18 +110,30 @@ def string_matches(value: str, pattern: str) -> bool:
     return re.fullmatch(regex, value, flags=re.DOTALL) is not None
 
 
-@dataclass
-class BackfillResult:
-    """What one offline backfill did."""
+class BackfillResult(list[Run]):
+    """What one offline backfill did: the workflow runs it started, one per batch, oldest
+    first (it *is* that list), and how it got there."""
 
     status: str
-    runs: list[Run] = field(default_factory=list)
-    """The workflow executions it started, one per batch, oldest first."""
-    listed: int = 0
-    batches: list[list[str]] = field(default_factory=list)
+    """``SUCCEEDED``, or ``FAILED`` once the failed batches passed the tolerated percentage."""
+    listed: int
+    """Objects the listing returned (folder markers and other suffixes included)."""
+    batches: list[list[str]]
     """Each batch's objects as written to its manifest (after the per-object choice)."""
-    waves: list[int] = field(default_factory=list)
+    waves: list[int]
     """Executions started per wave (each at most ``MaxConcurrency``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = "SUCCEEDED"
+        self.listed = 0
+        self.batches = []
+        self.waves = []
+
+    @property
+    def runs(self) -> list[Run]:
+        """The runs, as a plain list."""
+        return list(self)
 
 
 class BackfillEmulator:
@@ -147,7 +159,7 @@ class BackfillEmulator:
 
     def run(self, prefix: Any, reprocess: Any) -> BackfillResult:
         self._check_input(prefix, reprocess)
-        result = BackfillResult(status="SUCCEEDED")
+        result = BackfillResult()
         failed = 0
         batches = list(self._batches(prefix, result))
         started: list[str] = []
@@ -163,7 +175,7 @@ class BackfillEmulator:
                 result.status = "FAILED"
                 break
         runs = {r.execution_arn: r for r in finished_runs(self._sfn, self._s3, self._workflow)}
-        result.runs = [runs[a] for a in started if a in runs]
+        result.extend(runs[a] for a in started if a in runs)
         self._notify(prefix, reprocess, result, len(batches), failed)
         return result
 

@@ -252,8 +252,9 @@ class LocalPipeline:
     ) -> BackfillResult:
         """Run the pipeline's backfill (``pipeline.backfill`` in the stack) over ``prefix``
         as its state machine would with ``{"prefix": ..., "reprocess": ...}`` (see
-        ``_backfill`` for what is emulated); returns its status, the workflow runs it
-        started (``.runs``) and its batches. Raises :class:`BackfillRefusedError` for an
+        ``_backfill`` for what is emulated); returns the workflow runs it started (a list
+        of :class:`Run`, one per batch) with the backfill's ``status``, ``listed``,
+        ``batches`` and ``waves``. Raises :class:`BackfillRefusedError` for an
         input the state machine refuses (a prefix outside ``key_prefix``)."""
         settings = BackfillSettings.read(self._stack, self._construct_path)
         session = self._session
