@@ -96,7 +96,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     finally:
         for group in groups:
             group.frame.unpersist()
-    landed = [u for u in job.uris if ledger.is_open(u) and u not in settled.refused]
+    landed = [u for u in job.uris if ledger.is_open(u)]
     if report.files:
         retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
     mark_landed(storage, job, landed, report.ingestion_date)
