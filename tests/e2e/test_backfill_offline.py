@@ -8,7 +8,12 @@ import pytest
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
 from event_driven_etl.testing import BackfillRefusedError, LocalPipeline
-from event_driven_etl.testing._backfill import string_matches
+from event_driven_etl.testing._backfill import (
+    BackfillEmulator,
+    BackfillResult,
+    BackfillSettings,
+    string_matches,
+)
 
 
 def _stack(**props: object) -> cdk.Stack:
@@ -85,3 +90,68 @@ def test_backfill_lands_each_object_once_skips_then_replaces() -> None:
         replaced = local.backfill(prefix="incoming/", reprocess=True)
         assert replaced.status == "SUCCEEDED"
         assert local.query(f"SELECT count(*) AS n FROM {table}") == [{"n": 2_001}]
+
+
+class _PagedS3:
+    """ListObjectsV2 over ``keys`` in pages of at most ``MaxKeys``, as S3 answers."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self.pages = keys, 0
+
+    def list_objects_v2(self, **query: object) -> dict[str, object]:
+        start = int(str(query.get("ContinuationToken", 0)))
+        size = int(str(query["MaxKeys"]))
+        self.pages += 1
+        chunk = self.keys[start : start + size]
+        more = start + size < len(self.keys)
+        page: dict[str, object] = {"Contents": [{"Key": k} for k in chunk], "IsTruncated": more}
+        if more:
+            page["NextContinuationToken"] = str(start + size)
+        return page
+
+
+def _emulator(keys: list[str], **settings: object) -> tuple[BackfillEmulator, _PagedS3]:
+    values: dict[str, object] = {
+        "allowed": None,
+        "batch_size": 100,
+        "batch_bytes": None,
+        "max_concurrency": 2,
+        "tolerated_failure_percentage": 10.0,
+        "leave_patterns": (("*/", False),),
+        "topic_logical_id": None,
+        "pipeline_name": "p",
+        "manifest_key_format": "manifests/backfill/{}.json",
+        **settings,
+    }
+    s3 = _PagedS3(keys)
+    emulator = BackfillEmulator(
+        BackfillSettings(**values),  # type: ignore[arg-type]  # the test's own settings
+        s3=s3,
+        sfn=None,
+        sns=None,
+        bucket="b",
+        manifest_bucket="o",
+        workflow_arn="arn:aws:states:us-east-1:123456789012:stateMachine:w",
+        settle=lambda: None,
+    )
+    return emulator, s3
+
+
+def test_listing_follows_every_page_of_a_thousand_keys() -> None:
+    emulator, s3 = _emulator([f"k{i:05d}" for i in range(2_500)])
+    result = BackfillResult()
+    batches = list(emulator._batches("", result))
+    assert s3.pages == 3 and result.listed == 2_500
+    assert [len(b) for b in batches] == [100] * 25
+
+
+def test_batches_stop_at_the_byte_limit_before_the_count() -> None:
+    item = len('{"bucket": "b", "key": "k00000"}')
+    emulator, _ = _emulator([f"k{i:05d}" for i in range(10)], batch_bytes=3 * item)
+    batches = list(emulator._batches("", BackfillResult()))
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
+
+
+def test_a_batch_of_only_folder_markers_is_empty() -> None:
+    emulator, _ = _emulator(["a/", "b/"])
+    assert list(emulator._batches("", BackfillResult())) == [[]]
