@@ -97,17 +97,18 @@ class Backfill(Construct):
 
     Start :attr:`state_machine` with ``{"prefix": "incoming/orders/", "reprocess": false}``.
     A Distributed Map lists the objects under ``prefix`` (``ListObjectsV2`` through its S3
-    ``ItemReader``), batches them (``ItemBatcher``: ``batch_size`` objects, never more than
-    the inline limit of a workflow input), keeps the objects that match ``key_suffix`` (not
-    folder markers) and starts the pipeline's workflow once per batch (``.sync``) with the
-    live trigger's input shape, ``{"objects": [...], "reprocess": ...}``: outcomes,
-    notifications, exactly-once per batch and the catalog are the live path's. The built-in
-    job skips objects that already landed (same version) unless ``reprocess`` is true, which
-    replaces their earlier rows.
+    ``ItemReader``) and batches them (``ItemBatcher``: ``batch_size`` objects, fewer when
+    their keys pass 200,000 bytes); each batch keeps the objects that match ``key_suffix``
+    (never folder markers), writes them as the batch's manifest and starts the pipeline's
+    workflow on it (``.sync``) with the live trigger's large-batch input,
+    ``{"manifest": "s3://..."}``: outcomes, notifications, exactly-once per batch and the
+    catalog are the live path's. The manifest, ``{"objects": [...], "reprocess": ...}``,
+    carries ``reprocess`` to the built-in job, which skips objects that already landed
+    (same version) unless it is true, and then replaces their earlier rows.
 
-    At most ``max_concurrency`` batches run at a time; a run whose failed batches stay
+    At most ``max_concurrency`` batches run at a time; a backfill whose failed batches stay
     within ``tolerated_failure_percentage`` succeeds. Progress is the Map Run's (console, or
-    ``DescribeMapRun``); the end is one notification (``"kind": "backfill"``) with the Map
+    ``DescribeMapRun``); the end is one notification (``"source": "backfill"``) with the Map
     Run's item and batch counts. A prefix outside ``key_prefix`` ends the execution FAILED
     with ``BackfillInputError`` before anything is listed.
     """
@@ -123,6 +124,9 @@ class Backfill(Construct):
 
     max_concurrency: int
     """Batches running at the same time."""
+
+    pipeline_name: str
+    """The ``pipeline`` field of the final notification."""
 
     def __init__(
         self,
@@ -150,7 +154,8 @@ class Backfill(Construct):
         :param workflow: The pipeline's workflow (``EtlStateMachine.state_machine``).
         :param source_bucket: The bucket whose objects are backfilled.
         :param notification_topic: Where the backfill's final notification goes.
-        :param results_bucket: Where the Map Run writes its results (ResultWriter).
+        :param results_bucket: Where the Map Run writes its results (ResultWriter) and the
+            batches their manifests (under ``manifests/backfill/``).
         :param results_prefix: Key prefix of the Map Run results in ``results_bucket``.
         :param key_prefix: Only prefixes under this one may be backfilled; listing is
             allowed under it only. Default: - any prefix
@@ -196,7 +201,7 @@ class Backfill(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL),
             comment=f"event-driven-etl backfill of {self.pipeline_name}",
         )
-        self._grant(machine, results_bucket, results_prefix, results_key, notification_topic_key)
+        self._grant(machine, results_bucket, results_key, notification_topic_key)
         map_runs = self._grant_map_runs(machine)
         self.state_machine = machine
         _hygiene.depend_only_on_role_policy(machine.node.default_child, machine.role)
@@ -449,20 +454,16 @@ class Backfill(Construct):
         self,
         machine: sfn.StateMachine,
         results_bucket: s3.IBucket,
-        results_prefix: str,
         results_key: Optional[kms.IKey],
         notification_topic_key: Optional[kms.IKey],
     ) -> None:
         self._topic.grant_publish(machine)
         if notification_topic_key is not None:
             notification_topic_key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
-        # ResultWriter's S3 grant does not cover the bucket's key.
+        # The ResultWriter's and the manifests' S3 grants do not cover the bucket's key.
         key = results_key or results_bucket.encryption_key
         if key is not None:
             key.grant(machine, "kms:Decrypt", "kms:GenerateDataKey*")
-        source_key = self._bucket.encryption_key
-        if source_key is not None:
-            source_key.grant_decrypt(machine)
 
 
 def _escaped(text: str) -> str:
