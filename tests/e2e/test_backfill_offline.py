@@ -72,7 +72,8 @@ def test_stops_once_failures_pass_the_tolerated_percentage() -> None:
 
 @pytest.mark.spark
 def test_backfill_lands_each_object_once_skips_then_replaces() -> None:
-    stack = _stack(batching=Batching(max_batch_size=1_000))
+    # A handful of Glue runs per backfill (batches of 500) on the harness's local Spark.
+    stack = _stack(batching=Batching(max_batch_size=500))
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
         for i in range(2_000):
             local.put_object(f"incoming/o-{i:05d}.csv", f"id,n\n{i},x\n".encode(), notify=False)
@@ -80,6 +81,7 @@ def test_backfill_lands_each_object_once_skips_then_replaces() -> None:
         # Uploaded during the backfill: the live path and the backfill both see it.
         local.put_object("incoming/live.csv", b"id,n\n9999,live\n")
         first = local.backfill(prefix="incoming/")
+        assert len(first) == 5  # 2,001 objects in batches of 500
         table = local.catalog_table
         assert first.status == "SUCCEEDED"
         rows = local.query(f"SELECT _source_object, count(*) AS n FROM {table} GROUP BY 1")
