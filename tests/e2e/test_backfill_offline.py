@@ -70,8 +70,14 @@ def test_stops_once_failures_pass_the_tolerated_percentage() -> None:
         assert len(result.runs) < 5
 
 
+def _counts(local: LocalPipeline) -> dict[str, int]:
+    table = local.catalog_table
+    rows = local.query(f"SELECT _source_object AS o, count(*) AS n FROM {table} GROUP BY 1")
+    return {str(r["o"]): int(r["n"]) for r in rows}
+
+
 @pytest.mark.spark
-def test_backfill_lands_each_object_once_skips_then_replaces() -> None:
+def test_backfill_lands_each_object_once_then_skips_what_landed() -> None:
     # A handful of Glue runs per backfill (batches of 500) on the harness's local Spark.
     stack = _stack(batching=Batching(max_batch_size=500))
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
@@ -81,17 +87,30 @@ def test_backfill_lands_each_object_once_skips_then_replaces() -> None:
         # Uploaded during the backfill: the live path and the backfill both see it.
         local.put_object("incoming/live.csv", b"id,n\n9999,live\n")
         first = local.backfill(prefix="incoming/")
-        assert len(first) == 5  # 2,001 objects in batches of 500
-        table = local.catalog_table
-        assert first.status == "SUCCEEDED"
-        rows = local.query(f"SELECT _source_object, count(*) AS n FROM {table} GROUP BY 1")
-        assert len(rows) == 2_001 and all(r["n"] == 1 for r in rows)
+        assert first.status == "SUCCEEDED" and len(first) == 5  # 2,001 objects, batches of 500
+        counts = _counts(local)
+        assert len(counts) == 2_001 and set(counts.values()) == {1}
         again = local.backfill(prefix="incoming/")
         assert again.status == "SUCCEEDED"
-        assert local.query(f"SELECT count(*) AS n FROM {table}") == [{"n": 2_001}]
+        assert _counts(local) == counts
+        skipped = [n for n in local.notifications if n.get("skipped")]
+        assert any("already landed by batch" in s["reason"] for n in skipped for s in n["skipped"])
+
+
+@pytest.mark.spark
+def test_reprocess_replaces_earlier_rows_never_doubles() -> None:
+    stack = _stack(batching=Batching(max_batch_size=10))
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        local.put_object("incoming/live.csv", b"id,n\n9999,live\n")  # landed by the live path
+        local.wait_for_runs(timeout=600)
+        for i in range(25):
+            local.put_object(f"incoming/o-{i:03d}.csv", f"id,n\n{i},x\n".encode(), notify=False)
+        assert local.backfill(prefix="incoming/").status == "SUCCEEDED"
+        before = _counts(local)
+        assert len(before) == 26 and set(before.values()) == {1}
         replaced = local.backfill(prefix="incoming/", reprocess=True)
-        assert replaced.status == "SUCCEEDED"
-        assert local.query(f"SELECT count(*) AS n FROM {table}") == [{"n": 2_001}]
+        assert replaced.status == "SUCCEEDED" and len(replaced) == 3
+        assert _counts(local) == before
 
 
 class _PagedS3:
