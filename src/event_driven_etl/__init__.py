@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 # Public name -> the module defining it. Importing those modules imports aws-cdk-lib,
 # which starts jsii's Node.js process (about a second), so they load when first asked for.
 _CONSTRUCTS = {
+    "Backfill": "backfill",
     "Batching": "retry",
     "EtlStateMachine": "state_machine",
     "EventDrivenEtlPipeline": "pipeline",
@@ -46,6 +47,7 @@ _CONSTRUCTS = {
 }
 
 __all__ = [
+    "Backfill",
     "Batching",
     "EtlStateMachine",
     "EventDrivenEtlPipeline",

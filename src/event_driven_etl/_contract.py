@@ -20,6 +20,10 @@ from __future__ import annotations
 MANIFEST_PREFIX = "manifests/"
 """Key prefix (in the output bucket) of the batch manifests the trigger writes and the job reads."""
 
+BACKFILL_MANIFEST_DIR = "backfill/"
+"""Under :data:`MANIFEST_PREFIX`: a backfill batch's manifest (one JSON list of URIs),
+``<child execution name>.json``."""
+
 DEFAULT_OUTPUT_PREFIX = "processed/"
 """Key prefix (in the output bucket) of the table the built-in job writes."""
 
@@ -33,6 +37,14 @@ RUN_REPORTS_DIR = f"{RUNS_DIR}/"
 
 DEFAULT_RUN_REPORTS_PREFIX = f"{DEFAULT_OUTPUT_PREFIX}{RUN_REPORTS_DIR}"
 """Key prefix of the run reports of a job that writes under :data:`DEFAULT_OUTPUT_PREFIX`."""
+
+OBJECT_MARKS_DIR = "_objects"
+"""Under the output prefix: one mark per landed object (``<sha256 of its URI>.json``: its
+version and the batch that holds its rows), so a backfill skips what already landed and a
+reprocess knows which earlier rows it replaces."""
+
+BACKFILL_RESULTS_DIR = "_backfills/"
+"""Under the output prefix: the backfill's Map Run results (Step Functions' ResultWriter)."""
 
 RUN_SUMMARY_SUFFIX = ".summary.json"
 """A run's short summary beside its report, the one the workflow reads:
@@ -57,6 +69,12 @@ MANIFEST_ARGUMENT = "--manifest"
 BATCH_ID_ARGUMENT = "--batch_id"
 """The input's identity, the execution's name (the workflow passes it); a run that carries it
 was started, and is notified, by the workflow."""
+
+REPROCESS_ARGUMENT = "--reprocess"
+"""``true`` or ``false``: whether objects that already landed (same version) land again,
+replacing their earlier rows (a backfill passes it; live runs pass ``false``)."""
+
+REPROCESS_VALUES = ("true", "false")
 
 OUTPUT_PATH_ARGUMENT = "--output_path"
 BAD_RECORDS_ARGUMENT = "--bad_records"
@@ -102,6 +120,7 @@ RESERVED_ARGUMENTS = frozenset(
         TABLES_ARGUMENT,
         QUALITY_RULES_ARGUMENT,
         TABLE_FORMAT_ARGUMENT,
+        REPROCESS_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""
@@ -135,6 +154,10 @@ ICEBERG_SNAPSHOT_BATCH_ID = "batch_id"
 """Snapshot summary property of an Iceberg commit that names the batch it landed."""
 
 # ------------------------------------------------------------------ limits
+
+BACKFILL_BATCH_BYTES = 200_000
+"""Most bytes of one backfill batch's items: inside Step Functions' 256 KiB payload with room
+for the batch's own fields (its objects go to the job as a manifest)."""
 
 INLINE_LIMIT_BYTES = 16_000
 """Largest inline object list (JSON bytes) before the trigger hands a batch to the job as a

@@ -109,6 +109,13 @@ def explain_wildcard(finding: str, statement: dict[str, Any]) -> Optional[str]:
                 "bucket (the built-in script is granted its one object)"
             )
         return "object-level access under a key prefix of one of the pipeline's own buckets"
+    if all(a.startswith("states:") for a in actions) and (
+        ":execution:" in value or ":mapRun:" in value
+    ):
+        return (
+            "Step Functions names executions and Map Runs at run time: the statement names "
+            "those of one state machine only (the backfill's .sync child workflows)"
+        )
     if all(a.startswith("logs:") for a in actions) and ":log-group:/aws-glue/" in value:
         return "Glue names its log groups and streams at run time, all under /aws-glue/"
     return None
@@ -166,6 +173,17 @@ def acknowledge_necessary_wildcards(role: iam.IRole) -> None:
     """
     resource = role_policy_resource(role)
     if resource is None:
+        return
+    acknowledgement = _AcknowledgeWildcards(resource)
+    acknowledgement.validate()
+    resource.node.add_validation(acknowledgement)
+
+
+def acknowledge_policy_wildcards(policy: IConstruct) -> None:
+    """:func:`acknowledge_necessary_wildcards` for a policy of its own (not a role's
+    default policy), e.g. aws-cdk-lib's DistributedMapPolicy."""
+    resource = policy.node.default_child
+    if not isinstance(resource, iam.CfnPolicy):
         return
     acknowledgement = _AcknowledgeWildcards(resource)
     acknowledgement.validate()

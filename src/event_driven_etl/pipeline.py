@@ -19,12 +19,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import _defaults, _operations, _quality, _validation
-from ._contract import MANIFEST_PREFIX, TABLE_RULE_BY_FOLDER
+from ._contract import BACKFILL_RESULTS_DIR, MANIFEST_PREFIX, TABLE_RULE_BY_FOLDER
 from ._docs import public
 from ._glue_versions import GlueVersionValue
 from ._notification import default_pipeline_name
 from ._problems import Problems, is_unresolved, signature_defaults, with_defaults
 from ._quality import QualityRules
+from .backfill import Backfill, _backfill_concurrency
 from .errors import ValidationError
 from .glue_job import GlueEtlJob, _job_timeout
 from .retry import Batching, RetryPolicy
@@ -276,6 +277,15 @@ class EventDrivenEtlPipeline(Construct):
             self, "EncryptionKey", f"event-driven-etl {self.node.path}: topic, Glue, logs"
         )
         self._key_prefix = key_prefix
+        self._key_suffix = key_suffix
+        self._batch_size = (batching or Batching()).max_batch_size
+        self._max_concurrent_runs = parts.glue_job.get(
+            "max_concurrent_runs", signature_defaults(GlueEtlJob.__init__)["max_concurrent_runs"]
+        )
+        self._backfill: Optional[Backfill] = None
+        self._output_key = encryption_key  # the output bucket's key when the user brings one
+        self._notification_topic_key = notification_topic_key
+        self._log_retention = log_retention
         self._source_bucket_key = source_bucket_key
         self._output_prefix = parts.output_prefix
         if output_bucket is not None:
@@ -446,6 +456,37 @@ class EventDrivenEtlPipeline(Construct):
             "crawler's) has its objects refused, never that table rewritten; prefer a "
             "database of the pipeline's own, or Tables.mapping({...}) naming each table.",
         )
+
+    @property
+    def backfill(self) -> Backfill:
+        """The backfill of objects already in the source bucket (created on first use, so a
+        pipeline that never backfills deploys nothing for it).
+
+        Start ``backfill.state_machine`` with ``{"prefix": "<under key_prefix>",
+        "reprocess": false}``: batches of the pipeline's batch size (``Batching``'s when
+        unbatched) run through :attr:`state_machine`, at most half of ``max_concurrent_runs``
+        at a time, so live uploads keep Glue capacity.
+        """
+        if self._backfill is None:
+            self._backfill = Backfill(
+                self,
+                "Backfill",
+                workflow=self.state_machine.state_machine,
+                source_bucket=self.source_bucket,
+                notification_topic=self.notification_topic,
+                results_bucket=self.output_bucket,
+                results_prefix=f"{self._output_prefix}{BACKFILL_RESULTS_DIR}",
+                key_prefix=self._key_prefix,
+                key_suffix=self._key_suffix,
+                batch_size=self._batch_size,
+                max_concurrency=_backfill_concurrency(self._max_concurrent_runs),
+                pipeline_name=self.pipeline_name,
+                notification_topic_key=self._notification_topic_key,
+                results_key=self._output_key,
+                encryption_key=self.encryption_key,
+                **_given(log_retention=self._log_retention),
+            )
+        return self._backfill
 
     def _alarm_topic_key(self, given: Optional[kms.IKey]) -> Optional[kms.IKey]:
         """The key the alarm topic is encrypted with, when it is known here."""

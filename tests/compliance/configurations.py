@@ -92,6 +92,14 @@ def quality_stack(app: App) -> Stack:
     return stack
 
 
+def backfill_stack(app: App) -> Stack:
+    """The defaults with a key prefix and suffix, and the backfill (created on first use)."""
+    stack = Stack(app, "Backfill", env=ENV)
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", key_prefix="incoming/", key_suffix=".csv")
+    pipeline.backfill  # noqa: B018 - created on first use
+    return stack
+
+
 def _example(name: str) -> Callable[[App], Stack]:
     def build(app: App) -> Stack:
         module = runpy.run_path(str(ROOT / "examples" / name / "app.py"))
@@ -106,6 +114,7 @@ CONFIGURATIONS: dict[str, Callable[[App], Stack]] = {
     "default": default_stack,
     "maximal": maximal_stack,
     "quality": quality_stack,
+    "backfill": backfill_stack,
     **{
         p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))
     },

@@ -58,6 +58,7 @@ def test_the_construct_modules_export_only_the_package_s_public_names() -> None:
         ("glue_job", "GlueEtlJob"),
         ("state_machine", "EtlStateMachine"),
         ("trigger", "TriggerFunction"),
+        ("backfill", "Backfill"),
         ("errors", "ValidationError"),
         ("_glue_versions", "NewerGlueVersion"),
         ("table_format", "TableFormat"),

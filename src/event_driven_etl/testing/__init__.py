@@ -7,10 +7,20 @@ to run the Glue script on local Spark, Java 17. Never uses real AWS credentials:
 emulation sets fake ones for its own duration.
 """
 
+from ._backfill import BackfillRefusedError, BackfillResult
 from ._faults import Faults
 from ._local import LocalPipeline
 from ._observation import GlueRun, Run
 from ._spark import SparkLineWarning
 from ._template import PipelineNotFoundError
 
-__all__ = ["Faults", "GlueRun", "LocalPipeline", "PipelineNotFoundError", "Run", "SparkLineWarning"]
+__all__ = [
+    "BackfillRefusedError",
+    "BackfillResult",
+    "Faults",
+    "GlueRun",
+    "LocalPipeline",
+    "PipelineNotFoundError",
+    "Run",
+    "SparkLineWarning",
+]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._contract import DEFAULT_OUTPUT_PREFIX
 from . import _cloudwatch
+from ._backfill import BackfillEmulator, BackfillResult, BackfillSettings
 from ._clients import emulated_client
 from ._faults import Faults
 from ._glue_emulation import GlueRunner
@@ -109,6 +110,7 @@ class LocalPipeline:
                 f"glue_run_time must be a positive Duration, got {run_seconds:g} seconds"
             )
         self.layout = PipelineLayout.read(stack, construct_path)
+        self._stack, self._construct_path = stack, construct_path.rstrip("/")
         self.faults = Faults()
         self.deliver_immediately = True
         self._session = Session(
@@ -236,17 +238,44 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ events in
 
-    def put_object(self, key: str, body: bytes, *, bucket: Optional[str] = None) -> dict[str, Any]:
+    def put_object(
+        self, key: str, body: bytes, *, bucket: Optional[str] = None, notify: bool = True
+    ) -> dict[str, Any]:
         """Upload into the source bucket and emit its "Object Created" event via EventBridge
         (if the template turns EventBridge on for the bucket).
 
         The event is realistic: URL-encoded key, a unique sequencer, the ETag, and the
-        version id when the bucket is versioned. Returns the event.
+        version id when the bucket is versioned. Returns the event. ``notify=False`` stores
+        the object without an event, as if it was there before the pipeline was deployed
+        (see :meth:`backfill`).
         """
         event, sent = self._session.uploads.put_object(bucket or self.source_bucket, key, body)
-        if sent:
+        if sent and notify:
             self.send_event(event)
         return event
+
+    def backfill(
+        self, prefix: str = "", reprocess: bool = False, *, timeout: float = 600
+    ) -> BackfillResult:
+        """Run the pipeline's backfill (``pipeline.backfill`` in the stack) over ``prefix``
+        as its state machine would with ``{"prefix": ..., "reprocess": ...}`` (see
+        ``_backfill`` for what is emulated); returns the workflow runs it started (a list
+        of :class:`Run`, one per batch) with the backfill's ``status``, ``listed``,
+        ``batches`` and ``waves``. Raises :class:`BackfillRefusedError` for an
+        input the state machine refuses (a prefix outside ``key_prefix``)."""
+        settings = BackfillSettings.read(self._stack, self._construct_path)
+        session = self._session
+        emulator = BackfillEmulator(
+            settings,
+            s3=session.s3,
+            sfn=session.sfn,
+            sns=emulated_client("sns"),
+            bucket=self.source_bucket,
+            manifest_bucket=self.output_bucket,
+            workflow_arn=self.state_machine_arn,
+            settle=lambda: session.settle(timeout),
+        )
+        return emulator.run(prefix, reprocess)
 
     def redeliver(self, event: Optional[dict[str, Any]] = None) -> None:
         """Deliver an event again (the last one by default), as EventBridge may."""

@@ -56,18 +56,50 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
 
 
 def parse_manifest_lines(lines: Iterable[str]) -> list[str]:
-    """One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI."""
-    uris = []
+    """The URIs of a manifest (see :func:`parse_manifest`)."""
+    return parse_manifest(lines)[0]
+
+
+def parse_manifest(lines: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """A manifest's URIs, and the job arguments it carries.
+
+    One URI per line: a JSON string (``"s3://b/k"``) or, leniently, the bare URI. A line
+    that is a JSON object is a backfill's batch, ``{"objects": [...], "reprocess": bool}``
+    (Step Functions writes it with ``States.JsonToString``, which cannot join lines): its
+    ``objects`` are URIs and its ``reprocess`` is the ``--reprocess`` argument.
+    """
+    uris: list[str] = []
+    carried: dict[str, str] = {}
     for line in lines:
         text = line.strip()
         if not text:
             continue
+        if text.startswith("{"):
+            batch = json.loads(text)
+            uris += [str(uri) for uri in batch.get("objects", [])]
+            if "reprocess" in batch:
+                carried["reprocess"] = "true" if batch["reprocess"] is True else "false"
+            continue
         uris.append(json.loads(text) if text.startswith('"') else text)
-    return uris
+    return uris, carried
+
+
+def job_input(spark: SparkSession, args: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The run's objects (see :func:`object_uris`) and its arguments: ``args`` over what its
+    manifest carries (a backfill's ``reprocess``)."""
+    uris, carried = _objects_and_carried(spark, args)
+    given = {name: value for name, value in args.items() if value != ""}
+    return uris, {**carried, **given}
 
 
 def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
     """The objects this run processes, deduplicated, in a stable order."""
+    return _objects_and_carried(spark, args)[0]
+
+
+def _objects_and_carried(
+    spark: SparkSession, args: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
     uris: list[str] = []
     inline = args.get("objects", "").strip()
     if inline:
@@ -82,16 +114,18 @@ def object_uris(spark: SparkSession, args: Mapping[str, str]) -> list[str]:
                 f"{contract.OBJECTS_ARGUMENT} must be a JSON list of strings, got {inline[:200]!r}"
             )
         uris += parsed
+    carried: dict[str, str] = {}
     manifest = args.get("manifest", "").strip()
     if manifest:
         lines = [row.value for row in spark.read.text(hadoop_path(manifest)).collect()]
-        uris += parse_manifest_lines(lines)
+        listed, carried = parse_manifest(lines)
+        uris += listed
     if not uris:
         raise JobInputError(
             "no objects to process: pass "
             f"{contract.OBJECTS_ARGUMENT} or {contract.MANIFEST_ARGUMENT}"
         )
-    return list(dict.fromkeys(uris))
+    return list(dict.fromkeys(uris)), carried
 
 
 def batch_id_of(args: Mapping[str, str], uris: Sequence[str]) -> str:
@@ -127,6 +161,16 @@ class CatalogTable:
         return cls(database, table, args.get("catalog_region") or None)
 
 
+def _reprocess(args: Mapping[str, str]) -> bool:
+    value = (args.get("reprocess", "") or "false").strip().lower()
+    if value not in contract.REPROCESS_VALUES:
+        raise JobInputError(
+            f"{contract.REPROCESS_ARGUMENT} must be one of "
+            f"{', '.join(contract.REPROCESS_VALUES)}, got {value!r}"
+        )
+    return value == "true"
+
+
 @dataclass(frozen=True)
 class JobArgs:
     """One run's arguments, read once: every stage takes what it needs from here."""
@@ -152,6 +196,9 @@ class JobArgs:
     """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
     table_format: str = contract.TABLE_FORMATS[0]
     """``parquet`` (Hive-style files) or ``iceberg`` (an Iceberg table in ``catalog``)."""
+    reprocess: bool = False
+    """Land objects that already landed in another batch again, replacing their rows
+    (``--reprocess true``); otherwise they are skipped."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -167,6 +214,7 @@ class JobArgs:
             quality_rules=args.get("quality_rules", ""),
             job_name=args.get("JOB_NAME", ""),
             table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
+            reprocess=_reprocess(args),
         )
 
     def check(self) -> None:
@@ -190,6 +238,13 @@ class JobArgs:
             raise JobInputError(
                 f"{contract.TABLE_FORMAT_ARGUMENT} iceberg needs the table's catalog: "
                 f"{contract.CATALOG_DATABASE_ARGUMENT} and {contract.CATALOG_TABLE_ARGUMENT}"
+            )
+        if self.iceberg and self.reprocess:
+            # Reprocessing rewrites the earlier batches' Parquet files without the objects'
+            # rows; an Iceberg table's files may change only through its commits.
+            raise JobInputError(
+                f"{contract.REPROCESS_ARGUMENT} is for Parquet tables: an Iceberg table's "
+                "earlier rows cannot be retracted yet (backfill with reprocess false)"
             )
         if self.bad_records == "quarantine" and not self.quarantine_path:
             raise JobInputError(

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Optional
 
 from pyspark.sql import SparkSession
 
-from .arguments import CatalogTable, JobArgs, object_uris, parse_args
+from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .iceberg import IcebergSchemaStore, publish_iceberg
+from .landed import Mark, already_landed, mark_landed, read_marks, retract_earlier_rows
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -86,7 +87,10 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
-    plan = plan_reads(probe_objects(spark, job.uris))
+    marks = read_marks(storage, job)
+    done = already_landed(storage, job, marks)
+    ledger.record(Verdicts(skipped=done))
+    plan = plan_reads(probe_objects(spark, [u for u in job.uris if u not in done]))
     ledger.record(plan.verdicts)
     groups = [read_group(spark, list(members)) for members in plan.groups]
     gate = quality_gate(job)
@@ -116,8 +120,26 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     finally:
         for group in groups:
             group.frame.unpersist()
+    landed = [u for u in job.uris if ledger.is_open(u)]
+    _keep_marks(spark, storage, job, report, landed=landed, marks=marks)
     publish_quality_metrics(job, gate)
     return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
+
+
+def _keep_marks(
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    report: RunReport,
+    *,
+    landed: list[str],
+    marks: Mapping[str, Mark],
+) -> None:
+    """Mark the objects that landed; a reprocessed object's earlier rows are retracted
+    (Parquet only: ``JobArgs.check`` refuses reprocessing into an Iceberg table)."""
+    if report.files and not job.iceberg:
+        retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
+    mark_landed(storage, job, landed, report.ingestion_date)
 
 
 def _publish(
@@ -151,7 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> RunReport:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     spark = SparkSession.builder.appName("event-driven-etl").getOrCreate()
     configure(spark)
-    job = JobArgs.from_args(args, object_uris(spark, args))
+    uris, arguments = job_input(spark, args)
+    job = JobArgs.from_args(arguments, uris)
     report = run_job(spark, job)
     summary = report.summary()
     print(json.dumps({"message": "etl finished", **{k: summary[k] for k in ("rows", "landed")}}))

@@ -25,12 +25,20 @@ class Storage:
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = jvm(spark)
         self._conf = hadoop_conf(spark)
+        self._file_systems: dict[str, Any] = {}
 
     def _path(self, uri: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(uri)
 
     def _fs(self, path: Any) -> Any:
-        return path.getFileSystem(self._conf)
+        # One FileSystem per bucket and run: getFileSystem is a round trip, and where the
+        # FileSystem cache is off (the offline harness) each call would build a new one.
+        uri = path.toUri()
+        bucket = f"{uri.getScheme()}://{uri.getAuthority()}"
+        found = self._file_systems.get(bucket)
+        if found is None:
+            found = self._file_systems[bucket] = path.getFileSystem(self._conf)
+        return found
 
     def read_text(self, uri: str) -> Optional[str]:
         path = self._path(uri)
@@ -42,6 +50,16 @@ class Storage:
             return bytes(stream.readAllBytes()).decode("utf-8")
         finally:
             stream.close()
+
+    def version(self, uri: str) -> str:
+        """The object's version as S3 reports it through Hadoop: size and last modified (a
+        new upload of the key is a new version)."""
+        path = self._path(uri)
+        fs = self._fs(path)
+        if not fs.exists(path):
+            return ""
+        status = fs.getFileStatus(path)
+        return f"{int(status.getLen())}-{int(status.getModificationTime())}"
 
     def write_text(self, uri: str, text: str) -> None:
         path = self._path(uri)
