@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import (
+    CatalogTable,
     JobArgs,
     parse_manifest,
     parse_manifest_lines,
@@ -36,3 +37,25 @@ def test_fails_a_reprocess_that_is_not_true_or_false() -> None:
 
 def test_live_runs_do_not_reprocess() -> None:
     assert JobArgs.from_args({"output_path": "s3://o/p/"}, ["s3://b/a.csv"]).reprocess is False
+
+
+def test_fails_reprocessing_into_an_iceberg_table() -> None:
+    """Retracting earlier rows rewrites Parquet files; an Iceberg table's files change only
+    through its commits, so the job refuses the combination before touching anything."""
+    job = JobArgs(
+        uris=("s3://in/a.csv",),
+        output_path="s3://out/processed/",
+        batch_id="b1",
+        catalog=CatalogTable("db", "orders"),
+        table_format="iceberg",
+        reprocess=True,
+    )
+    with pytest.raises(JobInputError, match="--reprocess is for Parquet tables"):
+        job.check()
+    JobArgs(
+        uris=("s3://in/a.csv",),
+        output_path="s3://out/processed/",
+        batch_id="b1",
+        catalog=CatalogTable("db", "orders"),
+        table_format="iceberg",
+    ).check()  # skipping (reprocess false) is fine on Iceberg
