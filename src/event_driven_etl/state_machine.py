@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from aws_cdk import Duration
@@ -356,18 +356,7 @@ class EtlStateMachine(Construct):
 
     def _normalise_input(self, defaults: dict[str, Any]) -> sfn.Chain:
         """Give ``objects`` and ``manifest`` defaults so either input form reaches the job."""
-        with_defaults = sfn.Pass(
-            self,
-            "Normalise input",
-            parameters={"defaults": defaults, "input.$": "$"},
-        )
-        merged = sfn.Pass(
-            self,
-            "Apply defaults",
-            parameters={"merged.$": "States.JsonMerge($.defaults, $.input, false)"},
-            output_path="$.merged",
-        )
-        return with_defaults.next(merged)
+        return input_with_defaults(self, defaults)
 
     def _glue_task(
         self, job: glue.IJob, retry: RetryPolicy, concurrency: RetryPolicy
@@ -584,6 +573,23 @@ class EtlStateMachine(Construct):
             run=run,
         )
         return _notification.publish(self, state_name, self._topic, body)
+
+
+def input_with_defaults(scope: Construct, defaults: Mapping[str, Any]) -> sfn.Chain:
+    """Two Pass states ("Normalise input", "Apply defaults") that give the execution's input
+    ``defaults`` for the fields it lacks; the fields it has are kept as given."""
+    with_defaults = sfn.Pass(
+        scope,
+        "Normalise input",
+        parameters={"defaults": dict(defaults), "input.$": "$"},
+    )
+    merged = sfn.Pass(
+        scope,
+        "Apply defaults",
+        parameters={"merged.$": "States.JsonMerge($.defaults, $.input, false)"},
+        output_path="$.merged",
+    )
+    return with_defaults.next(merged)
 
 
 def _report_fields(path: str, *, tables: bool = False) -> dict[str, str]:
