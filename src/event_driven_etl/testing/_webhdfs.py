@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from ._clients import SERVICE_LOCK
+
 Authorize = Callable[[str, str, str], None]
 """``(action, bucket, key_or_prefix)``: raises when the current caller may not make the call."""
 
@@ -392,7 +394,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "java.lang.UnsupportedOperationException",
                     f"{method} {request.op} is not emulated",
                 )
-            handler(self, request)
+            # moto answers S3 through one shared response object (``S3ResponseInstance``),
+            # which concurrent requests would overwrite: Spark's tasks call at once, so each
+            # request runs alone, as the harness's other callers' do (``SERVICE_LOCK``).
+            with SERVICE_LOCK:
+                handler(self, request)
         except GatewayError as error:
             self._remote_exception(error.status, error.java_class, str(error))
         except Exception as error:  # the emulation's own failure: an IOException to Spark

@@ -189,6 +189,8 @@ def _patch_task_client_reuse() -> None:
 
     from moto.stepfunctions.parser.asl.utils import boto_client
 
+    from .._clients import SerialClient
+
     make = boto_client.boto_client_for
     made: dict[tuple[str, str, str], Any] = {}
     lock = threading.Lock()
@@ -197,7 +199,9 @@ def _patch_task_client_reuse() -> None:
         key = (region, service, repr(state_credentials))
         with lock:
             if key not in made:
-                made[key] = make(region, service, state_credentials)
+                # One request at a time with the harness's other callers: moto's S3 answers
+                # through one shared response object that concurrent requests would overwrite.
+                made[key] = SerialClient(make(region, service, state_credentials))
             return made[key]
 
     prefix = "moto.stepfunctions.parser.asl.component.state.exec.state_task"
