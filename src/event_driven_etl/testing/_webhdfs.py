@@ -358,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     owner: S3Gateway
     protocol_version = "HTTP/1.1"
+    # A response is its headers and its body, written apart: with Nagle's algorithm the body
+    # waits for the client's delayed ACK (about 40 ms a request, thousands per Spark run).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: Spark makes thousands of calls."""
