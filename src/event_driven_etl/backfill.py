@@ -20,7 +20,7 @@ from ._contract import BACKFILL_BATCH_BYTES, BACKFILL_MANIFEST_DIR, MANIFEST_PRE
 from ._docs import public
 from ._notification import FAILED, SUCCEEDED
 from ._problems import Problems
-from .state_machine import input_with_defaults
+from .state_machine import _input_with_defaults
 
 __all__ = ["Backfill"]
 
@@ -263,7 +263,7 @@ class Backfill(Construct):
 
     def _apply_defaults(self) -> sfn.Chain:
         """``reprocess`` defaults to false; the rest of the input is kept as given."""
-        return input_with_defaults(self, {"reprocess": False})
+        return _input_with_defaults(self, {"reprocess": False})
 
     def _distributed_map(
         self,

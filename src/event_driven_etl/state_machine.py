@@ -356,7 +356,7 @@ class EtlStateMachine(Construct):
 
     def _normalise_input(self, defaults: dict[str, Any]) -> sfn.Chain:
         """Give ``objects`` and ``manifest`` defaults so either input form reaches the job."""
-        return input_with_defaults(self, defaults)
+        return _input_with_defaults(self, defaults)
 
     def _glue_task(
         self, job: glue.IJob, retry: RetryPolicy, concurrency: RetryPolicy
@@ -575,7 +575,7 @@ class EtlStateMachine(Construct):
         return _notification.publish(self, state_name, self._topic, body)
 
 
-def input_with_defaults(scope: Construct, defaults: Mapping[str, Any]) -> sfn.Chain:
+def _input_with_defaults(scope: Construct, defaults: Mapping[str, Any]) -> sfn.Chain:
     """Two Pass states ("Normalise input", "Apply defaults") that give the execution's input
     ``defaults`` for the fields it lacks; the fields it has are kept as given."""
     with_defaults = sfn.Pass(
