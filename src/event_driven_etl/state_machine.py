@@ -558,15 +558,7 @@ class EtlStateMachine(Construct):
             outcome={
                 "skipped": sfn.JsonPath.list_at("$.outcome.skipped"),
                 "quarantined": sfn.JsonPath.list_at("$.outcome.quarantined"),
-                **(
-                    {
-                        SUMMARY_TABLES_FIELD: sfn.JsonPath.object_at(
-                            f"$.outcome.{SUMMARY_TABLES_FIELD}"
-                        )
-                    }
-                    if self._report_tables
-                    else {}
-                ),
+                **self._tables_field(),
                 # Each quality rule's result: {"table", "rule", "outcome", "observed"}.
                 "quality": sfn.JsonPath.list_at("$.outcome.quality"),
             },
