@@ -725,3 +725,67 @@ def test_a_burst_s_clock_wake_ups_grow_linearly_with_its_executions(tmp_path: Pa
         small = _burst_wakeups(local, 0, 25)
         large = _burst_wakeups(local, 25, 75)
     assert large <= 3.6 * small, (small, large)  # linear: 3.0; n² before: 4.6
+
+
+def test_a_burst_in_flight_holds_one_thread_per_execution(tmp_path: Path) -> None:
+    """A burst of 10,000 per-object executions is all in flight at once with job-run
+    queuing, so the emulation's threads per execution bound the burst a machine can plan
+    (``kernel.pid_max`` 32,768 here). moto ran each execution's program and each task on a
+    thread of its own beside the execution's, and every queued Glue run had one: four per
+    execution, and 10,000 stopped at the thread limit. Timeouts are now deadlines on the
+    execution's thread and a queued run takes a thread only once it holds a slot."""
+    from event_driven_etl.testing._time import CLOCK
+
+    burst = 120
+    with LocalPipeline.from_stack(
+        _stack(tmp_path), "Pipeline", glue_run_time=Duration.minutes(30), run_glue_script=False
+    ) as local:
+        local.deliver_immediately = False  # the whole burst is in flight at one moment
+        for i in range(burst):
+            local.put_object(f"incoming/burst-{i:03}.csv", CSV)
+        local.flush()
+        runs = local.wait_for_runs(timeout=300)
+        peak = CLOCK.peak_threads
+    assert [r.status for r in runs].count("SUCCEEDED") == burst
+    assert local.glue_queued_runs == burst - 10  # all in flight: ten ran, the rest queued
+    # One per execution, one per running Glue run (10 slots), a few for the pipeline.
+    assert burst < peak <= burst + 10 + 8, peak  # four per execution before: about 480
+
+
+def test_a_task_past_its_timeout_seconds_fails_with_states_timeout(tmp_path: Path) -> None:
+    """A task's ``TimeoutSeconds`` on the virtual clock (a deadline, no thread of its own):
+    the Glue task given 60 s fails with ``States.Timeout`` at 60 s when its run takes 90
+    (the workflow's catch notifies it), and succeeds when the run takes 30."""
+    from event_driven_etl.testing._template import load_from_assembly
+
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    EventDrivenEtlPipeline(Stack(app, "Local"), "Pipeline", key_prefix="incoming/")
+    assembly = app.synth().directory
+    outcomes = {}
+    for run_time in (90, 30):
+        template = load_from_assembly(assembly, "Local")
+        _set_glue_task_timeout(template.template, seconds=60)
+        with LocalPipeline(
+            template,
+            "/Local/Pipeline",
+            glue_run_time=Duration.seconds(run_time),
+            run_glue_script=False,
+        ) as local:
+            local.put_object("incoming/a.csv", CSV)
+            [run] = local.wait_for_runs(timeout=300)
+            [note] = local.notifications
+            outcomes[run_time] = (run.status, note["status"], note.get("error"))
+    assert outcomes[90] == ("FAILED", "FAILED", "States.Timeout")
+    assert outcomes[30] == ("SUCCEEDED", "SUCCEEDED", None)
+
+
+def _set_glue_task_timeout(template: dict[str, object], *, seconds: int) -> None:
+    """Give the workflow's ``glue:startJobRun.sync`` task a ``TimeoutSeconds``."""
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    sync = ':states:::glue:startJobRun.sync"'
+    hits = [i for i, part in enumerate(parts) if isinstance(part, str) and sync in part]
+    assert len(hits) == 1, hits
+    parts[hits[0]] = parts[hits[0]].replace(sync, f'{sync},"TimeoutSeconds":{seconds}')

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 from .._contract import MANIFEST_ARGUMENT, OBJECTS_ARGUMENT
 from . import _iceberg, _spark
@@ -36,7 +36,7 @@ from ._faults import FAILED_RUN_STATES, Faults, GlueFailure
 from ._iam import AccessGate, Principal, RoleClient
 from ._observation import GlueRun, objects_of
 from ._template import ACCOUNT, REGION
-from ._time import CLOCK, GLUE_RUN_ENDED, Signal
+from ._time import CLOCK, GLUE_RUN_ENDED
 from ._webhdfs import S3Gateway
 
 
@@ -179,6 +179,15 @@ JobFailed = Callable[[str, str, str], None]
 """Called with (run id, final state, message) when a run ends other than SUCCEEDED."""
 
 
+class _PendingRun(NamedTuple):
+    """A run StartJobRun created: what its thread needs once it holds a slot."""
+
+    fake_run: Any
+    run_id: str
+    arguments: dict[str, str]
+    failure: Optional[GlueFailure]
+
+
 RunDuration = Callable[[dict[str, str]], float]
 """A run's arguments -> how long (virtual seconds) it holds its slot."""
 
@@ -223,8 +232,8 @@ class GlueEmulator:
         self._queuing = queuing
         self._timeout = timeout
         self._lock = threading.RLock()
-        self._queue: deque[tuple[Any, Signal]] = deque()
-        """Queued runs (WAITING), oldest first, each with the signal that starts it."""
+        self._queue: deque[_PendingRun] = deque()
+        """Queued runs (WAITING), oldest first."""
         self.runs: list[GlueRun] = []
         """Every run that ended, in the order they ended."""
         self.workers: list[threading.Thread] = []
@@ -235,7 +244,7 @@ class GlueEmulator:
 
     def busy(self) -> bool:
         with self._lock:
-            return any(w.is_alive() for w in self.workers)
+            return bool(self._queue) or any(w.is_alive() for w in self.workers)
 
     def start_glue_run(self, original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
         from moto.core.exceptions import JsonRESTError
@@ -260,21 +269,25 @@ class GlueEmulator:
             fake_run = next(r for r in job.job_runs if r.job_run_id == run_id)
             fake_run.__class__ = held_job_run_class()  # its state is ours to set, not moto's
             fake_run.status = "WAITING" if queued else "RUNNING"
-            start = Signal()
-            if queued:
-                self.queued_runs += 1
-                self._queue.append((fake_run, start))
             arguments = {str(k): str(v) for k, v in (fake_run.arguments or {}).items()}
-            # The run goes on after StartJobRun returns, as on Glue: while it runs it counts
-            # against the job's MaxConcurrentRuns, so a burst really meets Glue's limit.
-            worker = CLOCK.thread(
-                self._finish,
-                args=(fake_run, run_id, arguments, failure, start),
-                name=f"glue-run-{run_id[:12]}",
-            )
-            self.workers.append(worker)
+            run = _PendingRun(fake_run, run_id, arguments, failure)
+            if queued:
+                # A queued run takes no thread until a slot frees (thousands may wait).
+                self.queued_runs += 1
+                self._queue.append(run)
+                return run_id
+            worker = self._worker(run)
         worker.start()
         return run_id
+
+    def _worker(self, run: _PendingRun) -> threading.Thread:
+        """Under the lock: the thread of a run that holds a slot from now. The run goes on
+        after StartJobRun returns, as on Glue: while it runs it counts against the job's
+        MaxConcurrentRuns, so a burst really meets Glue's limit."""
+        run.fake_run.status = "RUNNING"
+        worker = CLOCK.thread(self._finish, args=(run,), name=f"glue-run-{run.run_id[:12]}")
+        self.workers.append(worker)
+        return worker
 
     @staticmethod
     def _start_queued(original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
@@ -286,18 +299,8 @@ class GlueEmulator:
         finally:
             job.execution_property["MaxConcurrentRuns"] = limit
 
-    def _finish(
-        self,
-        fake_run: Any,
-        run_id: str,
-        arguments: dict[str, str],
-        failure: Optional[GlueFailure],
-        start: Signal,
-    ) -> None:
-        with self._lock:
-            generation, waiting = start.generation, fake_run.status == "WAITING"
-        if waiting:
-            CLOCK.wait(start, generation)  # until a run ends and this one is the oldest
+    def _finish(self, run: _PendingRun) -> None:
+        fake_run, run_id, arguments, failure = run
         duration = self._duration(arguments)
         ends_at = CLOCK.now() + min(duration, self._timeout)
         status, message = "SUCCEEDED", None
@@ -315,13 +318,14 @@ class GlueEmulator:
             status, message = "TIMEOUT", f"Job run timed out after {minutes:g} minutes"
         CLOCK.sleep_until(ends_at)  # the slot is held for the modelled run time
         fake_run.error_message = message
+        successor = None
         with self._lock:
             self.runs.append(GlueRun(run_id, arguments, status, message, written))
             fake_run.status = status
             if self._queue:  # the freed slot goes to the oldest queued run
-                queued_run, queued_start = self._queue.popleft()
-                queued_run.status = "RUNNING"
-                CLOCK.pulse(queued_start)
+                successor = self._worker(self._queue.popleft())
+        if successor is not None:
+            successor.start()
         GLUE_RUN_ENDED.pulse(run_id)  # after its status: its .sync task finds it final
         if status in FAILED_RUN_STATES:
             self._on_failed(run_id, status, message or "")

@@ -54,6 +54,28 @@ class Signal:
         self._waiters: list[_Waiter] = []
 
 
+class Deadline:
+    """A moment (virtual seconds) by which the calling thread's work must be done: see
+    :meth:`VirtualClock.deadline`."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+class DeadlineExceeded(BaseException):
+    """Raised in a thread whose :class:`Deadline` passed while it waited on the clock.
+
+    A ``BaseException``: moto's interpreter turns every ``Exception`` raised inside a state
+    into a state error, and a timeout must instead unwind to the code that set the deadline
+    (which catches its own ``deadline`` and re-raises anyone else's)."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__(f"deadline at {deadline.at:g} virtual s passed")
+        self.deadline = deadline
+
+
 _EMULATION_THREAD = threading.local()
 
 
@@ -82,6 +104,11 @@ class VirtualClock:
         self.wakeups = 0
         """How many waits were woken since :meth:`reset` (a pulse's waiters, due wake-ups): a
         deterministic measure of the emulation's work, which tests hold linear in a burst."""
+        self.threads = 0
+        """Threads of the emulation (:meth:`thread`) made and not yet ended."""
+        self.peak_threads = 0
+        """The most :attr:`threads` at once since :meth:`reset`: what a burst costs the
+        machine (its thread limit, ``kernel.pid_max``, bounds the executions in flight)."""
 
     # ------------------------------------------------------------------ reading
 
@@ -106,6 +133,8 @@ class VirtualClock:
         with self._cv:
             self._busy += 1
             era = self._era
+            self.threads += 1
+            self.peak_threads = max(self.peak_threads, self.threads)
 
         def run() -> None:
             self._local.era = era
@@ -116,6 +145,7 @@ class VirtualClock:
                 with self._cv:
                     if era == self._era:
                         self._busy -= 1
+                        self.threads -= 1
                         self._advance()
                 self._local.era = None
 
@@ -145,6 +175,39 @@ class VirtualClock:
                 if actor and self._is_actor():
                     self._busy += 1
 
+    # ------------------------------------------------------------------ deadlines
+
+    @contextmanager
+    def deadline(self, seconds: Optional[float]) -> Iterator[Deadline]:
+        """Work of the calling thread that must end within ``seconds`` virtual seconds (None:
+        no limit): a wait on the clock that would end later ends at the deadline and raises
+        :class:`DeadlineExceeded` instead.
+
+        How Step Functions' ``TimeoutSeconds`` (an execution's, a task's) is kept without a
+        thread: moto runs the body on a thread of its own and waits for it with a timeout, so
+        every execution in flight held three threads, and a burst of 10,000 queued executions
+        reached the machine's thread limit. A body takes virtual time only while it waits on
+        the clock, so a deadline checked in those waits is the same timeout. Deadlines nest
+        (a task's inside its execution's); the earliest is kept, the outer one on a tie."""
+        at = math.inf if seconds is None else self._now + max(0.0, seconds)
+        mark = Deadline(at)
+        stack = self._deadlines()
+        stack.append(mark)
+        try:
+            yield mark
+        finally:
+            stack.remove(mark)
+
+    def _deadlines(self) -> list[Deadline]:
+        stack: Optional[list[Deadline]] = getattr(self._local, "deadlines", None)
+        if stack is None:
+            stack = self._local.deadlines = []
+        return stack
+
+    def _earliest_deadline(self) -> Optional[Deadline]:
+        stack: Optional[list[Deadline]] = getattr(self._local, "deadlines", None)
+        return min(stack, key=lambda d: d.at) if stack else None  # min keeps the outer on a tie
+
     # ------------------------------------------------------------------ waiting
 
     def sleep(self, seconds: float) -> None:
@@ -173,9 +236,16 @@ class VirtualClock:
             signal._waiters.clear()
 
     def _wait(self, wake: float, signal: Optional[Signal], since: int) -> bool:
+        deadline = self._earliest_deadline()
         with self._cv:
             if signal is not None and signal.generation != since:
                 return True
+            if deadline is not None and deadline.at <= wake:
+                if deadline.at <= self._now:
+                    raise DeadlineExceeded(deadline)
+                wake = deadline.at
+            else:
+                deadline = None
             waiter = _Waiter(wake, self._is_actor(), self._lock)
             if wake < math.inf:
                 self._sequence += 1
@@ -188,6 +258,8 @@ class VirtualClock:
             self._advance()
             while not waiter.woken:
                 waiter.condition.wait()
+            if deadline is not None and not waiter.signalled and self._now >= deadline.at:
+                raise DeadlineExceeded(deadline)
             return waiter.signalled
 
     def _wake(self, waiter: _Waiter) -> None:
@@ -234,6 +306,7 @@ class VirtualClock:
             self._busy = 0
             self._epoch = time.time()
             self.wakeups = 0
+            self.threads = self.peak_threads = 0
 
 
 CLOCK = VirtualClock()

@@ -1,8 +1,10 @@
 """moto's Step Functions interpreter on the virtual clock (``_time.CLOCK``).
 
 The interpreter sleeps and waits in a few places, patched here once per process: the
-retrier (``time.sleep``), the Wait state, ``Program.eval`` (the execution timeout),
-``ExecutionState._evaluate_with_timeout`` (a task's timeout),
+retrier (``time.sleep``), the Wait state, ``Program.eval`` (the execution timeout) and
+``ExecutionState._evaluate_with_timeout`` (a task's timeout), both kept by a deadline on the
+execution's own thread where moto starts a thread for each (so an execution in flight holds
+one thread, and a burst of 10,000 fits the machine),
 ``StateTaskServiceCallback._eval_sync`` (the ``.sync`` poll, woken by its own run's end) and
 ``ExecutionWorker.start`` (an execution's thread is an actor; its definition parsed once
 per state machine, not per execution). Map and Parallel states are not patched: their workers
@@ -19,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
-from .._time import CLOCK, GLUE_RUN_ENDED, Signal
+from .._time import CLOCK, GLUE_RUN_ENDED, DeadlineExceeded, Signal
 
 SYNC_POLL_SECONDS = 3600.0
 """How often (virtual seconds) a ``.sync`` task checks its run besides the
@@ -119,21 +121,20 @@ def _patch_program_timeout() -> None:
     def program_eval(self: Any, env: Any) -> None:
         timeout = self.timeout_seconds.timeout_seconds if self.timeout_seconds else None
         env.next_state_name = self.start_at.start_at_name
-        done = Signal()
-
-        def body() -> None:
-            try:
+        # On the execution's own thread (moto starts one more per execution): Step Functions'
+        # TimeoutSeconds is a deadline on the virtual clock (see VirtualClock.deadline).
+        try:
+            with CLOCK.deadline(timeout) as deadline:
                 super(program.Program, self).eval(env)
-            finally:
-                CLOCK.pulse(done)
-
-        worker = CLOCK.thread(body)
-        vars(program)["TMP_THREADS"].append(worker)
-        worker.start()
-        # Step Functions' TimeoutSeconds, on the virtual clock: an execution that is still
-        # running when it passes is TIMED_OUT, whatever it was waiting for.
-        if not CLOCK.wait(done, 0, timeout) and env.is_running():
-            env.set_timed_out()
+        except DeadlineExceeded as exceeded:
+            if exceeded.deadline is not deadline:
+                raise
+            # An execution still running when its TimeoutSeconds passes is TIMED_OUT,
+            # whatever it was waiting for; moto's body then records ExecutionTimedOut (its
+            # loop does not run again: the execution is no longer running).
+            if env.is_running():
+                env.set_timed_out()
+            self._eval_body(env)
 
     program.Program.eval = program_eval  # type: ignore[method-assign]  # patching moto
 
@@ -147,37 +148,25 @@ def _patch_task_timeout() -> None:
     timeout_error = vars(execute_state)["EvalTimeoutError"]
 
     def evaluate_with_timeout(self: Any, env: Any) -> None:
-        # moto's own, with the wait on the virtual clock instead of threading.Event.wait.
+        # moto's own, with the timeout kept by a deadline instead of a thread and an Event.
         self.timeout.eval(env=env)
         timeout_seconds: int = env.stack.pop()
         frame = env.open_frame()
         frame.states.reset(input_value=env.states.get_input())
         frame.stack = copy.deepcopy(env.stack)
-        outputs: list[Any] = []
-        errors: list[Optional[Exception]] = [None]
-        done = Signal()
-
-        def run() -> None:
-            try:
+        # On the calling thread (moto starts one per task): the task's TimeoutSeconds is a
+        # deadline on the virtual clock (see VirtualClock.deadline).
+        try:
+            with CLOCK.deadline(timeout_seconds) as deadline:
                 self._eval_execution(frame)
-                outputs.extend(frame.stack)
-            except Exception as error:
-                errors.append(error)
-            finally:
-                CLOCK.pulse(done)
-
-        worker = CLOCK.thread(run)
-        vars(execute_state)["TMP_THREADS"].append(worker)
-        worker.start()
-        finished_on_time = CLOCK.wait(done, 0, timeout_seconds)
-        frame.set_ended()
-        env.close_frame(frame)
-        error = errors.pop()
-        if error:
-            raise error
-        if not finished_on_time:
-            raise timeout_error()
-        output = outputs.pop()
+                output = frame.stack[-1]
+        except DeadlineExceeded as exceeded:
+            if exceeded.deadline is not deadline:
+                raise  # the execution's own timeout: it unwinds the whole program
+            raise timeout_error() from None
+        finally:
+            frame.set_ended()
+            env.close_frame(frame)
         env.stack.append(output)
         if not self._is_language_query_jsonpath():
             env.states.set_result(output)
