@@ -1,17 +1,24 @@
 """SQS as the harness uses it: moto's queues, received and drained as Lambda's pollers and
-the tests read them, and one fix of moto's SQS model.
+the tests read them, and fixes of moto's SQS model.
 
-The fix is for speed: moto's receive checks each message's retention through
-``get_queue_attributes``, which recomputes every attribute (message counts included) each
-time, so receiving a queue of n messages costs O(n²). The check reads the retention period
-directly instead, and the SQS model's clock reads the virtual clock (``_time.CLOCK``)
-instead of building two datetimes per call (visibility timeouts and delays are virtual
-waits like any other).
+The fixes are for speed, so a capacity burst of 10,000 objects costs linear time:
+
+- moto's receive checks each message's retention through ``get_queue_attributes``, which
+  recomputes every attribute (message counts included) each time, so receiving a queue of n
+  messages costs O(n²). The check reads the retention period directly instead, and the SQS
+  model's clock reads the virtual clock (``_time.CLOCK``) instead of building two datetimes
+  per call (visibility timeouts and delays are virtual waits like any other).
+- ``SendMessage`` reads one attribute (content-based deduplication) through the same
+  all-attributes property, counting the queue's messages on every send; during a send the
+  three approximate counts, which it does not read, are not counted.
+- ``DeleteMessage`` rebuilt the whole message list on every delete; it now removes the one
+  message it finds (a received message is near the front, so the search is short).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from ._time import CLOCK
 
@@ -19,6 +26,8 @@ from ._time import CLOCK
 def fix_moto() -> None:
     """Apply the fix (``_session.fix_moto`` applies it once, on a known moto)."""
     _patch_sqs_retention_check()
+    _patch_sqs_send_attributes()
+    _patch_sqs_delete()
 
 
 def receive(sqs: Any, queue_url: str, limit: int) -> list[dict[str, Any]]:
@@ -66,3 +75,55 @@ def _patch_sqs_retention_check() -> None:
 
     vars(models)["unix_time"] = fast_unix_time
     vars(models)["unix_time_millis"] = lambda dt=None: fast_unix_time(dt) * 1000.0
+
+
+_COUNTS = (
+    "approximate_number_of_messages",
+    "approximate_number_of_messages_delayed",
+    "approximate_number_of_messages_not_visible",
+)
+_sending = threading.local()
+"""Set on a thread while moto's ``send_message`` runs (it reads no count)."""
+
+
+def _patch_sqs_send_attributes() -> None:
+    from moto.sqs import models
+
+    for name in _COUNTS:
+        count = getattr(models.Queue, name).fget
+
+        def cheap(self: Any, count: Callable[[Any], int] = count) -> int:
+            return 0 if getattr(_sending, "active", False) else count(self)
+
+        setattr(models.Queue, name, property(cheap))
+
+    send_message = models.SQSBackend.send_message
+
+    def send_without_counts(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sending.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _sending.active = False
+
+    models.SQSBackend.send_message = send_without_counts  # type: ignore[method-assign]  # patching moto
+
+
+def _patch_sqs_delete() -> None:
+    from moto.sqs import models
+
+    invalid = vars(models)["ReceiptHandleIsInvalid"]
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: SQS accepts a second delete
+        index = next(
+            (i for i, m in enumerate(self._messages) if m.had_receipt_handle(receipt_handle)), -1
+        )
+        if index < 0:
+            raise invalid()
+        message = self._messages.pop(index)
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+
+    models.Queue.delete_message = delete_message  # type: ignore[method-assign]  # patching moto
