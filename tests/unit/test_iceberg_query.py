@@ -111,3 +111,23 @@ def test_a_snapshot_taken_before_a_rerun_still_reads_the_earlier_data(
     assert snapshots[0]["snapshot_id"] == before and len(snapshots) >= 2
     with pytest.raises(ValueError, match="no snapshot 1 "):
         query_iceberg("SELECT * FROM orders VERSION AS OF 1", database="lake", table=definition)
+
+
+def test_only_the_table_s_metadata_and_time_travel_references_become_views() -> None:
+    from event_driven_etl.testing._iceberg_query import _rewrite
+
+    sql, sources = _rewrite(
+        "SELECT orders.id FROM Lake.`orders`.snapshots, other.orders.snapshots,"
+        " orders VERSION AS OF 42, orders.history",
+        "lake",
+        "orders",
+    )
+    assert sql == (
+        'SELECT orders.id FROM "orders$snapshots", other.orders.snapshots,'
+        ' "orders@42", "orders$history"'
+    )
+    assert sources == {
+        "orders$snapshots": ("snapshots", None),
+        "orders@42": (None, 42),
+        "orders$history": ("history", None),
+    }
