@@ -155,8 +155,14 @@ def test_test_set_up_fetches_the_iceberg_jars_once_checked_against_their_sha1(
     assert not [c for c in _setup(tree, env, "demo") if c.startswith("curl")]
     fetched = [c for c in _setup(tree, env) if c.startswith("curl")]
     maven = "https://repo1.maven.org/maven2/org/apache/iceberg"
-    assert len(fetched) == 4 and all(maven in c for c in fetched)
-    for name in ("iceberg-spark-runtime-3.5_2.12-1.10.0.jar", "iceberg-aws-bundle-1.10.0.jar"):
+    # Two jars per Spark line (Glue 5.1's Spark 3.5, Glue 6.x's Spark 4.1), each with its .sha1.
+    assert len(fetched) == 8 and all(maven in c for c in fetched)
+    for name in (
+        "iceberg-spark-runtime-3.5_2.12-1.10.0.jar",
+        "iceberg-aws-bundle-1.10.0.jar",
+        "iceberg-spark-runtime-4.1_2.13-1.11.0.jar",
+        "iceberg-aws-bundle-1.11.0.jar",
+    ):
         assert (tree / ".cache/jars" / name).read_text() == "jar"
     assert not [c for c in _setup(tree, env) if c.startswith("curl")]  # cached and verified
     (tree / ".cache/jars/iceberg-aws-bundle-1.10.0.jar").write_text("corrupt")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -12,31 +11,20 @@ from aws_cdk import App, Stack
 
 from event_driven_etl import EventDrivenEtlPipeline, TableFormat
 from event_driven_etl.testing import LocalPipeline
-from event_driven_etl.testing._iceberg import ICEBERG_JARS, iceberg_jars, jars_dir
+from event_driven_etl.testing._iceberg import iceberg_jar_names, iceberg_jars, jars_dir
 from event_driven_etl.testing._template import StackTemplate, load_from_assembly
 
 CSV = b"id,name\n1,Ann\n"
 
 
-def _spark_version() -> str:
-    try:
-        return importlib.metadata.version("pyspark")
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
 ICEBERG_OFFLINE = [
     pytest.mark.skipif(
-        not iceberg_jars(), reason=f"run scripts/setup: {', '.join(ICEBERG_JARS)} in {jars_dir()}"
+        not iceberg_jars(),
+        reason=f"run scripts/setup: {', '.join(iceberg_jar_names())} in {jars_dir()}",
     ),
     pytest.mark.skipif(
         importlib.util.find_spec("flask") is None,
         reason="moto's server needs the testing extra's moto[server]",
-    ),
-    pytest.mark.skipif(
-        not _spark_version().startswith("3.5."),
-        reason="the Iceberg runtime setup fetches is Spark 3.5's (Glue 5.1); Glue 6.x's "
-        "Spark 4 line with Iceberg is not proven offline yet",
     ),
 ]
 """Marks of a test that runs TableFormat.ICEBERG offline (the jars and moto's server)."""

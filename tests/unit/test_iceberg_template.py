@@ -57,6 +57,26 @@ def test_iceberg_gets_glue_s_native_iceberg_arguments(stack: Stack) -> None:
     }
 
 
+@pytest.mark.parametrize("version", ["V6_0", "V6_1"])
+def test_glue_6_gets_the_same_native_iceberg_arguments_as_5_1(stack: Stack, version: str) -> None:
+    """AWS documents one way to turn Iceberg on for Glue 3.0 and later (``--datalake-formats
+    iceberg`` and the ``glue_catalog`` ``--conf``, "Using the Iceberg framework in AWS Glue");
+    Glue 6.0 ships Iceberg 1.11.0 on Spark 4.1 with no other setting to add ("Migrating AWS
+    Glue for Spark jobs to AWS Glue version 6.0",
+    https://docs.aws.amazon.com/glue/latest/dg/migrating-version-60.html)."""
+    from event_driven_etl import NewerGlueVersion
+
+    given = glue.GlueVersion.V6_0 if version == "V6_0" else NewerGlueVersion.V6_1
+    EventDrivenEtlPipeline(stack, "Pipeline", table_format=TableFormat.ICEBERG, glue_version=given)
+    job = only_resource(template_of(stack), "AWS::Glue::Job")
+    assert job["Properties"]["GlueVersion"] == version[1:].replace("_", ".")
+    other = Stack()
+    EventDrivenEtlPipeline(other, "Pipeline", table_format=TableFormat.ICEBERG)
+    for name in ("--datalake-formats", "--table_format"):
+        assert _arguments(stack)[name] == _arguments(other)[name]
+    assert _conf(_arguments(stack)) == _conf(_arguments(other))
+
+
 def test_the_iceberg_role_may_commit_to_that_table_only(stack: Stack) -> None:
     EventDrivenEtlPipeline(
         stack, "Pipeline", catalog_table_name="orders", table_format=TableFormat.ICEBERG

@@ -9,9 +9,14 @@ region and the fake credentials are added. Every request Iceberg makes is checke
 job role's policies (``AccessGate.client_call_check``), as the boto3 clients of the script are:
 a denied call is answered ``AccessDenied``, as AWS would.
 
-The jars (``iceberg-spark-runtime-3.5_2.12`` and ``iceberg-aws-bundle``, Glue 5.1's Iceberg
-1.10.0) are fetched by ``scripts/setup`` into ``.cache/jars`` (or ``$EVENT_DRIVEN_ETL_JARS``);
-the session loads them when it starts on Spark 3.5. Spark 4 (Glue 6.x) is not covered offline.
+The jars (the Spark runtime of the running pyspark's line and ``iceberg-aws-bundle``: Glue 5.1's
+Iceberg 1.10.0 on Spark 3.5, Glue 6.0's Iceberg 1.11.0 on Spark 4.1) are fetched by
+``scripts/setup`` into ``.cache/jars`` (or ``$EVENT_DRIVEN_ETL_JARS``); the session loads them
+when it starts.
+
+``query_iceberg`` reads the table as a reader outside Spark does: pyiceberg loads the table's
+current metadata (the catalog's ``metadata_location``) through the same moto server, scans it to
+Arrow, and DuckDB runs the SQL (``_iceberg_query``).
 """
 
 from __future__ import annotations
@@ -28,19 +33,22 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import parse_qs, unquote
 
 from .._contract import ICEBERG_CATALOG
-from .._iceberg_conf import iceberg_spark_conf, parse_glue_conf_argument
+from .._iceberg_conf import parse_glue_conf_argument
 from ._template import REGION
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-ICEBERG_VERSION = "1.10.0"
-"""The Iceberg release Glue 5.1 ships (``--datalake-formats iceberg``)."""
-
-ICEBERG_JARS = (
-    f"iceberg-spark-runtime-3.5_2.12-{ICEBERG_VERSION}.jar",
-    f"iceberg-aws-bundle-{ICEBERG_VERSION}.jar",
-)
+ICEBERG_BY_SPARK_LINE = {
+    "3.5": ("1.10.0", "iceberg-spark-runtime-3.5_2.12"),
+    "4.1": ("1.11.0", "iceberg-spark-runtime-4.1_2.13"),
+}
+"""Spark line -> (the Iceberg release Glue ships on it with ``--datalake-formats iceberg``, its
+Spark runtime artifact). Glue 5.1 (Spark 3.5): Iceberg 1.10.0 ("Using the Iceberg framework in
+AWS Glue", https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-iceberg.html);
+Glue 6.0 (Spark 4.1, Scala 2.13): Iceberg 1.11.0 ("Migrating AWS Glue for Spark jobs to AWS Glue
+version 6.0", https://docs.aws.amazon.com/glue/latest/dg/migrating-version-60.html). Glue 6.1
+(Spark 4.1.3) runs the same 4.1 runtime offline."""
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 _CATALOG = f"spark.sql.catalog.{ICEBERG_CATALOG}"
 _FAKE_KEY = "testing"
@@ -56,19 +64,35 @@ def jars_dir() -> Path:
     return Path(given) if given else Path(__file__).resolve().parents[3] / ".cache" / "jars"
 
 
-def iceberg_jars() -> list[Path]:
-    """The cached Iceberg jars, or [] when one is missing."""
-    paths = [jars_dir() / name for name in ICEBERG_JARS]
-    return paths if all(p.is_file() for p in paths) else []
+def _spark_line() -> str:
+    """The running pyspark's line (``"3.5"``, ``"4.1"``)."""
+    import pyspark
+
+    return ".".join(pyspark.__version__.split(".")[:2])
+
+
+def iceberg_jar_names(spark_line: Optional[str] = None) -> tuple[str, ...]:
+    """The jars Iceberg needs on ``spark_line`` (default: the running pyspark's), or () on a
+    line Glue ships no Iceberg runtime for here."""
+    found = ICEBERG_BY_SPARK_LINE.get(spark_line or _spark_line())
+    if found is None:
+        return ()
+    version, runtime = found
+    return (f"{runtime}-{version}.jar", f"iceberg-aws-bundle-{version}.jar")
+
+
+def iceberg_jars(spark_line: Optional[str] = None) -> list[Path]:
+    """The cached Iceberg jars of ``spark_line`` (default: the running pyspark's), or [] when
+    one is missing."""
+    paths = [jars_dir() / name for name in iceberg_jar_names(spark_line)]
+    return paths if paths and all(p.is_file() for p in paths) else []
 
 
 def session_settings() -> dict[str, str]:
-    """Settings a local session needs from its start for Iceberg (jars, SQL extensions): on
-    Spark 3.5 with the jars cached, else none."""
-    import pyspark
-
+    """Settings a local session needs from its start for Iceberg (the jars of the running
+    Spark line, the SQL extensions) when the jars are cached, else none."""
     jars = iceberg_jars()
-    if not jars or not pyspark.__version__.startswith("3.5."):
+    if not jars:
         return {}
     return {"spark.jars": ",".join(str(j) for j in jars), "spark.sql.extensions": EXTENSIONS}
 
@@ -215,8 +239,8 @@ def configure_catalog(spark: SparkSession, settings: Mapping[str, str]) -> None:
     if EXTENSIONS not in loaded:
         raise RuntimeError(
             "the local Spark session has no Iceberg: run scripts/setup (it caches "
-            f"{', '.join(ICEBERG_JARS)} in {jars_dir()}), on pyspark 3.5, before the first "
-            "Spark run of the process"
+            f"{', '.join(iceberg_jar_names()) or 'no runtime for this Spark line'} in "
+            f"{jars_dir()}) before the first Spark run of the process"
         )
     jvm = spark.sparkContext._jvm
     if jvm is not None:  # the Glue client reads its credentials from Java's system properties
@@ -242,18 +266,31 @@ def iceberg_run(
         SERVER.check_for = None
 
 
+def file_io_properties() -> dict[str, str]:
+    """pyiceberg's FileIO settings that read the table's files from the emulated S3 (the same
+    moto server Iceberg's S3FileIO writes through)."""
+    return {
+        "s3.endpoint": SERVER.endpoint(),
+        "s3.region": REGION,
+        "s3.access-key-id": _FAKE_KEY,
+        "s3.secret-access-key": _FAKE_KEY,
+        "s3.force-virtual-addressing": "false",
+    }
+
+
 def query_iceberg(sql: str, *, database: str, table: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``sql`` over the Iceberg table ``table`` (a Glue ``Table``), read from its current
-    metadata by Iceberg's Spark runtime through the same ``glue_catalog``; names resolve in
-    ``database`` (``orders`` and ``db.orders`` both work)."""
-    from . import _spark
+    metadata (its ``metadata_location``) by pyiceberg and run on DuckDB (``_iceberg_query``):
+    names resolve in ``database`` (``orders`` and ``db.orders`` both work); ``orders VERSION
+    AS OF <snapshot id>`` and metadata tables (``orders.snapshots``) are there too."""
+    from ._iceberg_query import load_table, query_table
 
-    location = str(table["StorageDescriptor"]["Location"])
-    with _spark._lock:
-        spark = _spark.spark_session()
-        configure_catalog(spark, iceberg_spark_conf(location))
-        spark.sql(f"USE {ICEBERG_CATALOG}.`{database}`")
-        try:
-            return [row.asDict(recursive=True) for row in spark.sql(sql).collect()]
-        finally:
-            spark.sql("USE spark_catalog.default")
+    loaded = load_table(table, file_io_properties())
+    return query_table(sql, database=database, name=str(table["Name"]), table=loaded)
+
+
+def iceberg_rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the Iceberg table's current snapshot, read by pyiceberg."""
+    from ._iceberg_query import current_rows, load_table
+
+    return current_rows(load_table(table, file_io_properties()))

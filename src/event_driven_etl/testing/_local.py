@@ -373,7 +373,7 @@ class LocalPipeline:
         ``pyarrow.ArrowTypeError``. Files and folders whose names start with ``_`` or ``.``
         (run reports, the schema file) are not data and are left out, as Athena does.
         With ``TableFormat.ICEBERG``, the rows of the table's current snapshot (read by
-        Iceberg's runtime on local Spark; no ``ingestion_date``).
+        pyiceberg from the table's current metadata; no ``ingestion_date``).
         """
         return self._session.output.rows(prefix)
 
@@ -390,8 +390,9 @@ class LocalPipeline:
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL against the output table through its catalog definition, as Athena would
         see it: DuckDB reads the table's location with the catalog's column types and its
-        partition column (an Iceberg table: Iceberg's runtime on local Spark reads its
-        current metadata through the job's catalog). Name the table as ``<table>`` or
+        partition column (an Iceberg table: pyiceberg reads its current snapshot from the
+        catalog's ``metadata_location``, and ``<table> VERSION AS OF <snapshot id>`` and
+        metadata tables such as ``<table>.snapshots`` work). Name the table as ``<table>`` or
         ``<database>.<table>``; with table routing every table of the catalog database is
         there (a query may join them)."""
         return self._session.output.query(sql)

@@ -79,12 +79,9 @@ class OutputReader:
         (its folder also holds files that earlier snapshots replaced)."""
         table = self._iceberg_table_at(prefix)
         if table is not None:
-            from ._iceberg import query_iceberg
+            from ._iceberg import iceberg_rows
 
-            name = str(table["Name"]).replace("`", "``")
-            return query_iceberg(
-                f"SELECT * FROM `{name}`", database=str(self._database), table=table
-            )
+            return iceberg_rows(table)
         self._mirror.pull(self._s3, [self._bucket])
         return read_table_rows(self._mirror.folder(self._bucket) / prefix)
 
