@@ -42,7 +42,7 @@ from ._contract import (
     STEP_FUNCTIONS_REDRIVE_WINDOW_SECONDS,
 )
 from ._iceberg_conf import glue_conf_argument, iceberg_spark_conf
-from .glue_job import GlueEtlJob, _table_arns, _grant_glue_logs_and_metrics
+from .glue_job import GlueEtlJob, _grant_glue_logs_and_metrics, _table_arns
 from .table_maintenance import TableMaintenance
 
 MAINTENANCE_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "maintenance_job.py"
@@ -90,7 +90,12 @@ class IcebergTableMaintenance(Construct):
     """The maintenance job, its role, its schedule and its failure notifier."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: TableMaintenance, wiring: MaintenanceWiring
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: TableMaintenance,
+        wiring: MaintenanceWiring,
     ) -> None:
         super().__init__(scope, construct_id)
         etl = wiring.glue_job

@@ -533,9 +533,7 @@ def _grant_glue_logs_and_metrics(role: iam.IRole) -> None:
     """What every Glue job run needs besides its data: its own logs and Glue's metrics."""
     stack = Stack.of(role)
     # Glue picks its log group and stream names at run time, all under /aws-glue/.
-    log_groups = (
-        f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
-    )
+    log_groups = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
     role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="WriteOwnLogs",

@@ -51,9 +51,7 @@ class TableMaintenance:
     """Compact the small data files of batches past their re-run window into larger ones
     (Iceberg's bin-packing ``rewrite_data_files``). Default: True"""
 
-    remove_orphans_older_than: Optional[Duration] = field(
-        default_factory=lambda: Duration.days(3)
-    )
+    remove_orphans_older_than: Optional[Duration] = field(default_factory=lambda: Duration.days(3))
     """Delete files in the table's ``data/`` and ``metadata/`` folders that no snapshot
     references (left by failed writes) once they are older than this: at least 1 day, so a
     write still in progress keeps its files (Iceberg's own floor). None: no orphan removal.
@@ -67,9 +65,7 @@ class TableMaintenance:
             isinstance(self.compact, bool), "compact", self.compact, "must be True or False"
         )
         if self.remove_orphans_older_than is not None:
-            self._check_days(
-                problems, "remove_orphans_older_than", self.remove_orphans_older_than
-            )
+            self._check_days(problems, "remove_orphans_older_than", self.remove_orphans_older_than)
         problems.raise_if_any()
 
     def _check_schedule(self, problems: Problems) -> None:

@@ -73,7 +73,7 @@ def maintain(
             done["rewrite_data_files"] = _call(
                 spark,
                 f"CALL {system}.rewrite_data_files(table => '{table}',"
-                f" where => \"_ingested_at < {cutoff}\","
+                f' where => "_ingested_at < {cutoff}",'
                 " options => map('min-input-files', '2', 'partial-progress.enabled', 'false'))",
             )
         retention = _seconds(args, contract.MAINTENANCE_SNAPSHOT_RETENTION_ARGUMENT)
