@@ -10,10 +10,11 @@ built-in job writes with (https://iceberg.apache.org/docs/1.10.0/spark-procedure
    re-run (retry, redrive) can reach any more.
 2. ``expire_snapshots`` older than ``--snapshot_retention_seconds`` (the current snapshot
    always stays), deleting the files only they referenced (compacted or replaced ones).
-3. ``remove_orphan_files`` older than ``--orphans_older_than_seconds``, in the table's
-   ``data/`` and ``metadata/`` folders only: the run reports, object marks and staging live
-   beside them under the output prefix and are not Iceberg's to judge. ``prefix_listing``
-   lists through the table's ``S3FileIO``, as every other call of the run.
+3. orphan file removal (``remove_orphan_files``' action, ``deleteOrphanFiles``) older than
+   ``--orphans_older_than_seconds``, in the table's ``data/`` and ``metadata/`` folders only:
+   the run reports, object marks and staging live beside them under the output prefix and
+   are not Iceberg's to judge. Prefix listing goes through the table's ``S3FileIO``, as
+   every other call of the run.
 
 ``main(argv, now=...)``: ``now`` is the moment the cutoffs are taken from (default: the
 clock); the offline harness passes its virtual clock's.
@@ -86,14 +87,10 @@ def maintain(
             )
         orphans = _seconds(args, contract.MAINTENANCE_ORPHANS_OLDER_THAN_ARGUMENT)
         if orphans is not None:
-            older = _timestamp(moment - timedelta(seconds=orphans))
+            orphans_before = moment - timedelta(seconds=orphans)
             root = location.rstrip("/")
             done["remove_orphan_files"] = [
-                _call(
-                    spark,
-                    f"CALL {system}.remove_orphan_files(table => '{table}', older_than => {older},"
-                    f" location => '{root}/{folder}', prefix_listing => true)",
-                )
+                _remove_orphans(spark, name, f"{root}/{folder}", orphans_before)
                 for folder in contract.ICEBERG_MAINTAINED_DIRS
             ]
     return done
@@ -101,6 +98,30 @@ def maintain(
 
 def _call(spark: SparkSession, sql: str) -> list[dict[str, Any]]:
     return [row.asDict(recursive=True) for row in spark.sql(sql).collect()]
+
+
+def _remove_orphans(spark: SparkSession, name: str, location: str, older: datetime) -> list[str]:
+    """Iceberg's ``deleteOrphanFiles`` action (what ``remove_orphan_files`` runs) in
+    ``location``, for files older than ``older`` (UTC); returns the files it deleted.
+
+    The action, not the ``CALL``: the procedure also refuses an ``older_than`` within 24 hours
+    of the JVM's wall clock, a floor ``TableMaintenance`` enforces at synth instead (at least
+    1 day), because offline the run's "now" is the harness's virtual clock, days ahead of
+    the wall clock once a test advances it."""
+    jvm, session = spark.sparkContext._jvm, spark._jsparkSession
+    if jvm is None:  # pragma: no cover - a live session always has its JVM
+        raise RuntimeError("the Spark session has no JVM")
+    table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(session, name)
+    millis = int(older.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    result = (
+        jvm.org.apache.iceberg.spark.actions.SparkActions.get(session)
+        .deleteOrphanFiles(table)
+        .olderThan(millis)
+        .location(location)
+        .usePrefixListing(True)
+        .execute()
+    )
+    return sorted(str(path) for path in result.orphanFileLocations())
 
 
 def main(argv: Optional[Sequence[str]] = None, *, now: Optional[datetime] = None) -> None:
