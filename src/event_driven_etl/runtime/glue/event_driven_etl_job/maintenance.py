@@ -60,7 +60,8 @@ def maintain(
     catalog = CatalogTable.from_args(args)
     location = args.get(contract.OUTPUT_PATH_ARGUMENT.removeprefix("--"), "")
     if catalog is None or not location:
-        raise ValueError("the maintenance job needs the catalog table and --output_path")
+        needs = f"the catalog table and {contract.OUTPUT_PATH_ARGUMENT}"
+        raise ValueError(f"the maintenance job needs {needs}")
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
     name, table = table_name(catalog), _identifier(catalog)
     system = f"{contract.ICEBERG_CATALOG}.system"
