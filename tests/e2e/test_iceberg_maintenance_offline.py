@@ -116,3 +116,23 @@ def test_maintenance_compacts_expires_and_cleans_and_a_rerun_still_lands_once(
         local.run_maintenance()
         assert _files(local) == 1
         assert int(_one(local, "SELECT count(*) FROM orders")) == 8
+
+
+def test_a_failed_maintenance_run_is_notified_on_the_notification_topic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from event_driven_etl.runtime.glue.event_driven_etl_job import maintenance
+
+    def fails(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("S3 throttled the listing")
+
+    monkeypatch.setattr(maintenance, "maintain", fails)
+    with LocalPipeline.from_stack(_stack(tmp_path), "Pipeline") as local:
+        with pytest.raises(RuntimeError, match="S3 throttled"):
+            local.run_maintenance()
+        local.wait_for_runs(timeout=120)
+        [notification] = local.notifications
+        assert notification["status"] == "FAILED"
+        assert notification["error"] == "Glue job run FAILED"
+        assert "S3 throttled the listing" in notification["cause"]
+        assert notification["glue_job_run_id"].startswith("jr_")

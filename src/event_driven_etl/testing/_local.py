@@ -405,9 +405,18 @@ class LocalPipeline:
         from) is ``now``, else the virtual clock's, so :meth:`advance` ages batches,
         snapshots and files; the job's own timestamps (``_ingested_at``, commits, file
         times) are the wall clock's. Returns what each of Iceberg's procedures did
-        (``rewrite_data_files``, ``expire_snapshots``, ``remove_orphan_files``)."""
+        (``rewrite_data_files``, ``expire_snapshots``, ``remove_orphan_files``). A run that
+        fails raises its error after its FAILED state change went to the maintenance job's
+        rule, whose notifier publishes it on the notification topic (:meth:`wait_for_runs`
+        lets it finish)."""
         moment = now or datetime.fromtimestamp(self._session.clock.epoch(), timezone.utc)
-        return run_maintenance(self.layout, self._session.access, now=moment)
+        session = self._session
+        return run_maintenance(
+            self.layout,
+            session.access,
+            now=moment,
+            on_failed=session.job_state.maintenance_run_ended,
+        )
 
     def fire_alarm(self, name: str) -> bool:
         """Put one of the pipeline's alarms into ALARM: CloudWatch publishes the state change

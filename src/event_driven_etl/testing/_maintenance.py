@@ -10,8 +10,9 @@ clock's, so ``local.advance(...)`` ages the table's batches, snapshots and files
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._contract import MAINTENANCE_SNAPSHOT_RETENTION_ARGUMENT
 from . import _iceberg, _spark
@@ -32,15 +33,33 @@ def maintenance_job_id(layout: PipelineLayout) -> Optional[str]:
     return None
 
 
-def run_maintenance(layout: PipelineLayout, access: AccessGate, *, now: datetime) -> dict[str, Any]:
-    """One maintenance run at ``now``; returns what each procedure did (see
-    ``event_driven_etl_job.maintenance.maintain``). Raises what the run raises (an
-    ``AccessDenied`` the role's policies decide included)."""
-    from ..runtime.glue.event_driven_etl_job.maintenance import maintain
+RunEnded = Callable[[str, str, str, str], None]
+"""(job name, run id, state, message) of a run that did not succeed: Glue's "Job State
+Change" event, for the maintenance job's own rule (``_events.JobStateRule``)."""
 
+
+def run_maintenance(
+    layout: PipelineLayout, access: AccessGate, *, now: datetime, on_failed: RunEnded
+) -> dict[str, Any]:
+    """One maintenance run at ``now``; returns what each procedure did (see
+    ``event_driven_etl_job.maintenance.maintain``). A run that raises (an ``AccessDenied``
+    the role's policies decide included) ends FAILED as on Glue: ``on_failed`` gets its
+    state change (its rule and notifier publish it), then the error is raised."""
     job_id = maintenance_job_id(layout)
     if job_id is None:
         raise RuntimeError("the pipeline has no table maintenance: set table_maintenance=...")
+    try:
+        return _run(layout, access, job_id, now)
+    except Exception as error:
+        job_name = str(layout.resolver.resolve({"Ref": job_id}))
+        message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        on_failed(job_name, f"jr_{uuid.uuid4().hex}", "FAILED", message)
+        raise
+
+
+def _run(layout: PipelineLayout, access: AccessGate, job_id: str, now: datetime) -> dict[str, Any]:
+    from ..runtime.glue.event_driven_etl_job import maintenance
+
     defaults = layout.resources[job_id]["Properties"]["DefaultArguments"]
     arguments = {str(k): str(layout.resolver.resolve(v)) for k, v in defaults.items()}
     role = access.role_of(job_id)
@@ -49,4 +68,4 @@ def run_maintenance(layout: PipelineLayout, access: AccessGate, *, now: datetime
         spark = _spark.spark_session()
         check_for = lambda service: access.client_call_check(role, service)  # noqa: E731
         with _iceberg.iceberg_run(spark, arguments, check_for):
-            return maintain(spark, parsed, now=now)
+            return maintenance.maintain(spark, parsed, now=now)
