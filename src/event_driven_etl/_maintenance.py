@@ -113,7 +113,7 @@ class IcebergTableMaintenance(Construct):
             self,
             "Schedule",
             type="SCHEDULED",
-            schedule=settings.schedule.expression_string,
+            schedule=settings._cron_expression(),
             start_on_creation=True,
             actions=[glue.CfnTrigger.ActionProperty(job_name=self.job.job_name)],
             description="event-driven-etl: scheduled Iceberg table maintenance",

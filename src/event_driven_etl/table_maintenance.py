@@ -18,6 +18,10 @@ _DAY_SECONDS = 24 * 3600
 _LONGEST_SECONDS = 3650 * _DAY_SECONDS
 
 
+def _daily_at_three() -> events.Schedule:
+    return events.Schedule.cron(minute="0", hour="3")
+
+
 @public
 @dataclass(frozen=True)
 class TableMaintenance:
@@ -35,12 +39,10 @@ class TableMaintenance:
     Validates itself on construction and raises :class:`ValidationError`.
     """
 
-    schedule: events.Schedule = field(
-        default_factory=lambda: events.Schedule.cron(minute="0", hour="3")
-    )
+    schedule: Optional[events.Schedule] = None
     """When maintenance runs: an ``events.Schedule.cron(...)`` (UTC), which Glue's scheduled
     trigger takes as is; ``rate(...)`` is refused (Glue triggers take cron expressions only).
-    Default: daily at 03:00 UTC"""
+    Default: - daily at 03:00 UTC (``events.Schedule.cron(minute="0", hour="3")``)"""
 
     snapshot_retention: Duration = field(default_factory=lambda: Duration.days(7))
     """Snapshots older than this are expired (the current one always stays), with the data
@@ -68,7 +70,13 @@ class TableMaintenance:
             self._check_days(problems, "remove_orphans_older_than", self.remove_orphans_older_than)
         problems.raise_if_any()
 
+    def _cron_expression(self) -> str:
+        """The schedule as Glue's trigger takes it: ``cron(...)``."""
+        return (self.schedule or _daily_at_three()).expression_string
+
     def _check_schedule(self, problems: Problems) -> None:
+        if self.schedule is None:
+            return
         if not isinstance(self.schedule, events.Schedule):
             problems.add(
                 "schedule",
