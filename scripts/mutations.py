@@ -135,7 +135,7 @@ MUTATIONS = [
     Mutation(
         "harness: the job-state rule's role unchecked",
         HARNESS + "_events.py",
-        "        if self._role is not None:\n            try:",
+        "        if role is not None:\n            try:",
         "        if False:\n            try:",
         (PERMISSIONS, "-k", "job_state_rule"),
     ),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .retry import Batching, RetryPolicy
     from .state_machine import EtlStateMachine
     from .table_format import TableFormat
+    from .table_maintenance import TableMaintenance
     from .tables import Tables
     from .trigger import TriggerFunction
 
@@ -43,6 +44,7 @@ _CONSTRUCTS = {
     "RetryPolicy": "retry",
     "Tables": "tables",
     "TableFormat": "table_format",
+    "TableMaintenance": "table_maintenance",
     "TriggerFunction": "trigger",
 }
 
@@ -55,6 +57,7 @@ __all__ = [
     "NewerGlueVersion",
     "RetryPolicy",
     "TableFormat",
+    "TableMaintenance",
     "Tables",
     "TriggerFunction",
     "ValidationError",

@@ -153,6 +153,24 @@ Glue Data Catalog (``spark.sql.catalog.glue_catalog``, as AWS documents it)."""
 ICEBERG_SNAPSHOT_BATCH_ID = "batch_id"
 """Snapshot summary property of an Iceberg commit that names the batch it landed."""
 
+# ------------------------------------------------------------------ Iceberg table maintenance
+
+MAINTENANCE_COMPACT_BEFORE_ARGUMENT = "--compact_before_seconds"
+"""The maintenance job compacts only the rows of batches ingested more than this many seconds
+ago (absent: no compaction): no re-run of those batches can come any more."""
+MAINTENANCE_SNAPSHOT_RETENTION_ARGUMENT = "--snapshot_retention_seconds"
+"""The maintenance job expires the snapshots older than this many seconds (the current one
+always stays)."""
+MAINTENANCE_ORPHANS_OLDER_THAN_ARGUMENT = "--orphans_older_than_seconds"
+"""The maintenance job deletes files under the table's ``data/`` and ``metadata/`` that no
+snapshot references and that are older than this many seconds (absent: none deleted)."""
+ICEBERG_MAINTAINED_DIRS = ("data", "metadata")
+"""The folders of an Iceberg table (under its location) the maintenance job may clean: never
+the run reports, object marks or staging beside them under the output prefix."""
+STEP_FUNCTIONS_REDRIVE_WINDOW_SECONDS = 14 * 24 * 3600
+"""Step Functions redrives an execution up to 14 days after it stopped
+(https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html)."""
+
 # ------------------------------------------------------------------ limits
 
 BACKFILL_BATCH_BYTES = 200_000

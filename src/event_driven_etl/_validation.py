@@ -51,6 +51,7 @@ from .retry import Batching, RetryPolicy
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .runtime.glue.event_driven_etl_job.tables import table_name
 from .table_format import TableFormat
+from .table_maintenance import TableMaintenance
 from .tables import Tables
 
 # ------------------------------------------------------------------ types
@@ -110,6 +111,9 @@ PIPELINE_TYPES: dict[str, TypeCheck] = {
     "tables": _TABLES,
     "quality_rules": quality_rules_type,
     "table_format": member_of(TableFormat),
+    "table_maintenance": instance(
+        TableMaintenance, "a TableMaintenance (e.g. TableMaintenance(snapshot_retention=...))"
+    ),
 }
 """The type check of each of EventDrivenEtlPipeline's props (``glue_version``'s is checked
 with its value, in :func:`check_glue_runtime_props`)."""
@@ -583,6 +587,7 @@ def check_pipeline_props(
         check_glue_job_props(problems, glue_job, settable=frozenset({"output_prefix"}))
     _check_job_fits_workflow(problems, job_timeout, workflow["timeout"])
     _check_catalog_props(problems, props)
+    _check_table_maintenance(problems, props)
     if props["notification_topic_key"] is not None and props["notification_topic"] is None:
         problems.add(
             "notification_topic_key",
@@ -639,6 +644,20 @@ def _check_catalog_props(problems: Problems, props: Mapping[str, Any]) -> None:
     for prop in ("catalog_database", "catalog_table_name"):
         if props[prop] is not None:
             problems.add(prop, props[prop], "has no effect with catalog=False; drop one")
+
+
+def _check_table_maintenance(problems: Problems, props: Mapping[str, Any]) -> None:
+    """Maintenance is of an Iceberg table: compaction, snapshots and orphan files are
+    Iceberg's notions (a Parquet table's re-run replaces its own files already)."""
+    maintenance = props["table_maintenance"]
+    if maintenance is None or props["table_format"] == TableFormat.ICEBERG:
+        return
+    problems.add(
+        "table_maintenance",
+        _Shown("TableMaintenance(...)"),
+        "maintains an Iceberg table: set table_format=TableFormat.ICEBERG, or drop "
+        "table_maintenance (a Parquet table needs none)",
+    )
 
 
 def _check_synthesizer(problems: Problems, scope: Construct) -> None:

@@ -490,32 +490,7 @@ class GlueEtlJob(Construct):
             self.output_encryption_key.grant_decrypt(grantee)
 
     def _grant_logs_and_metrics(self) -> None:
-        stack = Stack.of(self)
-        # Glue picks its log group and stream names at run time, all under /aws-glue/.
-        log_groups = (
-            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
-        )
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:AssociateKmsKey",
-                ],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
-        )
-        # PutMetricData has no resource-level permissions; a condition keeps it to Glue's.
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="PublishGlueMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
-            )
-        )
+        _grant_glue_logs_and_metrics(self.role)
 
 
 def _quality_table(
@@ -552,3 +527,31 @@ def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:
             for table_name in table_names
         ),
     ]
+
+
+def _grant_glue_logs_and_metrics(role: iam.IRole) -> None:
+    """What every Glue job run needs besides its data: its own logs and Glue's metrics."""
+    stack = Stack.of(role)
+    # Glue picks its log group and stream names at run time, all under /aws-glue/.
+    log_groups = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="WriteOwnLogs",
+            actions=[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:AssociateKmsKey",
+            ],
+            resources=[log_groups, f"{log_groups}:log-stream:*"],
+        )
+    )
+    # PutMetricData has no resource-level permissions; a condition keeps it to Glue's.
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="PublishGlueMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+        )
+    )

@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from . import _defaults, _operations, _quality, _validation
+from . import _defaults, _maintenance, _operations, _quality, _validation
 from ._contract import BACKFILL_RESULTS_DIR, MANIFEST_PREFIX, TABLE_RULE_BY_FOLDER
 from ._docs import public
 from ._glue_versions import GlueVersionValue
@@ -32,6 +32,7 @@ from .retry import Batching, RetryPolicy
 from .runtime.glue.event_driven_etl_job.quality import table_name_of
 from .state_machine import EtlStateMachine
 from .table_format import TableFormat
+from .table_maintenance import TableMaintenance
 from .tables import Tables
 from .trigger import TriggerFunction
 
@@ -126,6 +127,9 @@ class EventDrivenEtlPipeline(Construct):
     """The output table's name in ``catalog_database``: query it with Athena, Spark or any
     Glue/Hive reader after the first run (None with ``catalog=False``)."""
 
+    table_maintenance_job: Optional[glue.IJob]
+    """The Iceberg table's scheduled maintenance job (None without ``table_maintenance``)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -168,6 +172,7 @@ class EventDrivenEtlPipeline(Construct):
         tables: Optional[Tables] = None,
         quality_rules: Optional[QualityRules] = None,
         table_format: Optional[TableFormat] = None,
+        table_maintenance: Optional[TableMaintenance] = None,
     ) -> None:
         """
         :param source_bucket: Bucket whose new objects start the pipeline; EventBridge
@@ -266,6 +271,11 @@ class EventDrivenEtlPipeline(Construct):
             through Glue's native Iceberg; needs the catalog (not ``catalog=False``) and
             Glue 3.0+. See the README's "Iceberg tables". Default: ``TableFormat.PARQUET``
             (Hive-style Parquet, ``ingestion_date`` partitions)
+        :param table_maintenance: Scheduled maintenance of the Iceberg table (only with
+            ``table_format=TableFormat.ICEBERG``): a small Glue job on a Glue schedule compacts
+            the small files of batches past their re-run window, expires old snapshots and
+            removes orphan files; a failed run is notified on the notification topic. See
+            :class:`TableMaintenance`. Default: - no maintenance
         """
         parts = _SubProps.checked(scope, construct_id, locals())
         super().__init__(scope, construct_id)
@@ -309,6 +319,9 @@ class EventDrivenEtlPipeline(Construct):
                 "a higher max_concurrent_runs.",
             )
         self._create_parts(parts, source_bucket_key, encryption_key, notification_topic_key)
+        self.table_maintenance_job = self._create_table_maintenance(
+            table_maintenance, parts, notification_topic_key, log_retention
+        )
         self.alarm_topic = alarm_topic or self.notification_topic
         self._create_operations(
             alarms,
@@ -441,6 +454,39 @@ class EventDrivenEtlPipeline(Construct):
                 f"s3://{self.output_bucket.bucket_name}/{MANIFEST_PREFIX}",
             ],
         )
+
+    def _create_table_maintenance(
+        self,
+        settings: Optional[TableMaintenance],
+        parts: _SubProps,
+        notification_topic_key: Optional[kms.IKey],
+        log_retention: Optional[logs.RetentionDays],
+    ) -> Optional[glue.IJob]:
+        """With ``table_maintenance``, the Iceberg table's scheduled maintenance job (its
+        failed runs notified on the notification topic); else nothing is created."""
+        self._maintenance: Optional[_maintenance.IcebergTableMaintenance] = None
+        if settings is None:
+            return None
+        workflow_timeout = parts.workflow.get(
+            "timeout", signature_defaults(EtlStateMachine.__init__)["timeout"]
+        )
+        self._maintenance = _maintenance.IcebergTableMaintenance(
+            self,
+            "TableMaintenance",
+            settings=settings,
+            wiring=_maintenance.MaintenanceWiring(
+                glue_job=self.glue_job,
+                output_prefix=self._output_prefix,
+                workflow_timeout=workflow_timeout,
+                pipeline_name=self.pipeline_name,
+                topic=self.notification_topic,
+                topic_key=notification_topic_key,
+                dead_letter_queue=self.trigger.dead_letter_queue,
+                log_encryption_key=self.encryption_key,
+                log_retention=log_retention,
+            ),
+        )
+        return self._maintenance.job
 
     def _warn_about_folders_in_a_brought_database(self) -> None:
         """Tables by folder are named by data, and the job may update every table of the
@@ -627,6 +673,12 @@ class EventDrivenEtlPipeline(Construct):
         self.alarms += _operations.create_alarms(
             monitoring, [_operations.notifier_failed_spec(notifier)], self.alarm_topic
         )
+        if self._maintenance is not None:
+            self.alarms += _operations.create_alarms(
+                self._maintenance,
+                [_operations.notifier_failed_spec(self._maintenance.notifier)],
+                self.alarm_topic,
+            )
         if self._quality_rules is not None:
             quality = _quality.quality_alarm_spec(self.glue_job.job.job_name)
             self.alarms += _operations.create_alarms(monitoring, [quality], self.alarm_topic)

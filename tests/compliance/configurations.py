@@ -11,7 +11,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy
+from event_driven_etl import (
+    Batching,
+    EventDrivenEtlPipeline,
+    RetryPolicy,
+    TableFormat,
+    TableMaintenance,
+)
 from event_driven_etl._hygiene import CHECKOV_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +106,20 @@ def backfill_stack(app: App) -> Stack:
     return stack
 
 
+def iceberg_maintenance_stack(app: App) -> Stack:
+    """An Iceberg table with its scheduled maintenance, written with a customer key."""
+    stack = Stack(app, "IcebergMaintenance", env=ENV)
+    key = kms.Key(stack, "CustomerKey", enable_key_rotation=True)
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        encryption_key=key,
+        table_format=TableFormat.ICEBERG,
+        table_maintenance=TableMaintenance(),
+    )
+    return stack
+
+
 def _example(name: str) -> Callable[[App], Stack]:
     def build(app: App) -> Stack:
         module = runpy.run_path(str(ROOT / "examples" / name / "app.py"))
@@ -115,6 +135,7 @@ CONFIGURATIONS: dict[str, Callable[[App], Stack]] = {
     "maximal": maximal_stack,
     "quality": quality_stack,
     "backfill": backfill_stack,
+    "iceberg_maintenance": iceberg_maintenance_stack,
     **{
         p.parent.name: _example(p.parent.name) for p in sorted((ROOT / "examples").glob("*/app.py"))
     },

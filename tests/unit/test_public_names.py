@@ -62,6 +62,7 @@ def test_the_construct_modules_export_only_the_package_s_public_names() -> None:
         ("errors", "ValidationError"),
         ("_glue_versions", "NewerGlueVersion"),
         ("table_format", "TableFormat"),
+        ("table_maintenance", "TableMaintenance"),
     ],
 )
 def test_a_public_class_names_the_package_as_its_module_however_it_is_imported(

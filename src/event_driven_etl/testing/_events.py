@@ -213,12 +213,43 @@ class JobStateRule:
         self._access = access
         self._start_execution = start_execution
         self._role = None
+        self._maintenance_role = None
         self.lost_events: list[dict[str, Any]] = []
         if layout.notifier_id:
             self._role = access.rule_target_role(layout.notifier_id)
+        if layout.maintenance_notifier_id:
+            self._maintenance_role = access.rule_target_role(layout.maintenance_notifier_id)
 
     def run_ended(self, job_name: str, run_id: str, state: str, message: str) -> None:
-        notifier, pattern = self._emulation.notifier_arn, self._emulation.job_state_pattern
+        """A run of the pipeline's job ended ``state``: its rule's notifier, if it matches."""
+        emulation = self._emulation
+        self._deliver(
+            (emulation.notifier_arn, emulation.job_state_pattern, self._role),
+            job_name,
+            run_id,
+            state,
+            message,
+        )
+
+    def maintenance_run_ended(self, job_name: str, run_id: str, state: str, message: str) -> None:
+        """A run of the table maintenance job ended ``state``: its own rule and notifier."""
+        emulation = self._emulation
+        self._deliver(
+            (
+                emulation.maintenance_notifier_arn,
+                emulation.maintenance_job_state_pattern,
+                self._maintenance_role,
+            ),
+            job_name,
+            run_id,
+            state,
+            message,
+        )
+
+    def _deliver(
+        self, target: tuple[Any, Any, Any], job_name: str, run_id: str, state: str, message: str
+    ) -> None:
+        notifier, pattern, role = target
         if notifier is None or pattern is None:
             return
         candidate = event(
@@ -234,9 +265,9 @@ class JobStateRule:
         )
         if not pattern_matcher(pattern)(candidate):
             return
-        if self._role is not None:
+        if role is not None:
             try:
-                self._access.policies.check(self._role, "states:StartExecution", notifier)
+                self._access.policies.check(role, "states:StartExecution", notifier)
             except AccessDeniedError:
                 self.lost_events.append(candidate)
                 return

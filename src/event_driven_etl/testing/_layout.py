@@ -58,6 +58,8 @@ class PipelineLayout:
     """The asynchronous invocation's ``MaximumEventAgeInSeconds`` (per-object mode)."""
     failure_destination: Optional[str] = None
     """ARN of the asynchronous invocation's on-failure destination (per-object mode)."""
+    maintenance_notifier_id: Optional[str] = None
+    """The notifier of the Iceberg table maintenance job's failed runs (``table_maintenance``)."""
 
     @classmethod
     def read(cls, stack: StackTemplate, path: str) -> PipelineLayout:
@@ -95,6 +97,9 @@ class PipelineLayout:
             table_id=stack.logical_id(f"{path}/Trigger/DedupTable/Resource"),
             notifier_id=stack.logical_id(
                 f"{path}/Monitoring/JobStateNotifier/StateMachine/Resource"
+            ),
+            maintenance_notifier_id=stack.logical_id(
+                f"{path}/TableMaintenance/JobStateNotifier/StateMachine/Resource"
             ),
             handler_dir=stack.asset_path(resolver.resolve(function["Code"]["S3Key"])),
             handler_entry=function.get("Handler", "handler.handler"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -27,6 +28,7 @@ from ._faults import Faults
 from ._glue_emulation import GlueRunner
 from ._iam import Policies
 from ._layout import PipelineLayout
+from ._maintenance import run_maintenance
 from ._observation import GlueRun, Run, finished_runs
 from ._provision import Emulation
 from ._session import Session
@@ -396,6 +398,26 @@ class LocalPipeline:
         ``<database>.<table>``; with table routing every table of the catalog database is
         there (a query may join them)."""
         return self._session.output.query(sql)
+
+    def run_maintenance(self, *, now: Optional[datetime] = None) -> dict[str, Any]:
+        """Run the Iceberg table's maintenance (``table_maintenance``) now, as its Glue
+        schedule would: the maintenance script on local Spark, its catalog and S3 calls
+        checked as the maintenance job's role. Its "now" (which its cut-offs count back
+        from) is ``now``, else the virtual clock's, so :meth:`advance` ages batches,
+        snapshots and files; the job's own timestamps (``_ingested_at``, commits, file
+        times) are the wall clock's. Returns what each of Iceberg's procedures did
+        (``rewrite_data_files``, ``expire_snapshots``, ``remove_orphan_files``). A run that
+        fails raises its error after its FAILED state change went to the maintenance job's
+        rule, whose notifier publishes it on the notification topic (:meth:`wait_for_runs`
+        lets it finish)."""
+        moment = now or datetime.fromtimestamp(self._session.clock.epoch(), timezone.utc)
+        session = self._session
+        return run_maintenance(
+            self.layout,
+            session.access,
+            now=moment,
+            on_failed=session.job_state.maintenance_run_ended,
+        )
 
     def fire_alarm(self, name: str) -> bool:
         """Put one of the pipeline's alarms into ALARM: CloudWatch publishes the state change

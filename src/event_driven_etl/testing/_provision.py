@@ -55,6 +55,9 @@ class Emulation:
     rule_target: dict[str, Any]
     rule_arn: str
     capture: NotificationCapture
+    maintenance_notifier_arn: Optional[str] = None
+    maintenance_job_state_pattern: Optional[dict[str, Any]] = None
+    """The table maintenance job's failed-run notifier and its rule's pattern (or None)."""
 
 
 def provision(layout: PipelineLayout, *, sqs: Any) -> Emulation:
@@ -112,6 +115,12 @@ class _Provisioner:
                 self._resources, self._resolver, layout.notifier_id
             )
         rule_target = self._rule_target()
+        maintenance_notifier, maintenance_pattern = None, None
+        if layout.maintenance_notifier_id:
+            maintenance_notifier = self._state_machine(layout.maintenance_notifier_id)
+            maintenance_pattern = pattern_of_rule_targeting(
+                self._resources, self._resolver, layout.maintenance_notifier_id
+            )
         return Emulation(
             source_bucket=source_bucket,
             output_bucket=output_bucket,
@@ -128,6 +137,8 @@ class _Provisioner:
             rule_target=rule_target,
             rule_arn=str(self._resolver.get_att(layout.rule_id, "Arn")),
             capture=capture,
+            maintenance_notifier_arn=maintenance_notifier,
+            maintenance_job_state_pattern=maintenance_pattern,
         )
 
     # ------------------------------------------------------------------ storage

@@ -225,6 +225,7 @@ class Session:
         for machine_id, arn in (
             (layout.machine_id, emulation.state_machine_arn),
             (layout.notifier_id, emulation.notifier_arn),
+            (layout.maintenance_notifier_id, emulation.maintenance_notifier_arn),
         ):
             if machine_id and arn:
                 gate = access.task_gate(access.role_of(machine_id), _glue_job_arn)
@@ -263,7 +264,11 @@ class Session:
     def _unregister(self) -> None:
         emulation = self._emulation
         if emulation is not None:
-            for machine in (emulation.state_machine_arn, emulation.notifier_arn):
+            for machine in (
+                emulation.state_machine_arn,
+                emulation.notifier_arn,
+                emulation.maintenance_notifier_arn,
+            ):
                 TASK_GATES.pop(machine or "", None)
             ACTIVE_JOBS.pop(emulation.glue_job_name, None)
         if not ACTIVE_JOBS:
@@ -291,7 +296,11 @@ class Session:
         """Until no execution runs and no Glue run is busy; past ``deadline`` (a
         ``time.monotonic()`` value) raise, naming the caller's ``timeout``."""
         emulation = self.emulation
-        machines = [emulation.state_machine_arn, emulation.notifier_arn]
+        machines = [
+            emulation.state_machine_arn,
+            emulation.notifier_arn,
+            emulation.maintenance_notifier_arn,
+        ]
         with self.clock.released():  # the clock moves while the test's thread waits
             while True:
                 glue_busy = self.glue is not None and self.glue.busy()
