@@ -186,9 +186,16 @@ MUTATIONS = [
     Mutation(
         "harness: the workflow timeout not on the virtual clock",
         HARNESS + "_stepfunctions/clock.py",
-        "if not CLOCK.wait(done, 0, timeout) and env.is_running():",
-        "if not CLOCK.wait(done, 0, None) and env.is_running():",
+        "with CLOCK.deadline(timeout) as deadline:",
+        "with CLOCK.deadline(None) as deadline:",
         (LOCAL, "-k", "workflow_timeout or timed_out"),
+    ),
+    Mutation(
+        "harness: a task's TimeoutSeconds not kept",
+        HARNESS + "_stepfunctions/clock.py",
+        "with CLOCK.deadline(timeout_seconds) as deadline:",
+        "with CLOCK.deadline(None) as deadline:",
+        (LOCAL, "-k", "task_past_its_timeout"),
     ),
     Mutation(
         "a Deny naming the account does not reach its roles",
