@@ -98,6 +98,11 @@ def spark_session() -> SparkSession:
                 "spark.hadoop.fs.viewfs.overload.scheme.target.webhdfs.impl",
                 "org.apache.hadoop.hdfs.web.WebHdfsFileSystem",
             ).config("spark.sql.sources.ignoreDataLocality", "true")
+            # The s3 file systems are built anew per call (their cache is off: a bucket's mount
+            # changes between runs); without this each would build its own WebHDFS client too,
+            # whose first act is a GETHOMEDIRECTORY round trip. The WebHDFS clients come from
+            # Hadoop's FileSystem cache instead, one per gateway (its port is in the key).
+            builder = builder.config("spark.hadoop.fs.viewfs.enable.inner.cache", "false")
             # Iceberg's runtime and SQL extensions load with the session (when cached).
             from ._iceberg import session_settings
 
