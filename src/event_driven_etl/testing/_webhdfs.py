@@ -216,7 +216,9 @@ class S3Gateway:
                 raise
             response = None
         if response is None:
-            self._is_dir(bucket, key)  # S3 says NoSuchKey only to a caller that may list
+            # S3 says NoSuchKey only to a caller that may list (else AccessDenied): the check
+            # a listing of the key's prefix makes, without the listing (its answer is unused).
+            self._check("s3:ListBucket", bucket, key.rstrip("/") + "/" if key else "")
             raise _not_found(bucket, key)
         return bytes(response["Body"].read())
 
