@@ -8,7 +8,9 @@ re-run keeps its first run's timestamp, see ``report.start_report``), so a retry
 duplicate run of the batch replaces its own earlier rows and nothing else, atomically: a
 reader sees the snapshot before or after, never a partial or doubled batch. Each batch's data
 files hold only its rows (one timestamp), so Iceberg drops them whole by their column bounds.
-The snapshot summary records ``batch_id``.
+The snapshot summary records ``batch_id``. A reprocessing batch (``--reprocess true``)
+commits once too, with a ``MERGE INTO`` that also retracts its objects' earlier rows from
+other batches' files (see ``_merge_replacing``).
 
 Schema evolution is Iceberg's, by column id: new columns are added, and a column of a table
 made elsewhere as ``int``/``float`` is promoted to ``bigint``/``double`` (the job's types),

@@ -5,8 +5,9 @@ modification time as S3 reports them: a new upload of the key is a new version),
 whose files hold its rows and that batch's partition. Before reading, a run skips the objects
 that already landed in another batch at the same version (a backfill over objects the live
 path processed, an object the live path and a backfill both took); with ``--reprocess true``
-it lands them again and then removes their rows from the earlier batch's files, so a
-reprocess replaces, never doubles. After publishing, the run marks what it landed.
+it lands them again and then removes their rows from the earlier batch's files (an Iceberg
+table: in the batch's own commit, ``iceberg``), so a reprocess replaces, never doubles.
+After publishing, the run marks what it landed.
 """
 
 from __future__ import annotations
