@@ -78,7 +78,8 @@ def _counts(local: LocalPipeline) -> dict[str, int]:
 
 @pytest.mark.spark
 def test_backfill_lands_each_object_once_then_skips_what_landed() -> None:
-    # A handful of Glue runs per backfill (batches of 500) on the harness's local Spark.
+    # A handful of Glue runs per backfill (batches of 500) on the harness's local Spark; the
+    # same 2,000 stored objects then prove skip (a second backfill) and reprocess (a third).
     stack = _stack(batching=Batching(max_batch_size=500))
     with LocalPipeline.from_stack(stack, "Pipeline") as local:
         for i in range(2_000):
@@ -95,6 +96,10 @@ def test_backfill_lands_each_object_once_then_skips_what_landed() -> None:
         assert _counts(local) == counts
         skipped = [n for n in local.notifications if n.get("skipped")]
         assert any("already landed by batch" in s["reason"] for n in skipped for s in n["skipped"])
+        # Reprocess: every object lands again and its earlier rows go; none is doubled.
+        replaced = local.backfill(prefix="incoming/", reprocess=True)
+        assert replaced.status == "SUCCEEDED" and len(replaced) == 5
+        assert _counts(local) == counts
 
 
 @pytest.mark.spark

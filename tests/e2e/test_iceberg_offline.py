@@ -255,3 +255,38 @@ def test_fails_a_glue_role_that_may_not_update_the_table_and_commits_nothing(
         message = glue_run.error_message or ""
         assert "glue:UpdateTable" in message, message[:2000]
         assert local.read_output_rows() == []  # the table exists, with no snapshot
+
+
+def test_reprocess_replaces_the_objects_rows_in_one_commit_per_batch(tmp_path: Path) -> None:
+    """A reprocessing backfill retracts the objects' earlier rows and adds the new ones in the
+    batch's one commit, though those rows share a data file with rows that stay (a MERGE,
+    where an overwrite by filter would refuse to drop part of a file)."""
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "Lake")
+    pipeline = EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        key_prefix="in/",
+        catalog_table_name="orders",
+        table_format=TableFormat.ICEBERG,
+        batching=Batching(max_batch_size=10),
+    )
+    pipeline.backfill  # noqa: B018 - created on first use
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        local.put_object("in/a.csv", GOOD, notify=False)
+        local.put_object("in/b.csv", b"id,name\n3,Cy\n", notify=False)
+        assert local.backfill(prefix="in/").status == "SUCCEEDED"  # one batch, one file
+        [landed] = _batches(local)
+        # b.csv changes; reprocessing it alone replaces its row in the file a.csv's rows keep.
+        local.put_object("in/b.csv", b"id,name\n3,Cyd\n", notify=False)
+        replaced = local.backfill(prefix="in/b", reprocess=True)
+        assert replaced.status == "SUCCEEDED" and len(replaced) == 1
+        rows = local.query("SELECT id, name, _source_object AS o FROM orders ORDER BY id")
+        assert [(r["id"], r["name"]) for r in rows] == [(1, "Ann"), (2, "Bob"), (3, "Cyd")]
+        batches = _batches(local)
+        assert len(batches) == 2 and batches[0] == landed  # one snapshot added, by batch
+        assert batches[1] == local.glue_runs[-1].arguments["--batch_id"]
+        # Reprocessing both again leaves the count as it is.
+        assert local.backfill(prefix="in/", reprocess=True).status == "SUCCEEDED"
+        [count] = local.query("SELECT count(*) AS n FROM orders")
+        assert count == {"n": 3} and len(_batches(local)) == 3

@@ -39,23 +39,15 @@ def test_live_runs_do_not_reprocess() -> None:
     assert JobArgs.from_args({"output_path": "s3://o/p/"}, ["s3://b/a.csv"]).reprocess is False
 
 
-def test_fails_reprocessing_into_an_iceberg_table() -> None:
-    """Retracting earlier rows rewrites Parquet files; an Iceberg table's files change only
-    through its commits, so the job refuses the combination before touching anything."""
-    job = JobArgs(
-        uris=("s3://in/a.csv",),
-        output_path="s3://out/processed/",
-        batch_id="b1",
-        catalog=CatalogTable("db", "orders"),
-        table_format="iceberg",
-        reprocess=True,
-    )
-    with pytest.raises(JobInputError, match="--reprocess is for Parquet tables"):
-        job.check()
-    JobArgs(
-        uris=("s3://in/a.csv",),
-        output_path="s3://out/processed/",
-        batch_id="b1",
-        catalog=CatalogTable("db", "orders"),
-        table_format="iceberg",
-    ).check()  # skipping (reprocess false) is fine on Iceberg
+def test_reprocessing_into_an_iceberg_table_is_accepted() -> None:
+    """Its earlier rows are retracted in the batch's own Iceberg commit (a MERGE), so the
+    job takes the combination (issue #22; it used to refuse it)."""
+    for reprocess in (True, False):
+        JobArgs(
+            uris=("s3://in/a.csv",),
+            output_path="s3://out/processed/",
+            batch_id="b1",
+            catalog=CatalogTable("db", "orders"),
+            table_format="iceberg",
+            reprocess=reprocess,
+        ).check()

@@ -98,6 +98,14 @@ def spark_session() -> SparkSession:
                 "spark.hadoop.fs.viewfs.overload.scheme.target.webhdfs.impl",
                 "org.apache.hadoop.hdfs.web.WebHdfsFileSystem",
             ).config("spark.sql.sources.ignoreDataLocality", "true")
+            # The s3 file systems are built anew per call (their cache is off: a bucket's mount
+            # changes between runs) and never closed. With ViewFileSystem's inner cache each
+            # built its own WebHDFS client too: a GETHOMEDIRECTORY round trip, and an
+            # SSLFactory whose "SSL Certificates Store Monitor" timer thread keeps the client
+            # and its trust store alive: thousands per 2,000-object backfill, until local
+            # Spark ran out of heap (issue #22). The WebHDFS clients come from Hadoop's
+            # FileSystem cache instead: one per gateway (its port is in the cache key).
+            builder = builder.config("spark.hadoop.fs.viewfs.enable.inner.cache", "false")
             # Iceberg's runtime and SQL extensions load with the session (when cached).
             from ._iceberg import session_settings
 

@@ -239,13 +239,6 @@ class JobArgs:
                 f"{contract.TABLE_FORMAT_ARGUMENT} iceberg needs the table's catalog: "
                 f"{contract.CATALOG_DATABASE_ARGUMENT} and {contract.CATALOG_TABLE_ARGUMENT}"
             )
-        if self.iceberg and self.reprocess:
-            # Reprocessing rewrites the earlier batches' Parquet files without the objects'
-            # rows; an Iceberg table's files may change only through its commits.
-            raise JobInputError(
-                f"{contract.REPROCESS_ARGUMENT} is for Parquet tables: an Iceberg table's "
-                "earlier rows cannot be retracted yet (backfill with reprocess false)"
-            )
         if self.bad_records == "quarantine" and not self.quarantine_path:
             raise JobInputError(
                 f"{contract.BAD_RECORDS_ARGUMENT} quarantine needs "

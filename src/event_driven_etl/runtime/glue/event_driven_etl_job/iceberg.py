@@ -8,7 +8,9 @@ re-run keeps its first run's timestamp, see ``report.start_report``), so a retry
 duplicate run of the batch replaces its own earlier rows and nothing else, atomically: a
 reader sees the snapshot before or after, never a partial or doubled batch. Each batch's data
 files hold only its rows (one timestamp), so Iceberg drops them whole by their column bounds.
-The snapshot summary records ``batch_id``.
+The snapshot summary records ``batch_id``. A reprocessing batch (``--reprocess true``)
+commits once too, with a ``MERGE INTO`` that also retracts its objects' earlier rows from
+other batches' files (see ``_merge_replacing``).
 
 Schema evolution is Iceberg's, by column id: new columns are added, and a column of a table
 made elsewhere as ``int``/``float`` is promoted to ``bigint``/``double`` (the job's types),
@@ -18,16 +20,19 @@ refused as for Parquet (``schema``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Optional
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .arguments import CatalogTable, JobArgs
+from .column_types import sql_text
 from .names import quoted
 from .schema import SchemaConflictError, TableSchema
 from .shared import contract
+from .storage import jvm
 
 ICEBERG_METADATA_COLUMNS = {"_source_object": "string", "_ingested_at": "timestamp"}
 """The metadata columns of an Iceberg table (no ``ingestion_date``: the table is partitioned
@@ -129,10 +134,18 @@ class IcebergSchemaStore:
 
 
 def publish_iceberg(
-    spark: SparkSession, job: JobArgs, staged: Sequence[str], ingested_at: str
+    spark: SparkSession,
+    job: JobArgs,
+    staged: Sequence[str],
+    ingested_at: str,
+    *,
+    replaced: Collection[str] = (),
 ) -> list[str]:
     """Replace this batch's earlier rows with the staged ones in one Iceberg commit (its
-    snapshot summary names the batch); return the data files the commit added."""
+    snapshot summary names the batch); return the data files the commit added.
+
+    With ``--reprocess true`` the same commit also retracts the earlier rows of ``replaced``
+    (objects another batch landed): see :func:`_merge_replacing`."""
     if job.catalog is None:  # JobArgs.check refuses Iceberg without a catalog table
         raise ValueError("an Iceberg table needs the catalog arguments")
     name = table_name(job.catalog)
@@ -142,14 +155,111 @@ def publish_iceberg(
         # Rows whose columns have no values yet: the table starts with the metadata columns.
         IcebergSchemaStore(spark, job.catalog, job.output).commit(TableSchema(), None)
     table = spark.table(name)
-    moment = F.lit(ingested_at).cast("timestamp")
     rows = _in_table_columns(spark.read.parquet(*staged) if staged else None, table)
-    (
-        rows.writeTo(name)
-        .option(f"snapshot-property.{contract.ICEBERG_SNAPSHOT_BATCH_ID}", job.batch_id)
-        .overwrite(F.col("_ingested_at") == moment)
-    )
+    if job.reprocess:
+        _merge_replacing(spark, name, job, rows, ingested_at=ingested_at, replaced=replaced)
+        return added_files(spark, name, job.batch_id)
+    moment = F.lit(ingested_at).cast("timestamp")
+    try:
+        (
+            rows.writeTo(name)
+            .option(f"snapshot-property.{contract.ICEBERG_SNAPSHOT_BATCH_ID}", job.batch_id)
+            .overwrite(F.col("_ingested_at") == moment)
+        )
+    except Exception as error:
+        # A reprocess's MERGE rewrote files this batch's rows share with others': dropping
+        # whole files by the filter is refused, and the row-level commit does it instead.
+        if _PARTIAL_FILE not in str(error):
+            raise
+        _merge_replacing(spark, name, job, rows, ingested_at=ingested_at, replaced=())
     return added_files(spark, name, job.batch_id)
+
+
+_PARTIAL_FILE = "Cannot delete file where some, but not all, rows match filter"
+"""Iceberg's refusal of an overwrite by filter that would drop part of a data file."""
+
+
+def _merge_replacing(
+    spark: SparkSession,
+    name: str,
+    job: JobArgs,
+    rows: DataFrame,
+    *,
+    ingested_at: str,
+    replaced: Collection[str],
+) -> None:
+    """One ``MERGE INTO`` commit: insert ``rows``; delete every earlier row of ``replaced``
+    objects and this batch's own earlier rows (its timestamp) of the run's objects.
+
+    The source is the new rows plus one delete marker per object of the run (``_delete``;
+    ``_all``: every earlier row of it, not only this batch's), so a marker matches a target
+    row at most once and a new row never matches. Iceberg's MERGE removes rows from files
+    that keep others (copy-on-write: the file is rewritten within the same commit), which
+    an overwrite by filter refuses (https://iceberg.apache.org/docs/latest/spark-writes/
+    #merge-into). SQL has no write options: the snapshot summary's ``batch_id`` is set with
+    Iceberg's ``CommitMetadata.withCommitProperties`` around the statement."""
+    markers = spark.createDataFrame(
+        [(uri, uri in replaced) for uri in job.uris], "_source_object string, _all boolean"
+    ).withColumn("_delete", F.lit(True))
+    source = (
+        rows.withColumn("_delete", F.lit(False))
+        .withColumn("_all", F.lit(False))
+        .unionByName(markers, allowMissingColumns=True)
+    )
+    view = "_replacing_" + re.sub(r"\W", "_", job.batch_id)
+    source.createOrReplaceTempView(view)
+    columns = ", ".join(quoted(c) for c in rows.columns)
+    values = ", ".join(f"s.{quoted(c)}" for c in rows.columns)
+    statement = (
+        f"MERGE INTO {name} t USING {quoted(view)} s"
+        " ON t._source_object = s._source_object AND s._delete"
+        f" AND (s._all OR t._ingested_at = CAST({sql_text(ingested_at)} AS TIMESTAMP))"
+        " WHEN MATCHED THEN DELETE"
+        f" WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({columns}) VALUES ({values})"
+    )
+    try:
+        with_commit_properties(
+            spark, {contract.ICEBERG_SNAPSHOT_BATCH_ID: job.batch_id}, lambda: spark.sql(statement)
+        )
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+class _JavaCallable:
+    """A Python function as a ``java.util.concurrent.Callable`` (Py4J callback)."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self._action = action
+
+    def call(self) -> None:
+        self._action()
+
+    class Java:
+        implements: ClassVar[list[str]] = ["java.util.concurrent.Callable"]
+
+
+def with_commit_properties(
+    spark: SparkSession, properties: Mapping[str, str], action: Callable[[], object]
+) -> None:
+    """Run ``action`` with Iceberg's thread-local commit properties set: every snapshot it
+    commits carries them in its summary (``org.apache.iceberg.spark.CommitMetadata``, the
+    documented way for SQL statements: https://iceberg.apache.org/docs/latest/
+    spark-configuration/#write-options). PySpark pins each Python thread to one JVM thread
+    and runs a callback on the thread that called Java, so ``action``'s calls see them."""
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    context = spark.sparkContext
+    gateway = context._gateway
+    if gateway is None:  # pragma: no cover - only on a stopped session
+        raise RuntimeError("the Spark session has no JVM gateway (was it stopped?)")
+    ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]  # pyspark's own, untyped
+    java = jvm(spark)
+    values = java.java.util.HashMap()
+    for key, value in properties.items():
+        values.put(key, value)
+    java.org.apache.iceberg.spark.CommitMetadata.withCommitProperties(
+        values, _JavaCallable(action), java.java.lang.Class.forName("java.lang.RuntimeException")
+    )
 
 
 def _in_table_columns(staged: Optional[DataFrame], table: DataFrame) -> DataFrame:

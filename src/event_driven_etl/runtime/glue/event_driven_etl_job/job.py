@@ -114,7 +114,8 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             report.held = hold_batch(job, ledger, str(blocked))
         else:
             ledger.record(Verdicts(refused=settled.refused))
-            report.files = _publish(spark, storage, job, write.files, report)
+            replaced = [u for u in marks if ledger.is_open(u)]
+            report.files = _publish(spark, storage, job, write.files, report, replaced=replaced)
             if report.files and isinstance(store, CatalogSchemaStore):
                 store.register_partition(report.ingestion_date)
     finally:
@@ -136,19 +137,26 @@ def _keep_marks(
     marks: Mapping[str, Mark],
 ) -> None:
     """Mark the objects that landed; a reprocessed object's earlier rows are retracted
-    (Parquet only: ``JobArgs.check`` refuses reprocessing into an Iceberg table)."""
+    (Parquet; an Iceberg table's are, in the batch's own commit: ``_publish``)."""
     if report.files and not job.iceberg:
         retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
     mark_landed(storage, job, landed, report.ingestion_date)
 
 
 def _publish(
-    spark: SparkSession, storage: Storage, job: JobArgs, staged: list[str], report: RunReport
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    staged: list[str],
+    report: RunReport,
+    *,
+    replaced: list[str],
 ) -> list[str]:
-    """Publish the staged files: one Iceberg commit replacing the batch's earlier rows, or
-    the batch's Parquet files in its partition."""
+    """Publish the staged files: one Iceberg commit replacing the batch's earlier rows (and,
+    reprocessing, the ``replaced`` objects' rows of earlier batches), or the batch's Parquet
+    files in its partition."""
     if job.iceberg:
-        files = publish_iceberg(spark, job, staged, report.ingested_at)
+        files = publish_iceberg(spark, job, staged, report.ingested_at, replaced=replaced)
         storage.delete(job.staging)
         return files
     return publish(storage, job, staged, report.ingestion_date)

@@ -41,24 +41,30 @@ class Storage:
         return found
 
     def read_text(self, uri: str) -> Optional[str]:
+        """The object's text, or None when there is no such object. One GET, no HEAD before
+        it: a run reads a mark per object, most of them absent on a first landing."""
         path = self._path(uri)
-        fs = self._fs(path)
-        if not fs.exists(path):
-            return None
-        stream = fs.open(path)
         try:
-            return bytes(stream.readAllBytes()).decode("utf-8")
-        finally:
-            stream.close()
+            stream = self._fs(path).open(path)
+            try:
+                return bytes(stream.readAllBytes()).decode("utf-8")
+            finally:
+                stream.close()
+        except Exception as error:
+            if _not_found(error):
+                return None
+            raise
 
     def version(self, uri: str) -> str:
         """The object's version as S3 reports it through Hadoop: size and last modified (a
-        new upload of the key is a new version)."""
+        new upload of the key is a new version); empty when there is no such object."""
         path = self._path(uri)
-        fs = self._fs(path)
-        if not fs.exists(path):
-            return ""
-        status = fs.getFileStatus(path)
+        try:
+            status = self._fs(path).getFileStatus(path)
+        except Exception as error:
+            if _not_found(error):
+                return ""
+            raise
         return f"{int(status.getLen())}-{int(status.getModificationTime())}"
 
     def write_text(self, uri: str, text: str) -> None:
@@ -114,3 +120,9 @@ class Storage:
         self._jvm.org.apache.hadoop.fs.FileUtil.copy(
             self._fs(src), src, self._fs(dst), dst, False, True, self._conf
         )
+
+
+def _not_found(error: BaseException) -> bool:
+    """Whether a Hadoop call failed because the path does not exist (``FileNotFoundException``,
+    as S3A and EMRFS raise it for a missing key; ``exists`` is the same call, caught)."""
+    return "FileNotFoundException" in str(error)
