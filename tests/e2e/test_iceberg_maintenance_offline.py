@@ -59,7 +59,7 @@ def _snapshots(local: LocalPipeline) -> int:
 
 def _batch_moments(local: LocalPipeline) -> list[int]:
     """Each batch's ``_ingested_at`` in epoch microseconds, oldest first."""
-    rows = local.query("SELECT DISTINCT unix_micros(_ingested_at) AS t FROM orders ORDER BY t")
+    rows = local.query("SELECT DISTINCT epoch_us(_ingested_at) AS t FROM orders ORDER BY t")
     return [int(r["t"]) for r in rows]
 
 
