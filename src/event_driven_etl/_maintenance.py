@@ -42,7 +42,12 @@ from ._contract import (
     STEP_FUNCTIONS_REDRIVE_WINDOW_SECONDS,
 )
 from ._iceberg_conf import glue_conf_argument, iceberg_spark_conf
-from .glue_job import GlueEtlJob, _grant_glue_logs_and_metrics, _table_arns
+from .glue_job import (
+    GlueEtlJob,
+    _grant_each_key_once,
+    _grant_glue_logs_and_metrics,
+    _table_arns,
+)
 from .table_maintenance import TableMaintenance
 
 MAINTENANCE_SCRIPT = Path(__file__).parent / "runtime" / "glue" / "maintenance_job.py"
@@ -206,12 +211,9 @@ class IcebergTableMaintenance(Construct):
                 ),
             )
         )
-        keys: list[kms.IKey] = []
-        for key in (bucket.encryption_key, etl.encryption_key, etl.output_encryption_key):
-            if key is not None and all(key is not k for k in keys):
-                keys.append(key)
-        for key in keys:
-            key.grant_encrypt_decrypt(self.role)
+        _grant_each_key_once(
+            self.role, bucket.encryption_key, etl.encryption_key, etl.output_encryption_key
+        )
         _grant_glue_logs_and_metrics(self.role)
         _hygiene.acknowledge_necessary_wildcards(self.role)
 

@@ -477,12 +477,9 @@ class GlueEtlJob(Construct):
         # One statement per key, however many roles a key plays (output bucket, security
         # configuration, output encryption): encrypt and decrypt, as S3 writes and reads and
         # Glue's encrypted bookmarks need.
-        keys: list[kms.IKey] = []
-        for key in (output_bucket.encryption_key, self.encryption_key, self.output_encryption_key):
-            if key is not None and all(key is not k for k in keys):
-                keys.append(key)
-        for key in keys:
-            key.grant_encrypt_decrypt(self.role)
+        _grant_each_key_once(
+            self.role, output_bucket.encryption_key, self.encryption_key, self.output_encryption_key
+        )
 
     def grant_read_output(self, grantee: iam.IGrantable) -> None:
         """Let ``grantee`` decrypt what the job wrote (a no-op with SSE-S3 output)."""
@@ -527,6 +524,17 @@ def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:
             for table_name in table_names
         ),
     ]
+
+
+def _grant_each_key_once(role: iam.IRole, *keys: Optional[kms.IKey]) -> None:
+    """Encrypt and decrypt on each distinct key (one statement per key, however many roles
+    a key plays: a bucket's, the security configuration's, the output's)."""
+    distinct: list[kms.IKey] = []
+    for key in keys:
+        if key is not None and all(key is not k for k in distinct):
+            distinct.append(key)
+    for key in distinct:
+        key.grant_encrypt_decrypt(role)
 
 
 def _grant_glue_logs_and_metrics(role: iam.IRole) -> None:
