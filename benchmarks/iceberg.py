@@ -87,7 +87,7 @@ def main() -> None:
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("glue").create_database(DatabaseInput={"Name": BUCKET})
         spark = _spark.spark_session()
-        _spark.mount_bucket(spark, BUCKET, work / "mirror")
+        _spark.mount_bucket(spark, BUCKET, (work / "mirror").resolve().as_uri())
         _iceberg.configure_catalog(spark, iceberg_spark_conf(f"s3://{BUCKET}/iceberg/"))
         print(f"{'case':<12} {'parquet s':>10} {'iceberg s':>10} {'ratio':>8} {'load':>9}")
         try:
