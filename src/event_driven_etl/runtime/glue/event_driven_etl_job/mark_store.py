@@ -95,16 +95,20 @@ class S3MarkStore:
         return answer["Body"].read().decode("utf-8"), str(answer["ETag"])
 
 
+_local_lock = threading.Lock()
+"""A local table's marks are written by the runs of one process: checked and written
+under this lock, one at a time, as S3 conditions a write."""
+
+
 class LocalMarkStore:
-    """Marks of a table outside S3 (a local path): one process writes them, so a check
-    before the write is enough; the text stands for the ETag."""
+    """Marks of a table outside S3 (a local path, written by one process's runs): a check
+    before the write, under a lock; the text stands for the ETag."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._lock = threading.Lock()
 
     def create(self, uri: str, text: str) -> Optional[str]:
-        with self._lock:
+        with _local_lock:
             if self._storage.read_text(uri) is not None:
                 return None
             self._storage.write_text(uri, text)
@@ -115,7 +119,7 @@ class LocalMarkStore:
         return None if text is None else (text, text)
 
     def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
-        with self._lock:
+        with _local_lock:
             if self._storage.read_text(uri) != etag:
                 return None
             self._storage.write_text(uri, text)
