@@ -15,6 +15,7 @@ import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import job
 from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
 from event_driven_etl.testing._output import read_table_rows
 
@@ -29,11 +30,10 @@ def test_two_runs_holding_one_object_land_it_once(
     source.write_text("id,n\n1,x\n")
     uri, out = f"file://{source}", (tmp_path / "out").as_uri() + "/"
     both_checked = threading.Barrier(2)
-    probe = job.probe_objects
 
     def probe_once_both_checked(*args: Any) -> Any:
         both_checked.wait(timeout=120)  # both runs are past their marks: neither published
-        return probe(*args)
+        return probe_objects(*args)
 
     monkeypatch.setattr(job, "probe_objects", probe_once_both_checked)
     reports: dict[str, RunReport] = {}
