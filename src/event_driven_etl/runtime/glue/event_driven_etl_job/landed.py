@@ -1,4 +1,4 @@
-"""Which objects already landed, and in which batch: one mark per landed object.
+"""Which objects landed, or are being landed, and in which batch: one mark per object.
 
 ``<output>_objects/<sha256 of the URI>.json`` holds the object's version (size and
 modification time as S3 reports them: a new upload of the key is a new version), the batch
@@ -41,7 +41,8 @@ publishing, and releases the claims of the objects it did not land."""
 
 @dataclass(frozen=True)
 class Mark:
-    """Where an object's rows are: its version when it landed and the batch that holds them."""
+    """Where an object's rows are: its version when it was claimed or landed and the batch
+    that holds them."""
 
     object: str
     version: str
@@ -72,8 +73,8 @@ def _each(call: Callable[[str], T], uris: Iterable[str]) -> list[T]:
 
 
 _CLAIM_ATTEMPTS = 8
-"""Conditional writes lost to other runs' before a claim gives up (each loss means another
-run wrote the mark in between: a handful at most)."""
+"""Conditional writes lost before a claim gives up (each loss means another run wrote the
+mark between this run's read and write: a handful at most)."""
 
 
 @dataclass
