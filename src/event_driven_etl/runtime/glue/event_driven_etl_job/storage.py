@@ -1,5 +1,4 @@
-"""Small files and renames through Hadoop's FileSystem: the job's S3 client for its data,
-reports and schema (the object marks' conditional writes go through boto3: ``mark_store``)."""
+"""Small files and renames through Hadoop's FileSystem: the job's only S3 client."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ def hadoop_conf(spark: SparkSession) -> Any:
 
 
 class Storage:
-    """Small files and renames through Hadoop's FileSystem (the script's S3 client but for
-    the marks' conditional writes)."""
+    """Small files and renames through Hadoop's FileSystem (the script's only S3 client)."""
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = jvm(spark)
