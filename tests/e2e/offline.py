@@ -48,6 +48,21 @@ def synthesized(tmp_path: Path, **props: Any) -> StackTemplate:
     return load_from_assembly(app.synth().directory, "E2E")
 
 
+def iceberg_stack(tmp_path: Path, stack_name: str = "Lake", **props: Any) -> Stack:
+    """A stack with one Iceberg pipeline (``key_prefix="in/"``, its table ``orders``)."""
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, stack_name)
+    EventDrivenEtlPipeline(
+        stack,
+        "Pipeline",
+        key_prefix="in/",
+        catalog_table_name="orders",
+        table_format=TableFormat.ICEBERG,
+        **props,
+    )
+    return stack
+
+
 def offline(template: StackTemplate, **options: Any) -> LocalPipeline:
     """The pipeline of :func:`synthesized`, run without Spark unless told otherwise."""
     return LocalPipeline(template, "/E2E/Pipeline", **{"glue_runner": no_spark, **options})

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
+from aws_cdk import Duration, Stack
 
-from event_driven_etl import EventDrivenEtlPipeline, TableFormat, TableMaintenance
+from event_driven_etl import TableMaintenance
 from event_driven_etl._maintenance import compaction_delay
 from event_driven_etl.testing import LocalPipeline
 from event_driven_etl.testing._clients import emulated_client
 
-from .offline import ICEBERG_OFFLINE
+from .offline import ICEBERG_OFFLINE, iceberg_stack
 
 pytestmark = [pytest.mark.spark, *ICEBERG_OFFLINE]
 
@@ -26,18 +26,7 @@ WORKFLOW_TIMEOUT = Duration.hours(12)  # EtlStateMachine's default
 
 
 def _stack(tmp_path: Path, **props: Any) -> Stack:
-    app = App(outdir=str(tmp_path / "cdk.out"))
-    stack = Stack(app, "Lake")
-    EventDrivenEtlPipeline(
-        stack,
-        "Pipeline",
-        key_prefix="in/",
-        catalog_table_name="orders",
-        table_format=TableFormat.ICEBERG,
-        table_maintenance=TableMaintenance(),
-        **props,
-    )
-    return stack
+    return iceberg_stack(tmp_path, table_maintenance=TableMaintenance(), **props)
 
 
 def _csv(first_id: int) -> bytes:

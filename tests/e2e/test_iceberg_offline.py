@@ -15,7 +15,7 @@ from event_driven_etl import Batching, EventDrivenEtlPipeline, RetryPolicy, Tabl
 from event_driven_etl._iceberg_conf import iceberg_spark_conf
 from event_driven_etl.testing import LocalPipeline, _iceberg
 
-from .offline import ICEBERG_OFFLINE
+from .offline import ICEBERG_OFFLINE, iceberg_stack
 
 pytestmark = [pytest.mark.spark, *ICEBERG_OFFLINE]
 
@@ -24,17 +24,7 @@ MORE = b'{"id": 3, "name": "Cy", "score": 1.5}\n'
 
 
 def _stack(tmp_path: Path, **props: Any) -> Stack:
-    app = App(outdir=str(tmp_path / "cdk.out"))
-    stack = Stack(app, "Lake")
-    EventDrivenEtlPipeline(
-        stack,
-        "Pipeline",
-        key_prefix="in/",
-        catalog_table_name="orders",
-        table_format=TableFormat.ICEBERG,
-        **props,
-    )
-    return stack
+    return iceberg_stack(tmp_path, **props)
 
 
 def _batches(local: LocalPipeline) -> list[str]:
@@ -221,20 +211,12 @@ def test_fails_a_glue_role_that_may_not_update_the_table_and_commits_nothing(
 ) -> None:
     """Iceberg's own GlueCatalog calls are checked as the job's role: without
     ``glue:UpdateTable`` the table is created but no commit lands, as in AWS."""
-    from aws_cdk import App
-    from aws_cdk import Stack as CdkStack
+    from aws_cdk import Stage
 
     from event_driven_etl.testing._template import load_from_assembly
 
-    app = App(outdir=str(tmp_path / "cdk.out"))
-    stack = CdkStack(app, "E2E")
-    EventDrivenEtlPipeline(
-        stack,
-        "Pipeline",
-        key_prefix="in/",
-        catalog_table_name="orders",
-        table_format=TableFormat.ICEBERG,
-    )
+    app = Stage.of(iceberg_stack(tmp_path, "E2E"))
+    assert app is not None
     template = load_from_assembly(app.synth().directory, "E2E")
     removed = 0
     for resource in template.template["Resources"].values():
