@@ -50,12 +50,20 @@ class GlueRun:
 
 
 def executions(sfn: Any, machine: str, status: Optional[str] = None) -> list[dict[str, Any]]:
-    """Every execution of ``machine`` (all pages), optionally of one status."""
-    paginator = sfn.get_paginator("list_executions")
+    """Every execution of ``machine`` (all pages), optionally of one status.
+
+    Page by page by hand: ``get_paginator`` loads botocore's paginator model from disk on
+    every call, and ``wait_for_runs`` polls this (a fifth of a burst's time)."""
     query: dict[str, Any] = {"stateMachineArn": machine}
     if status is not None:
         query["statusFilter"] = status
-    return [e for page in paginator.paginate(**query) for e in page["executions"]]
+    found: list[dict[str, Any]] = []
+    while True:
+        page = sfn.list_executions(**query)
+        found += page["executions"]
+        if not page.get("nextToken"):
+            return found
+        query["nextToken"] = page["nextToken"]
 
 
 def finished_runs(sfn: Any, s3: Any, machine: str) -> list[Run]:
