@@ -36,10 +36,11 @@ from .session import session_settings
 from .shared import contract
 
 
-def _seconds(args: Mapping[str, str], argument: str) -> Optional[int]:
-    """A ``--name seconds`` argument as an int; None when absent or empty."""
+def _before(args: Mapping[str, str], argument: str, moment: datetime) -> Optional[datetime]:
+    """``moment`` less a ``--name seconds`` argument; None when it is absent or empty (that
+    step does not run)."""
     value = args.get(argument.removeprefix("--"), "")
-    return int(value) if value else None
+    return moment - timedelta(seconds=int(value)) if value else None
 
 
 def _timestamp(moment: datetime) -> str:
@@ -69,26 +70,25 @@ def maintain(
         return {"table": "absent"}  # no batch has landed yet: nothing to maintain
     done: dict[str, Any] = {}
     with session_settings(spark):
-        compact = _seconds(args, contract.MAINTENANCE_COMPACT_BEFORE_ARGUMENT)
-        if compact is not None:
-            cutoff = _timestamp(moment - timedelta(seconds=compact))
+        compact_before = _before(args, contract.MAINTENANCE_COMPACT_BEFORE_ARGUMENT, moment)
+        if compact_before is not None:
+            cutoff = _timestamp(compact_before)
             done["rewrite_data_files"] = _call(
                 spark,
                 f"CALL {system}.rewrite_data_files(table => '{table}',"
                 f' where => "_ingested_at < {cutoff}",'
                 " options => map('min-input-files', '2', 'partial-progress.enabled', 'false'))",
             )
-        retention = _seconds(args, contract.MAINTENANCE_SNAPSHOT_RETENTION_ARGUMENT)
-        if retention is not None:
-            older = _timestamp(moment - timedelta(seconds=retention))
+        expire_before = _before(args, contract.MAINTENANCE_SNAPSHOT_RETENTION_ARGUMENT, moment)
+        if expire_before is not None:
+            older = _timestamp(expire_before)
             done["expire_snapshots"] = _call(
                 spark,
                 f"CALL {system}.expire_snapshots(table => '{table}', older_than => {older},"
                 " retain_last => 1)",
             )
-        orphans = _seconds(args, contract.MAINTENANCE_ORPHANS_OLDER_THAN_ARGUMENT)
-        if orphans is not None:
-            orphans_before = moment - timedelta(seconds=orphans)
+        orphans_before = _before(args, contract.MAINTENANCE_ORPHANS_OLDER_THAN_ARGUMENT, moment)
+        if orphans_before is not None:
             root = location.rstrip("/")
             done["remove_orphan_files"] = [
                 _remove_orphans(spark, name, f"{root}/{folder}", orphans_before)
