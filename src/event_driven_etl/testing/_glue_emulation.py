@@ -285,9 +285,18 @@ class GlueEmulator:
         after StartJobRun returns, as on Glue: while it runs it counts against the job's
         MaxConcurrentRuns, so a burst really meets Glue's limit."""
         run.fake_run.status = "RUNNING"
-        worker = CLOCK.thread(self._finish, args=(run,), name=f"glue-run-{run.run_id[:12]}")
+        worker = CLOCK.thread(self._serve_slot, args=(run,), name=f"glue-slot-{run.run_id[:12]}")
         self.workers.append(worker)
         return worker
+
+    def _serve_slot(self, run: _PendingRun) -> None:
+        """A slot's thread runs its run, then each queued run the freed slot passes to, one
+        after another: a thread per slot, not per run. A new thread per successor briefly
+        overlapped the ending one, so a burst's peak of threads depended on how many runs
+        ended at one virtual moment."""
+        successor: Optional[_PendingRun] = run
+        while successor is not None:
+            successor = self._finish(successor)
 
     @staticmethod
     def _start_queued(original: Callable[..., str], job: Any, kwargs: dict[str, Any]) -> str:
@@ -299,7 +308,8 @@ class GlueEmulator:
         finally:
             job.execution_property["MaxConcurrentRuns"] = limit
 
-    def _finish(self, run: _PendingRun) -> None:
+    def _finish(self, run: _PendingRun) -> Optional[_PendingRun]:
+        """Run ``run`` to its end; the oldest queued run, now holding the freed slot, or None."""
         fake_run, run_id, arguments, failure = run
         duration = self._duration(arguments)
         ends_at = CLOCK.now() + min(duration, self._timeout)
@@ -323,12 +333,12 @@ class GlueEmulator:
             self.runs.append(GlueRun(run_id, arguments, status, message, written))
             fake_run.status = status
             if self._queue:  # the freed slot goes to the oldest queued run
-                successor = self._worker(self._queue.popleft())
-        if successor is not None:
-            successor.start()
+                successor = self._queue.popleft()
+                successor.fake_run.status = "RUNNING"
         GLUE_RUN_ENDED.pulse(run_id)  # after its status: its .sync task finds it final
         if status in FAILED_RUN_STATES:
             self._on_failed(run_id, status, message or "")
+        return successor
 
     def _check_reads(self, arguments: dict[str, str]) -> None:
         """The objects of the run (and its manifest), read as the job's role."""
