@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Optional
 
@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .iceberg import IcebergSchemaStore, publish_iceberg
-from .landed import Mark, already_landed, mark_landed, read_marks, retract_earlier_rows
+from .landed import Claims, claim_objects, mark_landed, retract_earlier_rows
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -87,8 +87,8 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
-    marks = read_marks(storage, job)
-    done = already_landed(storage, job, marks)
+    claims = claim_objects(storage, job, report.ingestion_date)
+    done = claims.skipped
     ledger.record(Verdicts(skipped=done))
     plan = plan_reads(probe_objects(spark, [u for u in job.uris if u not in done]))
     ledger.record(plan.verdicts)
@@ -114,7 +114,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             report.held = hold_batch(job, ledger, str(blocked))
         else:
             ledger.record(Verdicts(refused=settled.refused))
-            replaced = [u for u in marks if ledger.is_open(u)]
+            replaced = [u for u in claims.earlier if ledger.is_open(u)]
             report.files = _publish(spark, storage, job, write.files, report, replaced=replaced)
             if report.files and isinstance(store, CatalogSchemaStore):
                 store.register_partition(report.ingestion_date)
@@ -122,7 +122,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
         for group in groups:
             group.frame.unpersist()
     landed = [u for u in job.uris if ledger.is_open(u)]
-    _keep_marks(spark, storage, job, report, landed=landed, marks=marks)
+    _keep_marks(spark, storage, job, report, landed=landed, claims=claims)
     publish_quality_metrics(job, gate)
     return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
 
@@ -134,13 +134,15 @@ def _keep_marks(
     report: RunReport,
     *,
     landed: list[str],
-    marks: Mapping[str, Mark],
+    claims: Claims,
 ) -> None:
-    """Mark the objects that landed; a reprocessed object's earlier rows are retracted
-    (Parquet; an Iceberg table's are, in the batch's own commit: ``_publish``)."""
+    """Mark the objects that landed and release the other claims; a reprocessed object's
+    earlier rows are retracted (Parquet; an Iceberg table's are, in the batch's own commit:
+    ``_publish``)."""
+    earlier = claims.earlier
     if report.files and not job.iceberg:
-        retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
-    mark_landed(storage, job, landed, report.ingestion_date)
+        retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})
+    mark_landed(storage, job, claims, landed, report.ingestion_date)
 
 
 def _publish(

@@ -1,13 +1,17 @@
-"""Which objects already landed, and in which batch: one mark per landed object.
+"""Which objects landed, or are being landed, and in which batch: one mark per object.
 
 ``<output>_objects/<sha256 of the URI>.json`` holds the object's version (size and
 modification time as S3 reports them: a new upload of the key is a new version), the batch
-whose files hold its rows and that batch's partition. Before reading, a run skips the objects
-that already landed in another batch at the same version (a backfill over objects the live
-path processed, an object the live path and a backfill both took); with ``--reprocess true``
-it lands them again and then removes their rows from the earlier batch's files (an Iceberg
-table: in the batch's own commit, ``iceberg``), so a reprocess replaces, never doubles.
-After publishing, the run marks what it landed.
+whose files hold its rows, that batch's partition and the mark's state. Before reading, a run
+claims each object with a conditional create of its mark (``mark_store``), so that of two
+runs holding the same object (a live run and a backfill batch) only one lands it; it skips
+the objects another batch claimed or landed at the same version; with ``--reprocess true``
+it takes their marks over, lands them again and then removes their rows from the earlier
+batch's files (an Iceberg table: in the batch's own commit, ``iceberg``), so a reprocess
+replaces, never doubles. After publishing, the run marks what it landed and releases the
+claims of what it did not. A batch that fails for good keeps its claims: its objects are
+in its FAILED notification, and a redrive of that batch (the same batch id) lands them, or
+a backfill with ``reprocess`` takes them over.
 """
 
 from __future__ import annotations
@@ -16,27 +20,37 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from .arguments import STAGING_DIR, JobArgs
+from .mark_store import MarkStore, mark_store
 from .shared import contract
 from .storage import Storage
 
 T = TypeVar("T")
 
 
+CLAIMED, LANDED, RELEASED = "claimed", "landed", "released"
+"""A mark's states: a run claims an object before reading it, marks it landed after
+publishing, and releases the claims of the objects it did not land."""
+
+
 @dataclass(frozen=True)
 class Mark:
-    """Where an object's rows are: its version when it landed and the batch that holds them."""
+    """Where an object's rows are: its version when it was claimed or landed and the batch
+    that holds them."""
 
     object: str
     version: str
     batch_id: str
     ingestion_date: str
+    state: str = LANDED
+    """``claimed``, ``landed`` or ``released``; marks written before claims had no state:
+    they are landed marks."""
 
 
 def mark_uri(job: JobArgs, uri: str) -> str:
@@ -58,39 +72,108 @@ def _each(call: Callable[[str], T], uris: Iterable[str]) -> list[T]:
         return list(pool.map(call, listed))
 
 
-def read_marks(storage: Storage, job: JobArgs) -> dict[str, Mark]:
-    """The marks of this run's objects that landed in another batch."""
-    texts = _each(lambda uri: storage.read_text(mark_uri(job, uri)), job.uris)
-    marks = {}
-    for uri, text in zip(job.uris, texts):
-        if text:
-            mark = Mark(**json.loads(text))
-            if mark.batch_id != job.batch_id:
-                marks[uri] = mark
-    return marks
+_CLAIM_ATTEMPTS = 8
+"""Conditional writes lost before a claim gives up (each loss means another run wrote the
+mark between this run's read and write: a handful at most)."""
 
 
-def already_landed(storage: Storage, job: JobArgs, marks: Mapping[str, Mark]) -> dict[str, str]:
-    """Objects to skip (not reprocessing): landed in another batch at their current version."""
-    if job.reprocess:
-        return {}
-    versions = dict(zip(marks, _each(storage.version, marks)))
-    return {
-        uri: (
-            f"already landed by batch {mark.batch_id} (same version); "
+@dataclass
+class Claims:
+    """This run's claims: each claimed object's mark ETag, the other batches' marks it took
+    over (a new upload of the key, or ``reprocess``), and the objects another batch holds."""
+
+    etags: dict[str, str] = field(default_factory=dict)
+    earlier: dict[str, Mark] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def claim_objects(storage: Storage, job: JobArgs, ingestion_date: str) -> Claims:
+    """Claim each object before reading it, so that of two runs holding it only one lands it.
+
+    A conditional create of the object's mark: created, the object is this batch's. If a
+    mark is there: this batch's own (a retry or redrive of it) is kept; another batch's at
+    the same version (claimed or landed) makes this run skip the object, unless
+    ``reprocess``; another version (a new upload of the key), a released claim or
+    ``reprocess`` takes the mark over, on condition that it is still the one read."""
+    store = mark_store(storage, job.output)
+    found = Claims()
+
+    def claim(uri: str) -> None:
+        mine = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, CLAIMED)
+        for _ in range(_CLAIM_ATTEMPTS):
+            if _claim_once(store, job, mine, found):
+                return
+        raise RuntimeError(f"could not claim {uri}: its mark kept changing")
+
+    _each(claim, job.uris)
+    return found
+
+
+def _claim_once(store: MarkStore, job: JobArgs, mine: Mark, found: Claims) -> bool:
+    """One try at claiming ``mine.object``; False when another run wrote its mark between
+    this run's read and write (read it again)."""
+    uri, key = mine.object, mark_uri(job, mine.object)
+    etag = store.create(key, _text(mine))
+    if etag is not None:
+        found.etags[uri] = etag
+        return True
+    current = store.read(key)
+    if current is None:  # removed in between: create it again
+        return False
+    text, etag = current
+    mark = Mark(**json.loads(text))
+    if mark.batch_id == job.batch_id:
+        found.etags[uri] = etag
+        return True
+    if mark.state != RELEASED and mark.version == mine.version and not job.reprocess:
+        found.skipped[uri] = _held_by(mark)
+        return True
+    taken = store.replace(key, _text(mine), etag)
+    if taken is None:
+        return False
+    found.etags[uri] = taken
+    if mark.state != RELEASED:
+        found.earlier[uri] = mark
+    return True
+
+
+def _held_by(mark: Mark) -> str:
+    if mark.state == CLAIMED:
+        return (
+            f"claimed by batch {mark.batch_id} (same version), which lands it; "
             "backfill with reprocess true to replace it"
         )
-        for uri, mark in marks.items()
-        if versions[uri] == mark.version
-    }
+    return (
+        f"already landed by batch {mark.batch_id} (same version); "
+        "backfill with reprocess true to replace it"
+    )
 
 
-def mark_landed(storage: Storage, job: JobArgs, landed: Iterable[str], ingestion_date: str) -> None:
-    def mark(uri: str) -> None:
-        found = Mark(uri, storage.version(uri), job.batch_id, ingestion_date)
-        storage.write_text(mark_uri(job, uri), json.dumps(found.__dict__))
+def mark_landed(
+    storage: Storage, job: JobArgs, claims: Claims, landed: Iterable[str], ingestion_date: str
+) -> None:
+    """Mark the claimed objects that landed as landed, and release the others' claims (an
+    object refused or held back: the next batch that holds it takes it). Each write is
+    conditional on the claim being still this run's: a ``reprocess`` may have taken it."""
+    store = mark_store(storage, job.output)
+    landing = set(landed)
 
-    _each(mark, landed)
+    def settle(uri: str) -> None:
+        if uri in landing:
+            state = LANDED
+        elif uri in claims.earlier:  # the earlier batch's rows stay: its mark comes back
+            store.replace(mark_uri(job, uri), _text(claims.earlier[uri]), claims.etags[uri])
+            return
+        else:
+            state = RELEASED
+        mark = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, state)
+        store.replace(mark_uri(job, uri), _text(mark), claims.etags[uri])
+
+    _each(settle, claims.etags)
+
+
+def _text(mark: Mark) -> str:
+    return json.dumps(mark.__dict__)
 
 
 def retract_earlier_rows(

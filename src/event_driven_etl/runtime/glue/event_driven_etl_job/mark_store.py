@@ -1,0 +1,136 @@
+"""Conditional writes of the object marks: create only if absent, replace only if unchanged.
+
+Two runs holding the same object (a live run and a backfill batch) must not both land it,
+so a run claims each object by creating its mark only if no mark exists, and takes over
+another's mark only if it is still the one it read. S3 does both with conditional
+PutObject requests
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html):
+``If-None-Match: *`` fails with 412 PreconditionFailed when the key exists, ``If-Match:
+<etag>`` with 412 when the object changed; a concurrent conditional write of the same key
+may fail with 409 ConditionalRequestConflict (retry). They need only ``s3:PutObject``.
+
+Hadoop's file system has no conditional create, so the marks go through boto3 (in Glue's
+runtime). Glue's bundled botocore may predate the ``IfNoneMatch``/``IfMatch`` parameters
+(botocore 1.35.x, 2024), so the headers are always added by a ``before-call`` hook: one
+path on every botocore, the same one the offline tests run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional, Protocol
+
+from .storage import Storage
+
+_PRECONDITION_FAILED = ("PreconditionFailed", "412")
+_LOST = (*_PRECONDITION_FAILED, "ConditionalRequestConflict", "409", "NoSuchKey", "404")
+"""A conditional write that did not happen: the mark exists or changed (412), another
+conditional write of it was under way (409), or it was removed since it was read (404)."""
+
+
+class MarkStore(Protocol):
+    def create(self, uri: str, text: str) -> Optional[str]:
+        """Write ``text`` at ``uri`` if nothing is there: its ETag, or None if a mark is."""
+
+    def read(self, uri: str) -> Optional[tuple[str, str]]:
+        """The mark's text and ETag, or None when there is none."""
+
+    def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
+        """Write ``text`` at ``uri`` if the mark there still has ``etag``: the new ETag,
+        or None if it changed (or is gone)."""
+
+
+def mark_store(storage: Storage, output: str) -> MarkStore:
+    """Conditional writes on S3; a local table (tests, a local run) goes through Hadoop."""
+    if output.startswith(("s3://", "s3a://", "s3n://")):
+        return S3MarkStore()
+    return LocalMarkStore(storage)
+
+
+class S3MarkStore:
+    """Marks through one boto3 S3 client (thread-safe: the claims run 16 at a time), made
+    on the calling thread (the harness checks the clients the script's thread makes)."""
+
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            import boto3  # in Glue's runtime (and the offline harness's)
+
+            client = boto3.client("s3")
+        self._client = client
+        self._conditions = threading.local()
+        client.meta.events.register("before-call.s3.PutObject", self._add_condition)
+
+    def _add_condition(self, params: dict[str, Any], **_: Any) -> None:
+        headers = getattr(self._conditions, "headers", None)
+        if headers:
+            params.setdefault("headers", {}).update(headers)
+
+    def _put(self, uri: str, text: str, headers: dict[str, str]) -> Optional[str]:
+        bucket, key = _split(uri)
+        self._conditions.headers = headers
+        try:
+            answer = self._client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        except Exception as error:
+            if _error_code(error) in _LOST:
+                return None
+            raise
+        finally:
+            self._conditions.headers = None
+        return str(answer["ETag"])
+
+    def create(self, uri: str, text: str) -> Optional[str]:
+        return self._put(uri, text, {"If-None-Match": "*"})
+
+    def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
+        return self._put(uri, text, {"If-Match": etag})
+
+    def read(self, uri: str) -> Optional[tuple[str, str]]:
+        bucket, key = _split(uri)
+        try:
+            answer = self._client.get_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            if _error_code(error) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return answer["Body"].read().decode("utf-8"), str(answer["ETag"])
+
+
+_local_lock = threading.Lock()
+"""A local table's marks are written by the runs of one process: checked and written
+under this lock, one at a time, as S3 conditions a write."""
+
+
+class LocalMarkStore:
+    """Marks of a table outside S3 (a local path, written by one process's runs): a check
+    before the write, under a lock; the text stands for the ETag."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def create(self, uri: str, text: str) -> Optional[str]:
+        with _local_lock:
+            if self._storage.read_text(uri) is not None:
+                return None
+            self._storage.write_text(uri, text)
+            return text
+
+    def read(self, uri: str) -> Optional[tuple[str, str]]:
+        text = self._storage.read_text(uri)
+        return None if text is None else (text, text)
+
+    def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
+        with _local_lock:
+            if self._storage.read_text(uri) != etag:
+                return None
+            self._storage.write_text(uri, text)
+            return text
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+def _error_code(error: BaseException) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,179 @@
+"""The object claims (issue #22): of two runs holding the same object, one lands it.
+
+The claims are conditional writes of the object marks on (moto's) S3; the object versions
+come from a stand-in for the job's Hadoop storage."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any, Optional, cast
+
+import pytest
+
+from event_driven_etl.runtime.glue.event_driven_etl_job import landed
+from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
+from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
+    Claims,
+    claim_objects,
+    mark_landed,
+    mark_uri,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+
+OBJECT = "s3://in/incoming/a.csv"
+OUTPUT = "s3://out/processed/"
+
+
+class _Versions:
+    """The objects' versions, as the job's storage reports them; ``barrier``: every claimer
+    waits there after reading the version, so all of them reach the mark at once."""
+
+    def __init__(self, barrier: Optional[threading.Barrier] = None) -> None:
+        self.current = "5-1000"
+        self.barrier = barrier
+
+    def version(self, uri: str) -> str:
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)
+        return self.current
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="out")
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _job(batch_id: str, *, reprocess: bool = False) -> JobArgs:
+    return JobArgs(uris=(OBJECT,), output_path=OUTPUT, batch_id=batch_id, reprocess=reprocess)
+
+
+def _claim(versions: _Versions, batch_id: str, *, reprocess: bool = False) -> Claims:
+    storage = cast(Storage, versions)  # claims read only the objects' versions from it
+    return claim_objects(storage, _job(batch_id, reprocess=reprocess), "2026-12-06")
+
+
+def _land(versions: _Versions, batch_id: str, claims: Claims, landed_: list[str]) -> None:
+    mark_landed(cast(Storage, versions), _job(batch_id), claims, landed_, "2026-12-06")
+
+
+def _mark(s3: Any) -> dict[str, str]:
+    key = mark_uri(_job("any"), OBJECT).removeprefix("s3://out/")
+    return cast(dict[str, str], json.loads(s3.get_object(Bucket="out", Key=key)["Body"].read()))
+
+
+def test_of_two_runs_claiming_at_once_one_takes_the_object(s3: Any) -> None:
+    # Both claimers read the object's version, then write its mark at the same moment:
+    # before claims, both found no mark there and both landed the object.
+    versions = _Versions(threading.Barrier(2))
+    results: dict[str, Claims] = {}
+
+    def claim(batch_id: str) -> None:
+        results[batch_id] = _claim(versions, batch_id)
+
+    threads = [threading.Thread(target=claim, args=(b,)) for b in ("live", "backfill")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [b for b, c in results.items() if OBJECT in c.etags]
+    assert len(winners) == 1
+    (loser,) = set(results) - set(winners)
+    assert OBJECT not in results[loser].etags
+    assert f"claimed by batch {winners[0]}" in results[loser].skipped[OBJECT]
+    assert _mark(s3)["batch_id"] == winners[0] and _mark(s3)["state"] == "claimed"
+
+
+def test_a_landed_object_is_skipped_naming_its_batch(s3: Any) -> None:
+    versions = _Versions()
+    first = _claim(versions, "b1")
+    _land(versions, "b1", first, [OBJECT])
+    assert _mark(s3)["state"] == "landed"
+    later = _claim(versions, "b2")
+    assert later.etags == {} and "already landed by batch b1" in later.skipped[OBJECT]
+
+
+def test_a_retry_of_the_same_batch_keeps_its_claim(s3: Any) -> None:
+    versions = _Versions()
+    first = _claim(versions, "b1")
+    again = _claim(versions, "b1")  # a retry or redrive: the same batch id
+    assert set(again.etags) == {OBJECT} and again.skipped == {} and again.earlier == {}
+    _land(versions, "b1", again, [OBJECT])
+    assert _mark(s3)["state"] == "landed" and first.etags[OBJECT] == again.etags[OBJECT]
+
+
+def test_a_failed_batch_keeps_others_off_until_its_redrive_lands_it(s3: Any) -> None:
+    versions = _Versions()
+    _claim(versions, "failed")  # the run fails for good before marking anything
+    other = _claim(versions, "live")
+    assert "claimed by batch failed" in other.skipped[OBJECT]
+    redrive = _claim(versions, "failed")
+    assert set(redrive.etags) == {OBJECT}
+    _land(versions, "failed", redrive, [OBJECT])
+    assert _mark(s3)["batch_id"] == "failed" and _mark(s3)["state"] == "landed"
+
+
+def test_reprocess_takes_over_claims_and_landed_marks(s3: Any) -> None:
+    versions = _Versions()
+    _claim(versions, "failed")
+    taken = _claim(versions, "backfill", reprocess=True)
+    assert set(taken.etags) == {OBJECT} and taken.earlier[OBJECT].batch_id == "failed"
+    _land(versions, "backfill", taken, [OBJECT])
+    replaced = _claim(versions, "again", reprocess=True)
+    assert replaced.earlier[OBJECT].batch_id == "backfill"
+    assert replaced.earlier[OBJECT].state == "landed"
+
+
+def test_a_taken_over_claim_is_not_marked_by_its_earlier_holder(s3: Any) -> None:
+    versions = _Versions()
+    first = _claim(versions, "b1")
+    _claim(versions, "b2", reprocess=True)
+    _land(versions, "b1", first, [OBJECT])  # b1's claim is no longer b1's: left as it is
+    assert _mark(s3)["batch_id"] == "b2" and _mark(s3)["state"] == "claimed"
+
+
+def test_a_new_upload_of_the_key_takes_the_mark_over(s3: Any) -> None:
+    versions = _Versions()
+    first = _claim(versions, "b1")
+    _land(versions, "b1", first, [OBJECT])
+    versions.current = "6-2000"
+    later = _claim(versions, "b2")
+    assert set(later.etags) == {OBJECT} and later.earlier[OBJECT].batch_id == "b1"
+
+
+def test_claims_of_objects_not_landed_are_released(s3: Any) -> None:
+    versions = _Versions()
+    refused = _claim(versions, "b1")
+    _land(versions, "b1", refused, [])  # refused or held back: the next batch may take it
+    assert _mark(s3)["state"] == "released"
+    later = _claim(versions, "b2")
+    assert set(later.etags) == {OBJECT} and later.earlier == {} and later.skipped == {}
+
+
+def test_a_refused_reprocess_gives_the_mark_back_to_the_earlier_batch(s3: Any) -> None:
+    versions = _Versions()
+    _land(versions, "b1", _claim(versions, "b1"), [OBJECT])
+    taken = _claim(versions, "b2", reprocess=True)
+    _land(versions, "b2", taken, [])  # its rows are still b1's
+    assert _mark(s3)["batch_id"] == "b1" and _mark(s3)["state"] == "landed"
+
+
+def test_marks_written_before_claims_read_as_landed(s3: Any) -> None:
+    old = {"object": OBJECT, "version": "5-1000", "batch_id": "b0", "ingestion_date": "d"}
+    key = mark_uri(_job("any"), OBJECT).removeprefix("s3://out/")
+    s3.put_object(Bucket="out", Key=key, Body=json.dumps(old).encode())
+    assert "already landed by batch b0" in _claim(_Versions(), "b1").skipped[OBJECT]
+    assert landed.Mark(**old).state == "landed"
