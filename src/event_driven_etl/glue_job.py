@@ -23,6 +23,7 @@ from ._contract import (
     DEFAULT_OUTPUT_PREFIX,
     DEFAULT_QUARANTINE_PREFIX,
     MANIFEST_PREFIX,
+    OUTPUT_KMS_KEY_ARGUMENT,
     OUTPUT_PATH_ARGUMENT,
     QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
@@ -341,6 +342,7 @@ class GlueEtlJob(Construct):
             **self._catalog_arguments(),
             **self._tables_arguments(),
             **self._table_format_arguments(),
+            **self._output_key_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
@@ -392,6 +394,14 @@ class GlueEtlJob(Construct):
             CATALOG_TABLE_ARGUMENT: self.catalog_table_name,
             CATALOG_REGION_ARGUMENT: Stack.of(self).region,
         }
+
+    def _output_key_arguments(self) -> dict[str, str]:
+        """The output key's ARN, with ``output_encryption_key``: the security configuration
+        encrypts what Hadoop writes, the built-in script's object marks (boto3 puts) name the
+        key themselves."""
+        if self.output_encryption_key is None:
+            return {}
+        return {OUTPUT_KMS_KEY_ARGUMENT: self.output_encryption_key.key_arn}
 
     def _tables_arguments(self) -> dict[str, str]:
         """``--tables``, the routing rule, with ``by_folder`` or ``mapping`` only: a single

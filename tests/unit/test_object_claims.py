@@ -176,4 +176,4 @@ def test_marks_written_before_claims_read_as_landed(s3: Any) -> None:
     key = mark_uri(_job("any"), OBJECT).removeprefix("s3://out/")
     s3.put_object(Bucket="out", Key=key, Body=json.dumps(old).encode())
     assert "already landed by batch b0" in _claim(_Versions(), "b1").skipped[OBJECT]
-    assert landed.Mark(**old).state == "landed"
+    assert landed.Mark.from_json(json.dumps(old)).state == "landed"

@@ -199,6 +199,9 @@ class JobArgs:
     reprocess: bool = False
     """Land objects that already landed in another batch again, replacing their rows
     (``--reprocess true``); otherwise they are skipped."""
+    output_kms_key: str = ""
+    """``--output_kms_key_arn``: the output key's ARN, the object marks' SSE-KMS key (empty:
+    the bucket's default encryption)."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -215,6 +218,7 @@ class JobArgs:
             job_name=args.get("JOB_NAME", ""),
             table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
             reprocess=_reprocess(args),
+            output_kms_key=args.get(contract.OUTPUT_KMS_KEY_ARGUMENT.removeprefix("--"), ""),
         )
 
     def check(self) -> None:

@@ -1,27 +1,35 @@
 """Which objects landed, or are being landed, and in which batch: one mark per object.
 
 ``<output>_objects/<sha256 of the URI>.json`` holds the object's version (size and
-modification time as S3 reports them: a new upload of the key is a new version), the batch
-whose files hold its rows, that batch's partition and the mark's state. Before reading, a run
-claims each object with a conditional create of its mark (``mark_store``), so that of two
-runs holding the same object (a live run and a backfill batch) only one lands it; it skips
-the objects another batch claimed or landed at the same version; with ``--reprocess true``
-it takes their marks over, lands them again and then removes their rows from the earlier
-batch's files (an Iceberg table: in the batch's own commit, ``iceberg``), so a reprocess
-replaces, never doubles. After publishing, the run marks what it landed and releases the
-claims of what it did not. A batch that fails for good keeps its claims: its objects are
-in its FAILED notification, and a redrive of that batch (the same batch id) lands them, or
-a backfill with ``reprocess`` takes them over.
+modification time as S3 reported them when the run claimed it: a new upload of the key is a
+new version), the batch whose files hold its rows, that batch's partition and the mark's
+state. Before reading, a run claims each object with a conditional create of its mark
+(``mark_store``), so that of two runs holding the same object (a live run and a backfill
+batch) only one lands it. Another batch's claim is never taken over: at the same version
+the object is skipped (that batch lands it), at another version the run fails, to be
+retried once that batch is done. An object another batch landed at the same version is
+skipped; with ``--reprocess true``, or at another version (a new upload of the key), the
+run takes the landed mark over, keeping it in its claim (``replaces``: a retry of the run
+still knows it), lands the object again and then removes its rows from the earlier batch's
+files (an Iceberg table: in the batch's own commit, ``iceberg``), so a reprocess replaces,
+never doubles. After publishing, the run marks what it landed (at the claimed version) and
+releases the claims of what it refused or held back, even when it then fails: they are in
+its FAILED notification and the next batch holding them, a redrive included, takes them. A
+run that ends before (a crash, a timeout) keeps its claims: its redrive (the same batch id)
+lands them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -41,8 +49,8 @@ publishing, and releases the claims of the objects it did not land."""
 
 @dataclass(frozen=True)
 class Mark:
-    """Where an object's rows are: its version when it was claimed or landed and the batch
-    that holds them."""
+    """Where an object's rows are: its version when it was claimed and the batch that
+    holds them."""
 
     object: str
     version: str
@@ -51,6 +59,34 @@ class Mark:
     state: str = LANDED
     """``claimed``, ``landed`` or ``released``; marks written before claims had no state:
     they are landed marks."""
+    replaces: Optional[Mark] = None
+    """In a claim that took another batch's landed mark over (``reprocess``, a new upload):
+    that mark, whose rows the run retracts once it has published its own. Stored, not only
+    remembered, so that a retry of the run (after a crash, or botocore retrying a takeover
+    that S3 had committed) finds it in its own claim."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Mark:
+        return cls._of(json.loads(text))
+
+    @classmethod
+    def _of(cls, fields: dict[str, Any]) -> Mark:
+        replaced = fields.pop("replaces", None)
+        return cls(**fields, replaces=None if replaced is None else cls._of(replaced))
+
+
+class ObjectHeldError(RuntimeError):
+    """Objects of this run that another batch claimed at another version and has not
+    landed yet: this run fails before reading anything (keeping the claims it made), and
+    its retry, once that batch is done, takes them over."""
+
+
+class MarkLostError(RuntimeError):
+    """A landed object's mark was no longer this run's claim: its rows are published but
+    another batch holds the mark, so the run fails rather than leave the object twice."""
 
 
 def mark_uri(job: JobArgs, uri: str) -> str:
@@ -76,72 +112,112 @@ _CLAIM_ATTEMPTS = 8
 """Conditional writes lost before a claim gives up (each loss means another run wrote the
 mark between this run's read and write: a handful at most)."""
 
+_BACKOFF_SECONDS = 0.05
+"""The first wait, doubling, before a claim reads its mark again after losing a write: a
+409 (another conditional write of the key under way) often re-reads no mark yet, and
+claimers retrying in step would collide again; jittered (full jitter)."""
+
 
 @dataclass
 class Claims:
-    """This run's claims: each claimed object's mark ETag, the other batches' marks it took
-    over (a new upload of the key, or ``reprocess``), and the objects another batch holds."""
+    """This run's claims: each claimed object's mark ETag and claimed version, the other
+    batches' landed marks it took over (a new upload of the key, or ``reprocess``), the
+    objects it skips and those another batch is landing at another version."""
 
     etags: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    """The version each claim holds: the one its landed mark records (not a fresh look:
+    an upload during the run is a new version, which its own run lands)."""
     earlier: dict[str, Mark] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+    def hold(self, uri: str, etag: str, version: str) -> None:
+        self.etags[uri], self.versions[uri] = etag, version
 
 
 def claim_objects(storage: Storage, job: JobArgs, ingestion_date: str) -> Claims:
     """Claim each object before reading it, so that of two runs holding it only one lands it.
 
     A conditional create of the object's mark: created, the object is this batch's. If a
-    mark is there: this batch's own (a retry or redrive of it) is kept; another batch's at
-    the same version (claimed or landed) makes this run skip the object, unless
-    ``reprocess``; another version (a new upload of the key), a released claim or
-    ``reprocess`` takes the mark over, on condition that it is still the one read."""
-    store = mark_store(storage, job.output)
+    mark is there: this batch's own (a retry or redrive of it) is kept, with the mark it
+    replaces; another batch's claim is never taken (the object is skipped at the same
+    version; at another version the run fails: :class:`ObjectHeldError`); another batch's
+    landed mark at the same version makes this run skip the object, unless ``reprocess``;
+    another version (a new upload of the key), a released claim or ``reprocess`` takes the
+    mark over, on condition that it is still the one read."""
+    store = _store(storage, job)
     found = Claims()
 
     def claim(uri: str) -> None:
         mine = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, CLAIMED)
-        for _ in range(_CLAIM_ATTEMPTS):
+        for attempt in range(_CLAIM_ATTEMPTS):
             if _claim_once(store, job, mine, found):
                 return
+            time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
         raise RuntimeError(f"could not claim {uri}: its mark kept changing")
 
     _each(claim, job.uris)
+    if found.waiting:
+        raise ObjectHeldError("\n".join(f"{u}: {why}" for u, why in found.waiting.items()))
     return found
+
+
+def _store(storage: Storage, job: JobArgs) -> MarkStore:
+    region = job.catalog.region if job.catalog is not None else None
+    return mark_store(storage, job.output, region=region, kms_key=job.output_kms_key)
 
 
 def _claim_once(store: MarkStore, job: JobArgs, mine: Mark, found: Claims) -> bool:
     """One try at claiming ``mine.object``; False when another run wrote its mark between
     this run's read and write (read it again)."""
     uri, key = mine.object, mark_uri(job, mine.object)
-    etag = store.create(key, _text(mine))
+    etag = store.create(key, mine.to_json())
     if etag is not None:
-        found.etags[uri] = etag
+        found.hold(uri, etag, mine.version)
         return True
     current = store.read(key)
     if current is None:  # removed in between: create it again
         return False
     text, etag = current
-    mark = Mark(**json.loads(text))
-    if mark.batch_id == job.batch_id:
-        found.etags[uri] = etag
+    mark = Mark.from_json(text)
+    if mark.batch_id == job.batch_id:  # a retry or redrive, or botocore retrying our write
+        found.hold(uri, etag, mark.version)
+        if mark.state == CLAIMED and mark.replaces is not None:
+            found.earlier[uri] = mark.replaces
         return True
-    if mark.state != RELEASED and mark.version == mine.version and not job.reprocess:
+    if mark.state == CLAIMED:  # never taken over: its holder may be publishing right now
+        if mark.version == mine.version:
+            found.skipped[uri] = _held_by(mark)
+        else:
+            found.waiting[uri] = _landing_another_version(mark, mine)
+        return True
+    if mark.state == LANDED and mark.version == mine.version and not job.reprocess:
         found.skipped[uri] = _held_by(mark)
         return True
-    taken = store.replace(key, _text(mine), etag)
+    return _take_over(store, key, mine, mark=mark, etag=etag, found=found)
+
+
+def _take_over(
+    store: MarkStore, key: str, mine: Mark, *, mark: Mark, etag: str, found: Claims
+) -> bool:
+    """Replace another batch's landed or released ``mark`` (still ``etag``) with this
+    run's claim, which keeps a landed one as the mark it replaces."""
+    replaced = None if mark.state == RELEASED else dataclasses.replace(mark, replaces=None)
+    taken = store.replace(key, dataclasses.replace(mine, replaces=replaced).to_json(), etag)
     if taken is None:
         return False
-    found.etags[uri] = taken
-    if mark.state != RELEASED:
-        found.earlier[uri] = mark
+    found.hold(mine.object, taken, mine.version)
+    if replaced is not None:
+        found.earlier[mine.object] = replaced
     return True
 
 
 def _held_by(mark: Mark) -> str:
     if mark.state == CLAIMED:
         return (
-            f"claimed by batch {mark.batch_id} (same version), which lands it; "
-            "backfill with reprocess true to replace it"
+            f"claimed by batch {mark.batch_id} (same version), which lands it "
+            "(or, if that batch failed, its redrive)"
         )
     return (
         f"already landed by batch {mark.batch_id} (same version); "
@@ -149,31 +225,43 @@ def _held_by(mark: Mark) -> str:
     )
 
 
+def _landing_another_version(mark: Mark, mine: Mark) -> str:
+    return (
+        f"claimed by batch {mark.batch_id} at another version ({mark.version}; this run "
+        f"found {mine.version}), which it has not landed yet: retry this batch once that "
+        "batch is done (redrive it if it failed)"
+    )
+
+
 def mark_landed(
     storage: Storage, job: JobArgs, claims: Claims, landed: Iterable[str], ingestion_date: str
 ) -> None:
-    """Mark the claimed objects that landed as landed, and release the others' claims (an
-    object refused or held back: the next batch that holds it takes it). Each write is
-    conditional on the claim being still this run's: a ``reprocess`` may have taken it."""
-    store = mark_store(storage, job.output)
+    """Mark the claimed objects that landed as landed (at their claimed version), and
+    release the others' claims (an object refused or held back: the next batch that holds
+    it takes it; a taken-over mark goes back to its batch, whose rows stay). Each write is
+    conditional on the claim being still this run's; a landed object's lost write fails
+    the run (:class:`MarkLostError`)."""
+    store = _store(storage, job)
     landing = set(landed)
 
-    def settle(uri: str) -> None:
+    def settle(uri: str) -> Optional[str]:
+        key, etag = mark_uri(job, uri), claims.etags[uri]
         if uri in landing:
-            state = LANDED
-        elif uri in claims.earlier:  # the earlier batch's rows stay: its mark comes back
-            store.replace(mark_uri(job, uri), _text(claims.earlier[uri]), claims.etags[uri])
-            return
+            mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, LANDED)
+            return None if store.replace(key, mark.to_json(), etag) is not None else uri
+        if uri in claims.earlier:
+            store.replace(key, claims.earlier[uri].to_json(), etag)
         else:
-            state = RELEASED
-        mark = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, state)
-        store.replace(mark_uri(job, uri), _text(mark), claims.etags[uri])
+            mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, RELEASED)
+            store.replace(key, mark.to_json(), etag)
+        return None
 
-    _each(settle, claims.etags)
-
-
-def _text(mark: Mark) -> str:
-    return json.dumps(mark.__dict__)
+    lost = [uri for uri in _each(settle, claims.etags) if uri is not None]
+    if lost:
+        raise MarkLostError(
+            f"batch {job.batch_id} landed objects whose marks another batch now holds: "
+            + ", ".join(lost)
+        )
 
 
 def retract_earlier_rows(

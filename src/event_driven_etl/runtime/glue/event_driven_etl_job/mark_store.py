@@ -13,6 +13,13 @@ Hadoop's file system has no conditional create, so the marks go through boto3 (i
 runtime). Glue's bundled botocore may predate the ``IfNoneMatch``/``IfMatch`` parameters
 (botocore 1.35.x, 2024), so the headers are always added by a ``before-call`` hook: one
 path on every botocore, the same one the offline tests run.
+
+Hadoop's writes carry the job's security configuration (SSE-KMS with the output key); a
+plain PutObject gets only the bucket's default encryption, and a bucket policy that denies
+PutObject without SSE-KMS headers would refuse every mark. So with an output key (the
+``--output_kms_key_arn`` argument) each mark is put with ``ServerSideEncryption=aws:kms``
+and that key
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html).
 """
 
 from __future__ import annotations
@@ -40,23 +47,46 @@ class MarkStore(Protocol):
         or None if it changed (or is gone)."""
 
 
-def mark_store(storage: Storage, output: str) -> MarkStore:
-    """Conditional writes on S3; a local table (tests, a local run) goes through Hadoop."""
+_POOL_CONNECTIONS = 20
+"""The client's connection pool: at least the claims' threads (``landed._CONCURRENT_CALLS``),
+so that none waits for, or drops, a connection (botocore's default is 10)."""
+
+
+def mark_store(
+    storage: Storage, output: str, *, region: Optional[str] = None, kms_key: str = ""
+) -> MarkStore:
+    """Conditional writes on S3 (in ``region``, encrypted with ``kms_key`` when given); a
+    local table (tests, a local run) goes through Hadoop."""
     if output.startswith(("s3://", "s3a://", "s3n://")):
-        return S3MarkStore()
+        return S3MarkStore(region=region, kms_key=kms_key)
     return LocalMarkStore(storage)
+
+
+def s3_client(region: Optional[str]) -> Any:
+    """One boto3 S3 client for the marks: the job's region, a pool for the claims' threads."""
+    import boto3  # in Glue's runtime (and the offline harness's)
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", region_name=region or None, config=Config(max_pool_connections=_POOL_CONNECTIONS)
+    )
 
 
 class S3MarkStore:
     """Marks through one boto3 S3 client (thread-safe: the claims run 16 at a time), made
-    on the calling thread (the harness checks the clients the script's thread makes)."""
+    on the calling thread (the harness checks the clients the script's thread makes).
 
-    def __init__(self, client: Any = None) -> None:
-        if client is None:
-            import boto3  # in Glue's runtime (and the offline harness's)
+    ``kms_key``: the output key's ARN; the marks are put with SSE-KMS under it (else the
+    bucket's default encryption applies)."""
 
-            client = boto3.client("s3")
-        self._client = client
+    def __init__(
+        self, client: Any = None, *, region: Optional[str] = None, kms_key: str = ""
+    ) -> None:
+        self._client = client if client is not None else s3_client(region)
+        self._encryption = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+        )
+        client = self._client
         self._conditions = threading.local()
         client.meta.events.register("before-call.s3.PutObject", self._add_condition)
 
@@ -69,7 +99,9 @@ class S3MarkStore:
         bucket, key = _split(uri)
         self._conditions.headers = headers
         try:
-            answer = self._client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+            answer = self._client.put_object(
+                Bucket=bucket, Key=key, Body=text.encode("utf-8"), **self._encryption
+            )
         except Exception as error:
             if _error_code(error) in _LOST:
                 return None
