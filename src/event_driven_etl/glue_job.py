@@ -22,6 +22,7 @@ from ._contract import (
     CATALOG_TABLE_ARGUMENT,
     DEFAULT_OUTPUT_PREFIX,
     DEFAULT_QUARANTINE_PREFIX,
+    JOB_TIMEOUT_ARGUMENT,
     MANIFEST_PREFIX,
     OUTPUT_KMS_KEY_ARGUMENT,
     OUTPUT_PATH_ARGUMENT,
@@ -281,6 +282,7 @@ class GlueEtlJob(Construct):
             job_run_queuing=job_run_queuing,
             arguments={
                 **self._arguments(bad_records, auto_scaling, extra_arguments),
+                **_timeout_argument(_job_timeout(timeout, execution_class)),
                 **quality_rules_argument(quality_rules),
             },
             job_name=job_name,
@@ -518,6 +520,12 @@ def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:
     if timeout is not None:
         return timeout
     return _FLEX_TIMEOUT if execution_class == glue.ExecutionClass.FLEX else _DEFAULT_TIMEOUT
+
+
+def _timeout_argument(timeout: Duration) -> dict[str, str]:
+    """The job's timeout for the built-in script's claims: a claim older than it (plus a
+    margin) belongs to no run still going, and another batch may take it over."""
+    return {JOB_TIMEOUT_ARGUMENT: str(int(timeout.to_minutes()))}
 
 
 def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:

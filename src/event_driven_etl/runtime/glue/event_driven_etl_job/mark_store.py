@@ -24,15 +24,25 @@ and that key
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from typing import Any, Optional, Protocol
 
 from .storage import Storage
 
 _PRECONDITION_FAILED = ("PreconditionFailed", "412")
-_LOST = (*_PRECONDITION_FAILED, "ConditionalRequestConflict", "409", "NoSuchKey", "404")
-"""A conditional write that did not happen: the mark exists or changed (412), another
-conditional write of it was under way (409), or it was removed since it was read (404)."""
+_LOST = (*_PRECONDITION_FAILED, "NoSuchKey", "404")
+"""A conditional write that did not happen: the mark exists or changed (412), or it was
+removed since it was read (404)."""
+
+_CONFLICT = ("ConditionalRequestConflict", "409")
+"""Another conditional write of the mark was under way: S3 asks to retry, and the retry
+finds out which write won (412 if the other one did)."""
+
+_CONFLICT_ATTEMPTS = 6
+_CONFLICT_BACKOFF_SECONDS = 0.05
+"""The first wait, doubling and jittered, before a write that met a 409 is tried again."""
 
 
 class MarkStore(Protocol):
@@ -96,6 +106,16 @@ class S3MarkStore:
             params.setdefault("headers", {}).update(headers)
 
     def _put(self, uri: str, text: str, headers: dict[str, str]) -> Optional[str]:
+        """The conditional write, tried again on a 409; None when it did not happen (a
+        conflict that outlasts the retries too: the caller reads the mark again)."""
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                return self._put_once(uri, text, headers)
+            except _ConflictError:
+                time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))
+        return None
+
+    def _put_once(self, uri: str, text: str, headers: dict[str, str]) -> Optional[str]:
         bucket, key = _split(uri)
         self._conditions.headers = headers
         try:
@@ -105,6 +125,8 @@ class S3MarkStore:
         except Exception as error:
             if _error_code(error) in _LOST:
                 return None
+            if _error_code(error) in _CONFLICT:
+                raise _ConflictError() from error
             raise
         finally:
             self._conditions.headers = None
@@ -125,6 +147,10 @@ class S3MarkStore:
                 return None
             raise
         return answer["Body"].read().decode("utf-8"), str(answer["ETag"])
+
+
+class _ConflictError(Exception):
+    """A 409 ConditionalRequestConflict: retry the write."""
 
 
 _local_lock = threading.Lock()
