@@ -111,8 +111,9 @@ def claim_lease(job: JobArgs) -> timedelta:
     Every run of a batch claims its objects again when it starts (``claimed_at`` is then,
     or at most :data:`_RENEW_AFTER` before), and Glue stops a run at the job's timeout, so
     a claim older than that belongs to no run still going: its batch crashed or timed out
-    (a batch that is never redriven would otherwise hold it for ever). A later run of that batch (a Step Functions retry, or a
-    redrive, up to 14 days after the execution stopped:
+    (a batch that is never redriven would otherwise hold it for ever). A later run of that
+    batch (a Step Functions retry, or a redrive, which may come up to 14 days after the
+    execution stopped:
     https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html) finds the
     claim taken and skips the object, naming the batch that took it."""
     timeout = (
