@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, cast
@@ -525,7 +526,9 @@ def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:
 def _timeout_argument(timeout: Duration) -> dict[str, str]:
     """The job's timeout for the built-in script's claims: a claim older than it (plus a
     margin) belongs to no run still going, and another batch may take it over."""
-    return {JOB_TIMEOUT_ARGUMENT: str(int(timeout.to_minutes()))}
+    if timeout.is_unresolved():  # a token: the job then assumes Glue's longest timeout
+        return {}
+    return {JOB_TIMEOUT_ARGUMENT: str(math.ceil(timeout.to_minutes(integral=False)))}
 
 
 def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:
