@@ -5,18 +5,22 @@ modification time as S3 reported them when the run claimed it: a new upload of t
 new version), the batch whose files hold its rows, that batch's partition and the mark's
 state. Before reading, a run claims each object with a conditional create of its mark
 (``mark_store``), so that of two runs holding the same object (a live run and a backfill
-batch) only one lands it. Another batch's claim is never taken over: at the same version
-the object is skipped (that batch lands it), at another version the run fails, to be
-retried once that batch is done. An object another batch landed at the same version is
-skipped; with ``--reprocess true``, or at another version (a new upload of the key), the
-run takes the landed mark over, keeping it in its claim (``replaces``: a retry of the run
-still knows it), lands the object again and then removes its rows from the earlier batch's
-files (an Iceberg table: in the batch's own commit, ``iceberg``), so a reprocess replaces,
-never doubles. After publishing, the run marks what it landed (at the claimed version) and
-releases the claims of what it refused or held back, even when it then fails: they are in
-its FAILED notification and the next batch holding them, a redrive included, takes them. A
-run that ends before (a crash, a timeout) keeps its claims: its redrive (the same batch id)
-lands them.
+batch) only one lands it. Another batch's claim is not taken over within its lease (the
+job's timeout plus margins, :func:`claim_lease`): at the same version the object is skipped
+(that batch lands it), at another version the run releases its claims and fails, to be
+retried once that batch is done; a claim past its lease (its batch crashed or timed out and
+was not redriven in time) is taken over like a landed mark. An object another batch landed
+at the same version is skipped; with ``--reprocess true``, or at another version (a new
+upload of the key), the run takes the landed mark over, keeping it in its claim
+(``replaces``: a retry of the run still knows it), lands the object again and then removes
+its rows from the earlier batch's files (an Iceberg table: in the batch's own commit,
+``iceberg``), so a reprocess replaces, never doubles; a file of that batch is deleted only
+when no other object's rows in it are still needed. After publishing, the run marks what it
+landed (at the claimed version) and releases the claims of what it refused or held back,
+even when it then fails: they are in its FAILED notification and the next batch holding
+them, a redrive included, takes them. A run that ends before (a crash, a timeout) keeps its
+claims: its redrive (the same batch id) lands them, or, past the lease, skips those another
+batch took over.
 """
 
 from __future__ import annotations
@@ -86,8 +90,8 @@ class Mark:
 
 class ObjectHeldError(RuntimeError):
     """Objects of this run that another batch claimed at another version and has not
-    landed yet: this run fails before reading anything (keeping the claims it made), and
-    its retry, once that batch is done, takes them over."""
+    landed yet: this run releases the claims it made and fails before reading anything,
+    and its retry, once that batch is done (or its claim lapsed), takes them over."""
 
 
 _GLUE_LONGEST_TIMEOUT = timedelta(days=7)
