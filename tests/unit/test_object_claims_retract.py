@@ -7,6 +7,7 @@ may be refused and give the mark back, keeps them. Fake storage, local marks, no
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, cast
 
 import pytest
@@ -124,3 +125,24 @@ def test_a_batch_that_stopped_before_its_report_keeps_its_files(
     a_job = _job("A", [X])
     _retract(files, a_job, dict(claim_objects(cast(Storage, files), a_job, "2026-12-06").earlier))
     assert B_FILE in files.texts and [uris for _, uris in rewrites] == [[X]]
+
+
+def test_a_lapsed_claims_batch_and_the_mark_it_replaced_are_both_retracted(
+    files: _Files, rewrites: list[tuple[str, list[str]]]
+) -> None:
+    # S took B's mark of X over (a reprocess), published, and crashed before marking: past
+    # S's lease, R takes X over and removes X's rows from S's files and from B's.
+    start = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+    storage = cast(Storage, files)
+    claim_objects(storage, _job("S", [X]), "2026-12-06", now=start)
+    s_file = f"{OUTPUT}ingestion_date=2026-12-06/S-00000.snappy.parquet"
+    files.write_text(s_file, "rows of x")
+    files.write_text(f"{OUTPUT}{contract.RUNS_DIR}/S.json", json.dumps({"status": "STARTED"}))
+    r_job = _job("R", [X])
+    later = start + landed.claim_lease(r_job) + timedelta(minutes=1)
+    r_claims = claim_objects(storage, r_job, "2026-12-06", now=later)
+    _retract(files, r_job, dict(r_claims.earlier))
+    assert sorted(rewrites) == [
+        (f"{OUTPUT}ingestion_date=2026-12-01/B-", [X]),
+        (f"{OUTPUT}ingestion_date=2026-12-06/S-", [X]),
+    ]

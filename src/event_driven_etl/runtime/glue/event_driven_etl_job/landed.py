@@ -194,10 +194,11 @@ def claim_objects(
     """Claim each object before reading it, so that of two runs holding it only one lands it.
 
     A conditional create of the object's mark: created, the object is this batch's. If a
-    mark is there: this batch's own (a retry or redrive of it) is kept, with the mark it
-    replaces; another batch's claim is never taken (the object is skipped at the same
-    version; at another version the run releases its claims and fails:
-    :class:`ObjectHeldError`) until it is older than its lease (:func:`claim_lease`);
+    mark is there: this batch's own (a retry or redrive of it) is claimed again, with the
+    mark it replaces; another batch's claim is not taken within its lease
+    (:func:`claim_lease`): the object is skipped at the same version (or when that claim
+    took this batch's own lapsed claim over); at another version the run releases its
+    claims and fails (:class:`ObjectHeldError`);
     another batch's landed mark at the same version makes this run skip the object, unless
     ``reprocess``; another version (a new upload of the key), a released or lapsed claim or
     ``reprocess`` takes the mark over, on condition that it is still the one read. ``now``:
