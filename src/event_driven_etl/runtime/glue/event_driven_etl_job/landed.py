@@ -1,27 +1,40 @@
 """Which objects landed, or are being landed, and in which batch: one mark per object.
 
 ``<output>_objects/<sha256 of the URI>.json`` holds the object's version (size and
-modification time as S3 reports them: a new upload of the key is a new version), the batch
-whose files hold its rows, that batch's partition and the mark's state. Before reading, a run
-claims each object with a conditional create of its mark (``mark_store``), so that of two
-runs holding the same object (a live run and a backfill batch) only one lands it; it skips
-the objects another batch claimed or landed at the same version; with ``--reprocess true``
-it takes their marks over, lands them again and then removes their rows from the earlier
-batch's files (an Iceberg table: in the batch's own commit, ``iceberg``), so a reprocess
-replaces, never doubles. After publishing, the run marks what it landed and releases the
-claims of what it did not. A batch that fails for good keeps its claims: its objects are
-in its FAILED notification, and a redrive of that batch (the same batch id) lands them, or
-a backfill with ``reprocess`` takes them over.
+modification time as S3 reported them when the run claimed it: a new upload of the key is a
+new version), the batch whose files hold its rows, that batch's partition and the mark's
+state. Before reading, a run claims each object with a conditional create of its mark
+(``mark_store``), so that of two runs holding the same object (a live run and a backfill
+batch) only one lands it. Another batch's claim is not taken over within its lease (the
+job's timeout plus margins, :func:`claim_lease`): at the same version the object is skipped
+(that batch lands it), at another version the run releases its claims and fails, to be
+retried once that batch is done; a claim past its lease (its batch crashed or timed out and
+was not redriven in time) is taken over like a landed mark. An object another batch landed
+at the same version is skipped; with ``--reprocess true``, or at another version (a new
+upload of the key), the run takes the landed mark over, keeping it in its claim
+(``replaces``: a retry of the run still knows it), lands the object again and then removes
+its rows from the earlier batch's files (an Iceberg table: in the batch's own commit,
+``iceberg``), so a reprocess replaces, never doubles; a file of that batch is deleted only
+when no other object's rows in it are still needed. After publishing, the run marks what it
+landed (at the claimed version) and releases the claims of what it refused or held back,
+even when it then fails: they are in its FAILED notification and the next batch holding
+them, a redrive included, takes them. A run that ends before (a crash, a timeout) keeps its
+claims: its redrive (the same batch id) lands them, or, past the lease, skips those another
+batch took over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional, TypeVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -41,8 +54,8 @@ publishing, and releases the claims of the objects it did not land."""
 
 @dataclass(frozen=True)
 class Mark:
-    """Where an object's rows are: its version when it was claimed or landed and the batch
-    that holds them."""
+    """Where an object's rows are: its version when it was claimed and the batch that
+    holds them."""
 
     object: str
     version: str
@@ -51,6 +64,81 @@ class Mark:
     state: str = LANDED
     """``claimed``, ``landed`` or ``released``; marks written before claims had no state:
     they are landed marks."""
+    claimed_at: str = ""
+    """A claim's time (ISO 8601, UTC): when its run claimed (or claimed again) the object."""
+    lease_seconds: int = 0
+    """How long a claim holds from ``claimed_at`` (:func:`claim_lease` of its run); after
+    that it belongs to no run still going, and another batch may take it over."""
+    replaces: Optional[Mark] = None
+    """In a claim that took another batch's landed mark over (``reprocess``, a new upload):
+    that mark, whose rows the run retracts once it has published its own. Stored, not only
+    remembered, so that a retry of the run (after a crash, or botocore retrying a takeover
+    that S3 had committed) finds it in its own claim."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Mark:
+        return cls._of(json.loads(text))
+
+    @classmethod
+    def _of(cls, fields: dict[str, Any]) -> Mark:
+        replaced = fields.pop("replaces", None)
+        return cls(**fields, replaces=None if replaced is None else cls._of(replaced))
+
+
+class ObjectHeldError(RuntimeError):
+    """Objects of this run that another batch claimed at another version and has not
+    landed yet: this run releases the claims it made and fails before reading anything,
+    and its retry, once that batch is done (or its claim lapsed), takes them over."""
+
+
+_GLUE_LONGEST_TIMEOUT = timedelta(days=7)
+"""Glue's longest job timeout (10,080 minutes): the lease of a run that does not know its
+job's timeout (no ``--job_timeout_minutes``)."""
+
+_LEASE_MARGIN = timedelta(minutes=15)
+"""Added to the job timeout: Glue stops a run at its timeout, but its driver may go on for
+a few minutes while Glue tears it down; the drivers' clocks (Amazon Time Sync) differ by
+far less."""
+
+_RENEW_AFTER = _LEASE_MARGIN
+"""A batch's own claim younger than this is kept as it is by its next run (botocore
+retrying the claim's write, a quick retry): the lease has a second margin for it."""
+
+
+def claim_lease(job: JobArgs) -> timedelta:
+    """How long this run's claims hold: its job's timeout plus :data:`_LEASE_MARGIN` plus
+    :data:`_RENEW_AFTER`.
+
+    Every run of a batch claims its objects again when it starts (``claimed_at`` is then,
+    or at most :data:`_RENEW_AFTER` before), and Glue stops a run at the job's timeout, so
+    a claim older than that belongs to no run still going: its batch crashed or timed out
+    (a batch that is never redriven would otherwise hold it for ever). A later run of that
+    batch (a Step Functions retry, or a redrive, which may come up to 14 days after the
+    execution stopped:
+    https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html) finds the
+    claim taken and skips the object, naming the batch that took it."""
+    timeout = (
+        timedelta(minutes=job.job_timeout_minutes)
+        if job.job_timeout_minutes
+        else _GLUE_LONGEST_TIMEOUT
+    )
+    return timeout + _LEASE_MARGIN + _RENEW_AFTER
+
+
+def _lapsed(mark: Mark, job: JobArgs, now: datetime) -> bool:
+    """Whether ``mark`` is a claim past its lease (a claim without a time never lapses)."""
+    if mark.state != CLAIMED or not mark.claimed_at:
+        return False
+    lease = timedelta(seconds=mark.lease_seconds) if mark.lease_seconds else claim_lease(job)
+    return now - datetime.fromisoformat(mark.claimed_at) > lease
+
+
+class MarkLostError(RuntimeError):
+    """A landed object's mark was no longer this run's claim: its rows are published but
+    another batch holds the mark, so the run fails rather than leave the object twice."""
 
 
 def mark_uri(job: JobArgs, uri: str) -> str:
@@ -76,72 +164,191 @@ _CLAIM_ATTEMPTS = 8
 """Conditional writes lost before a claim gives up (each loss means another run wrote the
 mark between this run's read and write: a handful at most)."""
 
+_BACKOFF_SECONDS = 0.05
+"""The first wait, doubling, before a claim reads its mark again after losing a write: a
+409 (another conditional write of the key under way) often re-reads no mark yet, and
+claimers retrying in step would collide again; jittered (full jitter)."""
+
 
 @dataclass
 class Claims:
-    """This run's claims: each claimed object's mark ETag, the other batches' marks it took
-    over (a new upload of the key, or ``reprocess``), and the objects another batch holds."""
+    """This run's claims: each claimed object's mark ETag and claimed version, the other
+    batches' landed marks it took over (a new upload of the key, or ``reprocess``), the
+    objects it skips and those another batch is landing at another version."""
 
     etags: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    """The version each claim holds: the one its landed mark records (not a fresh look:
+    an upload during the run is a new version, which its own run lands)."""
     earlier: dict[str, Mark] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+    def hold(self, uri: str, etag: str, version: str) -> None:
+        self.etags[uri], self.versions[uri] = etag, version
 
 
-def claim_objects(storage: Storage, job: JobArgs, ingestion_date: str) -> Claims:
+def claim_objects(
+    storage: Storage, job: JobArgs, ingestion_date: str, *, now: Optional[datetime] = None
+) -> Claims:
     """Claim each object before reading it, so that of two runs holding it only one lands it.
 
     A conditional create of the object's mark: created, the object is this batch's. If a
-    mark is there: this batch's own (a retry or redrive of it) is kept; another batch's at
-    the same version (claimed or landed) makes this run skip the object, unless
-    ``reprocess``; another version (a new upload of the key), a released claim or
-    ``reprocess`` takes the mark over, on condition that it is still the one read."""
-    store = mark_store(storage, job.output)
+    mark is there: this batch's own (a retry or redrive of it) is claimed again, with the
+    mark it replaces; another batch's claim is not taken within its lease
+    (:func:`claim_lease`): the object is skipped at the same version (or when that claim
+    took this batch's own lapsed claim over); at another version the run releases its
+    claims and fails (:class:`ObjectHeldError`);
+    another batch's landed mark at the same version makes this run skip the object, unless
+    ``reprocess``; another version (a new upload of the key), a released or lapsed claim or
+    ``reprocess`` takes the mark over, on condition that it is still the one read. ``now``:
+    the claims' time (default: the clock's)."""
+    store = _store(storage, job)
     found = Claims()
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    lease = _seconds(claim_lease(job))
 
     def claim(uri: str) -> None:
-        mine = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, CLAIMED)
-        for _ in range(_CLAIM_ATTEMPTS):
-            if _claim_once(store, job, mine, found):
+        version = storage.version(uri)
+        mine = Mark(uri, version, job.batch_id, ingestion_date, CLAIMED, moment.isoformat(), lease)
+        for attempt in range(_CLAIM_ATTEMPTS):
+            if _claim_once(store, job, mine, found, now=moment):
                 return
+            time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
         raise RuntimeError(f"could not claim {uri}: its mark kept changing")
 
     _each(claim, job.uris)
+    if found.waiting:  # let go of the rest: two runs each holding what the other waits for
+        mark_landed(storage, job, found, [], ingestion_date)
+        raise ObjectHeldError("\n".join(f"{u}: {why}" for u, why in found.waiting.items()))
     return found
 
 
-def _claim_once(store: MarkStore, job: JobArgs, mine: Mark, found: Claims) -> bool:
+def _seconds(span: timedelta) -> int:
+    return int(span.total_seconds())
+
+
+def _store(storage: Storage, job: JobArgs) -> MarkStore:
+    region = job.catalog.region if job.catalog is not None else None
+    return mark_store(storage, job.output, region=region, kms_key=job.output_kms_key)
+
+
+def _claim_once(
+    store: MarkStore, job: JobArgs, mine: Mark, found: Claims, *, now: datetime
+) -> bool:
     """One try at claiming ``mine.object``; False when another run wrote its mark between
     this run's read and write (read it again)."""
     uri, key = mine.object, mark_uri(job, mine.object)
-    etag = store.create(key, _text(mine))
+    etag = store.create(key, mine.to_json())
     if etag is not None:
-        found.etags[uri] = etag
+        found.hold(uri, etag, mine.version)
         return True
     current = store.read(key)
     if current is None:  # removed in between: create it again
         return False
     text, etag = current
-    mark = Mark(**json.loads(text))
-    if mark.batch_id == job.batch_id:
-        found.etags[uri] = etag
+    mark = Mark.from_json(text)
+    if mark.batch_id == job.batch_id:  # a retry or redrive, or botocore retrying our write
+        return _claim_again(store, key, mine, mark=mark, etag=etag, found=found, now=now)
+    if mark.state == CLAIMED and not _lapsed(mark, job, now):
+        _keep_off(job, mine, mark, found)  # its holder may be publishing right now
         return True
-    if mark.state != RELEASED and mark.version == mine.version and not job.reprocess:
+    if mark.state == LANDED and mark.version == mine.version and not job.reprocess:
         found.skipped[uri] = _held_by(mark)
         return True
-    taken = store.replace(key, _text(mine), etag)
+    return _take_over(store, key, mine, mark=mark, etag=etag, found=found)
+
+
+def _claim_again(
+    store: MarkStore,
+    key: str,
+    mine: Mark,
+    *,
+    mark: Mark,
+    etag: str,
+    found: Claims,
+    now: datetime,
+) -> bool:
+    """Claim this batch's own mark again, from now (its lease counts from this run; a
+    claim younger than :data:`_RENEW_AFTER` is kept as it is): a claim keeps its version
+    and the mark it replaces; a landed or released one (a re-run of the batch, which
+    rewrites its own files) is claimed afresh."""
+    if mark.state == CLAIMED and not _due_renewal(mark, now):
+        found.hold(mine.object, etag, mark.version)
+        if mark.replaces is not None:
+            found.earlier[mine.object] = mark.replaces
+        return True
+    again = (
+        dataclasses.replace(mine, version=mark.version, replaces=mark.replaces)
+        if mark.state == CLAIMED
+        else mine
+    )
+    taken = store.replace(key, again.to_json(), etag)
     if taken is None:
         return False
-    found.etags[uri] = taken
-    if mark.state != RELEASED:
-        found.earlier[uri] = mark
+    found.hold(mine.object, taken, again.version)
+    if again.replaces is not None:
+        found.earlier[mine.object] = again.replaces
+    return True
+
+
+def _due_renewal(mark: Mark, now: datetime) -> bool:
+    return not mark.claimed_at or now - datetime.fromisoformat(mark.claimed_at) > _RENEW_AFTER
+
+
+def _keep_off(job: JobArgs, mine: Mark, mark: Mark, found: Claims) -> None:
+    """Another batch's live claim: skip the object, or wait at another version; a claim
+    that took this batch's own lapsed claim over is skipped whatever its version."""
+    uri = mine.object
+    if _took_from(mark, job.batch_id):
+        found.skipped[uri] = (
+            f"this batch's claim lapsed (older than its lease) and batch {mark.batch_id} "
+            "took it over: that batch lands it"
+        )
+    elif mark.version == mine.version:
+        found.skipped[uri] = _held_by(mark)
+    else:
+        found.waiting[uri] = _landing_another_version(mark, mine)
+
+
+def _took_from(mark: Mark, batch_id: str) -> bool:
+    """Whether ``mark`` took over (maybe through other lapsed claims) a claim of
+    ``batch_id``."""
+    return any(m.batch_id == batch_id and m.state == CLAIMED for m in _chain(mark.replaces))
+
+
+def _chain(mark: Optional[Mark]) -> Iterator[Mark]:
+    """``mark`` and the marks it replaces, in turn."""
+    while mark is not None:
+        yield mark
+        mark = mark.replaces
+
+
+def _take_over(
+    store: MarkStore, key: str, mine: Mark, *, mark: Mark, etag: str, found: Claims
+) -> bool:
+    """Replace another batch's landed, released or lapsed ``mark`` (still ``etag``) with
+    this run's claim, which keeps a landed one, or a lapsed claim with what it replaces, as
+    the mark it replaces (its rows, if it published any, are retracted)."""
+    replaced = {
+        LANDED: dataclasses.replace(mark, replaces=None),
+        CLAIMED: mark,
+        RELEASED: None,
+    }[mark.state]
+    taken = store.replace(key, dataclasses.replace(mine, replaces=replaced).to_json(), etag)
+    if taken is None:
+        return False
+    found.hold(mine.object, taken, mine.version)
+    if replaced is not None:
+        found.earlier[mine.object] = replaced
     return True
 
 
 def _held_by(mark: Mark) -> str:
     if mark.state == CLAIMED:
         return (
-            f"claimed by batch {mark.batch_id} (same version), which lands it; "
-            "backfill with reprocess true to replace it"
+            f"claimed by batch {mark.batch_id} (same version), which lands it "
+            "(or, if that batch failed, its redrive)"
         )
     return (
         f"already landed by batch {mark.batch_id} (same version); "
@@ -149,31 +356,50 @@ def _held_by(mark: Mark) -> str:
     )
 
 
+def _landing_another_version(mark: Mark, mine: Mark) -> str:
+    return (
+        f"claimed by batch {mark.batch_id} at another version ({mark.version}; this run "
+        f"found {mine.version}), which it has not landed yet: retry this batch once that "
+        "batch is done (redrive it if it failed)"
+    )
+
+
 def mark_landed(
     storage: Storage, job: JobArgs, claims: Claims, landed: Iterable[str], ingestion_date: str
 ) -> None:
-    """Mark the claimed objects that landed as landed, and release the others' claims (an
-    object refused or held back: the next batch that holds it takes it). Each write is
-    conditional on the claim being still this run's: a ``reprocess`` may have taken it."""
-    store = mark_store(storage, job.output)
+    """Mark the claimed objects that landed as landed (at their claimed version), and
+    release the others' claims (an object refused or held back: the next batch that holds
+    it takes it; a taken-over mark goes back to its batch, whose rows stay). Each write is
+    conditional on the claim being still this run's; a landed object's lost write fails
+    the run (:class:`MarkLostError`), unless the mark reads as this run's landed one (S3
+    committed a write whose answer was lost, and botocore's retry found the mark changed)."""
+    store = _store(storage, job)
     landing = set(landed)
 
-    def settle(uri: str) -> None:
+    def settle(uri: str) -> Optional[str]:
+        key, etag = mark_uri(job, uri), claims.etags[uri]
         if uri in landing:
-            state = LANDED
-        elif uri in claims.earlier:  # the earlier batch's rows stay: its mark comes back
-            store.replace(mark_uri(job, uri), _text(claims.earlier[uri]), claims.etags[uri])
-            return
+            mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, LANDED)
+            written = store.replace(key, mark.to_json(), etag) is not None
+            return None if written or _reads_as(store, key, mark) else uri
+        if uri in claims.earlier:
+            store.replace(key, claims.earlier[uri].to_json(), etag)
         else:
-            state = RELEASED
-        mark = Mark(uri, storage.version(uri), job.batch_id, ingestion_date, state)
-        store.replace(mark_uri(job, uri), _text(mark), claims.etags[uri])
+            mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, RELEASED)
+            store.replace(key, mark.to_json(), etag)
+        return None
 
-    _each(settle, claims.etags)
+    lost = [uri for uri in _each(settle, claims.etags) if uri is not None]
+    if lost:
+        raise MarkLostError(
+            f"batch {job.batch_id} landed objects whose marks another batch now holds: "
+            + ", ".join(lost)
+        )
 
 
-def _text(mark: Mark) -> str:
-    return json.dumps(mark.__dict__)
+def _reads_as(store: MarkStore, key: str, mark: Mark) -> bool:
+    current = store.read(key)
+    return current is not None and Mark.from_json(current[0]) == mark
 
 
 def retract_earlier_rows(
@@ -181,10 +407,13 @@ def retract_earlier_rows(
 ) -> None:
     """Remove the rows of ``replaced`` objects from the earlier batches' files (after this
     run published their new rows): a batch's files are rewritten without them, or deleted
-    when nothing else is left in them."""
+    when no other object's rows in them are still needed. A lapsed claim's batch may have
+    published the object before it stopped: its files, and those of the mark it replaced,
+    are each rewritten."""
     by_batch: dict[tuple[str, str], list[str]] = {}
     for uri, mark in replaced.items():
-        by_batch.setdefault((mark.batch_id, mark.ingestion_date), []).append(uri)
+        for earlier in _chain(mark):
+            by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
     for (batch_id, date), uris in sorted(by_batch.items()):
         files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
         if _holds_others(storage, job, batch_id, set(uris)):
@@ -194,19 +423,35 @@ def retract_earlier_rows(
 
 
 def _holds_others(storage: Storage, job: JobArgs, batch_id: str, replacing: set[str]) -> bool:
-    """Whether the earlier batch's files hold rows of objects other than ``replacing``: the
-    objects its run report lists as landed whose marks still name it."""
+    """Whether the earlier batch's files may hold rows still needed: rows of an object
+    other than ``replacing`` that its run report lists as landed, unless another batch has
+    since landed that object (and so retracted its rows from these files). Any other mark
+    keeps them: the batch's own, a claim (a reprocess or new upload still under way may
+    be refused and give the mark back to this batch), a released one, none. So does a
+    report that is not final (its run stopped after publishing: its list is not there)."""
     text = storage.read_text(f"{job.output}{contract.RUNS_DIR}/{batch_id}.json")
     if not text:
         return True  # no report to tell: keep the other rows the safe way
-    for entry in json.loads(text).get("landed", []):
-        uri = entry["object"]
-        if uri in replacing:
-            continue
-        mark = storage.read_text(mark_uri(job, uri))
-        if mark and json.loads(mark).get("batch_id") == batch_id:
-            return True
-    return False
+    report = json.loads(text)
+    if report.get("status", _STARTED) == _STARTED:
+        return True
+    return any(
+        not _landed_since(storage, job, entry["object"], batch_id)
+        for entry in report.get("landed", [])
+        if entry["object"] not in replacing
+    )
+
+
+_STARTED = "STARTED"
+"""A run report's status until its run concludes (``report.RunReport``)."""
+
+
+def _landed_since(storage: Storage, job: JobArgs, uri: str, batch_id: str) -> bool:
+    text = storage.read_text(mark_uri(job, uri))
+    if not text:
+        return False
+    mark = Mark.from_json(text)
+    return mark.state == LANDED and mark.batch_id != batch_id
 
 
 def _delete_files(storage: Storage, files_prefix: str) -> None:

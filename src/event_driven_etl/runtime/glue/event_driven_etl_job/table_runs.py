@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 
 from .arguments import JobArgs
 from .errors import JobInputError
+from .landed import MarkLostError, ObjectHeldError
 from .names import first_line
 from .outcomes import Outcome
 from .report import RunReport, conclude, start_report
@@ -35,7 +36,8 @@ def run_tables(spark: SparkSession, job: JobArgs, rule: TableRule, stages: Stage
     """Run ``stages`` once per table of ``job``'s objects; report them together.
 
     Raises :class:`JobInputError` (after every table ran and the report is written) when an
-    object was refused or a table's run failed on its input."""
+    object was refused or a table's run failed on its input or on its objects' claims
+    (``landed.ObjectHeldError``, ``landed.MarkLostError``)."""
     storage = Storage(spark)
     overall = start_report(storage, job)
     by_table, unrouted = rule.group(job.uris)
@@ -51,6 +53,10 @@ def run_tables(spark: SparkSession, job: JobArgs, rule: TableRule, stages: Stage
                 reports[table] = error.report
             else:  # the table's run stopped before its report: none of its objects landed
                 failures[table] = first_line(str(error))
+        except (ObjectHeldError, MarkLostError) as error:
+            # One table's objects held by another batch (or its marks lost) fail that table,
+            # named in the run's report and FAILED notification; the other tables still run.
+            failures[table] = f"{type(error).__name__}: {first_line(str(error))}"
     return _finish(
         storage,
         job,

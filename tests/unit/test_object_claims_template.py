@@ -1,0 +1,42 @@
+"""The job learns the output key's ARN (``--output_kms_key_arn``) when there is one: its
+object marks are boto3 puts, outside the security configuration, and name the key
+themselves (SSE-KMS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_kms as kms
+
+from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl._contract import JOB_TIMEOUT_ARGUMENT, OUTPUT_KMS_KEY_ARGUMENT
+from tests.helpers import only_resource, template_of
+
+
+def _job_arguments(stack: Stack) -> dict[str, Any]:
+    job = only_resource(template_of(stack), "AWS::Glue::Job")
+    return dict(job["Properties"]["DefaultArguments"])
+
+
+def test_a_customer_key_is_passed_to_the_job_for_its_marks(stack: Stack) -> None:
+    key = kms.Key(stack, "CustomerKey")
+    EventDrivenEtlPipeline(stack, "Pipeline", encryption_key=key, batching=Batching())
+    key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]  # CfnKey
+    assert _job_arguments(stack)[OUTPUT_KMS_KEY_ARGUMENT] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+def test_without_an_output_key_the_job_has_no_key_argument(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
+    assert OUTPUT_KMS_KEY_ARGUMENT not in _job_arguments(stack)
+
+
+def test_the_job_learns_its_timeout_for_its_claims_lease(stack: Stack) -> None:
+    # A claim older than the job's timeout (plus margins) belongs to no run still going.
+    EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
+    assert _job_arguments(stack)[JOB_TIMEOUT_ARGUMENT] == "60"  # the default: 1 hour
+
+
+def test_a_given_job_timeout_reaches_the_job(stack: Stack) -> None:
+    EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching(), job_timeout=Duration.hours(3))
+    assert _job_arguments(stack)[JOB_TIMEOUT_ARGUMENT] == "180"
