@@ -470,17 +470,25 @@ def _rewrite_without(
     files = [f for f in storage.list_files(f"{partition}/") if _name(f).startswith(batch)]
     if not files:
         return
-    kept = spark.read.parquet(*files).where(~F.col("_source_object").isin(list(uris)))
     staging = f"{job.output}{STAGING_DIR}/{job.batch_id}-retract-{batch.rstrip('-')}/"
-    storage.delete(staging)
-    if kept.limit(1).count():
-        kept.write.mode("overwrite").parquet(staging)
-    parts = storage.list_parts(staging)
+    parts = _write_kept(spark, storage, files, uris, staging)
     for old in files:
         storage.delete(old)
     for index, part in enumerate(parts):
         storage.rename(part, f"{files_prefix}{index:05d}.snappy.parquet")
     storage.delete(staging)
+
+
+def _write_kept(
+    spark: SparkSession, storage: Storage, files: Sequence[str], uris: Sequence[str], staging: str
+) -> list[str]:
+    """Write the rows of ``files`` but those of ``uris`` under ``staging``: its parts (none
+    when no row is kept)."""
+    kept = spark.read.parquet(*files).where(~F.col("_source_object").isin(list(uris)))
+    storage.delete(staging)
+    if kept.limit(1).count():
+        kept.write.mode("overwrite").parquet(staging)
+    return storage.list_parts(staging)
 
 
 def _name(uri: str) -> str:
