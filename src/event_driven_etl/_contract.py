@@ -35,6 +35,11 @@ RUNS_DIR = "_runs"
 
 RUN_REPORTS_DIR = f"{RUNS_DIR}/"
 
+BATCH_LOCKS_DIR = f"{RUNS_DIR}/_locks"
+"""Under the output prefix: one lock object per batch (``<batch_id>.json``), held by the run
+changing that batch's files (a retraction of a reprocessed object's rows, a re-run's publish),
+with the rewrite it has under way. Not table data: under ``_runs``, beside the reports."""
+
 DEFAULT_RUN_REPORTS_PREFIX = f"{DEFAULT_OUTPUT_PREFIX}{RUN_REPORTS_DIR}"
 """Key prefix of the run reports of a job that writes under :data:`DEFAULT_OUTPUT_PREFIX`."""
 

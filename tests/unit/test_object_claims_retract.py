@@ -75,7 +75,9 @@ def rewrites(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
     """The files rewritten without some objects' rows (Spark's part), as (prefix, objects)."""
     done: list[tuple[str, list[str]]] = []
 
-    def rewrite(spark: Any, storage: Any, job: JobArgs, prefix: str, uris: list[str]) -> None:
+    def rewrite(
+        spark: Any, storage: Any, job: JobArgs, prefix: str, uris: list[str], **_: Any
+    ) -> None:
         done.append((prefix, list(uris)))
 
     monkeypatch.setattr(landed, "_rewrite_without", rewrite)

@@ -16,8 +16,9 @@ from typing import Optional
 from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
+from .batch_lock import finish_interrupted
 from .iceberg import IcebergSchemaStore, publish_iceberg
-from .landed import Claims, claim_objects, mark_landed, retract_earlier_rows
+from .landed import Claims, claim_objects, hold_batch_files, mark_landed, retract_earlier_rows
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -156,12 +157,15 @@ def _publish(
 ) -> list[str]:
     """Publish the staged files: one Iceberg commit replacing the batch's earlier rows (and,
     reprocessing, the ``replaced`` objects' rows of earlier batches), or the batch's Parquet
-    files in its partition."""
+    files in its partition, holding the batch's lock (a later run may be retracting a
+    reprocessed object's rows from its earlier files: ``batch_lock``)."""
     if job.iceberg:
         files = publish_iceberg(spark, job, staged, report.ingested_at, replaced=replaced)
         storage.delete(job.staging)
         return files
-    return publish(storage, job, staged, report.ingestion_date)
+    with hold_batch_files(storage, job, job.batch_id) as held:  # a retraction may be under way
+        finish_interrupted(storage, held, f"{job.output}ingestion_date={report.ingestion_date}/")
+        return publish(storage, job, staged, report.ingestion_date)
 
 
 def _schema_store(spark: SparkSession, storage: Storage, job: JobArgs) -> SchemaStore:

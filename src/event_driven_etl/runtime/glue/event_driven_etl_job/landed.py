@@ -30,8 +30,10 @@ import hashlib
 import json
 import random
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, TypeVar
@@ -40,6 +42,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from .arguments import STAGING_DIR, JobArgs
+from .batch_lock import HeldLock, Rewrite, Waiter, batch_files_lock, finish_interrupted
 from .mark_store import MarkStore, mark_store
 from .shared import contract
 from .storage import Storage
@@ -403,23 +406,46 @@ def _reads_as(store: MarkStore, key: str, mark: Mark) -> bool:
 
 
 def retract_earlier_rows(
-    spark: SparkSession, storage: Storage, job: JobArgs, replaced: Mapping[str, Mark]
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    replaced: Mapping[str, Mark],
+    *,
+    waiter: Waiter = Waiter(),
 ) -> None:
     """Remove the rows of ``replaced`` objects from the earlier batches' files (after this
     run published their new rows): a batch's files are rewritten without them, or deleted
     when no other object's rows in them are still needed. A lapsed claim's batch may have
     published the object before it stopped: its files, and those of the mark it replaced,
-    are each rewritten."""
+    are each rewritten. Each batch's files are changed holding its lock (``batch_lock``:
+    another run may be retracting another object from them), read only once it is held."""
     by_batch: dict[tuple[str, str], list[str]] = {}
     for uri, mark in replaced.items():
         for earlier in _chain(mark):
             by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
     for (batch_id, date), uris in sorted(by_batch.items()):
-        files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
-        if _holds_others(storage, job, batch_id, set(uris)):
-            _rewrite_without(spark, storage, job, files_prefix, uris)
-        else:  # every row in those files is replaced: no need to read them
-            _delete_files(storage, files_prefix)
+        with hold_batch_files(storage, job, batch_id, waiter=waiter) as held:
+            files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
+            finish_interrupted(storage, held, _partition(files_prefix))
+            if _holds_others(storage, job, batch_id, set(uris)):
+                _rewrite_without(spark, storage, job, files_prefix, uris, lock=held)
+            else:  # every row in those files is replaced: no need to read them
+                _delete_files(storage, files_prefix)
+
+
+def hold_batch_files(
+    storage: Storage, job: JobArgs, batch_id: str, *, waiter: Waiter = Waiter()
+) -> AbstractContextManager[HeldLock]:
+    """Hold ``batch_id``'s lock on its files in ``job``'s table for as long as this run's
+    claims (:func:`claim_lease`: Glue has stopped the run by then)."""
+    return batch_files_lock(
+        _store(storage, job),
+        job.output,
+        batch_id,
+        holder=job.batch_id,
+        lease=claim_lease(job),
+        waiter=waiter,
+    )
 
 
 def _holds_others(storage: Storage, job: JobArgs, batch_id: str, replacing: set[str]) -> bool:
@@ -455,28 +481,50 @@ def _landed_since(storage: Storage, job: JobArgs, uri: str, batch_id: str) -> bo
 
 
 def _delete_files(storage: Storage, files_prefix: str) -> None:
-    partition, batch = files_prefix.rsplit("/", 1)
-    for old in storage.list_files(f"{partition}/"):
-        if _name(old).startswith(batch):
-            storage.delete(old)
+    for old in _batch_files(storage, files_prefix):
+        storage.delete(old)
 
 
 def _rewrite_without(
-    spark: SparkSession, storage: Storage, job: JobArgs, files_prefix: str, uris: Sequence[str]
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    files_prefix: str,
+    uris: Sequence[str],
+    *,
+    lock: HeldLock,
 ) -> None:
     """Rewrite the files named ``<files_prefix>*`` (one earlier batch's files in its
-    partition) without the rows of ``uris``, under the same names' pattern."""
-    partition, batch = files_prefix.rsplit("/", 1)
-    files = [f for f in storage.list_files(f"{partition}/") if _name(f).startswith(batch)]
+    partition, as they are now: ``lock`` is held) without the rows of ``uris``.
+
+    The kept rows are published first, as ``<files_prefix>r<token>-<n>`` (the batch's
+    prefix, so a later retraction finds them; a new token each time, never an existing
+    name), then the old files are deleted: a run stopping in between leaves the rows twice,
+    never lost. The lock records both lists meanwhile, for the next holder to finish."""
+    files = _batch_files(storage, files_prefix)
     if not files:
         return
+    batch = _name(files_prefix)
     staging = f"{job.output}{STAGING_DIR}/{job.batch_id}-retract-{batch.rstrip('-')}/"
     parts = _write_kept(spark, storage, files, uris, staging)
+    token = uuid.uuid4().hex[:12]
+    new = [f"{files_prefix}r{token}-{index:05d}.snappy.parquet" for index in range(len(parts))]
+    lock.record(Rewrite(old=tuple(files), new=tuple(new)))
+    for part, target in zip(parts, new):
+        storage.rename(part, target)
     for old in files:
         storage.delete(old)
-    for index, part in enumerate(parts):
-        storage.rename(part, f"{files_prefix}{index:05d}.snappy.parquet")
+    lock.record(None)
     storage.delete(staging)
+
+
+def _batch_files(storage: Storage, files_prefix: str) -> list[str]:
+    batch = _name(files_prefix)
+    return [f for f in storage.list_files(_partition(files_prefix)) if _name(f).startswith(batch)]
+
+
+def _partition(files_prefix: str) -> str:
+    return f"{files_prefix.rsplit('/', 1)[0]}/"
 
 
 def _write_kept(
