@@ -25,6 +25,7 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.batch_lock import (
     LockState,
     Rewrite,
     Waiter,
+    batch_files_lock,
     lock_uri,
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
@@ -34,6 +35,7 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
     mark_uri,
     retract_earlier_rows,
 )
+from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import S3MarkStore
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
 
@@ -325,3 +327,37 @@ def test_a_batch_publishing_again_waits_for_a_retraction_of_its_files(files: _Fi
     with landed.hold_batch_files(cast(Storage, files), _job("B", [Z]), "B", waiter=waiter):
         assert _lock(files).holder == "B" and _lock(files).state == HELD
     assert len(waits) == 1 and _lock(files).state == FREE
+
+
+class _WaitedError(Exception):
+    """The lock was found held: the run would wait."""
+
+
+def test_the_lock_on_s3_is_a_conditional_create_and_freed_by_a_conditional_replace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="out")
+        store = S3MarkStore(client)
+        output, lease = "s3://out/processed/", timedelta(hours=1)
+
+        def held_wait(seconds: float) -> None:
+            raise _WaitedError()
+
+        waiting = Waiter(sleep=held_wait)
+        with batch_files_lock(store, output, "B", holder="A", lease=lease):
+            c_lock = batch_files_lock(store, output, "B", holder="C", lease=lease, waiter=waiting)
+            with pytest.raises(_WaitedError), c_lock:
+                pass  # pragma: no cover - A holds it
+        key = f"processed/{contract.BATCH_LOCKS_DIR}/B.json"
+        assert json.loads(client.get_object(Bucket="out", Key=key)["Body"].read())["state"] == FREE
+        with batch_files_lock(
+            store, output, "B", holder="C", lease=lease, waiter=Waiter(sleep=held_wait)
+        ) as held:
+            assert held.state.holder == "C"
