@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import job
-from event_driven_etl.runtime.glue.event_driven_etl_job.job import run
+from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
+from event_driven_etl.runtime.glue.event_driven_etl_job.job import run, run_job
+from event_driven_etl.runtime.glue.event_driven_etl_job.landed import retract_earlier_rows
 from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
 from event_driven_etl.testing._output import read_table_rows
@@ -51,3 +53,46 @@ def test_two_runs_holding_one_object_land_it_once(
     (loser,) = set(reports) - {winner}
     (skipped,) = reports[loser].by_status("skipped")
     assert skipped.object == uri and f"claimed by batch {winner}" in str(skipped.reason)
+
+
+def test_two_reprocesses_retracting_from_one_batch_at_once_leave_each_row_once(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batch B landed a, b and c; A reprocesses a and C reprocesses b, both reaching their
+    # retraction from B's file at once. The batch's lock makes one wait for the other and
+    # read B's files as the other left them: neither puts the other's rows back.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    uris = []
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.csv").write_text(f"id,n\n1,{name}\n")
+        uris.append(f"file://{folder / name}.csv")
+    out = (tmp_path / "out").as_uri() + "/"
+    run(spark, uris, out, batch_id="B")
+    both_published = threading.Barrier(2)
+
+    def retract_once_both_published(*args: Any, **kwargs: Any) -> None:
+        both_published.wait(timeout=300)
+        retract_earlier_rows(*args, **kwargs)
+
+    monkeypatch.setattr(job, "retract_earlier_rows", retract_once_both_published)
+
+    failures: list[BaseException] = []
+
+    def reprocess(batch_id: str, uri: str) -> None:
+        try:
+            run_job(spark, JobArgs(uris=(uri,), output_path=out, batch_id=batch_id, reprocess=True))
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+            both_published.abort()
+
+    threads = [
+        threading.Thread(target=reprocess, args=args) for args in (("A", uris[0]), ("C", uris[1]))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    rows = sorted(row["n"] for row in read_table_rows(tmp_path / "out"))
+    assert rows == ["a", "b", "c"]
