@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_kms as kms
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
-from event_driven_etl._contract import JOB_TIMEOUT_ARGUMENT, OUTPUT_KMS_KEY_ARGUMENT
-from tests.helpers import only_resource, template_of
+from event_driven_etl._contract import (
+    BATCH_LOCKS_DIR,
+    DEFAULT_OUTPUT_PREFIX,
+    JOB_TIMEOUT_ARGUMENT,
+    OUTPUT_KMS_KEY_ARGUMENT,
+)
+from event_driven_etl.testing._iam import AccessDeniedError, Principal
+from tests.helpers import evaluated_policies, logical_id, only_resource, template_of
 
 
 def _job_arguments(stack: Stack) -> dict[str, Any]:
@@ -40,3 +47,19 @@ def test_the_job_learns_its_timeout_for_its_claims_lease(stack: Stack) -> None:
 def test_a_given_job_timeout_reaches_the_job(stack: Stack) -> None:
     EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching(), job_timeout=Duration.hours(3))
     assert _job_arguments(stack)[JOB_TIMEOUT_ARGUMENT] == "180"
+
+
+def test_the_job_role_may_take_and_free_a_batch_lock(stack: Stack) -> None:
+    # The lock is put (a conditional create, then conditional replaces) and read under the
+    # output's _runs/, which the role writes already: no new permission, nothing wider.
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
+    policies, resolver = evaluated_policies(stack)
+    role = Principal(str(resolver.get_att(logical_id(pipeline.glue_job.role), "Arn")))
+    bucket = str(resolver.get_att(logical_id(pipeline.output_bucket), "Arn"))
+    lock = f"{bucket}/{DEFAULT_OUTPUT_PREFIX}{BATCH_LOCKS_DIR}/batch-1.json"
+    for action in ("s3:PutObject", "s3:GetObject"):
+        policies.check(role, action, lock, resource_policy_of=bucket)
+    with pytest.raises(AccessDeniedError):
+        policies.check(
+            role, "s3:PutObject", f"{bucket}/elsewhere/lock.json", resource_policy_of=bucket
+        )
