@@ -15,7 +15,9 @@ upload of the key), the run takes the landed mark over, keeping it in its claim
 (``replaces``: a retry of the run still knows it), lands the object again and then removes
 its rows from the earlier batch's files (an Iceberg table: in the batch's own commit,
 ``iceberg``), so a reprocess replaces, never doubles; a file of that batch is deleted only
-when no other object's rows in it are still needed. After publishing, the run marks what it
+when no other object's rows in it are still needed. Each batch's files are changed holding
+its lock (``batch_lock``: two runs may retract different objects from one batch at once),
+the kept rows published before the old files are deleted. After publishing, the run marks what it
 landed (at the claimed version) and releases the claims of what it refused or held back,
 even when it then fails: they are in its FAILED notification and the next batch holding
 them, a redrive included, takes them. A run that ends before (a crash, a timeout) keeps its
