@@ -425,8 +425,9 @@ def retract_earlier_rows(
     for uri, mark in replaced.items():
         for earlier in _chain(mark):
             by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
+    store = _store(storage, job)  # one client for every batch's lock
     for (batch_id, date), uris in sorted(by_batch.items()):
-        with hold_batch_files(storage, job, batch_id, waiter=waiter) as held:
+        with hold_batch_files(storage, job, batch_id, waiter=waiter, store=store) as held:
             files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
             finish_interrupted(storage, held, _partition(files_prefix))
             if _holds_others(storage, job, batch_id, set(uris)):
@@ -436,12 +437,18 @@ def retract_earlier_rows(
 
 
 def hold_batch_files(
-    storage: Storage, job: JobArgs, batch_id: str, *, waiter: Waiter = Waiter()
+    storage: Storage,
+    job: JobArgs,
+    batch_id: str,
+    *,
+    waiter: Waiter = Waiter(),
+    store: Optional[MarkStore] = None,
 ) -> AbstractContextManager[HeldLock]:
     """Hold ``batch_id``'s lock on its files in ``job``'s table for as long as this run's
-    claims (:func:`claim_lease`: Glue has stopped the run by then)."""
+    claims (:func:`claim_lease`: Glue has stopped the run by then), through ``store``
+    (default: the marks' store of ``job``'s table)."""
     return batch_files_lock(
-        _store(storage, job),
+        store if store is not None else _store(storage, job),
         job.output,
         batch_id,
         holder=job.batch_id,
