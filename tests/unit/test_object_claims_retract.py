@@ -148,3 +148,20 @@ def test_a_lapsed_claims_batch_and_the_mark_it_replaced_are_both_retracted(
         (f"{OUTPUT}ingestion_date=2026-12-01/B-", [X]),
         (f"{OUTPUT}ingestion_date=2026-12-06/S-", [X]),
     ]
+
+
+def test_a_batch_taking_a_lapsed_claim_over_keeps_its_own_new_rows(
+    files: _Files, rewrites: list[tuple[str, list[str]]]
+) -> None:
+    # T reprocessed X (taking B's landed mark over) and stopped. Past T's lease, a re-run
+    # of B takes T's claim over: the chain names B itself, whose files B has just published
+    # again with X's rows. Before: B rewrote its own new files without X, and X was lost.
+    start = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+    storage = cast(Storage, files)
+    claim_objects(storage, _job("T", [X]), "2026-12-06", now=start)
+    b_job = _job("B", [X, Y])
+    later = start + landed.claim_lease(b_job) + timedelta(minutes=1)
+    b_claims = claim_objects(storage, b_job, "2026-12-01", now=later)
+    assert b_claims.earlier[X].batch_id == "T"
+    _retract(files, b_job, dict(b_claims.earlier))
+    assert rewrites == [(f"{OUTPUT}ingestion_date=2026-12-06/T-", [X])]

@@ -419,12 +419,15 @@ def retract_earlier_rows(
     run published their new rows): a batch's files are rewritten without them, or deleted
     when no other object's rows in them are still needed. A lapsed claim's batch may have
     published the object before it stopped: its files, and those of the mark it replaced,
-    are each rewritten. Each batch's files are changed holding its lock (``batch_lock``:
+    are each rewritten, but never this run's own batch's (a lapsed claim that had taken
+    this batch's mark over): this run has just published them, with the object's new rows.
+    Each batch's files are changed holding its lock (``batch_lock``:
     another run may be retracting another object from them), read only once it is held."""
     by_batch: dict[tuple[str, str], list[str]] = {}
     for uri, mark in replaced.items():
         for earlier in _chain(mark):
-            by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
+            if earlier.batch_id != job.batch_id:  # its own files: just published again
+                by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
     store = _store(storage, job)  # one client for every batch's lock
     for (batch_id, date), uris in sorted(by_batch.items()):
         with hold_batch_files(storage, job, batch_id, waiter=waiter, store=store) as held:
