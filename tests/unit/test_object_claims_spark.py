@@ -19,6 +19,7 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.job import run, run_job
 from event_driven_etl.runtime.glue.event_driven_etl_job.landed import retract_earlier_rows
 from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
+from event_driven_etl.runtime.glue.event_driven_etl_job.session import session_settings
 from event_driven_etl.testing._output import read_table_rows
 
 pytestmark = pytest.mark.spark
@@ -89,10 +90,13 @@ def test_two_reprocesses_retracting_from_one_batch_at_once_leave_each_row_once(
     threads = [
         threading.Thread(target=reprocess, args=args) for args in (("A", uris[0]), ("C", uris[1]))
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # One session for both runs (in Glue, each has its own): the first run to end would
+    # put the session's own settings back while the other still writes.
+    with session_settings(spark):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert not failures
     rows = sorted(row["n"] for row in read_table_rows(tmp_path / "out"))
     assert rows == ["a", "b", "c"]
