@@ -122,7 +122,7 @@ class HeldLock:
         """Write ``rewrite`` (None: no rewrite under way) into the lock, on condition that
         it is still this run's."""
         state = dataclasses.replace(self.state, rewrite=rewrite)
-        etag = self.store.replace(self.uri, state.to_json(), self.etag)
+        etag = self._write(state)
         if etag is None:
             raise LockLostError(f"{self.uri} was taken over: its holder's lease lapsed")
         self.state, self.etag = state, etag
@@ -130,8 +130,18 @@ class HeldLock:
     def release(self) -> None:
         """Free the lock (keeping an unfinished rewrite for the next holder); one that was
         taken over meanwhile is left to its new holder."""
-        state = dataclasses.replace(self.state, state=FREE)
-        self.store.replace(self.uri, state.to_json(), self.etag)
+        self._write(dataclasses.replace(self.state, state=FREE))
+
+    def _write(self, state: LockState) -> Optional[str]:
+        """Replace the lock with ``state`` if it is still ``etag``: the new ETag, or None
+        when another run took it over. A write S3 committed whose answer was lost (botocore's
+        retry then gets 412) reads as ``state``: it is done."""
+        text = state.to_json()
+        etag = self.store.replace(self.uri, text, self.etag)
+        if etag is not None:
+            return etag
+        current = self.store.read(self.uri)
+        return current[1] if current is not None and current[0] == text else None
 
 
 @contextmanager
@@ -149,8 +159,13 @@ def batch_files_lock(
     held = _take(store, lock_uri(output, batch_id), holder, lease, waiter)
     try:
         yield held
-    finally:
-        held.release()
+    except BaseException:
+        try:
+            held.release()
+        except Exception as error:  # keep the body's error, the run's real cause
+            print(json.dumps({"level": "WARNING", "message": f"lock not freed: {error}"}))
+        raise
+    held.release()
 
 
 def _take(store: MarkStore, uri: str, holder: str, lease: timedelta, waiter: Waiter) -> HeldLock:
@@ -166,22 +181,26 @@ def _take(store: MarkStore, uri: str, holder: str, lease: timedelta, waiter: Wai
             return HeldLock(store, uri, mine, etag)
         current = store.read(uri)
         if current is None:  # freed and removed in between: create it again
-            continue
-        text, etag = current
-        found = LockState.from_json(text)
-        if found.state == FREE or found.holder == holder or found.lapsed(now):
-            taken = dataclasses.replace(mine, rewrite=found.rewrite)
-            new_etag = store.replace(uri, taken.to_json(), etag)
-            if new_etag is not None:
-                return HeldLock(store, uri, taken, new_etag, interrupted=found.rewrite)
-            continue
-        waiter.sleep(_wait(attempt, found, now))
+            waiter.sleep(_wait(attempt, None, now))
+        else:
+            text, etag = current
+            found = LockState.from_json(text)
+            if found.state == FREE or found.holder == holder or found.lapsed(now):
+                taken = dataclasses.replace(mine, rewrite=found.rewrite)
+                new_etag = store.replace(uri, taken.to_json(), etag)
+                if new_etag is not None:
+                    return HeldLock(store, uri, taken, new_etag, interrupted=found.rewrite)
+                waiter.sleep(_wait(attempt, None, now))  # another run took it first: not hot
+            else:
+                waiter.sleep(_wait(attempt, found, now))
         attempt += 1
 
 
-def _wait(attempt: int, held: LockState, now: datetime) -> float:
-    """A jittered wait, no longer than until ``held`` lapses."""
+def _wait(attempt: int, held: Optional[LockState], now: datetime) -> float:
+    """A jittered wait, no longer than until ``held`` (if any) lapses."""
     longest = min(_LONGEST_WAIT_SECONDS, _FIRST_WAIT_SECONDS * 2**attempt)
+    if held is None:
+        return random.uniform(0, longest)
     until_lapsed = (
         datetime.fromisoformat(held.taken_at) + timedelta(seconds=held.lease_seconds) - now
     ).total_seconds()

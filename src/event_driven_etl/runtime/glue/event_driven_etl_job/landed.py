@@ -286,7 +286,7 @@ def _claim_again(
     again = (
         dataclasses.replace(mine, version=mark.version, replaces=mark.replaces)
         if mark.state == CLAIMED
-        else mine
+        else dataclasses.replace(mine, replaces=_own_rows(mark))
     )
     taken = store.replace(key, again.to_json(), etag)
     if taken is None:
@@ -297,6 +297,14 @@ def _claim_again(
     return True
 
 
+def _own_rows(mark: Mark) -> Optional[Mark]:
+    """The landed mark naming this batch's files that may hold the object's rows, kept in
+    a re-run's fresh claim of its own landed (or released) ``mark``: should the re-run not
+    land the object, its release still names that batch, and the next taker retracts the
+    rows from it rather than land them twice."""
+    return dataclasses.replace(mark, replaces=None) if mark.state == LANDED else mark.replaces
+
+
 def _due_renewal(mark: Mark, now: datetime) -> bool:
     return not mark.claimed_at or now - datetime.fromisoformat(mark.claimed_at) > _RENEW_AFTER
 
@@ -305,7 +313,9 @@ def _keep_off(job: JobArgs, mine: Mark, mark: Mark, found: Claims) -> None:
     """Another batch's live claim: skip the object, or wait at another version; a claim
     that took this batch's own lapsed claim over is skipped whatever its version."""
     uri = mine.object
-    if _took_from(mark, job.batch_id):
+    if _took_landed_from(mark, job.batch_id):
+        found.waiting[uri] = _relanding_own(mark)
+    elif _took_from(mark, job.batch_id):
         found.skipped[uri] = (
             f"this batch's claim lapsed (older than its lease) and batch {mark.batch_id} "
             "took it over: that batch lands it"
@@ -320,6 +330,14 @@ def _took_from(mark: Mark, batch_id: str) -> bool:
     """Whether ``mark`` took over (maybe through other lapsed claims) a claim of
     ``batch_id``."""
     return any(m.batch_id == batch_id and m.state == CLAIMED for m in _chain(mark.replaces))
+
+
+def _took_landed_from(mark: Mark, batch_id: str) -> bool:
+    """Whether ``mark`` took over (maybe through other marks) a landed mark of
+    ``batch_id``: this batch's files may hold the object's rows, and the taker gives that
+    mark back if it does not land the object, so a re-run of the batch must neither
+    republish its files without them nor skip the object (it waits)."""
+    return any(m.batch_id == batch_id and m.state == LANDED for m in _chain(mark.replaces))
 
 
 def _chain(mark: Optional[Mark]) -> Iterator[Mark]:
@@ -338,7 +356,7 @@ def _take_over(
     replaced = {
         LANDED: dataclasses.replace(mark, replaces=None),
         CLAIMED: mark,
-        RELEASED: None,
+        RELEASED: mark if mark.replaces is not None else None,  # its batch's files hold them
     }[mark.state]
     taken = store.replace(key, dataclasses.replace(mine, replaces=replaced).to_json(), etag)
     if taken is None:
@@ -358,6 +376,14 @@ def _held_by(mark: Mark) -> str:
     return (
         f"already landed by batch {mark.batch_id} (same version); "
         "backfill with reprocess true to replace it"
+    )
+
+
+def _relanding_own(mark: Mark) -> str:
+    return (
+        f"batch {mark.batch_id} took over the mark this batch landed it with and has not "
+        "landed it yet (this batch's files keep its rows meanwhile): retry this batch once "
+        "that batch is done (redrive it if it failed)"
     )
 
 
@@ -387,11 +413,14 @@ def mark_landed(
             mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, LANDED)
             written = store.replace(key, mark.to_json(), etag) is not None
             return None if written or _reads_as(store, key, mark) else uri
-        if uri in claims.earlier:
-            store.replace(key, claims.earlier[uri].to_json(), etag)
-        else:
-            mark = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, RELEASED)
-            store.replace(key, mark.to_json(), etag)
+        earlier = claims.earlier.get(uri)
+        if earlier is not None and earlier.batch_id != job.batch_id:
+            back = earlier  # the other batch's rows stay
+        else:  # released, still naming this batch's files that may hold its rows
+            back = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, RELEASED)
+            back = dataclasses.replace(back, replaces=earlier)
+        if store.replace(key, back.to_json(), etag) is None and not _reads_as(store, key, back):
+            _warn(f"could not release the claim on {uri}: it holds until its lease lapses")
         return None
 
     lost = [uri for uri in _each(settle, claims.etags) if uri is not None]
@@ -400,6 +429,10 @@ def mark_landed(
             f"batch {job.batch_id} landed objects whose marks another batch now holds: "
             + ", ".join(lost)
         )
+
+
+def _warn(message: str) -> None:
+    print(json.dumps({"level": "WARNING", "message": message}))  # the job's log (CloudWatch)
 
 
 def _reads_as(store: MarkStore, key: str, mark: Mark) -> bool:

@@ -1,0 +1,264 @@
+"""A re-run of a batch that had landed objects (a Step Functions retry or a redrive) while
+another batch takes them over, or that publishes nothing; the batch lock's lost answers
+and its place around the batch's own publish (issue #22, review 4). Fake storage (each
+file's rows as text), local marks and lock: no Spark."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any, Optional, cast
+
+import pytest
+from pyspark.sql import SparkSession
+
+from event_driven_etl.runtime.glue.event_driven_etl_job import job as job_module
+from event_driven_etl.runtime.glue.event_driven_etl_job import landed
+from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
+from event_driven_etl.runtime.glue.event_driven_etl_job.batch_lock import (
+    FREE,
+    HELD,
+    LockState,
+    Rewrite,
+    batch_files_lock,
+    lock_uri,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
+    LANDED,
+    RELEASED,
+    Claims,
+    Mark,
+    ObjectHeldError,
+    claim_objects,
+    mark_landed,
+    mark_uri,
+    retract_earlier_rows,
+)
+from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import LocalMarkStore
+from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
+from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
+from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+
+X, Y = "s3://in/x.json", "s3://in/y.json"
+OUTPUT = "/tmp/claims-rerun/out/"
+B_DATE, B_PARTITION = "2026-12-01", f"{OUTPUT}ingestion_date=2026-12-01/"
+
+
+class _Files:
+    """The job's storage in memory (a file's text: its rows, one a line), with each
+    object's version."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+
+    def read_text(self, uri: str) -> Optional[str]:
+        return self.texts.get(uri)
+
+    def write_text(self, uri: str, text: str) -> None:
+        self.texts[uri] = text
+
+    def version(self, uri: str) -> str:
+        return self.versions.get(uri, "v1")
+
+    def list_files(self, prefix: str) -> list[str]:
+        return sorted(u for u in self.texts if u.startswith(prefix) and "/" not in u[len(prefix) :])
+
+    def list_parts(self, directory: str) -> list[str]:
+        return sorted(u for u in self.texts if u.startswith(directory) and "/part-" in u)
+
+    def delete(self, uri: str) -> None:
+        for key in [k for k in self.texts if k == uri or k.startswith(uri.rstrip("/") + "/")]:
+            del self.texts[key]
+
+    def rename(self, source: str, target: str) -> None:
+        if target in self.texts:
+            raise RuntimeError(f"could not move {source} to {target}: the target exists")
+        self.texts[target] = self.texts.pop(source)
+
+
+def _job(batch_id: str, uris: Sequence[str], *, reprocess: bool = False) -> JobArgs:
+    return JobArgs(uris=tuple(uris), output_path=OUTPUT, batch_id=batch_id, reprocess=reprocess)
+
+
+@pytest.fixture
+def files(monkeypatch: pytest.MonkeyPatch) -> _Files:
+    """Batch B landed X and Y (v1) in one file, then failed; Spark's part of a rewrite
+    (the kept rows) works on the rows as text."""
+    found = _Files()
+    for uri in (X, Y):
+        mark = Mark(uri, "v1", "B", B_DATE, LANDED)
+        found.write_text(mark_uri(_job("B", [uri]), uri), mark.to_json())
+    report = {"status": "FAILED", "landed": [{"object": u} for u in (X, Y)]}
+    found.write_text(f"{OUTPUT}{contract.RUNS_DIR}/B.json", json.dumps(report))
+    found.write_text(f"{B_PARTITION}B-00000.snappy.parquet", f"{X}|1\n{Y}|1")
+
+    def write_kept(
+        spark: Any, storage: Any, old: Sequence[str], uris: Sequence[str], staging: str
+    ) -> list[str]:
+        found.delete(staging)
+        for index, name in enumerate(old):
+            rows = [r for r in found.texts[name].splitlines() if r.split("|")[0] not in uris]
+            if rows:
+                found.write_text(f"{staging}part-{index:05d}.parquet", "\n".join(rows))
+        return found.list_parts(staging)
+
+    monkeypatch.setattr(landed, "_write_kept", write_kept)
+    return found
+
+
+def _storage(files: _Files) -> Storage:
+    return cast(Storage, files)
+
+
+def _claim(files: _Files, job: JobArgs, date: str) -> Claims:
+    return claim_objects(_storage(files), job, date)
+
+
+def _mark(files: _Files, uri: str) -> Mark:
+    text = files.read_text(mark_uri(_job("B", [uri]), uri))
+    assert text is not None
+    return Mark.from_json(text)
+
+
+def _rows(files: _Files, uri: str) -> Counter[str]:
+    """The files (by name) holding a row of ``uri``, each as often as it does."""
+    return Counter(
+        name.rsplit("/", 1)[-1]
+        for name, text in files.texts.items()
+        if "/ingestion_date=" in name and name.endswith(".snappy.parquet")
+        for row in text.splitlines()
+        if row.startswith(f"{uri}|")
+    )
+
+
+def _land(files: _Files, job: JobArgs, claims: Claims, uris: Sequence[str], date: str) -> None:
+    """``job``'s run publishes ``uris`` (one row each, in its own file), retracts their
+    earlier rows and marks them landed."""
+    rows = "\n".join(f"{u}|1" for u in uris)
+    files.write_text(f"{OUTPUT}ingestion_date={date}/{job.batch_id}-00000.snappy.parquet", rows)
+    earlier = {u: claims.earlier[u] for u in uris if u in claims.earlier}
+    retract_earlier_rows(cast(SparkSession, None), _storage(files), job, earlier)
+    mark_landed(_storage(files), job, claims, uris, date)
+
+
+def test_a_rerun_waits_for_a_batch_relanding_an_object_it_had_landed(files: _Files) -> None:
+    # C (a reprocess, or a new upload's run) takes X's landed mark over from B. B's re-run
+    # must not skip X and republish its files without it: C may give the mark back to B.
+    c = _job("C", [X], reprocess=True)
+    c_claims = _claim(files, c, "2026-12-06")
+    with pytest.raises(ObjectHeldError, match=f"{X}: batch C took over the mark this batch"):
+        _claim(files, _job("B", [X, Y]), B_DATE)
+    mark_landed(_storage(files), c, c_claims, [], "2026-12-06")  # C refuses X
+    assert _mark(files, X).state == LANDED and _mark(files, X).batch_id == "B"
+    assert _rows(files, X) == Counter({"B-00000.snappy.parquet": 1})
+
+
+def test_a_rerun_held_back_releases_its_landed_objects_naming_its_files(files: _Files) -> None:
+    # B's re-run claims X and Y again, then publishes nothing (another batch, L, is landing
+    # another version of Y): X's release still names B's files, which hold X's rows, so the
+    # next batch holding X retracts them there rather than land X a second time.
+    files.versions[Y] = "v2"
+    _claim(files, _job("L", [Y]), "2026-12-06")
+    files.versions[Y] = "v3"
+    with pytest.raises(ObjectHeldError):
+        _claim(files, _job("B", [X, Y]), B_DATE)
+    released = _mark(files, X)
+    assert released.state == RELEASED and released.batch_id == "B"
+    assert released.replaces is not None and released.replaces.batch_id == "B"
+    d = _job("D", [X])
+    _land(files, d, _claim(files, d, "2026-12-07"), [X], "2026-12-07")
+    assert _rows(files, X) == Counter({"D-00000.snappy.parquet": 1})
+
+
+def test_a_rerun_held_by_a_quality_rule_does_not_let_its_rows_be_landed_twice(
+    files: _Files,
+) -> None:
+    # B's re-run claims X and Y afresh, a quality rule holds its batch back (nothing is
+    # published): both are released, and the next batch landing them retracts B's rows.
+    b = _job("B", [X, Y])
+    mark_landed(_storage(files), b, _claim(files, b, B_DATE), [], B_DATE)
+    d = _job("D", [X, Y])
+    _land(files, d, _claim(files, d, "2026-12-07"), [X, Y], "2026-12-07")
+    assert _rows(files, X) == Counter({"D-00000.snappy.parquet": 1})
+    assert _rows(files, Y) == Counter({"D-00000.snappy.parquet": 1})
+
+
+def test_a_rerun_landing_its_objects_again_keeps_its_own_new_rows(files: _Files) -> None:
+    b = _job("B", [X, Y])
+    claims = _claim(files, b, B_DATE)
+    files.delete(f"{B_PARTITION}B-00000.snappy.parquet")  # its publish replaces its files
+    _land(files, b, claims, [X, Y], B_DATE)
+    assert _rows(files, X) == Counter({"B-00000.snappy.parquet": 1})
+    assert _mark(files, X) == Mark(X, "v1", "B", B_DATE, LANDED)
+
+
+class _LostAnswer(LocalMarkStore):
+    """A store whose next successful replace S3 commits but whose answer is lost: botocore
+    retries it and gets 412 (the ETag changed)."""
+
+    lose_next = False
+
+    def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
+        written = super().replace(uri, text, etag)
+        if self.lose_next and written is not None:
+            self.lose_next = False
+            return super().replace(uri, text, etag)
+        return written
+
+
+@pytest.mark.parametrize("lost", ["record", "release"])
+def test_a_lock_write_whose_answer_was_lost_is_done(files: _Files, lost: str) -> None:
+    store = _LostAnswer(_storage(files))
+    with batch_files_lock(store, OUTPUT, "B", holder="C", lease=timedelta(hours=2)) as held:
+        store.lose_next = lost == "record"
+        held.record(Rewrite(old=("a",), new=("b",)))
+        assert _lock_state(files).rewrite == Rewrite(old=("a",), new=("b",))
+        store.lose_next = lost == "release"
+    assert _lock_state(files).state == FREE
+
+
+def _lock_state(files: _Files) -> LockState:
+    return LockState.from_json(files.texts[lock_uri(OUTPUT, "B")])
+
+
+class _BodyError(Exception):
+    """The run's own error inside the lock."""
+
+
+def test_a_failed_release_does_not_hide_the_runs_error(
+    files: _Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalMarkStore(_storage(files))
+
+    def fails(*_: Any) -> Optional[str]:
+        raise RuntimeError("S3 unavailable")
+
+    def fail_inside_the_lock() -> None:
+        with batch_files_lock(store, OUTPUT, "B", holder="C", lease=timedelta(hours=2)):
+            monkeypatch.setattr(store, "replace", fails)
+            raise _BodyError
+
+    with pytest.raises(_BodyError):
+        fail_inside_the_lock()
+
+
+def test_a_batch_publishes_its_files_holding_its_lock(
+    files: _Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[LockState] = []
+
+    def publish(storage: Any, job: JobArgs, staged: list[str], date: str) -> list[str]:
+        seen.append(_lock_state(files))
+        return []
+
+    monkeypatch.setattr(job_module, "publish", publish)
+    report = cast(RunReport, SimpleNamespace(ingestion_date=B_DATE))
+    job_module._publish(
+        cast(SparkSession, None), _storage(files), _job("B", [X]), [], report, replaced=[]
+    )
+    assert [(s.holder, s.state) for s in seen] == [("B", HELD)]
+    assert _lock_state(files).state == FREE
