@@ -22,7 +22,10 @@ landed (at the claimed version) and releases the claims of what it refused or he
 even when it then fails: they are in its FAILED notification and the next batch holding
 them, a redrive included, takes them. A run that ends before (a crash, a timeout) keeps its
 claims: its redrive (the same batch id) lands them, or, past the lease, skips those another
-batch took over.
+batch took over. A batch's own landed mark is never lost from a mark's chain: a re-run
+claims it again keeping it (``replaces``), releases it still naming the batch (whose files
+may hold the rows: the next taker retracts them), and waits (:class:`ObjectHeldError`)
+for another batch that took it over and has not landed the object yet.
 """
 
 from __future__ import annotations
@@ -200,7 +203,9 @@ def claim_objects(
 
     A conditional create of the object's mark: created, the object is this batch's. If a
     mark is there: this batch's own (a retry or redrive of it) is claimed again, with the
-    mark it replaces; another batch's claim is not taken within its lease
+    mark it replaces (its own landed mark, if it was one); another batch's claim that took
+    this batch's landed mark over makes the run wait, like one at another version; another
+    batch's claim is not taken within its lease
     (:func:`claim_lease`): the object is skipped at the same version (or when that claim
     took this batch's own lapsed claim over); at another version the run releases its
     claims and fails (:class:`ObjectHeldError`);
@@ -400,7 +405,9 @@ def mark_landed(
 ) -> None:
     """Mark the claimed objects that landed as landed (at their claimed version), and
     release the others' claims (an object refused or held back: the next batch that holds
-    it takes it; a taken-over mark goes back to its batch, whose rows stay). Each write is
+    it takes it; a taken-over mark goes back to its batch, whose rows stay; a released
+    mark keeps this batch's own earlier landed one, whose rows the taker retracts). Each
+    write is
     conditional on the claim being still this run's; a landed object's lost write fails
     the run (:class:`MarkLostError`), unless the mark reads as this run's landed one (S3
     committed a write whose answer was lost, and botocore's retry found the mark changed)."""
