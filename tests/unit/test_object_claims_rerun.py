@@ -16,19 +16,22 @@ import pytest
 from pyspark.sql import SparkSession
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import job as job_module
-from event_driven_etl.runtime.glue.event_driven_etl_job import landed
+from event_driven_etl.runtime.glue.event_driven_etl_job import landed, table_runs
 from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
 from event_driven_etl.runtime.glue.event_driven_etl_job.batch_lock import (
     FREE,
     HELD,
+    LockLostError,
     LockState,
     Rewrite,
     batch_files_lock,
     lock_uri,
 )
+from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
     LANDED,
     RELEASED,
+    ClaimConflictError,
     Claims,
     Mark,
     ObjectHeldError,
@@ -38,9 +41,11 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
     retract_earlier_rows,
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import LocalMarkStore
+from event_driven_etl.runtime.glue.event_driven_etl_job.outcomes import Outcome
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule
 
 X, Y = "s3://in/x.json", "s3://in/y.json"
 OUTPUT = "/tmp/claims-rerun/out/"
@@ -262,3 +267,45 @@ def test_a_batch_publishes_its_files_holding_its_lock(
     )
     assert [(s.holder, s.state) for s in seen] == [("B", HELD)]
     assert _lock_state(files).state == FREE
+
+
+class _Reports:
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def read_text(self, uri: str) -> Optional[str]:
+        return self.texts.get(uri)
+
+    def write_text(self, uri: str, text: str) -> None:
+        self.texts[uri] = text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LockLostError("the lock was taken over"),
+        ClaimConflictError("could not claim s3://in/orders/a.csv: its mark kept changing"),
+    ],
+)
+def test_a_tables_lost_lock_or_claim_conflict_fails_that_table_only(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # Before: the error ended the run, the tables after it never ran and the run's report
+    # stayed STARTED.
+    reports = _Reports()
+    monkeypatch.setattr(table_runs, "Storage", lambda spark: reports)
+    uris = ("s3://in/orders/a.csv", "s3://in/users/b.csv")
+    job = JobArgs(uris=uris, output_path=OUTPUT, batch_id="b1")
+
+    def stages(spark: SparkSession, table_job: JobArgs) -> RunReport:
+        if table_job.table == "orders":
+            raise error
+        landed_b = Outcome(uris[1], "landed", rows=1)
+        return RunReport("b1", "2026-12-06", "2026-12-06 08:00:00", "SUCCEEDED", [landed_b])
+
+    with pytest.raises(JobInputError):
+        table_runs.run_tables(cast(SparkSession, None), job, TableRule.of("by_folder"), stages)
+    report = json.loads(reports.texts[job.report_uri])
+    assert report["status"] == "FAILED"
+    assert [entry["object"] for entry in report["landed"]] == [uris[1]]
+    assert type(error).__name__ in report["refused"][0]["reason"]

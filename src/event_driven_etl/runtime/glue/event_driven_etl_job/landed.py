@@ -102,6 +102,11 @@ class ObjectHeldError(RuntimeError):
     and its retry, once that batch is done (or its claim lapsed), takes them over."""
 
 
+class ClaimConflictError(RuntimeError):
+    """An object's mark kept changing while this run claimed it (other runs writing it all
+    along): the run fails; its retry claims it again."""
+
+
 _GLUE_LONGEST_TIMEOUT = timedelta(days=7)
 """Glue's longest job timeout (10,080 minutes): the lease of a run that does not know its
 job's timeout (no ``--job_timeout_minutes``)."""
@@ -225,7 +230,7 @@ def claim_objects(
             if _claim_once(store, job, mine, found, now=moment):
                 return
             time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
-        raise RuntimeError(f"could not claim {uri}: its mark kept changing")
+        raise ClaimConflictError(f"could not claim {uri}: its mark kept changing")
 
     _each(claim, job.uris)
     if found.waiting:  # let go of the rest: two runs each holding what the other waits for
