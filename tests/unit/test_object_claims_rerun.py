@@ -309,3 +309,15 @@ def test_a_tables_lost_lock_or_claim_conflict_fails_that_table_only(
     assert report["status"] == "FAILED"
     assert [entry["object"] for entry in report["landed"]] == [uris[1]]
     assert type(error).__name__ in report["refused"][0]["reason"]
+
+
+def test_a_release_that_could_not_be_written_is_logged(
+    files: _Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    b = _job("B", [X])
+    claims = _claim(files, b, B_DATE)
+    other = Mark(X, "v1", "Q", "2026-12-06", LANDED)  # written meanwhile: the claim is gone
+    files.write_text(mark_uri(b, X), other.to_json())
+    mark_landed(_storage(files), b, claims, [], B_DATE)
+    assert f"could not release the claim on {X}" in capsys.readouterr().out
+    assert _mark(files, X) == other
