@@ -287,7 +287,8 @@ def _claim_again(
     """Claim this batch's own mark again, from now (its lease counts from this run; a
     claim younger than :data:`_RENEW_AFTER` is kept as it is): a claim keeps its version
     and the mark it replaces; a landed or released one (a re-run of the batch, which
-    rewrites its own files) is claimed afresh."""
+    rewrites its own files) is claimed afresh, keeping the batch's landed mark
+    (:func:`_own_rows`)."""
     if mark.state == CLAIMED and not _due_renewal(mark, now):
         found.hold(mine.object, etag, mark.version)
         if mark.replaces is not None:
