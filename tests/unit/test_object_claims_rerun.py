@@ -90,16 +90,23 @@ def _job(batch_id: str, uris: Sequence[str], *, reprocess: bool = False) -> JobA
 
 
 @pytest.fixture
-def files(monkeypatch: pytest.MonkeyPatch) -> _Files:
-    """Batch B landed X and Y (v1) in one file, then failed; Spark's part of a rewrite
-    (the kept rows) works on the rows as text."""
-    found = _Files()
+def files(table: _Files) -> _Files:
+    """Batch B landed X and Y (v1) in one file, then failed."""
+    found = table
     for uri in (X, Y):
         mark = Mark(uri, "v1", "B", B_DATE, LANDED)
         found.write_text(mark_uri(_job("B", [uri]), uri), mark.to_json())
     report = {"status": "FAILED", "landed": [{"object": u} for u in (X, Y)]}
     found.write_text(f"{OUTPUT}{contract.RUNS_DIR}/B.json", json.dumps(report))
     found.write_text(f"{B_PARTITION}B-00000.snappy.parquet", f"{X}|1\n{Y}|1")
+    return found
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> _Files:
+    """An empty table; Spark's part of a rewrite (the kept rows) works on the rows as
+    text."""
+    found = _Files()
 
     def write_kept(
         spark: Any, storage: Any, old: Sequence[str], uris: Sequence[str], staging: str
@@ -321,3 +328,119 @@ def test_a_release_that_could_not_be_written_is_logged(
     mark_landed(_storage(files), b, claims, [], B_DATE)
     assert f"could not release the claim on {X}" in capsys.readouterr().out
     assert _mark(files, X) == other
+
+
+# Review 5: a run that publishes nothing left in the table what an earlier attempt of its
+# batch had published, while its marks and report said those objects were not there.
+
+
+def _batch_rows(files: _Files, batch_id: str) -> list[str]:
+    return sorted(
+        row
+        for name, text in files.texts.items()
+        if "/ingestion_date=" in name and name.rsplit("/", 1)[-1].startswith(f"{batch_id}-")
+        for row in text.splitlines()
+    )
+
+
+def _held_run(files: _Files, job: JobArgs, claims: Claims, date: str) -> None:
+    """``job``'s run held back by a quality rule: it publishes nothing (no files), settles
+    its claims with nothing landed and reports so."""
+    report = cast(RunReport, SimpleNamespace(files=[], ingestion_date=date))
+    job_module._keep_marks(
+        cast(SparkSession, None), _storage(files), job, report, landed=[], claims=claims
+    )
+    held = {"status": "FAILED", "landed": [], "refused": [{"object": u} for u in job.uris]}
+    files.write_text(f"{OUTPUT}{contract.RUNS_DIR}/{job.batch_id}.json", json.dumps(held))
+
+
+def test_a_held_rerun_leaves_no_rows_of_its_batch_and_a_later_taker_keeps_them_apart(
+    files: _Files,
+) -> None:
+    # R1. Before: B's held re-run kept B-00000 (X, Y) while its report said landed=[]; D,
+    # taking X only, read that report and deleted all of B's files: Y's rows went with X's,
+    # although Y's release said nothing about it. Now the held run deletes its batch's
+    # files itself (holding B's lock): the table matches its marks and report at once.
+    b = _job("B", [X, Y])
+    _held_run(files, b, _claim(files, b, B_DATE), B_DATE)
+    assert _batch_rows(files, "B") == []
+    assert _lock_state(files).state == FREE
+    assert (_mark(files, X).state, _mark(files, Y).state) == (RELEASED, RELEASED)
+    files.versions[X] = "v2"  # a new upload of X, landed by D
+    d = _job("D", [X])
+    _land(files, d, _claim(files, d, "2026-12-07"), [X], "2026-12-07")
+    assert _rows(files, X) == Counter({"D-00000.snappy.parquet": 1})
+    assert _mark(files, Y).state == RELEASED  # Y lands with the next batch holding it
+    e = _job("E", [Y])
+    _land(files, e, _claim(files, e, "2026-12-08"), [Y], "2026-12-08")
+    assert _rows(files, Y) == Counter({"E-00000.snappy.parquet": 1})
+
+
+Z = "s3://in/z.json"
+
+
+def _landing_by_another_batch(files: _Files, uri: str) -> None:
+    """Batch L claims version 2 of ``uri`` and is still landing it."""
+    files.versions[uri] = "v2"
+    _claim(files, _job("L", [uri]), "2026-12-06")
+
+
+def _crashed_after_publishing(files: _Files, job: JobArgs, date: str) -> Claims:
+    """``job``'s first run claims and publishes its objects (but those it skips), then
+    stops before marking them (its claims stay)."""
+    claims = _claim(files, job, date)
+    rows = "\n".join(f"{u}|1" for u in claims.etags)
+    files.write_text(f"{OUTPUT}ingestion_date={date}/{job.batch_id}-00000.snappy.parquet", rows)
+    return claims
+
+
+@pytest.mark.parametrize("held", ["quality rule", "object held by another batch"])
+def test_a_retry_that_publishes_nothing_after_a_crash_never_leaves_an_object_twice(
+    table: _Files, held: str
+) -> None:
+    # R2. B's first run published X and Y, then stopped before marking them. Before: its
+    # retry, publishing nothing, released X naming no batch's files (its claim replaced
+    # nothing), and D, taking the released mark, retracted nothing: X in B's file and D's.
+    files = table
+    b = _job("B", [X, Y, Z])
+    _landing_by_another_batch(files, Z)  # B skips Z: L lands it
+    _crashed_after_publishing(files, b, B_DATE)
+    if held == "quality rule":
+        _held_run(files, b, _claim(files, b, B_DATE), B_DATE)
+    else:  # Z is uploaded again: B's retry waits for L, publishing nothing
+        files.versions[Z] = "v3"
+        with pytest.raises(ObjectHeldError):
+            _claim(files, b, B_DATE)
+    assert _mark(files, X).state == RELEASED
+    d = _job("D", [X])
+    _land(files, d, _claim(files, d, "2026-12-07"), [X], "2026-12-07")
+    assert _rows(files, X) == Counter({"D-00000.snappy.parquet": 1})
+
+
+@pytest.mark.parametrize("held", ["quality rule", "object held by another batch"])
+def test_a_takers_retry_that_publishes_nothing_does_not_give_the_mark_back(
+    files: _Files, held: str
+) -> None:
+    # R3. C took X's landed mark over from B, published X, retracted it from B's file, and
+    # stopped before marking it. Before: C's retry, publishing nothing, gave the mark back
+    # to B (whose rows of X were gone), and B's redrive landed X again beside C's file.
+    c = _job("C", [X, Z], reprocess=True)
+    _landing_by_another_batch(files, Z)  # C skips Z: L lands it
+    claims = _crashed_after_publishing(files, c, "2026-12-06")
+    retract_earlier_rows(cast(SparkSession, None), _storage(files), c, {X: claims.earlier[X]})
+    if held == "quality rule":
+        _held_run(files, c, _claim(files, c, "2026-12-06"), "2026-12-06")
+    else:  # Z is uploaded again: C's retry waits for L, publishing nothing
+        files.versions[Z] = "v3"
+        with pytest.raises(ObjectHeldError):
+            _claim(files, c, "2026-12-06")
+    released = _mark(files, X)
+    assert (released.state, released.batch_id) == (RELEASED, "C")
+    assert released.replaces is not None and released.replaces.batch_id == "B"
+    b = _job("B", [X, Y])  # B's redrive lands X (and Y) again in its files
+    b_claims = _claim(files, b, B_DATE)
+    for name in files.list_files(B_PARTITION):  # its publish replaces its files
+        files.delete(name)
+    _land(files, b, b_claims, [X, Y], B_DATE)
+    assert _rows(files, X) == Counter({"B-00000.snappy.parquet": 1})
+    assert _rows(files, Y) == Counter({"B-00000.snappy.parquet": 1})

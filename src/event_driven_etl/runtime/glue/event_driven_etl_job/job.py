@@ -18,7 +18,14 @@ from pyspark.sql import SparkSession
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .batch_lock import finish_interrupted
 from .iceberg import IcebergSchemaStore, publish_iceberg
-from .landed import Claims, claim_objects, hold_batch_files, mark_landed, retract_earlier_rows
+from .landed import (
+    Claims,
+    claim_objects,
+    hold_batch_files,
+    mark_landed,
+    retract_earlier_rows,
+    withdraw_batch_files,
+)
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -139,10 +146,14 @@ def _keep_marks(
 ) -> None:
     """Mark the objects that landed and release the other claims; a reprocessed object's
     earlier rows are retracted (Parquet; an Iceberg table's are, in the batch's own commit:
-    ``_publish``)."""
+    ``_publish``). A Parquet run that published nothing (a quality rule held its batch
+    back) first deletes the files an earlier attempt of its batch published: its releases
+    and its report say that none of its objects is in the table."""
     earlier = claims.earlier
     if report.files and not job.iceberg:
         retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})
+    elif not job.iceberg:
+        withdraw_batch_files(storage, job, report.ingestion_date)
     mark_landed(storage, job, claims, landed, report.ingestion_date)
 
 

@@ -25,7 +25,12 @@ claims: its redrive (the same batch id) lands them, or, past the lease, skips th
 batch took over. A batch's own landed mark is never lost from a mark's chain: a re-run
 claims it again keeping it (``replaces``), releases it still naming the batch (whose files
 may hold the rows: the next taker retracts them), and waits (:class:`ObjectHeldError`)
-for another batch that took it over and has not landed the object yet.
+for another batch that took it over and has not landed the object yet. A run that a
+quality rule holds back deletes its batch's files (holding the batch's lock,
+:func:`withdraw_batch_files`) before releasing its claims: a held batch has no rows in the
+table. A released mark is taken over keeping it (and what it replaced): the taker retracts
+the object's rows from every batch in that chain, which changes nothing where there are
+none; only a mark this very run took over is given back to its batch when not landed.
 """
 
 from __future__ import annotations
@@ -194,6 +199,10 @@ class Claims:
     """The version each claim holds: the one its landed mark records (not a fresh look:
     an upload during the run is a new version, which its own run lands)."""
     earlier: dict[str, Mark] = field(default_factory=dict)
+    again: set[str] = field(default_factory=set)
+    """Objects whose mark was this batch's own (claimed, landed or released by an earlier
+    run of it): that run may have published or retracted their rows, so this run, if it
+    does not land them, never gives their marks back to another batch."""
     skipped: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
 
@@ -289,6 +298,7 @@ def _claim_again(
     and the mark it replaces; a landed or released one (a re-run of the batch, which
     rewrites its own files) is claimed afresh, keeping the batch's landed mark
     (:func:`_own_rows`)."""
+    found.again.add(mine.object)
     if mark.state == CLAIMED and not _due_renewal(mark, now):
         found.hold(mine.object, etag, mark.version)
         if mark.replaces is not None:
@@ -362,19 +372,15 @@ def _take_over(
     store: MarkStore, key: str, mine: Mark, *, mark: Mark, etag: str, found: Claims
 ) -> bool:
     """Replace another batch's landed, released or lapsed ``mark`` (still ``etag``) with
-    this run's claim, which keeps a landed one, or a lapsed claim with what it replaces, as
-    the mark it replaces (its rows, if it published any, are retracted)."""
-    replaced = {
-        LANDED: dataclasses.replace(mark, replaces=None),
-        CLAIMED: mark,
-        RELEASED: mark if mark.replaces is not None else None,  # its batch's files hold them
-    }[mark.state]
+    this run's claim, which keeps a landed one, or a released or lapsed one with what it
+    replaces, as the mark it replaces: its rows, wherever an earlier run published them,
+    are retracted (retracting rows a batch's files do not hold changes nothing)."""
+    replaced = dataclasses.replace(mark, replaces=None) if mark.state == LANDED else mark
     taken = store.replace(key, dataclasses.replace(mine, replaces=replaced).to_json(), etag)
     if taken is None:
         return False
     found.hold(mine.object, taken, mine.version)
-    if replaced is not None:
-        found.earlier[mine.object] = replaced
+    found.earlier[mine.object] = replaced
     return True
 
 
@@ -411,9 +417,11 @@ def mark_landed(
 ) -> None:
     """Mark the claimed objects that landed as landed (at their claimed version), and
     release the others' claims (an object refused or held back: the next batch that holds
-    it takes it; a taken-over mark goes back to its batch, whose rows stay; a released
-    mark keeps this batch's own earlier landed one, whose rows the taker retracts). Each
-    write is
+    it takes it). A mark this run took over goes back to its batch, whose rows stay (this
+    run has not touched them); any other is released naming what it replaced (this
+    batch's own earlier landed mark, or the marks an earlier run of this batch took over
+    and may have retracted the rows of, :attr:`Claims.again`), so that the next taker
+    retracts the rows from every batch in that chain. Each write is
     conditional on the claim being still this run's; a landed object's lost write fails
     the run (:class:`MarkLostError`), unless the mark reads as this run's landed one (S3
     committed a write whose answer was lost, and botocore's retry found the mark changed)."""
@@ -427,9 +435,9 @@ def mark_landed(
             written = store.replace(key, mark.to_json(), etag) is not None
             return None if written or _reads_as(store, key, mark) else uri
         earlier = claims.earlier.get(uri)
-        if earlier is not None and earlier.batch_id != job.batch_id:
-            back = earlier  # the other batch's rows stay
-        else:  # released, still naming this batch's files that may hold its rows
+        if earlier is not None and earlier.batch_id != job.batch_id and uri not in claims.again:
+            back = earlier  # taken over by this run only: the other batch's rows stay
+        else:  # released, still naming the batches whose files may hold its rows
             back = Mark(uri, claims.versions[uri], job.batch_id, ingestion_date, RELEASED)
             back = dataclasses.replace(back, replaces=earlier)
         if store.replace(key, back.to_json(), etag) is None and not _reads_as(store, key, back):
@@ -483,6 +491,18 @@ def retract_earlier_rows(
                 _rewrite_without(spark, storage, job, files_prefix, uris, lock=held)
             else:  # every row in those files is replaced: no need to read them
                 _delete_files(storage, files_prefix)
+
+
+def withdraw_batch_files(storage: Storage, job: JobArgs, ingestion_date: str) -> None:
+    """Delete this batch's files in its partition, holding its lock (after finishing a
+    retraction from them that a run left half done): a run that publishes nothing (a
+    quality rule held the batch back) leaves no rows that an earlier attempt of its batch
+    published, since its marks (released) and its report (nothing landed) say so; the
+    objects land with the next batch that holds them, or the batch's redrive."""
+    partition = f"{job.output}ingestion_date={ingestion_date}/"
+    with hold_batch_files(storage, job, job.batch_id) as held:
+        finish_interrupted(storage, held, partition)
+        _delete_files(storage, f"{partition}{job.batch_id}-")
 
 
 def hold_batch_files(
