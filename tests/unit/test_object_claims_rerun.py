@@ -41,8 +41,8 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
     retract_earlier_rows,
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import LocalMarkStore
-from event_driven_etl.runtime.glue.event_driven_etl_job.outcomes import Outcome
-from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
+from event_driven_etl.runtime.glue.event_driven_etl_job.outcomes import Ledger, Outcome
+from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport, finish_report
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule
@@ -444,3 +444,35 @@ def test_a_takers_retry_that_publishes_nothing_does_not_give_the_mark_back(
     _land(files, b, b_claims, [X, Y], B_DATE)
     assert _rows(files, X) == Counter({"B-00000.snappy.parquet": 1})
     assert _rows(files, Y) == Counter({"B-00000.snappy.parquet": 1})
+
+
+def test_a_tables_lost_mark_still_reports_the_objects_that_landed(
+    table: _Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: MarkLostError (raised after publishing) failed the whole table, every object
+    # of it reported refused with 0 rows, although all had landed and all but one kept
+    # their marks.
+    monkeypatch.setattr(table_runs, "Storage", lambda spark: table)
+    uris = ("s3://in/orders/a.csv", "s3://in/orders/b.csv")
+    job = JobArgs(uris=uris, output_path=OUTPUT, batch_id="b1")
+
+    def stages(spark: SparkSession, one: JobArgs) -> RunReport:
+        report = RunReport("b1", "2026-12-06", "2026-12-06 08:00:00", files=["b1-00000"])
+        claims = _claim(table, one, report.ingestion_date)
+        taken = Mark(uris[0], "v1", "Q", "2026-12-07", landed.CLAIMED)  # its lease lapsed
+        table.write_text(mark_uri(one, uris[0]), taken.to_json())
+        ledger = Ledger()
+        failed = job_module._keep_marks_or_lost(
+            spark, _storage(table), one, report, ledger=ledger, landed=list(uris), claims=claims
+        )
+        rows = dict.fromkeys(uris, 3)
+        return finish_report(_storage(table), one, report, ledger, rows, failed=failed)
+
+    with pytest.raises(JobInputError):
+        table_runs.run_tables(cast(SparkSession, None), job, TableRule.of("by_folder"), stages)
+    report = json.loads(table.texts[job.report_uri])
+    assert report["status"] == "FAILED" and "MarkLostError" in report["cause"]
+    assert [(e["object"], e["rows"]) for e in report["landed"]] == [(uris[1], 3)]
+    assert report["skipped"][0]["object"] == uris[0]
+    assert "batch took over this run's claim" in report["skipped"][0]["reason"]
+    assert report["tables"] == {"orders": {"rows": 3, "landed": 1}}

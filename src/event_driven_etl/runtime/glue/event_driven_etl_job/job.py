@@ -20,6 +20,7 @@ from .batch_lock import finish_interrupted
 from .iceberg import IcebergSchemaStore, publish_iceberg
 from .landed import (
     Claims,
+    MarkLostError,
     claim_objects,
     hold_batch_files,
     mark_landed,
@@ -130,9 +131,39 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
         for group in groups:
             group.frame.unpersist()
     landed = [u for u in job.uris if ledger.is_open(u)]
-    _keep_marks(spark, storage, job, report, landed=landed, claims=claims)
+    failed = _keep_marks_or_lost(
+        spark, storage, job, report, ledger=ledger, landed=landed, claims=claims
+    )
     publish_quality_metrics(job, gate)
-    return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
+    rows = landed_rows(_rows(groups), gate)
+    return finish_report(storage, job, report, ledger, rows, gate=gate, failed=failed)
+
+
+_MARK_LOST = (
+    "its rows were published, but another batch took over this run's claim on it (its "
+    "lease lapsed) and holds its mark: that batch lands it and retracts these rows"
+)
+
+
+def _keep_marks_or_lost(
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    report: RunReport,
+    *,
+    ledger: Ledger,
+    landed: list[str],
+    claims: Claims,
+) -> str:
+    """:func:`_keep_marks`; when an object's mark was lost (:class:`MarkLostError`), it is
+    skipped (another batch holds it) and the run fails with the error as its cause (its
+    report still says which objects landed, and their rows): the failure, else empty."""
+    try:
+        _keep_marks(spark, storage, job, report, landed=landed, claims=claims)
+    except MarkLostError as error:
+        ledger.record(Verdicts(skipped=dict.fromkeys(error.lost, _MARK_LOST)))
+        return f"{type(error).__name__}: {error}"
+    return ""
 
 
 def _keep_marks(

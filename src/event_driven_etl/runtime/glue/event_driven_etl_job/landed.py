@@ -156,7 +156,12 @@ def _lapsed(mark: Mark, job: JobArgs, now: datetime) -> bool:
 
 class MarkLostError(RuntimeError):
     """A landed object's mark was no longer this run's claim: its rows are published but
-    another batch holds the mark, so the run fails rather than leave the object twice."""
+    another batch holds the mark, so the run fails rather than leave the object twice.
+    The other objects' marks are written: ``lost`` names the objects whose were not."""
+
+    def __init__(self, message: str, lost: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.lost = tuple(lost)
 
 
 def mark_uri(job: JobArgs, uri: str) -> str:
@@ -448,7 +453,8 @@ def mark_landed(
     if lost:
         raise MarkLostError(
             f"batch {job.batch_id} landed objects whose marks another batch now holds: "
-            + ", ".join(lost)
+            + ", ".join(lost),
+            lost,
         )
 
 
