@@ -15,6 +15,7 @@ import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import job
 from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
+from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 from event_driven_etl.runtime.glue.event_driven_etl_job.job import run, run_job
 from event_driven_etl.runtime.glue.event_driven_etl_job.landed import retract_earlier_rows
 from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects
@@ -100,3 +101,22 @@ def test_two_reprocesses_retracting_from_one_batch_at_once_leave_each_row_once(
     assert not failures
     rows = sorted(row["n"] for row in read_table_rows(tmp_path / "out"))
     assert rows == ["a", "b", "c"]
+
+
+def test_a_rerun_held_by_a_quality_rule_leaves_no_rows_of_its_batch(
+    spark: Any, tmp_path: Path
+) -> None:
+    # Review 5, R1: B landed a; B's re-run was held back by a dataset rule, published
+    # nothing, released a and reported nothing landed, while B's file still held a's rows.
+    # Now the held run deletes its batch's files: the table matches its marks and report,
+    # and the next batch holding a lands it once.
+    source = tmp_path / "in" / "a.csv"
+    source.parent.mkdir()
+    source.write_text("id,n\n1,x\n")
+    uri, out = f"file://{source}", (tmp_path / "out").as_uri() + "/"
+    run(spark, [uri], out, batch_id="B")
+    with pytest.raises(JobInputError, match="RowCount > 5"):
+        run(spark, [uri], out, batch_id="B", quality_rules="Rules = [ RowCount > 5 ]")
+    assert read_table_rows(tmp_path / "out") == []
+    assert run(spark, [uri], out, batch_id="D").by_status("landed")
+    assert [row["id"] for row in read_table_rows(tmp_path / "out")] == [1]
