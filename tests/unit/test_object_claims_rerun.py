@@ -412,6 +412,7 @@ def test_a_retry_that_publishes_nothing_after_a_crash_never_leaves_an_object_twi
         with pytest.raises(ObjectHeldError):
             _claim(files, b, B_DATE)
     assert _mark(files, X).state == RELEASED
+    assert _batch_rows(files, "B") == []  # it publishes nothing: its batch has no rows
     d = _job("D", [X])
     _land(files, d, _claim(files, d, "2026-12-07"), [X], "2026-12-07")
     assert _rows(files, X) == Counter({"D-00000.snappy.parquet": 1})

@@ -28,7 +28,9 @@ may hold the rows: the next taker retracts them), and waits (:class:`ObjectHeldE
 for another batch that took it over and has not landed the object yet. A run that a
 quality rule holds back deletes its batch's files (holding the batch's lock,
 :func:`withdraw_batch_files`) before releasing its claims: a held batch has no rows in the
-table. A released mark is taken over keeping it (and what it replaced): the taker retracts
+table, and so does one that fails waiting for another batch (:class:`ObjectHeldError`),
+unless that batch took over this batch's landed mark (and may give it back: the files keep
+its rows). A released mark is taken over keeping it (and what it replaced): the taker retracts
 the object's rows from every batch in that chain, which changes nothing where there are
 none; only a mark this very run took over is given back to its batch when not landed.
 """
@@ -210,6 +212,9 @@ class Claims:
     does not land them, never gives their marks back to another batch."""
     skipped: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
+    relanding: set[str] = field(default_factory=set)
+    """Waiting objects that another batch took over from this batch's landed mark and has
+    not landed: this batch's files must keep their rows (that batch may give it back)."""
 
     def hold(self, uri: str, etag: str, version: str) -> None:
         self.etags[uri], self.versions[uri] = etag, version
@@ -227,7 +232,9 @@ def claim_objects(
     batch's claim is not taken within its lease
     (:func:`claim_lease`): the object is skipped at the same version (or when that claim
     took this batch's own lapsed claim over); at another version the run releases its
-    claims and fails (:class:`ObjectHeldError`);
+    claims and fails (:class:`ObjectHeldError`), having first deleted its batch's files unless
+    it waits for a batch that took over this batch's landed mark
+    (:func:`withdraw_batch_files`);
     another batch's landed mark at the same version makes this run skip the object, unless
     ``reprocess``; another version (a new upload of the key), a released or lapsed claim or
     ``reprocess`` takes the mark over, on condition that it is still the one read. ``now``:
@@ -248,6 +255,8 @@ def claim_objects(
 
     _each(claim, job.uris)
     if found.waiting:  # let go of the rest: two runs each holding what the other waits for
+        if not found.relanding:  # publishing nothing, it leaves no rows (still claimed)
+            withdraw_batch_files(storage, job, ingestion_date)
         mark_landed(storage, job, found, [], ingestion_date)
         raise ObjectHeldError("\n".join(f"{u}: {why}" for u, why in found.waiting.items()))
     return found
@@ -341,6 +350,7 @@ def _keep_off(job: JobArgs, mine: Mark, mark: Mark, found: Claims) -> None:
     uri = mine.object
     if _took_landed_from(mark, job.batch_id):
         found.waiting[uri] = _relanding_own(mark)
+        found.relanding.add(uri)
     elif _took_from(mark, job.batch_id):
         found.skipped[uri] = (
             f"this batch's claim lapsed (older than its lease) and batch {mark.batch_id} "
@@ -502,7 +512,8 @@ def retract_earlier_rows(
 def withdraw_batch_files(storage: Storage, job: JobArgs, ingestion_date: str) -> None:
     """Delete this batch's files in its partition, holding its lock (after finishing a
     retraction from them that a run left half done): a run that publishes nothing (a
-    quality rule held the batch back) leaves no rows that an earlier attempt of its batch
+    quality rule held the batch back, or it waits for another batch holding one of its
+    objects) leaves no rows that an earlier attempt of its batch
     published, since its marks (released) and its report (nothing landed) say so; the
     objects land with the next batch that holds them, or the batch's redrive."""
     partition = f"{job.output}ingestion_date={ingestion_date}/"
