@@ -7,6 +7,7 @@ their claims. Before claims, both found no mark, both landed it: its row was the
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,9 @@ def test_a_rerun_held_by_a_quality_rule_leaves_no_rows_of_its_batch(
     source.write_text("id,n\n1,x\n")
     uri, out = f"file://{source}", (tmp_path / "out").as_uri() + "/"
     run(spark, [uri], out, batch_id="B")
+    rules = json.dumps({"*": "Rules = [ RowCount > 5 ]"})
     with pytest.raises(JobInputError, match="RowCount > 5"):
-        run(spark, [uri], out, batch_id="B", quality_rules="Rules = [ RowCount > 5 ]")
+        run(spark, [uri], out, batch_id="B", quality_rules=rules)
     assert read_table_rows(tmp_path / "out") == []
     assert run(spark, [uri], out, batch_id="D").by_status("landed")
     assert [row["id"] for row in read_table_rows(tmp_path / "out")] == [1]
