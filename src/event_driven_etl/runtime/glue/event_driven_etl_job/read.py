@@ -1,25 +1,37 @@
-"""Stage 3, read: one ``spark.read`` per group of objects of one format and layout, with
-column names normalised, Parquet's nanosecond timestamps converted, and each row's file and
-position kept (``_path``, ``_row_id``) for the stages after."""
+"""Stage 3, read: one ``spark.read`` per group of objects of one format and layout (two for
+CSV when some large objects are proven to have no quoted line break: those are read line by
+line, in splits), with column names normalised, Parquet's nanosecond timestamps converted,
+and each row's file and position kept (``_path``, ``_block_start``, ``_row_id``) for the
+stages after."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any, Optional
+from urllib.parse import unquote
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.types import DataType
 
-from .names import hadoop_path, normalise_column_names, quoted
+from .names import compression_of, hadoop_path, normalise_column_names, quoted
 from .probe import Probe
 
 CORRUPT = "_corrupt_record"
 PATH = "_path"
+BLOCK = "_block_start"
+"""The byte offset of the split of the file a row was read from (0: the whole file)."""
 ROW_ID = "_row_id"
+"""Increasing and consecutive within one split of one file (``monotonically_increasing_id``)."""
+
+_SPLIT_MIN_BYTES = 8 * 1024 * 1024
+"""The smallest CSV object worth proving splittable: twice Spark's default cost of opening a
+file (``spark.sql.files.openCostInBytes``, 4 MB), under which Spark never makes two splits of
+one file, so a line-by-line read could not spread it over more tasks."""
 
 
 @dataclass
@@ -171,23 +183,9 @@ def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
     The frame is persisted: the statistics pass and the write read the objects once."""
     first = probes[0]
     paths = [hadoop_path(p.uri) for p in probes]
-    reader = spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+    reader = _reader(spark)
     if first.fmt == "csv":
-        raw = [f"c{i}" for i in range(len(first.header))]
-        schema = T.StructType(
-            [T.StructField(n, T.StringType()) for n in raw]
-            + [T.StructField(CORRUPT, T.StringType())]
-        )
-        frame = (
-            reader.schema(schema)
-            .option("header", True)
-            .option("multiLine", True)  # RFC 4180: quoted fields may hold newlines
-            .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
-            .option("sep", first.sep)
-            .csv(paths)
-        )
-        names = normalise_column_names(first.header)
-        frame = frame.toDF(*names, CORRUPT)
+        frame = _csv_frame(spark, probes)
     elif first.fmt == "json":
         frame = reader.option("multiLine", first.json_layout == "array").json(paths)
         if CORRUPT not in frame.columns:
@@ -209,11 +207,119 @@ def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
         frame = frame.toDF(*normalise_column_names(frame.columns)).withColumn(
             CORRUPT, F.lit(None).cast("string")
         )
-    frame = frame.withColumn(PATH, F.input_file_name()).withColumn(
-        ROW_ID, F.monotonically_increasing_id()
-    )
+    if first.fmt != "csv":
+        frame = _with_file_columns(frame)
+    frame = frame.withColumn(ROW_ID, F.monotonically_increasing_id())
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     columns = {
-        f.name: f.dataType for f in frame.schema.fields if f.name not in (CORRUPT, PATH, ROW_ID)
+        f.name: f.dataType
+        for f in frame.schema.fields
+        if f.name not in (CORRUPT, PATH, BLOCK, ROW_ID)
     }
     return Group(probes=probes, frame=frame, columns=columns)
+
+
+def _reader(spark: SparkSession) -> DataFrameReader:
+    return spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+
+
+def _with_file_columns(frame: DataFrame) -> DataFrame:
+    """``_path`` and ``_block_start``: the file and the split of it each row was read from."""
+    return frame.withColumn(PATH, F.input_file_name()).withColumn(
+        BLOCK, F.expr("input_file_block_start()")
+    )
+
+
+def _csv_frame(spark: SparkSession, probes: list[Probe]) -> DataFrame:
+    """The group's CSV rows: large uncompressed objects proven to hold no quoted line break
+    are read line by line (Spark splits them over tasks), the others whole (``multiLine``:
+    one task per object), in one frame with the same columns."""
+    first = probes[0]
+    large = [p for p in probes if p.size >= _SPLIT_MIN_BYTES and compression_of(p.uri) is None]
+    proven = set(objects_without_quoted_line_breaks(spark, large, first.sep))
+    whole = [p for p in probes if p.uri not in proven]
+    by_line = [p for p in probes if p.uri in proven]
+    parts = [
+        _with_file_columns(_csv_read(spark, members, first, by_line=mode))
+        for members, mode in ((whole, False), (by_line, True))
+        if members
+    ]
+    frame = reduce(DataFrame.union, parts)
+    return frame.toDF(*normalise_column_names(first.header), CORRUPT, PATH, BLOCK)
+
+
+def _csv_read(
+    spark: SparkSession, probes: list[Probe], first: Probe, *, by_line: bool
+) -> DataFrame:
+    raw = [f"c{i}" for i in range(len(first.header))]
+    schema = T.StructType(
+        [T.StructField(n, T.StringType()) for n in raw] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        _reader(spark)
+        .schema(schema)
+        .option("header", True)  # Spark drops the first line of the split at offset 0 only
+        # RFC 4180: quoted fields may hold newlines, unless proven not to (then splittable).
+        .option("multiLine", not by_line)
+        .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
+        .option("sep", first.sep)
+        .csv([hadoop_path(p.uri) for p in probes])
+    )
+
+
+def quoted_fields_pattern(sep: str) -> str:
+    """A Java regular expression for a complete RFC 4180 quoted field at the start of a line
+    or after ``sep`` (group 1), ending before ``sep`` or the line's end."""
+    s = f"[{sep}]"  # a character class: the separators (, ; | tab) taken literally
+    return f'(^|{s})"[^"]*(?:""[^"]*)*+"(?={s}|$)'
+
+
+def objects_without_quoted_line_breaks(
+    spark: SparkSession, probes: list[Probe], sep: str
+) -> list[str]:
+    r"""The objects (URIs) whose every line is a complete CSV record: read line by line, they
+    give exactly the rows a ``multiLine`` read gives. One splittable pass over them all.
+
+    The proof. Split the object into lines at ``\n``, ``\r\n`` and ``\r``, as Hadoop's
+    ``LineRecordReader`` (the line-by-line read) does. Call a line *complete* when it is a
+    sequence of fields joined by ``sep``, each field either free of ``"`` or a quoted field
+    ``"..."`` whose inner quotes are doubled (``""``); equivalently, removing every quoted
+    field that begins at the line's start or after ``sep`` and ends before ``sep`` or the
+    line's end (:func:`quoted_fields_pattern`) leaves no ``"``. An RFC 4180 parser (quote
+    ``"``, escape ``"``) that starts a complete line outside quotes ends it outside quotes,
+    having read the same fields the line alone gives: a quote opens only at a field's start,
+    inside quotes ``""`` is one quote and a lone ``"`` closes the field, exactly the shape
+    the pattern matches (it prefers a pair to a close, as the parser does; closing on the
+    first quote of a pair would need a separator after it, not a quote). The parser starts
+    the object outside quotes; by induction on the lines it starts every line outside
+    quotes, so no record spans a line break, and the records are the lines, parsed alike.
+    A line that is not complete (a quote inside an unquoted field, a quoted field that goes
+    on past the line, a BOM before a quoted first field) keeps the object on ``multiLine``:
+    the proof is conservative. So is a non-empty line of only white space, which the
+    line-by-line read skips as empty. The quote count's parity would not do: in
+    ``a,b"c,"d`` the first quote is text, the second opens a field that goes on past the
+    line, yet the count is even.
+    """
+    if not probes:
+        return []
+    lines = spark.read.text([hadoop_path(p.uri) for p in probes])
+    left = F.regexp_replace("value", quoted_fields_pattern(sep), "$1")
+    blank = F.col("value").rlike("^[\\x00-\\x20]+$")
+    offending = lines.where((F.instr(left, '"') > 0) | blank)
+    found = offending.select(F.input_file_name().alias(PATH)).distinct().collect()
+    uris = {p.uri for p in probes}
+    refused = {object_uri(row[PATH], uris) for row in found}
+    return [p.uri for p in probes if p.uri not in refused]
+
+
+def object_uri(path: str, uris: set[str]) -> str:
+    """The object a file path Spark read belongs to (Spark percent-encodes the path it read;
+    decoding gives the object's URI back), also where a file system maps ``s3://`` onto
+    another scheme (the offline harness mounts buckets on local folders)."""
+    decoded = unquote(path)
+    if decoded in uris:
+        return decoded
+    for uri in sorted(uris, key=len, reverse=True):  # the longest match is the object
+        if decoded.endswith("/" + uri.split("://", 1)[-1]):
+            return uri
+    raise RuntimeError(f"Spark read a file that no object of the run names: {path}")
