@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyspark.sql import functions as F  # noqa: N812
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import read
 from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
@@ -39,18 +40,20 @@ def small_splits(spark: Any) -> Iterator[None]:
     before = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(SPLIT_BYTES))
     try:
-        with mock.patch.object(read, "_SPLIT_MIN_BYTES", 0), session_settings(spark):
+        with mock.patch.object(read, "SPLITTABLE_CSV_BYTES", 0), session_settings(spark):
             yield
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", before)
 
 
-def job_rows(spark: Any, uri: str) -> tuple[list[tuple[Any, ...]], int]:
-    """The rows of the job's read of one object, in file order, and its partitions."""
-    group = read_group(spark, probe_objects(spark, [uri]))
+def job_rows(spark: Any, uri: str, *others: str) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows of ``uri`` in the job's read of a group of objects, in file order, and the
+    group's partitions."""
+    group = read_group(spark, probe_objects(spark, [uri, *others]))
     try:
         data = [c for c in group.frame.columns if c not in (PATH, BLOCK, ROW_ID)]
-        ordered = group.frame.orderBy(BLOCK, ROW_ID).select(*data).collect()
+        mine = F.col(PATH).endswith("/" + uri.rsplit("/", 1)[-1])
+        ordered = group.frame.where(mine).orderBy(BLOCK, ROW_ID).select(*data).collect()
         return [tuple(r) for r in ordered], int(group.frame.rdd.getNumPartitions())
     finally:
         group.frame.unpersist()
@@ -86,7 +89,8 @@ field_values = st.lists(
 
 @st.composite
 def csv_objects(draw: Any) -> tuple[str, int, bool]:
-    """A CSV object's text, its columns, and whether a field holds a line break."""
+    """A CSV object's text, its columns, and whether it must be read whole: a field holds a
+    line break, a line is only white space, or lines end in different ways."""
     columns = draw(st.integers(1, 3))
     header = [f"h{i}" for i in range(columns)]
     rows = draw(
@@ -96,18 +100,24 @@ def csv_objects(draw: Any) -> tuple[str, int, bool]:
             max_size=12,
         )
     )
-    rows = [r for r in rows if "".join(r).strip() or len(r) > 1]  # no blank lines
-    end = draw(st.sampled_from(["\n", "\r\n"]))
     lines = [",".join(header), *(",".join(encode(v) for v in row) for row in rows)]
     if draw(st.booleans()):
         lines.append(",".join(header))  # a data row that repeats the header, in a later split
-    text = end.join(lines) + (end if draw(st.booleans()) else "")
+    line_break = st.sampled_from(["\n", "\r\n"])
+    first = draw(line_break)
+    mixed = draw(st.integers(0, 4)) == 0
+    breaks = [draw(line_break) if mixed else first for _ in lines]
+    if draw(st.booleans()):
+        breaks[-1] = ""  # the last line ends the object without a line break
+    text = "".join(line + end for line, end in zip(lines, breaks))
     bom = "\ufeff" if draw(st.booleans()) else ""
-    return bom + text, columns, any("\n" in v or "\r" in v for row in rows for v in row)
+    blank = any(len(row) == 1 and row[0].isspace() for row in rows)  # skipped line by line
+    broken = any("\n" in v or "\r" in v for row in rows for v in row)
+    return bom + text, columns, blank or broken or len(set(breaks) - {""}) > 1
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -115,7 +125,7 @@ def csv_objects(draw: Any) -> tuple[str, int, bool]:
 def test_the_jobs_read_gives_the_rows_of_the_whole_object_read(
     spark: Any, tmp_path_factory: Any, sample: tuple[str, int, bool]
 ) -> None:
-    text, columns, line_break_in_a_field = sample
+    text, columns, whole = sample
     path = Path(tmp_path_factory.mktemp("split")) / "object.csv"
     path.write_bytes(text.encode())
     uri = path.as_uri()
@@ -124,7 +134,7 @@ def test_the_jobs_read_gives_the_rows_of_the_whole_object_read(
         proven = objects_without_quoted_line_breaks(spark, [probe], ",")
         rows, _ = job_rows(spark, uri)
         expected = multiline_rows(spark, uri, columns)
-    assert proven == ([] if line_break_in_a_field else [uri])
+    assert proven == ([] if whole else [uri])
     assert rows == expected
 
 
@@ -132,15 +142,19 @@ def test_a_quoted_line_break_late_in_a_large_object_keeps_it_whole(
     spark: Any, tmp_path: Path
 ) -> None:
     body = "".join(f"{i},plain text {i}\n" for i in range(2000))
-    path = tmp_path / "late.csv"
+    path, proven = tmp_path / "late.csv", tmp_path / "proven.csv"
     path.write_text(f'id,note\n{body}2000,"two\nlines"\n2001,last\n')
+    proven.write_text(f"id,note\n{body}")
+    uris = [path.as_uri(), proven.as_uri()]
     with small_splits(spark):
-        [probe] = probe_objects(spark, [path.as_uri()])
-        assert objects_without_quoted_line_breaks(spark, [probe], ",") == []
-        rows, partitions = job_rows(spark, path.as_uri())
-    assert partitions == 1  # the whole object in one task: multiLine
+        probes = probe_objects(spark, uris)
+        assert objects_without_quoted_line_breaks(spark, probes, ",") == [proven.as_uri()]
+        rows, partitions = job_rows(spark, *uris)  # one group: a whole read and a split one
+        other, _ = job_rows(spark, *reversed(uris))
+    assert partitions > 2  # the whole object in one task, the proven one in several
     assert len(rows) == 2002
     assert rows[-2:] == [("2000", "two\nlines", None), ("2001", "last", None)]
+    assert other == [(str(i), f"plain text {i}", None) for i in range(2000)]
 
 
 def test_a_proven_object_is_read_in_several_tasks(spark: Any, tmp_path: Path) -> None:

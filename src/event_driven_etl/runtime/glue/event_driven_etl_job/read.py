@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 from pyspark.sql.types import DataType
 
 from .names import compression_of, hadoop_path, normalise_column_names, quoted
-from .probe import Probe
+from .probe import SPLITTABLE_CSV_BYTES, Probe
 
 CORRUPT = "_corrupt_record"
 PATH = "_path"
@@ -27,11 +27,6 @@ BLOCK = "_block_start"
 """The byte offset of the split of the file a row was read from (0: the whole file)."""
 ROW_ID = "_row_id"
 """Increasing and consecutive within one split of one file (``monotonically_increasing_id``)."""
-
-_SPLIT_MIN_BYTES = 8 * 1024 * 1024
-"""The smallest CSV object worth proving splittable: twice Spark's default cost of opening a
-file (``spark.sql.files.openCostInBytes``, 4 MB), under which Spark never makes two splits of
-one file, so a line-by-line read could not spread it over more tasks."""
 
 
 @dataclass
@@ -235,7 +230,7 @@ def _csv_frame(spark: SparkSession, probes: list[Probe]) -> DataFrame:
     are read line by line (Spark splits them over tasks), the others whole (``multiLine``:
     one task per object), in one frame with the same columns."""
     first = probes[0]
-    large = [p for p in probes if p.size >= _SPLIT_MIN_BYTES and compression_of(p.uri) is None]
+    large = [p for p in probes if p.size >= SPLITTABLE_CSV_BYTES and compression_of(p.uri) is None]
     proven = set(objects_without_quoted_line_breaks(spark, large, first.sep))
     whole = [p for p in probes if p.uri not in proven]
     by_line = [p for p in probes if p.uri in proven]
@@ -277,39 +272,77 @@ def quoted_fields_pattern(sep: str) -> str:
 def objects_without_quoted_line_breaks(
     spark: SparkSession, probes: list[Probe], sep: str
 ) -> list[str]:
-    r"""The objects (URIs) whose every line is a complete CSV record: read line by line, they
-    give exactly the rows a ``multiLine`` read gives. One splittable pass over them all.
+    r"""The objects (URIs) whose every line is a complete CSV record and ends as the first
+    line does: read line by line, they give exactly the rows a ``multiLine`` read gives.
+    One splittable pass over them all.
 
-    The proof. Split the object into lines at ``\n``, ``\r\n`` and ``\r``, as Hadoop's
-    ``LineRecordReader`` (the line-by-line read) does. Call a line *complete* when it is a
-    sequence of fields joined by ``sep``, each field either free of ``"`` or a quoted field
-    ``"..."`` whose inner quotes are doubled (``""``); equivalently, removing every quoted
-    field that begins at the line's start or after ``sep`` and ends before ``sep`` or the
-    line's end (:func:`quoted_fields_pattern`) leaves no ``"``. An RFC 4180 parser (quote
-    ``"``, escape ``"``) that starts a complete line outside quotes ends it outside quotes,
-    having read the same fields the line alone gives: a quote opens only at a field's start,
-    inside quotes ``""`` is one quote and a lone ``"`` closes the field, exactly the shape
-    the pattern matches (it prefers a pair to a close, as the parser does; closing on the
-    first quote of a pair would need a separator after it, not a quote). The parser starts
-    the object outside quotes; by induction on the lines it starts every line outside
-    quotes, so no record spans a line break, and the records are the lines, parsed alike.
+    The proof. A ``multiLine`` read takes the first line's break (``\n`` or ``\r\n``; the
+    probe saw it) as the object's line break; the line-by-line read (Hadoop's
+    ``LineRecordReader``) breaks lines at ``\n``, ``\r\n`` and ``\r`` alike. So every line
+    must end with the first line's break (the last may end the object without one; the
+    object's last bytes tell), and no ``\r`` may stand elsewhere: then both reads see the
+    same lines. Call a line *complete* when it is a sequence of fields joined by ``sep``,
+    each field either free of ``"`` or a quoted field ``"..."`` whose inner quotes are
+    doubled (``""``); equivalently, removing every quoted field that begins at the line's
+    start or after ``sep`` and ends before ``sep`` or the line's end
+    (:func:`quoted_fields_pattern`) leaves no ``"``. An RFC 4180 parser (quote ``"``, escape
+    ``"``) that starts a complete line outside quotes ends it outside quotes, having read
+    the same fields the line alone gives: a quote opens only at a field's start, inside
+    quotes ``""`` is one quote and a lone ``"`` closes the field, exactly the shape the
+    pattern matches (it prefers a pair to a close, as the parser does; closing on the first
+    quote of a pair would need a separator after it, not a quote). The parser starts the
+    object outside quotes; by induction on the lines it starts every line outside quotes,
+    so no record spans a line break, and the records are the lines, parsed alike.
+
     A line that is not complete (a quote inside an unquoted field, a quoted field that goes
     on past the line, a BOM before a quoted first field) keeps the object on ``multiLine``:
-    the proof is conservative. So is a non-empty line of only white space, which the
-    line-by-line read skips as empty. The quote count's parity would not do: in
+    the proof is conservative. So does a line of only white space (the line-by-line read
+    skips it as empty), and mixed line breaks. The quote count's parity would not do: in
     ``a,b"c,"d`` the first quote is text, the second opens a field that goes on past the
     line, yet the count is even.
     """
-    if not probes:
+    candidates = {p.uri: p for p in probes if p.line_end in ("\n", "\r\n")}
+    if not candidates:
         return []
-    lines = spark.read.text([hadoop_path(p.uri) for p in probes])
-    left = F.regexp_replace("value", quoted_fields_pattern(sep), "$1")
-    blank = F.col("value").rlike("^[\\x00-\\x20]+$")
-    offending = lines.where((F.instr(left, '"') > 0) | blank)
-    found = offending.select(F.input_file_name().alias(PATH)).distinct().collect()
-    uris = {p.uri for p in probes}
-    refused = {object_uri(row[PATH], uris) for row in found}
-    return [p.uri for p in probes if p.uri not in refused]
+    # Lines broken at \n only, so that every \r stays in sight.
+    lines = spark.read.option("lineSep", "\n").text([hadoop_path(u) for u in candidates])
+    value = F.col("value")
+    crlf = value.endswith("\r")
+    line = F.when(crlf, F.expr("substring(value, 1, length(value) - 1)")).otherwise(value)
+    # A line without a quote needs no pattern (Spark's AND skips its right side when false).
+    left = F.regexp_replace(line, quoted_fields_pattern(sep), "$1")
+    incomplete = (F.instr(line, '"') > 0) & (F.instr(left, '"') > 0)
+    # White space as Java's String.trim sees it: the line-by-line read skips such lines.
+    blank = (F.substring(line, 1, 1) <= " ") & line.rlike("^[\\x00-\\x20]+$")
+    bad = incomplete | blank | (F.instr(line, "\r") > 0)
+    figures = (
+        lines.groupBy(F.input_file_name().alias(PATH))
+        .agg(
+            F.sum(bad.cast("int")).alias("bad"),
+            F.sum(crlf.cast("int")).alias("crlf"),
+            F.sum((~crlf).cast("int")).alias("lf"),
+        )
+        .collect()
+    )
+    proven = set()
+    for row in figures:
+        probe = candidates[object_uri(row[PATH], set(candidates))]
+        if not row["bad"] and _same_line_breaks(probe, int(row["crlf"]), int(row["lf"])):
+            proven.add(probe.uri)
+    return [uri for uri in candidates if uri in proven]
+
+
+def _same_line_breaks(probe: Probe, crlf_lines: int, lf_lines: int) -> bool:
+    """Whether every line of the object ends as its first line does, given how many lines
+    (broken at ``\\n``) end with ``\\r`` and how many do not; the last line may end the
+    object without a line break."""
+    if probe.line_end == "\n":
+        return crlf_lines == 0
+    if probe.tail.endswith(b"\r\n"):
+        return lf_lines == 0
+    if probe.tail.endswith((b"\n", b"\r")):
+        return False  # the last line ends with another line break
+    return lf_lines == 1  # the last line, without a line break
 
 
 def object_uri(path: str, uris: set[str]) -> str:
