@@ -192,14 +192,20 @@ def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int
     return result
 
 
-def read_tasks(spark: Any, uris: list[str]) -> int:
-    """How many tasks the built-in script's read of ``uris`` runs (its input partitions)."""
+def read_tasks(spark: Any, uris: list[str], cores: int = 0) -> int:
+    """How many tasks the built-in script's read of ``uris`` runs (its input partitions),
+    where Spark sees ``cores`` cores (0: this machine's): Spark splits files finer when
+    there are more cores to share them (``spark.sql.leafNodeDefaultParallelism``)."""
+    key = "spark.sql.leafNodeDefaultParallelism"
     with session_settings(spark):
+        if cores:
+            spark.conf.set(key, str(cores))
         group = read_group(spark, probe_objects(spark, uris))
         try:
             return int(group.frame.rdd.getNumPartitions())
         finally:
             group.frame.unpersist()
+            spark.conf.unset(key)
 
 
 def main() -> None:
@@ -239,7 +245,11 @@ def main() -> None:
             )
         if "large" in cases:
             uris = large_files(work / "large", 10, 50 * 2**20)
-            notes.append(f"10 x 50 MB: the built-in read runs {read_tasks(spark, uris)} tasks")
+            notes.append(
+                f"10 x 50 MB: the built-in read runs {read_tasks(spark, uris)} tasks here, "
+                f"{read_tasks(spark, uris, cores=16)} where Spark sees 16 cores "
+                "(a Glue job of 5 G.1X workers)"
+            )
             results.append(measure(spark, work, "10 x 50 MB", uris, 1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

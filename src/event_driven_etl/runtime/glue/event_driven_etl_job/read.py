@@ -246,6 +246,8 @@ def _csv_frame(spark: SparkSession, probes: list[Probe]) -> DataFrame:
 def _csv_read(
     spark: SparkSession, probes: list[Probe], first: Probe, *, by_line: bool
 ) -> DataFrame:
+    """The objects' rows as text in the header's columns (``c0``, ``c1`` ...) and a malformed
+    row's text; ``by_line``: line by line, so Spark splits the objects (else whole)."""
     raw = [f"c{i}" for i in range(len(first.header))]
     schema = T.StructType(
         [T.StructField(n, T.StringType()) for n in raw] + [T.StructField(CORRUPT, T.StringType())]
