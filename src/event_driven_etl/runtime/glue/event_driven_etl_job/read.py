@@ -226,12 +226,16 @@ def _with_file_columns(frame: DataFrame) -> DataFrame:
 
 
 def _csv_frame(spark: SparkSession, probes: list[Probe]) -> DataFrame:
-    """The group's CSV rows: large uncompressed objects proven to hold no quoted line break
-    are read line by line (Spark splits them over tasks), the others whole (``multiLine``:
-    one task per object), in one frame with the same columns."""
+    """The group's CSV rows: large uncompressed objects that Spark would cut into several
+    splits and that are proven to hold no quoted line break are read line by line (in
+    several tasks each), the others whole (``multiLine``: one task per object), in one frame
+    with the same columns."""
     first = probes[0]
     large = [p for p in probes if p.size >= SPLITTABLE_CSV_BYTES and compression_of(p.uri) is None]
-    proven = set(objects_without_quoted_line_breaks(spark, large, first.sep))
+    # Only objects Spark would cut into several splits are worth the proof's pass.
+    split = split_bytes(spark, [p.size for p in large])
+    worth = [p for p in large if p.size > split]
+    proven = set(objects_without_quoted_line_breaks(spark, worth, first.sep))
     whole = [p for p in probes if p.uri not in proven]
     by_line = [p for p in probes if p.uri in proven]
     parts = [
@@ -264,6 +268,20 @@ def _csv_read(
     )
 
 
+def split_bytes(spark: SparkSession, sizes: list[int]) -> int:
+    """The size of the splits Spark cuts files of ``sizes`` into when it reads them together:
+    ``spark.sql.files.maxPartitionBytes``, less when there are more cores than 128 MB pieces
+    (Spark's ``FilePartition.maxSplitBytes``: the bytes, each file counted with the cost of
+    opening it, shared by the cores, at least that cost)."""
+    session = spark._jsparkSession  # the session's settings as Spark resolves them
+    conf = session.sessionState().conf()
+    open_cost = int(conf.filesOpenCostInBytes())
+    minimum = conf.filesMinPartitionNum()
+    cores = int(minimum.get()) if minimum.isDefined() else int(session.leafNodeDefaultParallelism())
+    total = sum(size + open_cost for size in sizes)
+    return min(int(conf.filesMaxPartitionBytes()), max(open_cost, total // max(1, cores)))
+
+
 def quoted_fields_pattern(sep: str) -> str:
     """A Java regular expression for a complete RFC 4180 quoted field at the start of a line
     or after ``sep`` (group 1), ending before ``sep`` or the line's end."""
@@ -276,7 +294,7 @@ def objects_without_quoted_line_breaks(
 ) -> list[str]:
     r"""The objects (URIs) whose every line is a complete CSV record and ends as the first
     line does: read line by line, they give exactly the rows a ``multiLine`` read gives.
-    One splittable pass over them all.
+    One splittable pass over them all (one per kind of line break).
 
     The proof. A ``multiLine`` read takes the first line's break (``\n`` or ``\r\n``; the
     probe saw it) as the object's line break; the line-by-line read (Hadoop's
@@ -304,10 +322,21 @@ def objects_without_quoted_line_breaks(
     line, yet the count is even.
     """
     candidates = {p.uri: p for p in probes if p.line_end in ("\n", "\r\n")}
-    if not candidates:
-        return []
+    refused: set[str] = set()
+    for line_end in ("\n", "\r\n"):
+        members = {uri: p for uri, p in candidates.items() if p.line_end == line_end}
+        if members:
+            refused |= _refused_objects(spark, members, sep, crlf_objects=line_end == "\r\n")
+    return [uri for uri in candidates if uri not in refused]
+
+
+def _refused_objects(
+    spark: SparkSession, probes: dict[str, Probe], sep: str, *, crlf_objects: bool
+) -> set[str]:
+    """The objects (all of whose first line ends with ``\\r\\n`` if ``crlf_objects``, else
+    ``\\n``) that hold a line that is not complete, or that ends otherwise."""
     # Lines broken at \n only, so that every \r stays in sight.
-    lines = spark.read.option("lineSep", "\n").text([hadoop_path(u) for u in candidates])
+    lines = spark.read.option("lineSep", "\n").text([hadoop_path(u) for u in probes])
     value = F.col("value")
     crlf = value.endswith("\r")
     line = F.when(crlf, F.expr("substring(value, 1, length(value) - 1)")).otherwise(value)
@@ -317,34 +346,34 @@ def objects_without_quoted_line_breaks(
     # White space as Java's String.trim sees it: the line-by-line read skips such lines.
     blank = (F.substring(line, 1, 1) <= " ") & line.rlike("^[\\x00-\\x20]+$")
     bad = incomplete | blank | (F.instr(line, "\r") > 0)
-    figures = (
-        lines.groupBy(F.input_file_name().alias(PATH))
-        .agg(
-            F.sum(bad.cast("int")).alias("bad"),
-            F.sum(crlf.cast("int")).alias("crlf"),
-            F.sum((~crlf).cast("int")).alias("lf"),
-        )
+    other_end = ~crlf if crlf_objects else crlf
+    # Only the lines that break a rule (few or none) are grouped by object: a cheap pass.
+    found = (
+        lines.where(bad | other_end)
+        .groupBy(F.input_file_name().alias(PATH))
+        .agg(F.sum(bad.cast("int")).alias("bad"), F.count(F.lit(1)).alias("other"))
         .collect()
     )
-    proven = set()
-    for row in figures:
-        probe = candidates[object_uri(row[PATH], set(candidates))]
-        if not row["bad"] and _same_line_breaks(probe, int(row["crlf"]), int(row["lf"])):
-            proven.add(probe.uri)
-    return [uri for uri in candidates if uri in proven]
+    counts = {object_uri(row[PATH], set(probes)): (row["bad"], row["other"]) for row in found}
+    refused = set()
+    for uri, probe in probes.items():
+        bad_lines, other_lines = counts.get(uri, (0, 0))
+        if bad_lines or not _same_line_breaks(probe, int(other_lines)):
+            refused.add(uri)
+    return refused
 
 
-def _same_line_breaks(probe: Probe, crlf_lines: int, lf_lines: int) -> bool:
+def _same_line_breaks(probe: Probe, other_lines: int) -> bool:
     """Whether every line of the object ends as its first line does, given how many lines
-    (broken at ``\\n``) end with ``\\r`` and how many do not; the last line may end the
-    object without a line break."""
+    (broken at ``\\n``) end otherwise; the last line may end the object without a line
+    break (its last bytes tell)."""
     if probe.line_end == "\n":
-        return crlf_lines == 0
+        return other_lines == 0
     if probe.tail.endswith(b"\r\n"):
-        return lf_lines == 0
+        return other_lines == 0
     if probe.tail.endswith((b"\n", b"\r")):
         return False  # the last line ends with another line break
-    return lf_lines == 1  # the last line, without a line break
+    return other_lines == 1  # the last line, without a line break
 
 
 def object_uri(path: str, uris: set[str]) -> str:
