@@ -13,7 +13,9 @@ replaces a re-run's earlier files. Cases: N = 10, 100, 1,000 small CSVs (20 rows
 CSV of 200 columns (2,000 rows of numbers, words, dates, booleans and NA), then 10 CSVs of
 50 MB. After a warm-up, the three alternate; the table shows medians, both ratios, and the
 JVM heap's peak during each case, and the 1-minute load average before and after it (the
-machine may be shared: a ratio is only as good as the load it was measured under).
+machine may be shared: a ratio is only as good as the load it was measured under). The CPU
+columns are the CPU seconds of the driver and the JVM per job: the steadier measure of the work
+when the machine is loaded.
 Targets against the typed floor: <= 1.2 at N >= 100, <= 1.5 for 200 columns, <= 1.3 for
 10 x 50 MB; time growing linearly in N.
 """
@@ -162,19 +164,36 @@ CASES = ("10", "100", "1000", "wide", "large")
 """The benchmark's cases, as ``--cases`` names them."""
 
 LABELS = ["built-in s", "typed floor s", "read-once floor s", "vs typed", "vs read-once"]
+CPU_LABELS = ["built-in CPU s", "typed CPU s", "CPU vs typed"]
+
+
+def cpu_seconds(spark: Any) -> float:
+    """CPU time used so far by the driver's Python process and Spark's JVM (local mode: the
+    executors are threads of the JVM). Unlike wall time, it barely moves with the load of
+    other work on the machine, so its ratio is the steadier measure of the work done."""
+    jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())
+
+    def used(pid: int) -> float:
+        # /proc/<pid>/stat: utime and stime are fields 14 and 15, after the ")" of the name.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return used(jvm_pid) + used(os.getpid())
 
 
 def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {label: [] for label in JOBS}
+    cpu: dict[str, list[float]] = {label: [] for label in JOBS}
     peaks: dict[str, float] = dict.fromkeys(JOBS, 0.0)
     for repetition in range(repetitions):
         for label, job in JOBS.items():
             output = work / f"out-{name}-{label}-{repetition}".replace(" ", "_")
             heap_peak_reset(spark)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds(spark)
             job(spark, uris, f"file://{output}/")
             times[label].append(time.perf_counter() - started)
+            cpu[label].append(cpu_seconds(spark) - cpu_started)
             peaks[label] = max(peaks[label], heap_peak_mb(spark))
             shutil.rmtree(output, ignore_errors=True)
     medians = {label: statistics.median(values) for label, values in times.items()}
@@ -183,10 +202,13 @@ def measure(spark: Any, work: Path, name: str, uris: list[str], repetitions: int
         **{f"{label} s": value for label, value in medians.items()},
         "vs typed": medians["built-in"] / medians["typed floor"],
         "vs read-once": medians["built-in"] / medians["read-once floor"],
+        "built-in CPU s": statistics.median(cpu["built-in"]),
+        "typed CPU s": statistics.median(cpu["typed floor"]),
+        "CPU vs typed": statistics.median(cpu["built-in"]) / statistics.median(cpu["typed floor"]),
         "heap MB": f"{peaks['built-in']:.0f} / {peaks['typed floor']:.0f}",
         "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}",
     }
-    cells = " ".join(f"{result[label]:>17.2f}" for label in LABELS)
+    cells = " ".join(f"{result[label]:>17.2f}" for label in LABELS + CPU_LABELS)
     # A row as it is measured.
     print(f"{name:<12} {cells} {result['heap MB']:>12} {result['load']:>10}", flush=True)
     return result
@@ -228,7 +250,7 @@ def main() -> None:
     configure(spark)
     work = Path(tempfile.mkdtemp(prefix="glue-bench-"))
     notes = []
-    heading = " ".join(f"{label:>17}" for label in LABELS)
+    heading = " ".join(f"{label:>17}" for label in LABELS + CPU_LABELS)
     print(f"{'case':<12} {heading} {'heap MB':>12} {'load':>10}")
     try:
         warm = small_files(work / "warm", 10)
