@@ -31,7 +31,7 @@ from .names import (
     object_format,
     strip_compression,
 )
-from .storage import hadoop_conf, jvm
+from .storage import bucket_of, hadoop_conf, jvm
 
 _PEEK_BYTES = 64 * 1024
 SPLITTABLE_CSV_BYTES = 8 * 1024 * 1024
@@ -218,10 +218,8 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
 
     def probe(uri: str) -> Probe:
         path = gateway.org.apache.hadoop.fs.Path(uri)
-        root = uri.split("/", 3)[:3]
-        fs = file_systems.get("/".join(root)) or file_systems.setdefault(
-            "/".join(root), path.getFileSystem(conf)
-        )
+        bucket = bucket_of(uri) or ""
+        fs = file_systems.get(bucket) or file_systems.setdefault(bucket, path.getFileSystem(conf))
         parquet = strip_compression(uri.lower()).endswith(PARQUET_SUFFIXES)
         # A large CSV object's last bytes say whether its last line ends with a line break.
         csv_text = uri.lower().endswith(CSV_SUFFIXES)

@@ -30,11 +30,11 @@ class Storage:
     def _path(self, uri: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(uri)
 
-    def _fs(self, path: Any, uri: Optional[str] = None) -> Any:
+    def _fs(self, path: Any, uri: str) -> Any:
         # One FileSystem per bucket and run: getFileSystem is a round trip, and where the
         # FileSystem cache is off (the offline harness) each call would build a new one.
-        # The bucket comes from ``uri`` when given: three calls to the JVM fewer per file.
-        bucket = _bucket_of(uri) if uri else None
+        # The bucket comes from the URI's text: three calls to the JVM fewer per file.
+        bucket = bucket_of(uri)
         if bucket is None:
             java_uri = path.toUri()
             bucket = f"{java_uri.getScheme()}://{java_uri.getAuthority()}"
@@ -91,7 +91,7 @@ class Storage:
     def list_parts(self, directory: str) -> list[str]:
         """The ``part-`` files Spark wrote under ``directory`` (at any depth), sorted."""
         path = self._path(directory)
-        fs = self._fs(path)
+        fs = self._fs(path, directory)
         if not fs.exists(path):
             return []
         found = []
@@ -104,14 +104,14 @@ class Storage:
 
     def list_files(self, directory: str) -> list[str]:
         path = self._path(directory)
-        fs = self._fs(path)
+        fs = self._fs(path, directory)
         if not fs.exists(path):
             return []
         return [str(s.getPath().toString()) for s in fs.listStatus(path) if s.isFile()]
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)
-        self._fs(path).delete(path, True)
+        self._fs(path, uri).delete(path, True)
 
     def rename(self, source: str, target: str) -> None:
         """Move ``source`` to ``target``, which must not exist yet.
@@ -121,7 +121,7 @@ class Storage:
         exists"); only ``file://`` overwrites it. Refusing here makes a local run answer as
         Glue does, so a re-run that forgot to remove its earlier files fails offline too."""
         src, dst = self._path(source), self._path(target)
-        fs = self._fs(dst)
+        fs = self._fs(dst, target)
         if fs.exists(dst):
             raise RuntimeError(f"could not move {source} to {target}: the target exists")
         fs.mkdirs(dst.getParent())
@@ -131,11 +131,11 @@ class Storage:
     def copy(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
         self._jvm.org.apache.hadoop.fs.FileUtil.copy(
-            self._fs(src), src, self._fs(dst), dst, False, True, self._conf
+            self._fs(src, source), src, self._fs(dst, target), dst, False, True, self._conf
         )
 
 
-def _bucket_of(uri: str) -> Optional[str]:
+def bucket_of(uri: str) -> Optional[str]:
     """``scheme://authority`` of a URI, as Hadoop's ``Path.toUri`` gives them (None: a
     path without a scheme, which Hadoop resolves against the default file system)."""
     scheme, separator, rest = uri.partition("://")
