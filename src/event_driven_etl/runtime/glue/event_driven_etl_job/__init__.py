@@ -8,7 +8,8 @@ stages, in pipeline order, one module each, each returning a typed value:
 1. ``probe``: each object's size and first bytes (and Parquet footer) -> ``Probe``;
 2. ``plan``: the probe's verdicts and the objects grouped for one ``spark.read`` each ->
    ``ReadPlan``;
-3. ``read``: one ``spark.read`` per group -> ``Group`` (a persisted frame, its columns);
+3. ``read``: one ``spark.read`` per group (CSV: two, large objects proven to hold no quoted
+   line break read line by line, in splits) -> ``Group`` (a persisted frame, its columns);
 4. ``profile``: one aggregation pass per group -> ``FileStats`` per object and ``Verdicts``
    (malformed rows, bytes that are not UTF-8, no rows);
 5. ``schema``: type the new columns and settle the table's schema -> ``Settled`` (the table,

@@ -144,8 +144,10 @@ def publish_iceberg(
     """Replace this batch's earlier rows with the staged ones in one Iceberg commit (its
     snapshot summary names the batch); return the data files the commit added.
 
-    With ``--reprocess true`` the same commit also retracts the earlier rows of ``replaced``
-    (objects another batch landed): see :func:`_merge_replacing`."""
+    When ``replaced`` names objects another batch landed (``--reprocess true``, or a new
+    version of an object uploaded again under its key) the same commit also retracts their
+    earlier rows, as the Parquet layout rewrites the earlier batch's files: see
+    :func:`_merge_replacing`."""
     if job.catalog is None:  # JobArgs.check refuses Iceberg without a catalog table
         raise ValueError("an Iceberg table needs the catalog arguments")
     name = table_name(job.catalog)
@@ -156,7 +158,7 @@ def publish_iceberg(
         IcebergSchemaStore(spark, job.catalog, job.output).commit(TableSchema(), None)
     table = spark.table(name)
     rows = _in_table_columns(spark.read.parquet(*staged) if staged else None, table)
-    if job.reprocess:
+    if job.reprocess or replaced:
         _merge_replacing(spark, name, job, rows, ingested_at=ingested_at, replaced=replaced)
         return added_files(spark, name, job.batch_id)
     moment = F.lit(ingested_at).cast("timestamp")

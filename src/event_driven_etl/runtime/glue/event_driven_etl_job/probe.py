@@ -23,6 +23,7 @@ from pyspark.sql import SparkSession
 
 from .errors import JobInputError
 from .names import (
+    CSV_SUFFIXES,
     PARQUET_SUFFIXES,
     SUFFIX_OF,
     compression_of,
@@ -30,9 +31,13 @@ from .names import (
     object_format,
     strip_compression,
 )
-from .storage import hadoop_conf, jvm
+from .storage import bucket_of, hadoop_conf, jvm
 
 _PEEK_BYTES = 64 * 1024
+SPLITTABLE_CSV_BYTES = 8 * 1024 * 1024
+"""The smallest CSV object worth proving splittable (the read stage): twice Spark's default
+cost of opening a file (``spark.sql.files.openCostInBytes``, 4 MB), under which Spark never
+makes two splits of one file, so a line-by-line read could not spread it over more tasks."""
 _BZ2_PEEK_BYTES = 1024 * 1024  # a bzip2 block is up to 900 kB: peek far enough to see rows
 
 
@@ -51,6 +56,11 @@ class Probe:
     header: tuple[str, ...] = ()
     json_layout: str = "lines"
     parquet_schema: str = ""
+    line_end: str = ""
+    """CSV: how the first line ends (``\\n``, ``\\r\\n``, ``\\r``; empty: the peek holds one
+    line), the line break a whole-object read expects throughout."""
+    tail: bytes = b""
+    """The object's last bytes (up to 4; Parquet and CSV)."""
 
     @property
     def group(self) -> tuple[Any, ...]:
@@ -64,7 +74,7 @@ class Probe:
 
 def sniff(uri: str, size: int, head: bytes, tail: bytes = b"") -> Probe:
     """Classify an object from its size and first bytes (and, for Parquet, its last 4)."""
-    probe = Probe(uri=uri, size=size)
+    probe = Probe(uri=uri, size=size, tail=tail)
     try:
         probe.fmt = object_format(uri)
     except JobInputError as error:
@@ -159,6 +169,8 @@ def _decompressed_text(
 
 def _sniff_csv(probe: Probe, text: str) -> None:
     first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    line_end = re.search(r"\r\n|\r|\n", text)
+    probe.line_end = line_end.group() if line_end else ""
     if strip_compression(probe.uri.lower()).endswith(".tsv"):
         probe.sep = "\t"
     else:
@@ -206,14 +218,14 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
 
     def probe(uri: str) -> Probe:
         path = gateway.org.apache.hadoop.fs.Path(uri)
-        root = uri.split("/", 3)[:3]
-        fs = file_systems.get("/".join(root)) or file_systems.setdefault(
-            "/".join(root), path.getFileSystem(conf)
-        )
+        bucket = bucket_of(uri) or ""
+        fs = file_systems.get(bucket) or file_systems.setdefault(bucket, path.getFileSystem(conf))
         parquet = strip_compression(uri.lower()).endswith(PARQUET_SUFFIXES)
+        # A large CSV object's last bytes say whether its last line ends with a line break.
+        csv_text = uri.lower().endswith(CSV_SUFFIXES)
         peek = _BZ2_PEEK_BYTES if uri.lower().endswith(".bz2") else _PEEK_BYTES
         try:
-            size, head, tail = _read_ends(fs, path, peek, parquet)
+            size, head, tail = _read_ends(fs, path, peek, parquet, csv_text)
         except Exception as error:
             if "FileNotFoundException" in str(error):
                 return Probe(uri=uri, skip="object not found (deleted before the run)")
@@ -227,15 +239,18 @@ def probe_objects(spark: SparkSession, uris: Sequence[str]) -> list[Probe]:
         return list(pool.map(probe, uris))
 
 
-def _read_ends(fs: Any, path: Any, peek: int, parquet: bool) -> tuple[int, bytes, bytes]:
-    """The object's size, its first ``peek`` bytes and (Parquet) its last 4."""
+def _read_ends(
+    fs: Any, path: Any, peek: int, parquet: bool, csv_text: bool
+) -> tuple[int, bytes, bytes]:
+    """The object's size, its first ``peek`` bytes and (Parquet, a large CSV) its last 4."""
     stream = fs.open(path)
     try:
         head = bytes(stream.readNBytes(peek))
         # Shorter than the peek: that is the whole object, no size look-up needed.
         size = len(head) if len(head) < peek else int(fs.getFileStatus(path).getLen())
         tail = head[-4:]
-        if parquet and size > len(head):
+        ends = parquet or (csv_text and size >= SPLITTABLE_CSV_BYTES)
+        if ends and size > len(head):
             stream.seek(size - 4)
             tail = bytes(stream.readNBytes(4))
         return size, head, tail

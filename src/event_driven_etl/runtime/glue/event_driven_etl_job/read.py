@@ -1,25 +1,32 @@
-"""Stage 3, read: one ``spark.read`` per group of objects of one format and layout, with
-column names normalised, Parquet's nanosecond timestamps converted, and each row's file and
-position kept (``_path``, ``_row_id``) for the stages after."""
+"""Stage 3, read: one ``spark.read`` per group of objects of one format and layout (two for
+CSV when some large objects are proven to have no quoted line break: those are read line by
+line, in splits), with column names normalised, Parquet's nanosecond timestamps converted,
+and each row's file and position kept (``_path``, ``_block_start``, ``_row_id``) for the
+stages after."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any, Optional
+from urllib.parse import unquote
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.types import DataType
 
-from .names import hadoop_path, normalise_column_names, quoted
-from .probe import Probe
+from .names import compression_of, hadoop_path, normalise_column_names, quoted
+from .probe import SPLITTABLE_CSV_BYTES, Probe
 
 CORRUPT = "_corrupt_record"
 PATH = "_path"
+BLOCK = "_block_start"
+"""The byte offset of the split of the file a row was read from (0: the whole file)."""
 ROW_ID = "_row_id"
+"""Increasing and consecutive within one split of one file (``monotonically_increasing_id``)."""
 
 
 @dataclass
@@ -171,23 +178,9 @@ def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
     The frame is persisted: the statistics pass and the write read the objects once."""
     first = probes[0]
     paths = [hadoop_path(p.uri) for p in probes]
-    reader = spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+    reader = _reader(spark)
     if first.fmt == "csv":
-        raw = [f"c{i}" for i in range(len(first.header))]
-        schema = T.StructType(
-            [T.StructField(n, T.StringType()) for n in raw]
-            + [T.StructField(CORRUPT, T.StringType())]
-        )
-        frame = (
-            reader.schema(schema)
-            .option("header", True)
-            .option("multiLine", True)  # RFC 4180: quoted fields may hold newlines
-            .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
-            .option("sep", first.sep)
-            .csv(paths)
-        )
-        names = normalise_column_names(first.header)
-        frame = frame.toDF(*names, CORRUPT)
+        frame = _csv_frame(spark, probes)
     elif first.fmt == "json":
         frame = reader.option("multiLine", first.json_layout == "array").json(paths)
         if CORRUPT not in frame.columns:
@@ -209,11 +202,188 @@ def read_group(spark: SparkSession, probes: list[Probe]) -> Group:
         frame = frame.toDF(*normalise_column_names(frame.columns)).withColumn(
             CORRUPT, F.lit(None).cast("string")
         )
-    frame = frame.withColumn(PATH, F.input_file_name()).withColumn(
-        ROW_ID, F.monotonically_increasing_id()
-    )
+    if first.fmt != "csv":
+        frame = _with_file_columns(frame)
+    frame = frame.withColumn(ROW_ID, F.monotonically_increasing_id())
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     columns = {
-        f.name: f.dataType for f in frame.schema.fields if f.name not in (CORRUPT, PATH, ROW_ID)
+        f.name: f.dataType
+        for f in frame.schema.fields
+        if f.name not in (CORRUPT, PATH, BLOCK, ROW_ID)
     }
     return Group(probes=probes, frame=frame, columns=columns)
+
+
+def _reader(spark: SparkSession) -> DataFrameReader:
+    return spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+
+
+def _with_file_columns(frame: DataFrame) -> DataFrame:
+    """``_path`` and ``_block_start``: the file and the split of it each row was read from."""
+    return frame.withColumn(PATH, F.input_file_name()).withColumn(
+        BLOCK, F.expr("input_file_block_start()")
+    )
+
+
+def _csv_frame(spark: SparkSession, probes: list[Probe]) -> DataFrame:
+    """The group's CSV rows: large uncompressed objects that Spark would cut into several
+    splits and that are proven to hold no quoted line break are read line by line (in
+    several tasks each), the others whole (``multiLine``: one task per object), in one frame
+    with the same columns."""
+    first = probes[0]
+    large = [p for p in probes if p.size >= SPLITTABLE_CSV_BYTES and compression_of(p.uri) is None]
+    # Only objects Spark would cut into several splits are worth the proof's pass.
+    split = split_bytes(spark, [p.size for p in large])
+    worth = [p for p in large if p.size > split]
+    proven = set(objects_without_quoted_line_breaks(spark, worth, first.sep))
+    whole = [p for p in probes if p.uri not in proven]
+    by_line = [p for p in probes if p.uri in proven]
+    parts = [
+        _with_file_columns(_csv_read(spark, members, first, by_line=mode))
+        for members, mode in ((whole, False), (by_line, True))
+        if members
+    ]
+    frame = reduce(DataFrame.union, parts)
+    return frame.toDF(*normalise_column_names(first.header), CORRUPT, PATH, BLOCK)
+
+
+def _csv_read(
+    spark: SparkSession, probes: list[Probe], first: Probe, *, by_line: bool
+) -> DataFrame:
+    """The objects' rows as text in the header's columns (``c0``, ``c1`` ...) and a malformed
+    row's text; ``by_line``: line by line, so Spark splits the objects (else whole)."""
+    raw = [f"c{i}" for i in range(len(first.header))]
+    schema = T.StructType(
+        [T.StructField(n, T.StringType()) for n in raw] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        _reader(spark)
+        .schema(schema)
+        .option("header", True)  # Spark drops the first line of the split at offset 0 only
+        # RFC 4180: quoted fields may hold newlines, unless proven not to (then splittable).
+        .option("multiLine", not by_line)
+        .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
+        .option("sep", first.sep)
+        .csv([hadoop_path(p.uri) for p in probes])
+    )
+
+
+def split_bytes(spark: SparkSession, sizes: list[int]) -> int:
+    """The size of the splits Spark cuts files of ``sizes`` into when it reads them together:
+    ``spark.sql.files.maxPartitionBytes``, less when there are more cores than 128 MB pieces
+    (Spark's ``FilePartition.maxSplitBytes``: the bytes, each file counted with the cost of
+    opening it, shared by the cores, at least that cost)."""
+    session = spark._jsparkSession  # the session's settings as Spark resolves them
+    conf = session.sessionState().conf()
+    open_cost = int(conf.filesOpenCostInBytes())
+    minimum = conf.filesMinPartitionNum()
+    cores = int(minimum.get()) if minimum.isDefined() else int(session.leafNodeDefaultParallelism())
+    total = sum(size + open_cost for size in sizes)
+    return min(int(conf.filesMaxPartitionBytes()), max(open_cost, total // max(1, cores)))
+
+
+def quoted_fields_pattern(sep: str) -> str:
+    """A Java regular expression for a complete RFC 4180 quoted field at the start of a line
+    or after ``sep`` (group 1), ending before ``sep`` or the line's end."""
+    s = f"[{sep}]"  # a character class: the separators (, ; | tab) taken literally
+    return f'(^|{s})"[^"]*(?:""[^"]*)*+"(?={s}|$)'
+
+
+def objects_without_quoted_line_breaks(
+    spark: SparkSession, probes: list[Probe], sep: str
+) -> list[str]:
+    r"""The objects (URIs) whose every line is a complete CSV record and ends as the first
+    line does: read line by line, they give exactly the rows a ``multiLine`` read gives.
+    One splittable pass over them all (one per kind of line break).
+
+    The proof. A ``multiLine`` read takes the first line's break (``\n`` or ``\r\n``; the
+    probe saw it) as the object's line break; the line-by-line read (Hadoop's
+    ``LineRecordReader``) breaks lines at ``\n``, ``\r\n`` and ``\r`` alike. So every line
+    must end with the first line's break (the last may end the object without one; the
+    object's last bytes tell), and no ``\r`` may stand elsewhere: then both reads see the
+    same lines. Call a line *complete* when it is a sequence of fields joined by ``sep``,
+    each field either free of ``"`` or a quoted field ``"..."`` whose inner quotes are
+    doubled (``""``); equivalently, removing every quoted field that begins at the line's
+    start or after ``sep`` and ends before ``sep`` or the line's end
+    (:func:`quoted_fields_pattern`) leaves no ``"``. An RFC 4180 parser (quote ``"``, escape
+    ``"``) that starts a complete line outside quotes ends it outside quotes, having read
+    the same fields the line alone gives: a quote opens only at a field's start, inside
+    quotes ``""`` is one quote and a lone ``"`` closes the field, exactly the shape the
+    pattern matches (it prefers a pair to a close, as the parser does; closing on the first
+    quote of a pair would need a separator after it, not a quote). The parser starts the
+    object outside quotes; by induction on the lines it starts every line outside quotes,
+    so no record spans a line break, and the records are the lines, parsed alike.
+
+    A line that is not complete (a quote inside an unquoted field, a quoted field that goes
+    on past the line, a BOM before a quoted first field) keeps the object on ``multiLine``:
+    the proof is conservative. So does a line of only white space (the line-by-line read
+    skips it as empty), and mixed line breaks. The quote count's parity would not do: in
+    ``a,b"c,"d`` the first quote is text, the second opens a field that goes on past the
+    line, yet the count is even.
+    """
+    candidates = {p.uri: p for p in probes if p.line_end in ("\n", "\r\n")}
+    refused: set[str] = set()
+    for line_end in ("\n", "\r\n"):
+        members = {uri: p for uri, p in candidates.items() if p.line_end == line_end}
+        if members:
+            refused |= _refused_objects(spark, members, sep, crlf_objects=line_end == "\r\n")
+    return [uri for uri in candidates if uri not in refused]
+
+
+def _refused_objects(
+    spark: SparkSession, probes: dict[str, Probe], sep: str, *, crlf_objects: bool
+) -> set[str]:
+    """The objects (all of whose first line ends with ``\\r\\n`` if ``crlf_objects``, else
+    ``\\n``) that hold a line that is not complete, or that ends otherwise."""
+    # Lines broken at \n only, so that every \r stays in sight.
+    lines = spark.read.option("lineSep", "\n").text([hadoop_path(u) for u in probes])
+    value = F.col("value")
+    crlf = value.endswith("\r")
+    line = F.when(crlf, F.expr("substring(value, 1, length(value) - 1)")).otherwise(value)
+    # A line without a quote needs no pattern (Spark's AND skips its right side when false).
+    left = F.regexp_replace(line, quoted_fields_pattern(sep), "$1")
+    incomplete = (F.instr(line, '"') > 0) & (F.instr(left, '"') > 0)
+    # White space as Java's String.trim sees it: the line-by-line read skips such lines.
+    blank = (F.substring(line, 1, 1) <= " ") & line.rlike("^[\\x00-\\x20]+$")
+    bad = incomplete | blank | (F.instr(line, "\r") > 0)
+    other_end = ~crlf if crlf_objects else crlf
+    # Only the lines that break a rule (few or none) are grouped by object: a cheap pass.
+    found = (
+        lines.where(bad | other_end)
+        .groupBy(F.input_file_name().alias(PATH))
+        .agg(F.sum(bad.cast("int")).alias("bad"), F.count(F.lit(1)).alias("other"))
+        .collect()
+    )
+    counts = {object_uri(row[PATH], set(probes)): (row["bad"], row["other"]) for row in found}
+    refused = set()
+    for uri, probe in probes.items():
+        bad_lines, other_lines = counts.get(uri, (0, 0))
+        if bad_lines or not _same_line_breaks(probe, int(other_lines)):
+            refused.add(uri)
+    return refused
+
+
+def _same_line_breaks(probe: Probe, other_lines: int) -> bool:
+    """Whether every line of the object ends as its first line does, given how many lines
+    (broken at ``\\n``) end otherwise; the last line may end the object without a line
+    break (its last bytes tell)."""
+    if probe.line_end == "\n":
+        return other_lines == 0
+    if probe.tail.endswith(b"\r\n"):
+        return other_lines == 0
+    if probe.tail.endswith((b"\n", b"\r")):
+        return False  # the last line ends with another line break
+    return other_lines == 1  # the last line, without a line break
+
+
+def object_uri(path: str, uris: set[str]) -> str:
+    """The object a file path Spark read belongs to (Spark percent-encodes the path it read;
+    decoding gives the object's URI back), also where a file system maps ``s3://`` onto
+    another scheme (the offline harness mounts buckets on local folders)."""
+    decoded = unquote(path)
+    if decoded in uris:
+        return decoded
+    for uri in sorted(uris, key=len, reverse=True):  # the longest match is the object
+        if decoded.endswith("/" + uri.split("://", 1)[-1]):
+            return uri
+    raise RuntimeError(f"Spark read a file that no object of the run names: {path}")

@@ -32,22 +32,35 @@ class Storage:
     def _path(self, uri: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(uri)
 
-    def _fs(self, path: Any) -> Any:
+    def _fs(self, path: Any, uri: str) -> Any:
         # One FileSystem per bucket and run: getFileSystem is a round trip, and where the
         # FileSystem cache is off (the offline harness) each call would build a new one.
-        uri = path.toUri()
-        bucket = f"{uri.getScheme()}://{uri.getAuthority()}"
+        # The bucket comes from the URI's text: three calls to the JVM fewer per file.
+        bucket = bucket_of(uri)
+        if bucket is None:
+            java_uri = path.toUri()
+            bucket = f"{java_uri.getScheme()}://{java_uri.getAuthority()}"
         found = self._file_systems.get(bucket)
         if found is None:
             found = self._file_systems[bucket] = path.getFileSystem(self._conf)
         return found
 
     def read_text(self, uri: str) -> Optional[str]:
-        """The object's text, or None when there is no such object. One GET, no HEAD before
-        it: a run reads a mark per object, most of them absent on a first landing."""
+        """The object's text, or None when there is no such object.
+
+        A run reads a mark per object, most of them absent on a first landing, so a miss must
+        be cheap. ``isFile`` answers it with one HEAD (S3A's file-only probe; ``exists`` also
+        lists the prefix for a directory) and no exception: a Java exception costs the
+        driver 10-20 ms of CPU, which PySpark's py4j error handler spends matching the error
+        against its exception classes one call at a time (1,000 first landings: about 10
+        of a 28-second run, ``benchmarks/glue_script.py``). A key deleted between the two
+        calls is still a miss."""
         path = self._path(uri)
+        fs = self._fs(path, uri)
+        if not fs.isFile(path):
+            return None
         try:
-            stream = self._fs(path).open(path)
+            stream = fs.open(path)
             try:
                 return bytes(stream.readAllBytes()).decode("utf-8")
             finally:
@@ -62,7 +75,7 @@ class Storage:
         new upload of the key is a new version); empty when there is no such object."""
         path = self._path(uri)
         try:
-            status = self._fs(path).getFileStatus(path)
+            status = self._fs(path, uri).getFileStatus(path)
         except Exception as error:
             if _not_found(error):
                 return ""
@@ -71,7 +84,7 @@ class Storage:
 
     def write_text(self, uri: str, text: str) -> None:
         path = self._path(uri)
-        stream = self._fs(path).create(path, True)
+        stream = self._fs(path, uri).create(path, True)
         try:
             stream.write(text.encode("utf-8"))
         finally:
@@ -80,7 +93,7 @@ class Storage:
     def list_parts(self, directory: str) -> list[str]:
         """The ``part-`` files Spark wrote under ``directory`` (at any depth), sorted."""
         path = self._path(directory)
-        fs = self._fs(path)
+        fs = self._fs(path, directory)
         if not fs.exists(path):
             return []
         found = []
@@ -93,14 +106,14 @@ class Storage:
 
     def list_files(self, directory: str) -> list[str]:
         path = self._path(directory)
-        fs = self._fs(path)
+        fs = self._fs(path, directory)
         if not fs.exists(path):
             return []
         return [str(s.getPath().toString()) for s in fs.listStatus(path) if s.isFile()]
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)
-        self._fs(path).delete(path, True)
+        self._fs(path, uri).delete(path, True)
 
     def rename(self, source: str, target: str) -> None:
         """Move ``source`` to ``target``, which must not exist yet.
@@ -110,7 +123,7 @@ class Storage:
         exists"); only ``file://`` overwrites it. Refusing here makes a local run answer as
         Glue does, so a re-run that forgot to remove its earlier files fails offline too."""
         src, dst = self._path(source), self._path(target)
-        fs = self._fs(dst)
+        fs = self._fs(dst, target)
         if fs.exists(dst):
             raise RuntimeError(f"could not move {source} to {target}: the target exists")
         fs.mkdirs(dst.getParent())
@@ -120,8 +133,15 @@ class Storage:
     def copy(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
         self._jvm.org.apache.hadoop.fs.FileUtil.copy(
-            self._fs(src), src, self._fs(dst), dst, False, True, self._conf
+            self._fs(src, source), src, self._fs(dst, target), dst, False, True, self._conf
         )
+
+
+def bucket_of(uri: str) -> Optional[str]:
+    """``scheme://authority`` of a URI, as Hadoop's ``Path.toUri`` gives them (None: a
+    path without a scheme, which Hadoop resolves against the default file system)."""
+    scheme, separator, rest = uri.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}" if separator and scheme else None
 
 
 def _not_found(error: BaseException) -> bool:
