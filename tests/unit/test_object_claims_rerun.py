@@ -29,6 +29,7 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.batch_lock import (
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
+    CLAIMED,
     LANDED,
     RELEASED,
     ClaimConflictError,
@@ -445,6 +446,31 @@ def test_a_takers_retry_that_publishes_nothing_does_not_give_the_mark_back(
     _land(files, b, b_claims, [X, Y], B_DATE)
     assert _rows(files, X) == Counter({"B-00000.snappy.parquet": 1})
     assert _rows(files, Y) == Counter({"B-00000.snappy.parquet": 1})
+
+
+@pytest.mark.parametrize("relanding", [False, True])
+def test_a_waiting_run_removes_its_batch_s_rows_its_own_way_before_releasing(
+    files: _Files, relanding: bool
+) -> None:
+    # An Iceberg run removes its batch's rows with a delete commit (job.py passes it as
+    # ``withdraw``), not by deleting Parquet files: it runs while the run still holds its
+    # claims, and not at all when the batch waits for one that took over its landed mark
+    # (that batch may give the mark back: the rows stay).
+    if relanding:  # C takes X's landed mark over from B
+        _claim(files, _job("C", [X], reprocess=True), "2026-12-06")
+    else:  # L lands a version of Z, B's re-run finds another
+        _landing_by_another_batch(files, Z)
+        files.versions[Z] = "v3"
+    states: list[str] = []
+    with pytest.raises(ObjectHeldError):
+        claim_objects(
+            _storage(files),
+            _job("B", [X, Y, Z]),
+            B_DATE,
+            withdraw=lambda: states.append(_mark(files, Y).state),
+        )
+    assert states == ([] if relanding else [CLAIMED])
+    assert _batch_rows(files, "B") == [f"{X}|1", f"{Y}|1"]  # not the Parquet default
 
 
 def test_a_tables_lost_mark_still_reports_the_objects_that_landed(

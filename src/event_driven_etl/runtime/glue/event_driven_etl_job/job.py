@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .batch_lock import finish_interrupted
-from .iceberg import IcebergSchemaStore, publish_iceberg
+from .iceberg import IcebergSchemaStore, publish_iceberg, withdraw_iceberg_rows
 from .landed import (
     Claims,
     MarkLostError,
@@ -96,7 +96,12 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
-    claims = claim_objects(storage, job, report.ingestion_date)
+    claims = claim_objects(
+        storage,
+        job,
+        report.ingestion_date,
+        withdraw=lambda: _withdraw_batch(spark, storage, job, report),
+    )
     done = claims.skipped
     ledger.record(Verdicts(skipped=done))
     plan = plan_reads(probe_objects(spark, [u for u in job.uris if u not in done]))
@@ -177,15 +182,27 @@ def _keep_marks(
 ) -> None:
     """Mark the objects that landed and release the other claims; a reprocessed object's
     earlier rows are retracted (Parquet; an Iceberg table's are, in the batch's own commit:
-    ``_publish``). A Parquet run that published nothing (a quality rule held its batch
-    back) first deletes the files an earlier attempt of its batch published: its releases
-    and its report say that none of its objects is in the table."""
+    ``_publish``). A run that published nothing (a quality rule held its batch back) first
+    removes what an earlier attempt of its batch published (:func:`_withdraw_batch`): its
+    releases and its report say that none of its objects is in the table."""
     earlier = claims.earlier
-    if report.files and not job.iceberg:
+    if job.iceberg:
+        if report.held:  # its commit never ran: an earlier attempt's may have
+            _withdraw_batch(spark, storage, job, report)
+    elif report.files:
         retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})
-    elif not job.iceberg:
+    else:
         withdraw_batch_files(storage, job, report.ingestion_date)
     mark_landed(storage, job, claims, landed, report.ingestion_date)
+
+
+def _withdraw_batch(spark: SparkSession, storage: Storage, job: JobArgs, report: RunReport) -> None:
+    """Remove what an earlier attempt of this batch published: its Parquet files, or its rows
+    of an Iceberg table (one delete commit). A run that publishes nothing leaves none."""
+    if job.iceberg:
+        withdraw_iceberg_rows(spark, job, report.ingested_at)
+    else:
+        withdraw_batch_files(storage, job, report.ingestion_date)
 
 
 def _publish(

@@ -221,7 +221,12 @@ class Claims:
 
 
 def claim_objects(
-    storage: Storage, job: JobArgs, ingestion_date: str, *, now: Optional[datetime] = None
+    storage: Storage,
+    job: JobArgs,
+    ingestion_date: str,
+    *,
+    now: Optional[datetime] = None,
+    withdraw: Optional[Callable[[], None]] = None,
 ) -> Claims:
     """Claim each object before reading it, so that of two runs holding it only one lands it.
 
@@ -238,7 +243,9 @@ def claim_objects(
     another batch's landed mark at the same version makes this run skip the object, unless
     ``reprocess``; another version (a new upload of the key), a released or lapsed claim or
     ``reprocess`` takes the mark over, on condition that it is still the one read. ``now``:
-    the claims' time (default: the clock's)."""
+    the claims' time (default: the clock's); ``withdraw``: how this batch's published rows
+    are removed before it fails waiting (default: its Parquet files,
+    :func:`withdraw_batch_files`; an Iceberg table's run passes a delete commit)."""
     store = _store(storage, job)
     found = Claims()
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -256,7 +263,10 @@ def claim_objects(
     _each(claim, job.uris)
     if found.waiting:  # let go of the rest: two runs each holding what the other waits for
         if not found.relanding:  # publishing nothing, it leaves no rows (still claimed)
-            withdraw_batch_files(storage, job, ingestion_date)
+            if withdraw is not None:
+                withdraw()
+            else:
+                withdraw_batch_files(storage, job, ingestion_date)
         mark_landed(storage, job, found, [], ingestion_date)
         raise ObjectHeldError("\n".join(f"{u}: {why}" for u, why in found.waiting.items()))
     return found
