@@ -513,7 +513,7 @@ def retract_earlier_rows(
         with hold_batch_files(storage, job, batch_id, waiter=waiter, store=store) as held:
             files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
             finish_interrupted(storage, held, _partition(files_prefix))
-            if _holds_others(storage, job, batch_id, set(uris)):
+            if _holds_others(storage, store, job, batch_id, set(uris)):
                 _rewrite_without(spark, storage, job, files_prefix, uris, lock=held)
             else:  # every row in those files is replaced: no need to read them
                 _delete_files(storage, files_prefix)
@@ -553,7 +553,9 @@ def hold_batch_files(
     )
 
 
-def _holds_others(storage: Storage, job: JobArgs, batch_id: str, replacing: set[str]) -> bool:
+def _holds_others(
+    storage: Storage, store: MarkStore, job: JobArgs, batch_id: str, replacing: set[str]
+) -> bool:
     """Whether the earlier batch's files may hold rows still needed: rows of an object
     other than ``replacing`` that its run report lists as landed, unless another batch has
     since landed that object (and so retracted its rows from these files). Any other mark
@@ -567,7 +569,7 @@ def _holds_others(storage: Storage, job: JobArgs, batch_id: str, replacing: set[
     if report.get("status", _STARTED) == _STARTED:
         return True
     return any(
-        not _landed_since(storage, job, entry["object"], batch_id)
+        not _landed_since(store, job, entry["object"], batch_id)
         for entry in report.get("landed", [])
         if entry["object"] not in replacing
     )
@@ -577,11 +579,11 @@ _STARTED = "STARTED"
 """A run report's status until its run concludes (``report.RunReport``)."""
 
 
-def _landed_since(storage: Storage, job: JobArgs, uri: str, batch_id: str) -> bool:
-    text = storage.read_text(mark_uri(job, uri))
-    if not text:
+def _landed_since(store: MarkStore, job: JobArgs, uri: str, batch_id: str) -> bool:
+    current = store.read(mark_uri(job, uri))
+    if current is None:
         return False
-    mark = Mark.from_json(text)
+    mark = Mark.from_json(current[0])
     return mark.state == LANDED and mark.batch_id != batch_id
 
 

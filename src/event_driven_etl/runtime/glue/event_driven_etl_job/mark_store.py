@@ -173,7 +173,10 @@ class LocalMarkStore:
             return text
 
     def read(self, uri: str) -> Optional[tuple[str, str]]:
-        text = self._storage.read_text(uri)
+        # Under the lock too: a local file is written in place (truncated, then filled), so
+        # a read beside a write could see it empty or half written; an S3 PUT is atomic.
+        with _local_lock:
+            text = self._storage.read_text(uri)
         return None if text is None else (text, text)
 
     def replace(self, uri: str, text: str, etag: str) -> Optional[str]:
