@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from event_driven_etl.runtime.glue.event_driven_etl_job import job
-from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import JobArgs
+from event_driven_etl.runtime.glue.event_driven_etl_job.arguments import CatalogTable, JobArgs
 from event_driven_etl.runtime.glue.event_driven_etl_job.errors import JobInputError
 from event_driven_etl.runtime.glue.event_driven_etl_job.job import run, run_job
-from event_driven_etl.runtime.glue.event_driven_etl_job.landed import retract_earlier_rows
+from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
+    ObjectHeldError,
+    retract_earlier_rows,
+)
 from event_driven_etl.runtime.glue.event_driven_etl_job.probe import probe_objects
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
 from event_driven_etl.runtime.glue.event_driven_etl_job.session import session_settings
@@ -122,3 +125,38 @@ def test_a_rerun_held_by_a_quality_rule_leaves_no_rows_of_its_batch(
     assert read_table_rows(tmp_path / "out") == []
     assert run(spark, [uri], out, batch_id="D").by_status("landed")
     assert [row["id"] for row in read_table_rows(tmp_path / "out")] == [1]
+
+
+@pytest.mark.parametrize("table_format", ["parquet", "iceberg"])
+def test_a_run_waiting_for_another_batch_withdraws_its_rows_its_table_format_s_way(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table_format: str
+) -> None:
+    # The job hands claim_objects the way its table removes what an earlier attempt of the
+    # batch published: an Iceberg table's is a delete commit of the batch's rows (at the
+    # batch's timestamp), not a deletion of Parquet files it does not have.
+    withdrawn: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        job, "withdraw_iceberg_rows", lambda _s, j, at: withdrawn.append(("iceberg", at))
+    )
+    monkeypatch.setattr(
+        job, "withdraw_batch_files", lambda _s, j, date: withdrawn.append(("parquet", date))
+    )
+
+    def claim_then_wait(*_args: Any, withdraw: Callable[[], None], **_kwargs: Any) -> Any:
+        withdraw()  # as claim_objects does before failing with ObjectHeldError
+        raise ObjectHeldError("s3://in/a.csv: claimed by batch L at another version")
+
+    monkeypatch.setattr(job, "claim_objects", claim_then_wait)
+    out = (tmp_path / "out").as_uri() + "/"
+    args = JobArgs(
+        uris=("s3://in/a.csv",),
+        output_path=out,
+        batch_id="B",
+        catalog=CatalogTable("db", "orders"),
+        table_format=table_format,
+    )
+    with pytest.raises(ObjectHeldError):
+        run_job(spark, args)
+    report = json.loads((tmp_path / "out" / "_runs" / "B.json").read_text())
+    moment = report["ingested_at"] if table_format == "iceberg" else report["ingestion_date"]
+    assert withdrawn == [(table_format, moment)]
