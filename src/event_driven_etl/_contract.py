@@ -40,6 +40,11 @@ BATCH_LOCKS_DIR = f"{RUNS_DIR}/_locks"
 changing that batch's files (a retraction of a reprocessed object's rows, a re-run's publish),
 with the rewrite it has under way. Not table data: under ``_runs``, beside the reports."""
 
+BATCH_RUNS_DIR = f"{RUNS_DIR}/_active"
+"""Under the output prefix: one lease per batch (``<batch_id>.json``) naming the Glue run of
+that batch now going, so two runs of one batch never overlap (a retried StartJobRun whose
+first answer was lost, a duplicate run of the same input): the second waits for the first."""
+
 DEFAULT_RUN_REPORTS_PREFIX = f"{DEFAULT_OUTPUT_PREFIX}{RUN_REPORTS_DIR}"
 """Key prefix of the run reports of a job that writes under :data:`DEFAULT_OUTPUT_PREFIX`."""
 

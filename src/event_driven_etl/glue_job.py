@@ -299,6 +299,8 @@ class GlueEtlJob(Construct):
         )
         self._grant_logs_and_metrics()
         self._grant_catalog()
+        if script is None:
+            self._allow_reading_own_runs()
         if quality_rules is not None:
             allow_quality_metrics(self.role)
         _hygiene.acknowledge_necessary_wildcards(self.role)
@@ -498,6 +500,13 @@ class GlueEtlJob(Construct):
         """Let ``grantee`` decrypt what the job wrote (a no-op with SSE-S3 output)."""
         if self.output_encryption_key is not None:
             self.output_encryption_key.grant_decrypt(grantee)
+
+    def _allow_reading_own_runs(self) -> None:
+        """The built-in script asks Glue whether another run of its batch is still going
+        before it starts (``batch_run``): ``glue:GetJobRun`` on this job only."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["glue:GetJobRun"], resources=[self.job.job_arn])
+        )
 
     def _grant_logs_and_metrics(self) -> None:
         _grant_glue_logs_and_metrics(self.role)

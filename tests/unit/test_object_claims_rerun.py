@@ -349,7 +349,13 @@ def _held_run(files: _Files, job: JobArgs, claims: Claims, date: str) -> None:
     its claims with nothing landed and reports so."""
     report = cast(RunReport, SimpleNamespace(files=[], ingestion_date=date))
     job_module._keep_marks(
-        cast(SparkSession, None), _storage(files), job, report, landed=[], claims=claims
+        cast(SparkSession, None),
+        _storage(files),
+        job,
+        report,
+        landed=[],
+        claims=claims,
+        published=False,
     )
     held = {"status": "FAILED", "landed": [], "refused": [{"object": u} for u in job.uris]}
     files.write_text(f"{OUTPUT}{contract.RUNS_DIR}/{job.batch_id}.json", json.dumps(held))
@@ -490,7 +496,14 @@ def test_a_tables_lost_mark_still_reports_the_objects_that_landed(
         table.write_text(mark_uri(one, uris[0]), taken.to_json())
         ledger = Ledger()
         failed = job_module._keep_marks_or_lost(
-            spark, _storage(table), one, report, ledger=ledger, landed=list(uris), claims=claims
+            spark,
+            _storage(table),
+            one,
+            report,
+            ledger=ledger,
+            landed=list(uris),
+            claims=claims,
+            published=True,
         )
         rows = dict.fromkeys(uris, 3)
         return finish_report(_storage(table), one, report, ledger, rows, failed=failed)

@@ -198,7 +198,11 @@ class JobArgs:
     quality_rules: str = ""
     """``--quality_rules``: a JSON object, table name -> DQDL ruleset (``"*"``: every table)."""
     job_name: str = ""
-    """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
+    """Glue's ``--JOB_NAME``: the dimension of the quality metrics, and the job whose runs
+    ``batch_run`` asks Glue about."""
+    job_run_id: str = ""
+    """Glue's ``--JOB_RUN_ID``: this run, named in its batch's run lease (``batch_run``);
+    empty outside Glue."""
     table_format: str = contract.TABLE_FORMATS[0]
     """``parquet`` (Hive-style files) or ``iceberg`` (an Iceberg table in ``catalog``)."""
     reprocess: bool = False
@@ -224,6 +228,7 @@ class JobArgs:
             tables=TableRule.from_json(args.get(contract.TABLES_ARGUMENT.removeprefix("--"), "")),
             quality_rules=args.get("quality_rules", ""),
             job_name=args.get("JOB_NAME", ""),
+            job_run_id=args.get("JOB_RUN_ID", ""),
             table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
             reprocess=_reprocess(args),
             output_kms_key=args.get(contract.OUTPUT_KMS_KEY_ARGUMENT.removeprefix("--"), ""),

@@ -156,7 +156,7 @@ def batch_files_lock(
 ) -> Iterator[HeldLock]:
     """Hold ``batch_id``'s lock (as ``holder``, the run's batch id, for ``lease``), freed
     at the end, even when the body fails."""
-    held = _take(store, lock_uri(output, batch_id), holder, lease, waiter)
+    held = take_lock(store, lock_uri(output, batch_id), holder, lease, waiter)
     try:
         yield held
     except BaseException:
@@ -168,10 +168,18 @@ def batch_files_lock(
     held.release()
 
 
-def _take(store: MarkStore, uri: str, holder: str, lease: timedelta, waiter: Waiter) -> HeldLock:
-    """Create the lock, or take it over when it is free, this batch's own (an earlier run
-    of this batch stopped holding it: runs of one batch do not overlap) or lapsed; else
-    wait and try again."""
+def take_lock(
+    store: MarkStore,
+    uri: str,
+    holder: str,
+    lease: timedelta,
+    waiter: Waiter,
+    *,
+    ended: Callable[[LockState], bool] = lambda _held: False,
+) -> HeldLock:
+    """Create the lock, or take it over when it is free, ``holder``'s own (an earlier run
+    of this batch stopped holding it: runs of one batch do not overlap, ``batch_run``),
+    lapsed, or its holder has ``ended``; else wait and try again."""
     attempt = 0
     while True:
         now = waiter.clock()
@@ -185,7 +193,7 @@ def _take(store: MarkStore, uri: str, holder: str, lease: timedelta, waiter: Wai
         else:
             text, etag = current
             found = LockState.from_json(text)
-            if found.state == FREE or found.holder == holder or found.lapsed(now):
+            if found.state == FREE or found.holder == holder or found.lapsed(now) or ended(found):
                 taken = dataclasses.replace(mine, rewrite=found.rewrite)
                 new_etag = store.replace(uri, taken.to_json(), etag)
                 if new_etag is not None:
@@ -198,7 +206,8 @@ def _take(store: MarkStore, uri: str, holder: str, lease: timedelta, waiter: Wai
 
 def _wait(attempt: int, held: Optional[LockState], now: datetime) -> float:
     """A jittered wait, no longer than until ``held`` (if any) lapses."""
-    longest = min(_LONGEST_WAIT_SECONDS, _FIRST_WAIT_SECONDS * 2**attempt)
+    # The exponent is capped: 2.0**1024 overflows a float (a wait of over 85 minutes).
+    longest = min(_LONGEST_WAIT_SECONDS, _FIRST_WAIT_SECONDS * 2 ** min(attempt, 10))
     if held is None:
         return random.uniform(0, longest)
     until_lapsed = (

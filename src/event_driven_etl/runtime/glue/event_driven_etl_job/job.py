@@ -17,14 +17,17 @@ from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
 from .batch_lock import finish_interrupted
+from .batch_run import one_run_of_the_batch
 from .iceberg import IcebergSchemaStore, publish_iceberg, withdraw_iceberg_rows
 from .landed import (
     Claims,
     MarkLostError,
+    claim_lease,
     claim_objects,
     hold_batch_files,
     mark_landed,
     retract_earlier_rows,
+    table_marks,
     withdraw_batch_files,
 )
 from .outcomes import Ledger, Verdicts
@@ -82,9 +85,11 @@ def run(
 
 
 def run_job(spark: SparkSession, job: JobArgs) -> RunReport:
-    """The run of ``job`` (see :func:`run`), with the session settings it relies on."""
+    """The run of ``job`` (see :func:`run`), with the session settings it relies on, as
+    the one run of its batch going (``batch_run``: another is waited for)."""
     job.check()
-    with session_settings(spark):
+    marks = table_marks(Storage(spark), job)
+    with session_settings(spark), one_run_of_the_batch(marks, job, lease=claim_lease(job)):
         if job.tables is not None:
             return run_tables(spark, job, job.tables, _stages)
         return _stages(spark, job)
@@ -108,6 +113,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     ledger.record(plan.verdicts)
     groups = [read_group(spark, list(members)) for members in plan.groups]
     gate = quality_gate(job)
+    published = False
     try:
         ledger.record(profile_groups(spark, groups))
         write = StagedWrite(
@@ -130,6 +136,7 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             ledger.record(Verdicts(refused=settled.refused))
             replaced = [u for u in claims.earlier if ledger.is_open(u)]
             report.files = _publish(spark, storage, job, write.files, report, replaced=replaced)
+            published = True
             if report.files and isinstance(store, CatalogSchemaStore):
                 store.register_partition(report.ingestion_date)
     finally:
@@ -137,7 +144,14 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             group.frame.unpersist()
     landed = [u for u in job.uris if ledger.is_open(u)]
     failed = _keep_marks_or_lost(
-        spark, storage, job, report, ledger=ledger, landed=landed, claims=claims
+        spark,
+        storage,
+        job,
+        report,
+        ledger=ledger,
+        landed=landed,
+        claims=claims,
+        published=published,
     )
     publish_quality_metrics(job, gate)
     rows = landed_rows(_rows(groups), gate)
@@ -159,12 +173,13 @@ def _keep_marks_or_lost(
     ledger: Ledger,
     landed: list[str],
     claims: Claims,
+    published: bool,
 ) -> str:
     """:func:`_keep_marks`; when an object's mark was lost (:class:`MarkLostError`), it is
     skipped (another batch holds it) and the run fails with the error as its cause (its
     report still says which objects landed, and their rows): the failure, else empty."""
     try:
-        _keep_marks(spark, storage, job, report, landed=landed, claims=claims)
+        _keep_marks(spark, storage, job, report, landed=landed, claims=claims, published=published)
     except MarkLostError as error:
         ledger.record(Verdicts(skipped=dict.fromkeys(error.lost, _MARK_LOST)))
         return f"{type(error).__name__}: {error}"
@@ -179,6 +194,7 @@ def _keep_marks(
     *,
     landed: list[str],
     claims: Claims,
+    published: bool,
 ) -> None:
     """Mark the objects that landed and release the other claims; a reprocessed object's
     earlier rows are retracted (Parquet; an Iceberg table's are, in the batch's own commit:
@@ -187,7 +203,7 @@ def _keep_marks(
     releases and its report say that none of its objects is in the table."""
     earlier = claims.earlier
     if job.iceberg:
-        if report.held:  # its commit never ran: an earlier attempt's may have
+        if not published:  # its commit never ran (held back): an earlier attempt's may have
             _withdraw_batch(spark, storage, job, report)
     elif report.files:
         retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})

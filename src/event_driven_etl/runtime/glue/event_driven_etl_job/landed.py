@@ -246,7 +246,7 @@ def claim_objects(
     the claims' time (default: the clock's); ``withdraw``: how this batch's published rows
     are removed before it fails waiting (default: its Parquet files,
     :func:`withdraw_batch_files`; an Iceberg table's run passes a delete commit)."""
-    store = _store(storage, job)
+    store = table_marks(storage, job)
     found = Claims()
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     lease = _seconds(claim_lease(job))
@@ -276,7 +276,9 @@ def _seconds(span: timedelta) -> int:
     return int(span.total_seconds())
 
 
-def _store(storage: Storage, job: JobArgs) -> MarkStore:
+def table_marks(storage: Storage, job: JobArgs) -> MarkStore:
+    """The conditional writes of ``job``'s table: its marks, its batches' locks and run
+    leases (S3 in the catalog's region, with the output key; a local table's, locally)."""
     region = job.catalog.region if job.catalog is not None else None
     return mark_store(storage, job.output, region=region, kms_key=job.output_kms_key)
 
@@ -450,7 +452,7 @@ def mark_landed(
     conditional on the claim being still this run's; a landed object's lost write fails
     the run (:class:`MarkLostError`), unless the mark reads as this run's landed one (S3
     committed a write whose answer was lost, and botocore's retry found the mark changed)."""
-    store = _store(storage, job)
+    store = table_marks(storage, job)
     landing = set(landed)
 
     def settle(uri: str) -> Optional[str]:
@@ -508,7 +510,7 @@ def retract_earlier_rows(
         for earlier in _chain(mark):
             if earlier.batch_id != job.batch_id:  # its own files: just published again
                 by_batch.setdefault((earlier.batch_id, earlier.ingestion_date), []).append(uri)
-    store = _store(storage, job)  # one client for every batch's lock
+    store = table_marks(storage, job)  # one client for every batch's lock
     for (batch_id, date), uris in sorted(by_batch.items()):
         with hold_batch_files(storage, job, batch_id, waiter=waiter, store=store) as held:
             files_prefix = f"{job.output}ingestion_date={date}/{batch_id}-"
@@ -544,7 +546,7 @@ def hold_batch_files(
     claims (:func:`claim_lease`: Glue has stopped the run by then), through ``store``
     (default: the marks' store of ``job``'s table)."""
     return batch_files_lock(
-        store if store is not None else _store(storage, job),
+        store if store is not None else table_marks(storage, job),
         job.output,
         batch_id,
         holder=job.batch_id,
