@@ -4,10 +4,11 @@ themselves (SSE-KMS)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
@@ -18,6 +19,7 @@ from event_driven_etl._contract import (
     OUTPUT_KMS_KEY_ARGUMENT,
 )
 from event_driven_etl.testing._iam import AccessDeniedError, Principal
+from event_driven_etl.testing._template import ACCOUNT, REGION
 from tests.helpers import evaluated_policies, logical_id, only_resource, template_of
 
 
@@ -63,3 +65,32 @@ def test_the_job_role_may_take_and_free_a_batch_lock(stack: Stack) -> None:
         policies.check(
             role, "s3:PutObject", f"{bucket}/elsewhere/lock.json", resource_policy_of=bucket
         )
+
+
+def _job_run_check(stack: Stack, pipeline: EventDrivenEtlPipeline) -> Callable[[str], None]:
+    """Check that the job's role may call glue:GetJobRun on the job named ``name``."""
+    policies, resolver = evaluated_policies(stack)
+    role = Principal(str(resolver.get_att(logical_id(pipeline.glue_job.role), "Arn")))
+    return lambda name: policies.check(
+        role, "glue:GetJobRun", f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{name}"
+    )
+
+
+def test_the_job_role_may_read_its_own_job_s_runs_only(stack: Stack) -> None:
+    # The built-in script asks Glue whether another run of its batch still goes (batch_run).
+    pipeline = EventDrivenEtlPipeline(stack, "Pipeline", batching=Batching())
+    check = _job_run_check(stack, pipeline)
+    _policies, resolver = evaluated_policies(stack)
+    check(str(resolver.ref(logical_id(pipeline.glue_job.job))))
+    with pytest.raises(AccessDeniedError):
+        check("another-job")
+
+
+def test_fails_a_job_run_lookup_by_a_role_running_its_own_script(stack: Stack) -> None:
+    # A script of the user's own has no batch run lease: the role gets no glue:GetJobRun.
+    pipeline = EventDrivenEtlPipeline(
+        stack, "Pipeline", batching=Batching(), glue_script=glue.Code.from_asset(__file__)
+    )
+    _policies, resolver = evaluated_policies(stack)
+    with pytest.raises(AccessDeniedError):
+        _job_run_check(stack, pipeline)(str(resolver.ref(logical_id(pipeline.glue_job.job))))
