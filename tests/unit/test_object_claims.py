@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any, Optional, cast
 
 import pytest
@@ -26,6 +25,8 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import mark_store, s3_client
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+
+pytestmark = pytest.mark.usefixtures("aws_region")
 
 OBJECT = "s3://in/incoming/a.csv"
 OUTPUT = "s3://out/processed/"
@@ -46,23 +47,6 @@ class _Versions:
 
     def list_files(self, prefix: str) -> list[str]:
         return []  # the table's files: none (a run held back deletes its batch's)
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    from moto import mock_aws
-
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="out")
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 def _job(batch_id: str, *, reprocess: bool = False) -> JobArgs:

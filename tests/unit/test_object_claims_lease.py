@@ -7,7 +7,6 @@ Claims are conditional writes on (moto's) S3, as in ``test_object_claims``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, cast
 
@@ -31,6 +30,9 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
 from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule
+from tests.claims_fakes import MemoryFiles
+
+pytestmark = pytest.mark.usefixtures("aws_region")
 
 OBJECT = "s3://in/incoming/a.csv"
 OTHER = "s3://in/incoming/b.csv"
@@ -49,23 +51,6 @@ class _Versions:
 
     def list_files(self, prefix: str) -> list[str]:
         return []  # the table's files: none (a run held back deletes its batch's)
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    from moto import mock_aws
-
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="out")
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 def _job(batch_id: str, *, reprocess: bool = False, uris: tuple[str, ...] = (OBJECT,)) -> JobArgs:
@@ -225,21 +210,10 @@ def _noop(*_: Any, **__: Any) -> None:
     return None
 
 
-class _Reports:
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-
-    def read_text(self, uri: str) -> Optional[str]:
-        return self.texts.get(uri)
-
-    def write_text(self, uri: str, text: str) -> None:
-        self.texts[uri] = text
-
-
 def test_a_tables_held_objects_fail_that_table_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # Before: the ObjectHeldError of one table ended the run: the tables after it never
     # ran and the run wrote no report naming the held objects.
-    reports = _Reports()
+    reports = MemoryFiles()
     monkeypatch.setattr(table_runs, "Storage", lambda spark: reports)
     uris = ("s3://in/orders/a.csv", "s3://in/users/b.csv")
     job = JobArgs(uris=uris, output_path=OUTPUT, batch_id="b1")

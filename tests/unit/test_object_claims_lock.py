@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, cast
+from typing import Any, Optional, cast
 
 import pytest
 from pyspark.sql import SparkSession
@@ -38,6 +37,7 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
 from event_driven_etl.runtime.glue.event_driven_etl_job.mark_store import S3MarkStore
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+from tests.claims_fakes import MemoryFiles, rewrite_rows_as_text
 
 X, Y, Z = "s3://in/x.json", "s3://in/y.json", "s3://in/z.json"
 OUTPUT = "/tmp/claims-lock/out/"
@@ -51,40 +51,7 @@ OTHER_ROWS = [f"{Z}|1", f"{Z}|2"]
 START = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
 
 
-class _Files:
-    """The job's storage in memory (a file's text: its rows, one a line); ``before``: a
-    hook called with each delete or rename (its name and the file deleted or made) before
-    it happens."""
-
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-        self.before: Callable[[str, str], None] = lambda call, uri: None
-
-    def read_text(self, uri: str) -> Optional[str]:
-        return self.texts.get(uri)
-
-    def write_text(self, uri: str, text: str) -> None:
-        self.texts[uri] = text
-
-    def version(self, uri: str) -> str:
-        return "v1"
-
-    def list_files(self, prefix: str) -> list[str]:
-        return sorted(u for u in self.texts if u.startswith(prefix) and "/" not in u[len(prefix) :])
-
-    def list_parts(self, directory: str) -> list[str]:
-        return sorted(u for u in self.texts if u.startswith(directory) and "/part-" in u)
-
-    def delete(self, uri: str) -> None:
-        self.before("delete", uri)
-        for key in [k for k in self.texts if k == uri or k.startswith(uri.rstrip("/") + "/")]:
-            del self.texts[key]
-
-    def rename(self, source: str, target: str) -> None:
-        self.before("rename", target)
-        if target in self.texts:  # as Hadoop's S3 file system refuses it
-            raise RuntimeError(f"could not move {source} to {target}: the target exists")
-        self.texts[target] = self.texts.pop(source)
+_Files = MemoryFiles
 
 
 def _job(batch_id: str, uris: list[str]) -> JobArgs:
@@ -104,17 +71,7 @@ def files(monkeypatch: pytest.MonkeyPatch) -> _Files:
     for name, rows in B_FILES.items():
         found.write_text(name, "\n".join(rows))
 
-    def write_kept(
-        spark: Any, storage: Any, old: Sequence[str], uris: Sequence[str], staging: str
-    ) -> list[str]:
-        found.delete(staging)
-        for index, name in enumerate(old):
-            rows = [r for r in found.texts[name].splitlines() if r.split("|")[0] not in uris]
-            if rows:
-                found.write_text(f"{staging}part-{index:05d}.parquet", "\n".join(rows))
-        return found.list_parts(staging)
-
-    monkeypatch.setattr(landed, "_write_kept", write_kept)
+    rewrite_rows_as_text(monkeypatch, found)
     return found
 
 

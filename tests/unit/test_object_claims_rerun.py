@@ -47,43 +47,14 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.report import RunReport,
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
 from event_driven_etl.runtime.glue.event_driven_etl_job.tables import TableRule
+from tests.claims_fakes import MemoryFiles, rewrite_rows_as_text
 
 X, Y = "s3://in/x.json", "s3://in/y.json"
 OUTPUT = "/tmp/claims-rerun/out/"
 B_DATE, B_PARTITION = "2026-12-01", f"{OUTPUT}ingestion_date=2026-12-01/"
 
 
-class _Files:
-    """The job's storage in memory (a file's text: its rows, one a line), with each
-    object's version."""
-
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-        self.versions: dict[str, str] = {}
-
-    def read_text(self, uri: str) -> Optional[str]:
-        return self.texts.get(uri)
-
-    def write_text(self, uri: str, text: str) -> None:
-        self.texts[uri] = text
-
-    def version(self, uri: str) -> str:
-        return self.versions.get(uri, "v1")
-
-    def list_files(self, prefix: str) -> list[str]:
-        return sorted(u for u in self.texts if u.startswith(prefix) and "/" not in u[len(prefix) :])
-
-    def list_parts(self, directory: str) -> list[str]:
-        return sorted(u for u in self.texts if u.startswith(directory) and "/part-" in u)
-
-    def delete(self, uri: str) -> None:
-        for key in [k for k in self.texts if k == uri or k.startswith(uri.rstrip("/") + "/")]:
-            del self.texts[key]
-
-    def rename(self, source: str, target: str) -> None:
-        if target in self.texts:
-            raise RuntimeError(f"could not move {source} to {target}: the target exists")
-        self.texts[target] = self.texts.pop(source)
+_Files = MemoryFiles
 
 
 def _job(batch_id: str, uris: Sequence[str], *, reprocess: bool = False) -> JobArgs:
@@ -108,18 +79,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> _Files:
     """An empty table; Spark's part of a rewrite (the kept rows) works on the rows as
     text."""
     found = _Files()
-
-    def write_kept(
-        spark: Any, storage: Any, old: Sequence[str], uris: Sequence[str], staging: str
-    ) -> list[str]:
-        found.delete(staging)
-        for index, name in enumerate(old):
-            rows = [r for r in found.texts[name].splitlines() if r.split("|")[0] not in uris]
-            if rows:
-                found.write_text(f"{staging}part-{index:05d}.parquet", "\n".join(rows))
-        return found.list_parts(staging)
-
-    monkeypatch.setattr(landed, "_write_kept", write_kept)
+    rewrite_rows_as_text(monkeypatch, found)
     return found
 
 
@@ -277,17 +237,6 @@ def test_a_batch_publishes_its_files_holding_its_lock(
     assert _lock_state(files).state == FREE
 
 
-class _Reports:
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-
-    def read_text(self, uri: str) -> Optional[str]:
-        return self.texts.get(uri)
-
-    def write_text(self, uri: str, text: str) -> None:
-        self.texts[uri] = text
-
-
 @pytest.mark.parametrize(
     "error",
     [
@@ -300,7 +249,7 @@ def test_a_tables_lost_lock_or_claim_conflict_fails_that_table_only(
 ) -> None:
     # Before: the error ended the run, the tables after it never ran and the run's report
     # stayed STARTED.
-    reports = _Reports()
+    reports = MemoryFiles()
     monkeypatch.setattr(table_runs, "Storage", lambda spark: reports)
     uris = ("s3://in/orders/a.csv", "s3://in/users/b.csv")
     job = JobArgs(uris=uris, output_path=OUTPUT, batch_id="b1")

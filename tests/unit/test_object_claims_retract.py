@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional, cast
+from typing import Any, cast
 
 import pytest
 from pyspark.sql import SparkSession
@@ -25,32 +25,14 @@ from event_driven_etl.runtime.glue.event_driven_etl_job.landed import (
 )
 from event_driven_etl.runtime.glue.event_driven_etl_job.shared import contract
 from event_driven_etl.runtime.glue.event_driven_etl_job.storage import Storage
+from tests.claims_fakes import MemoryFiles
 
 X, Y = "s3://in/x.json", "s3://in/y.json"
 OUTPUT = "/tmp/claims-retract/out/"
 B_FILE = f"{OUTPUT}ingestion_date=2026-12-01/B-00000.snappy.parquet"
 
 
-class _Files:
-    """The job's storage, in memory: the marks, the run reports and the batches' files."""
-
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-
-    def read_text(self, uri: str) -> Optional[str]:
-        return self.texts.get(uri)
-
-    def write_text(self, uri: str, text: str) -> None:
-        self.texts[uri] = text
-
-    def version(self, uri: str) -> str:
-        return "v1"
-
-    def list_files(self, prefix: str) -> list[str]:
-        return sorted(uri for uri in self.texts if uri.startswith(prefix))
-
-    def delete(self, uri: str) -> None:
-        self.texts.pop(uri, None)
+_Files = MemoryFiles
 
 
 def _job(batch_id: str, uris: list[str], *, reprocess: bool = True) -> JobArgs:
