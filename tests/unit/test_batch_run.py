@@ -150,14 +150,31 @@ def test_a_run_outside_glue_takes_a_left_lease_at_once() -> None:
         assert run_id.startswith("local-") and _lease(texts).holder == run_id
 
 
+NOW = datetime(2026, 12, 6, 22, 0, tzinfo=timezone.utc)
+
+
 @pytest.mark.parametrize(
-    ("answer", "ended"),
-    [("RUNNING", False), ("STARTING", False), ("WAITING", False), ("STOPPING", False)]
-    + [(state, True) for state in sorted(batch_run.RUN_ENDED_STATES)]
-    + [("EntityNotFoundException", True)],
+    ("answer", "completed_minutes_ago", "ended"),
+    [
+        ("STARTING", None, False),
+        ("RUNNING", None, False),
+        ("WAITING", None, False),
+        ("STOPPING", None, False),
+        ("SUCCEEDED", 1, True),
+        ("FAILED", 1, True),
+        ("ERROR", 1, True),
+        ("EXPIRED", 1, True),
+        # Stopped by Glue (its timeout, a stop): the driver may still write while Glue tears
+        # it down (review 7, R1), so the run counts as ended 15 minutes after it completed.
+        ("TIMEOUT", 5, False),
+        ("STOPPED", 5, False),
+        ("TIMEOUT", 16, True),
+        ("STOPPED", 16, True),
+        ("EntityNotFoundException", None, True),
+    ],
 )
 def test_glue_says_whether_a_run_ended(
-    monkeypatch: pytest.MonkeyPatch, answer: str, ended: bool
+    monkeypatch: pytest.MonkeyPatch, answer: str, completed_minutes_ago: Optional[int], ended: bool
 ) -> None:
     import boto3
 
@@ -167,11 +184,22 @@ def test_glue_says_whether_a_run_ended(
     if answer == "EntityNotFoundException":
         stubber.add_client_error("get_job_run", answer, expected_params=expected)
     else:
-        stubber.add_response("get_job_run", {"JobRun": {"JobRunState": answer}}, expected)
+        run: dict[str, Any] = {"JobRunState": answer}
+        if completed_minutes_ago is not None:
+            run["CompletedOn"] = NOW - timedelta(minutes=completed_minutes_ago)
+        stubber.add_response("get_job_run", {"JobRun": run}, expected)
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
     with stubber:
-        assert glue_run_ended("etl")("jr_1") is ended
+        assert glue_run_ended("etl", clock=lambda: NOW)("jr_1") is ended
     stubber.assert_no_pending_responses()
+
+
+def test_a_glue_run_names_itself_in_its_batch_s_lease() -> None:
+    # Glue passes --JOB_RUN_ID: without it every run would count as outside Glue and take
+    # a held lease at once (review 7, R3).
+    args = {"output_path": OUTPUT, "JOB_NAME": "etl", "JOB_RUN_ID": "jr_1"}
+    job_args = JobArgs.from_args(args, ["s3://in/a.csv"])
+    assert (job_args.job_name, job_args.job_run_id) == ("etl", "jr_1")
 
 
 def test_a_long_wait_for_a_lock_stays_at_the_longest_wait() -> None:

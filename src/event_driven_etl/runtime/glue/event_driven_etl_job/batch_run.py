@@ -31,17 +31,23 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
 from .arguments import JobArgs
 from .batch_lock import LockState, Waiter, take_lock
+from .landed import TEARDOWN_MARGIN
 from .mark_store import MarkStore
 from .shared import contract
 
 RUN_ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
 """Glue's ``JobRunState`` values of a run that has ended
 (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html)."""
+
+STOPPED_BY_GLUE_STATES = frozenset({"TIMEOUT", "STOPPED"})
+"""Ended states of a run Glue stopped (its timeout, a ``BatchStopJobRun``): its driver may go
+on for a few minutes while Glue tears it down, so it counts as ended only
+:data:`TEARDOWN_MARGIN` after Glue's ``CompletedOn``."""
 
 RunEnded = Callable[[str], bool]
 """Whether the Glue run with this id has ended."""
@@ -51,10 +57,15 @@ def batch_run_uri(output: str, batch_id: str) -> str:
     return f"{output}{contract.BATCH_RUNS_DIR}/{batch_id}.json"
 
 
-def glue_run_ended(job_name: str, region: Optional[str] = None) -> RunEnded:
-    """Ask Glue (``GetJobRun``) whether a run of ``job_name`` has ended; a run Glue no
-    longer knows has. The client is made on the first question (most runs find their
-    batch's lease free and ask none)."""
+def glue_run_ended(
+    job_name: str,
+    region: Optional[str] = None,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+) -> RunEnded:
+    """Ask Glue (``GetJobRun``) whether a run of ``job_name`` has ended (one Glue stopped:
+    :data:`TEARDOWN_MARGIN` ago); a run Glue no longer knows has. The client is made on
+    the first question (most runs find their batch's lease free and ask none)."""
     clients: list[Any] = []
 
     def ended(run_id: str) -> bool:
@@ -67,7 +78,11 @@ def glue_run_ended(job_name: str, region: Optional[str] = None) -> RunEnded:
             run = client.get_job_run(JobName=job_name, RunId=run_id)
         except client.exceptions.EntityNotFoundException:
             return True
-        return str(run["JobRun"]["JobRunState"]) in RUN_ENDED_STATES
+        state = str(run["JobRun"]["JobRunState"])
+        if state in STOPPED_BY_GLUE_STATES:
+            completed = run["JobRun"].get("CompletedOn") or clock()
+            return bool(clock() - completed > TEARDOWN_MARGIN)
+        return state in RUN_ENDED_STATES
 
     return ended
 

@@ -118,18 +118,18 @@ _GLUE_LONGEST_TIMEOUT = timedelta(days=7)
 """Glue's longest job timeout (10,080 minutes): the lease of a run that does not know its
 job's timeout (no ``--job_timeout_minutes``)."""
 
-_LEASE_MARGIN = timedelta(minutes=15)
+TEARDOWN_MARGIN = timedelta(minutes=15)
 """Added to the job timeout: Glue stops a run at its timeout, but its driver may go on for
 a few minutes while Glue tears it down; the drivers' clocks (Amazon Time Sync) differ by
 far less."""
 
-_RENEW_AFTER = _LEASE_MARGIN
+_RENEW_AFTER = TEARDOWN_MARGIN
 """A batch's own claim younger than this is kept as it is by its next run (botocore
 retrying the claim's write, a quick retry): the lease has a second margin for it."""
 
 
 def claim_lease(job: JobArgs) -> timedelta:
-    """How long this run's claims hold: its job's timeout plus :data:`_LEASE_MARGIN` plus
+    """How long this run's claims hold: its job's timeout plus :data:`TEARDOWN_MARGIN` plus
     :data:`_RENEW_AFTER`.
 
     Every run of a batch claims its objects again when it starts (``claimed_at`` is then,
@@ -145,7 +145,7 @@ def claim_lease(job: JobArgs) -> timedelta:
         if job.job_timeout_minutes
         else _GLUE_LONGEST_TIMEOUT
     )
-    return timeout + _LEASE_MARGIN + _RENEW_AFTER
+    return timeout + TEARDOWN_MARGIN + _RENEW_AFTER
 
 
 def _lapsed(mark: Mark, job: JobArgs, now: datetime) -> bool:
