@@ -35,6 +35,16 @@ RUNS_DIR = "_runs"
 
 RUN_REPORTS_DIR = f"{RUNS_DIR}/"
 
+BATCH_LOCKS_DIR = f"{RUNS_DIR}/_locks"
+"""Under the output prefix: one lock object per batch (``<batch_id>.json``), held by the run
+changing that batch's files (a retraction of a reprocessed object's rows, a re-run's publish),
+with the rewrite it has under way. Not table data: under ``_runs``, beside the reports."""
+
+BATCH_RUNS_DIR = f"{RUNS_DIR}/_active"
+"""Under the output prefix: one lease per batch (``<batch_id>.json``) naming the Glue run of
+that batch now going, so two runs of one batch never overlap (a retried StartJobRun whose
+first answer was lost, a duplicate run of the same input): the second waits for the first."""
+
 DEFAULT_RUN_REPORTS_PREFIX = f"{DEFAULT_OUTPUT_PREFIX}{RUN_REPORTS_DIR}"
 """Key prefix of the run reports of a job that writes under :data:`DEFAULT_OUTPUT_PREFIX`."""
 
@@ -82,6 +92,13 @@ QUARANTINE_PATH_ARGUMENT = "--quarantine_path"
 CATALOG_DATABASE_ARGUMENT = "--catalog_database"
 CATALOG_TABLE_ARGUMENT = "--catalog_table"
 CATALOG_REGION_ARGUMENT = "--catalog_region"
+OUTPUT_KMS_KEY_ARGUMENT = "--output_kms_key_arn"
+"""The ARN of the key the job's output is encrypted with (``output_encryption_key``), when
+there is one: the object marks, which the job puts with boto3 rather than through Hadoop
+(and so without the security configuration), are put with SSE-KMS under it."""
+JOB_TIMEOUT_ARGUMENT = "--job_timeout_minutes"
+"""The Glue job's own timeout, in minutes: the longest one run of a batch can hold an object's
+claim, after which another batch may take the claim over (the claims' lease)."""
 TABLES_ARGUMENT = "--tables"
 """The table routing rule (JSON, see :data:`TABLE_RULES`) of a pipeline with several tables;
 absent with ``Tables.single()``: one table at ``--output_path``, as before."""
@@ -121,6 +138,8 @@ RESERVED_ARGUMENTS = frozenset(
         QUALITY_RULES_ARGUMENT,
         TABLE_FORMAT_ARGUMENT,
         REPROCESS_ARGUMENT,
+        OUTPUT_KMS_KEY_ARGUMENT,
+        JOB_TIMEOUT_ARGUMENT,
     }
 )
 """Job arguments the pipeline sets itself; ``extra_arguments`` may not override them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, cast
@@ -22,7 +23,9 @@ from ._contract import (
     CATALOG_TABLE_ARGUMENT,
     DEFAULT_OUTPUT_PREFIX,
     DEFAULT_QUARANTINE_PREFIX,
+    JOB_TIMEOUT_ARGUMENT,
     MANIFEST_PREFIX,
+    OUTPUT_KMS_KEY_ARGUMENT,
     OUTPUT_PATH_ARGUMENT,
     QUARANTINE_PATH_ARGUMENT,
     RUN_REPORTS_DIR,
@@ -280,6 +283,7 @@ class GlueEtlJob(Construct):
             job_run_queuing=job_run_queuing,
             arguments={
                 **self._arguments(bad_records, auto_scaling, extra_arguments),
+                **_timeout_argument(_job_timeout(timeout, execution_class)),
                 **quality_rules_argument(quality_rules),
             },
             job_name=job_name,
@@ -295,6 +299,8 @@ class GlueEtlJob(Construct):
         )
         self._grant_logs_and_metrics()
         self._grant_catalog()
+        if script is None:
+            self._allow_reading_own_runs()
         if quality_rules is not None:
             allow_quality_metrics(self.role)
         _hygiene.acknowledge_necessary_wildcards(self.role)
@@ -341,6 +347,7 @@ class GlueEtlJob(Construct):
             **self._catalog_arguments(),
             **self._tables_arguments(),
             **self._table_format_arguments(),
+            **self._output_key_arguments(),
             **({"--enable-auto-scaling": "true"} if auto_scaling else {}),
             "--enable-glue-datacatalog": "false",
             **(extra_arguments or {}),
@@ -392,6 +399,14 @@ class GlueEtlJob(Construct):
             CATALOG_TABLE_ARGUMENT: self.catalog_table_name,
             CATALOG_REGION_ARGUMENT: Stack.of(self).region,
         }
+
+    def _output_key_arguments(self) -> dict[str, str]:
+        """The output key's ARN, with ``output_encryption_key``: the security configuration
+        encrypts what Hadoop writes, the built-in script's object marks (boto3 puts) name the
+        key themselves."""
+        if self.output_encryption_key is None:
+            return {}
+        return {OUTPUT_KMS_KEY_ARGUMENT: self.output_encryption_key.key_arn}
 
     def _tables_arguments(self) -> dict[str, str]:
         """``--tables``, the routing rule, with ``by_folder`` or ``mapping`` only: a single
@@ -486,6 +501,13 @@ class GlueEtlJob(Construct):
         if self.output_encryption_key is not None:
             self.output_encryption_key.grant_decrypt(grantee)
 
+    def _allow_reading_own_runs(self) -> None:
+        """The built-in script asks Glue whether another run of its batch is still going
+        before it starts (``batch_run``): ``glue:GetJobRun`` on this job only."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["glue:GetJobRun"], resources=[self.job.job_arn])
+        )
+
     def _grant_logs_and_metrics(self) -> None:
         _grant_glue_logs_and_metrics(self.role)
 
@@ -508,6 +530,14 @@ def _job_timeout(timeout: Optional[Duration], execution_class: Any) -> Duration:
     if timeout is not None:
         return timeout
     return _FLEX_TIMEOUT if execution_class == glue.ExecutionClass.FLEX else _DEFAULT_TIMEOUT
+
+
+def _timeout_argument(timeout: Duration) -> dict[str, str]:
+    """The job's timeout for the built-in script's claims: a claim older than it (plus a
+    margin) belongs to no run still going, and another batch may take it over."""
+    if timeout.is_unresolved():  # a token: the job then assumes Glue's longest timeout
+        return {}
+    return {JOB_TIMEOUT_ARGUMENT: str(math.ceil(timeout.to_minutes(integral=False)))}
 
 
 def _table_arns(database: glue.IDatabase, *table_names: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,7 +15,9 @@ import pytest
 from aws_cdk import App, Stack
 
 from event_driven_etl import Batching, EventDrivenEtlPipeline
+from event_driven_etl._contract import BATCH_RUNS_DIR, DEFAULT_OUTPUT_PREFIX
 from event_driven_etl.testing import LocalPipeline
+from event_driven_etl.testing._observation import GlueRun
 from event_driven_etl.testing._template import StackTemplate, load_from_assembly
 
 from .offline import CSV
@@ -462,3 +465,44 @@ def test_fails_a_brought_encrypted_bucket_without_source_bucket_key(tmp_path: Pa
         [glue_run] = local.glue_runs
         message = str(glue_run.error_message)
         assert "kms:Decrypt" in message and LANDING_KEY in message, message
+
+
+def _rerun_over_a_lease_left_by_its_first_run(local: LocalPipeline) -> GlueRun:
+    """Land a.csv; then, as if the run's driver had been lost before it freed its batch's
+    run lease, put the lease back naming that (ended) run, and redrive the batch: its
+    new run asks Glue about the holder, as the job's role."""
+    local.put_object("in/a.csv", CSV)
+    [run] = local.wait_for_runs(timeout=300)
+    assert run.status == "SUCCEEDED", run.cause
+    [first] = local.glue_runs
+    taken = datetime.now(timezone.utc).isoformat()
+    lease = {"holder": first.run_id, "state": "held", "taken_at": taken, "lease_seconds": 7200}
+    key = f"{DEFAULT_OUTPUT_PREFIX}{BATCH_RUNS_DIR}/{first.arguments['--batch_id']}.json"
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket=local.output_bucket, Key=key, Body=json.dumps(lease).encode()
+    )
+    local.run_glue_job_directly(dict(first.arguments))
+    local.wait_for_runs(timeout=300)
+    return local.glue_runs[-1]
+
+
+@pytest.mark.spark
+def test_a_run_lease_left_by_an_ended_run_is_taken_over_asking_glue(tmp_path: Path) -> None:
+    with LocalPipeline(_template(tmp_path), "/E2E/Pipeline") as local:
+        rerun = _rerun_over_a_lease_left_by_its_first_run(local)
+        assert rerun.status == "SUCCEEDED", rerun.error_message
+        asked = [what for _who, action, what, ok in local.policies.checked if ok]
+        job = f"arn:aws:glue:us-east-1:123456789012:job/{local.glue_job_name}"
+        assert job in asked
+        assert [int(r["id"]) for r in local.read_output_rows()] == [1]
+
+
+@pytest.mark.spark
+def test_fails_a_glue_role_that_may_not_read_its_job_s_runs(tmp_path: Path) -> None:
+    template = _template(tmp_path)
+    _remove_statements(template, "GlueJobRole", lambda s: _actions(s) == ["glue:GetJobRun"])
+    with LocalPipeline(template, "/E2E/Pipeline") as local:
+        rerun = _rerun_over_a_lease_left_by_its_first_run(local)
+        assert rerun.status == "FAILED"
+        message = rerun.error_message or ""
+        assert "AccessDenied" in message and "glue:GetJobRun" in message, message

@@ -138,3 +138,38 @@ def test_a_ruleset_catches_the_missing_measurements_of_the_real_penguins_file(
             ("passed", 0),
             ("failed", 2),  # the same two penguins have no body mass: NULL fails between
         ]
+
+
+def _ids(local: LocalPipeline) -> list[int]:
+    return sorted(int(row["id"]) for row in local.read_output_rows())
+
+
+@pytest.mark.parametrize("changed", [b"id,name\n3,Cy\n", b""], ids=["one-row", "emptied"])
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
+def test_a_redrive_held_by_a_dataset_rule_leaves_none_of_its_batch_s_rows(
+    tmp_path: Path, table_format: TableFormat, changed: bytes
+) -> None:
+    """Issue #22 (review 5, R1): a batch landed a.csv; the object changed, the batch's
+    redrive read it again and a dataset rule held the batch back. The redrive publishes
+    nothing, so it removes what its first run published (Parquet: the batch's files;
+    Iceberg: one commit deleting the batch's rows), as its released mark and its FAILED
+    report say; the next batch holding the object lands it once. Emptied, the object is
+    skipped and the rule holds back an empty batch (review 6, F3: Iceberg kept the rows
+    when no object was left to hold back)."""
+    stack = _stack(tmp_path, quality_rules="Rules = [ RowCount > 1 ]", table_format=table_format)
+    with LocalPipeline.from_stack(stack, "Pipeline") as local:
+        local.put_object("in/a.csv", b"id,name\n1,Ann\n2,Bob\n")
+        [run] = local.wait_for_runs(timeout=300)
+        assert run.status == "SUCCEEDED", run.cause
+        assert _ids(local) == [1, 2]
+        local.put_object("in/a.csv", changed, notify=False)
+        [first] = local.glue_runs
+        local.run_glue_job_directly(dict(first.arguments))  # the batch's redrive
+        local.wait_for_runs(timeout=300)
+        redrive = local.glue_runs[-1]
+        assert redrive.status == "FAILED" and "RowCount > 1" in str(redrive.error_message)
+        assert _ids(local) == []
+        local.put_object("in/a.csv", b"id,name\n4,Dan\n5,Eve\n")
+        runs = local.wait_for_runs(timeout=300)
+        assert runs[-1].status == "SUCCEEDED", runs[-1].cause
+        assert _ids(local) == [4, 5]

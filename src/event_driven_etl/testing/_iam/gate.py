@@ -22,6 +22,10 @@ CLOUDWATCH = Principal.for_service("cloudwatch.amazonaws.com")
 
 CallCheck = Callable[[str, Mapping[str, Any]], None]
 """Checks one call: its API name (``GetTable``) and its parameters."""
+_GLUE_JOB_RUN_APIS = frozenset({"GetJobRun", "GetJobRuns", "StartJobRun", "BatchStopJobRun"})
+"""Glue APIs whose resource is the job (``arn:aws:glue:<region>:<account>:job/<name>``:
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html)."""
+
 _S3_OBJECT_ACTIONS = {
     "HeadObject": "s3:GetObject",
     "CopyObject": "s3:PutObject",
@@ -157,7 +161,7 @@ class AccessGate:
         database and table, as IAM checks Glue's catalog calls), DynamoDB tables and Step
         Functions, with the keys the services use. Other services are not checked (None)."""
         checks = {
-            "glue": self._check_catalog,
+            "glue": self._check_glue_call,
             "s3": self._check_s3_call,
             "dynamodb": self._check_table_call,
             "stepfunctions": self._check_states_call,
@@ -166,6 +170,14 @@ class AccessGate:
         if check is None:
             return None
         return lambda api, params: check(principal, api, params)
+
+    def _check_glue_call(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
+        """A job run's calls act on the job (``job/<name>``); the others on the catalog."""
+        if api in _GLUE_JOB_RUN_APIS:
+            job = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{params.get('JobName', '')}"
+            self.policies.check(principal, f"glue:{api}", job)
+            return
+        self._check_catalog(principal, api, params)
 
     def _check_catalog(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
         prefix = f"arn:aws:glue:{REGION}:{ACCOUNT}"

@@ -171,6 +171,11 @@ def _reprocess(args: Mapping[str, str]) -> bool:
     return value == "true"
 
 
+def _minutes(value: str) -> int:
+    """A whole number of minutes; 0 for none (or one this run cannot read)."""
+    return int(value) if value.strip().isdigit() else 0
+
+
 @dataclass(frozen=True)
 class JobArgs:
     """One run's arguments, read once: every stage takes what it needs from here."""
@@ -193,12 +198,22 @@ class JobArgs:
     quality_rules: str = ""
     """``--quality_rules``: a JSON object, table name -> DQDL ruleset (``"*"``: every table)."""
     job_name: str = ""
-    """Glue's ``--JOB_NAME``: the dimension of the quality metrics."""
+    """Glue's ``--JOB_NAME``: the dimension of the quality metrics, and the job whose runs
+    ``batch_run`` asks Glue about."""
+    job_run_id: str = ""
+    """Glue's ``--JOB_RUN_ID``: this run, named in its batch's run lease (``batch_run``);
+    empty outside Glue."""
     table_format: str = contract.TABLE_FORMATS[0]
     """``parquet`` (Hive-style files) or ``iceberg`` (an Iceberg table in ``catalog``)."""
     reprocess: bool = False
     """Land objects that already landed in another batch again, replacing their rows
     (``--reprocess true``); otherwise they are skipped."""
+    output_kms_key: str = ""
+    """``--output_kms_key_arn``: the output key's ARN, the object marks' SSE-KMS key (empty:
+    the bucket's default encryption)."""
+    job_timeout_minutes: int = 0
+    """``--job_timeout_minutes``: the Glue job's timeout, the claims' lease (0: unknown, the
+    lease is Glue's longest timeout)."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], uris: Sequence[str]) -> JobArgs:
@@ -213,8 +228,13 @@ class JobArgs:
             tables=TableRule.from_json(args.get(contract.TABLES_ARGUMENT.removeprefix("--"), "")),
             quality_rules=args.get("quality_rules", ""),
             job_name=args.get("JOB_NAME", ""),
+            job_run_id=args.get("JOB_RUN_ID", ""),
             table_format=args.get("table_format") or contract.TABLE_FORMATS[0],
             reprocess=_reprocess(args),
+            output_kms_key=args.get(contract.OUTPUT_KMS_KEY_ARGUMENT.removeprefix("--"), ""),
+            job_timeout_minutes=_minutes(
+                args.get(contract.JOB_TIMEOUT_ARGUMENT.removeprefix("--"), "")
+            ),
         )
 
     def check(self) -> None:

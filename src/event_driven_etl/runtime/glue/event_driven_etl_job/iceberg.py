@@ -177,6 +177,18 @@ def publish_iceberg(
     return added_files(spark, name, job.batch_id)
 
 
+def withdraw_iceberg_rows(spark: SparkSession, job: JobArgs, ingested_at: str) -> None:
+    """Delete this batch's rows (its ``_ingested_at``) in one commit naming the batch: a run
+    that publishes nothing (a quality rule held its batch back, or it waits for another
+    batch holding one of its objects) leaves none of the rows an earlier attempt of its
+    batch committed (a crash after the commit, then a retry), as a Parquet run deletes its
+    batch's files (``landed.withdraw_batch_files``): its released marks and its report say
+    that none of its objects is in the table. Rows a committed MERGE retracted from other
+    batches stay retracted: the released marks name those batches, and the next batch
+    holding the object lands it."""
+    publish_iceberg(spark, job, [], ingested_at)
+
+
 _PARTIAL_FILE = "Cannot delete file where some, but not all, rows match filter"
 """Iceberg's refusal of an overwrite by filter that would drop part of a data file."""
 

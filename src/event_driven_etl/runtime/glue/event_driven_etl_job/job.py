@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Optional
 
 from pyspark.sql import SparkSession
 
 from .arguments import CatalogTable, JobArgs, job_input, parse_args
-from .iceberg import IcebergSchemaStore, publish_iceberg
-from .landed import Mark, already_landed, mark_landed, read_marks, retract_earlier_rows
+from .batch_lock import finish_interrupted
+from .batch_run import one_run_of_the_batch
+from .iceberg import IcebergSchemaStore, publish_iceberg, withdraw_iceberg_rows
+from .landed import (
+    Claims,
+    MarkLostError,
+    claim_lease,
+    claim_objects,
+    hold_batch_files,
+    mark_landed,
+    retract_earlier_rows,
+    table_marks,
+    withdraw_batch_files,
+)
 from .outcomes import Ledger, Verdicts
 from .plan import plan_reads
 from .probe import probe_objects
@@ -73,9 +85,11 @@ def run(
 
 
 def run_job(spark: SparkSession, job: JobArgs) -> RunReport:
-    """The run of ``job`` (see :func:`run`), with the session settings it relies on."""
+    """The run of ``job`` (see :func:`run`), with the session settings it relies on, as
+    the one run of its batch going (``batch_run``: another is waited for)."""
     job.check()
-    with session_settings(spark):
+    marks = table_marks(Storage(spark), job)
+    with session_settings(spark), one_run_of_the_batch(marks, job, lease=claim_lease(job)):
         if job.tables is not None:
             return run_tables(spark, job, job.tables, _stages)
         return _stages(spark, job)
@@ -87,13 +101,19 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
     storage = Storage(spark)
     report = start_report(storage, job)
     ledger = Ledger()
-    marks = read_marks(storage, job)
-    done = already_landed(storage, job, marks)
+    claims = claim_objects(
+        storage,
+        job,
+        report.ingestion_date,
+        withdraw=lambda: _withdraw_batch(spark, storage, job, report),
+    )
+    done = claims.skipped
     ledger.record(Verdicts(skipped=done))
     plan = plan_reads(probe_objects(spark, [u for u in job.uris if u not in done]))
     ledger.record(plan.verdicts)
     groups = [read_group(spark, list(members)) for members in plan.groups]
     gate = quality_gate(job)
+    published = False
     try:
         ledger.record(profile_groups(spark, groups))
         write = StagedWrite(
@@ -114,17 +134,56 @@ def _stages(spark: SparkSession, job: JobArgs) -> RunReport:
             report.held = hold_batch(job, ledger, str(blocked))
         else:
             ledger.record(Verdicts(refused=settled.refused))
-            replaced = [u for u in marks if ledger.is_open(u)]
+            replaced = [u for u in claims.earlier if ledger.is_open(u)]
             report.files = _publish(spark, storage, job, write.files, report, replaced=replaced)
+            published = True
             if report.files and isinstance(store, CatalogSchemaStore):
                 store.register_partition(report.ingestion_date)
     finally:
         for group in groups:
             group.frame.unpersist()
     landed = [u for u in job.uris if ledger.is_open(u)]
-    _keep_marks(spark, storage, job, report, landed=landed, marks=marks)
+    failed = _keep_marks_or_lost(
+        spark,
+        storage,
+        job,
+        report,
+        ledger=ledger,
+        landed=landed,
+        claims=claims,
+        published=published,
+    )
     publish_quality_metrics(job, gate)
-    return finish_report(storage, job, report, ledger, landed_rows(_rows(groups), gate), gate=gate)
+    rows = landed_rows(_rows(groups), gate)
+    return finish_report(storage, job, report, ledger, rows, gate=gate, failed=failed)
+
+
+_MARK_LOST = (
+    "its rows were published, but another batch took over this run's claim on it (its "
+    "lease lapsed) and holds its mark: that batch lands it and retracts these rows"
+)
+
+
+def _keep_marks_or_lost(
+    spark: SparkSession,
+    storage: Storage,
+    job: JobArgs,
+    report: RunReport,
+    *,
+    ledger: Ledger,
+    landed: list[str],
+    claims: Claims,
+    published: bool,
+) -> str:
+    """:func:`_keep_marks`; when an object's mark was lost (:class:`MarkLostError`), it is
+    skipped (another batch holds it) and the run fails with the error as its cause (its
+    report still says which objects landed, and their rows): the failure, else empty."""
+    try:
+        _keep_marks(spark, storage, job, report, landed=landed, claims=claims, published=published)
+    except MarkLostError as error:
+        ledger.record(Verdicts(skipped=dict.fromkeys(error.lost, _MARK_LOST)))
+        return f"{type(error).__name__}: {error}"
+    return ""
 
 
 def _keep_marks(
@@ -134,13 +193,32 @@ def _keep_marks(
     report: RunReport,
     *,
     landed: list[str],
-    marks: Mapping[str, Mark],
+    claims: Claims,
+    published: bool,
 ) -> None:
-    """Mark the objects that landed; a reprocessed object's earlier rows are retracted
-    (Parquet; an Iceberg table's are, in the batch's own commit: ``_publish``)."""
-    if report.files and not job.iceberg:
-        retract_earlier_rows(spark, storage, job, {u: marks[u] for u in landed if u in marks})
-    mark_landed(storage, job, landed, report.ingestion_date)
+    """Mark the objects that landed and release the other claims; a reprocessed object's
+    earlier rows are retracted (Parquet; an Iceberg table's are, in the batch's own commit:
+    ``_publish``). A run that published nothing (a quality rule held its batch back) first
+    removes what an earlier attempt of its batch published (:func:`_withdraw_batch`): its
+    releases and its report say that none of its objects is in the table."""
+    earlier = claims.earlier
+    if job.iceberg:
+        if not published:  # its commit never ran (held back): an earlier attempt's may have
+            _withdraw_batch(spark, storage, job, report)
+    elif report.files:
+        retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})
+    else:
+        withdraw_batch_files(storage, job, report.ingestion_date)
+    mark_landed(storage, job, claims, landed, report.ingestion_date)
+
+
+def _withdraw_batch(spark: SparkSession, storage: Storage, job: JobArgs, report: RunReport) -> None:
+    """Remove what an earlier attempt of this batch published: its Parquet files, or its rows
+    of an Iceberg table (one delete commit). A run that publishes nothing leaves none."""
+    if job.iceberg:
+        withdraw_iceberg_rows(spark, job, report.ingested_at)
+    else:
+        withdraw_batch_files(storage, job, report.ingestion_date)
 
 
 def _publish(
@@ -154,12 +232,15 @@ def _publish(
 ) -> list[str]:
     """Publish the staged files: one Iceberg commit replacing the batch's earlier rows (and,
     reprocessing, the ``replaced`` objects' rows of earlier batches), or the batch's Parquet
-    files in its partition."""
+    files in its partition, holding the batch's lock (a later run may be retracting a
+    reprocessed object's rows from its earlier files: ``batch_lock``)."""
     if job.iceberg:
         files = publish_iceberg(spark, job, staged, report.ingested_at, replaced=replaced)
         storage.delete(job.staging)
         return files
-    return publish(storage, job, staged, report.ingestion_date)
+    with hold_batch_files(storage, job, job.batch_id) as held:  # a retraction may be under way
+        finish_interrupted(storage, held, f"{job.output}ingestion_date={report.ingestion_date}/")
+        return publish(storage, job, staged, report.ingestion_date)
 
 
 def _schema_store(spark: SparkSession, storage: Storage, job: JobArgs) -> SchemaStore:

@@ -161,11 +161,12 @@ def finish_report(
     rows: Mapping[str, int],
     *,
     gate: Optional[QualityGate] = None,
+    failed: str = "",
 ) -> RunReport:
     """Every object's outcome, in the order the run was given them: refused (or quarantined),
     skipped, or landed with its ``rows``; the quality rules' results. Raises
     :class:`JobInputError` (after writing the report) when an object was refused or held
-    back by a quality rule."""
+    back by a quality rule, or the run ``failed`` (why: after landing its objects)."""
     if gate is not None:
         report.quality = gate.entries(full=True)
         report.quality_quarantine = gate.quarantine_location
@@ -181,7 +182,8 @@ def finish_report(
             report.outcomes.append(quarantine(storage, job, uri, str(decided.reason)))
         else:
             report.outcomes.append(decided)
-    return conclude(storage, job, report, blocked=gate.blocked if gate is not None else "")
+    blocked = gate.blocked if gate is not None and gate.blocked else failed
+    return conclude(storage, job, report, blocked=blocked)
 
 
 def conclude(storage: Storage, job: JobArgs, report: RunReport, *, blocked: str = "") -> RunReport:

@@ -1,4 +1,5 @@
-"""Small files and renames through Hadoop's FileSystem: the job's only S3 client."""
+"""Small files and renames through Hadoop's FileSystem: the job's S3 client for its data,
+reports and schema (the object marks' conditional writes go through boto3: ``mark_store``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def hadoop_conf(spark: SparkSession) -> Any:
 
 
 class Storage:
-    """Small files and renames through Hadoop's FileSystem (the script's only S3 client)."""
+    """Small files and renames through Hadoop's FileSystem (the script's S3 client but for
+    the marks' conditional writes)."""
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = jvm(spark)

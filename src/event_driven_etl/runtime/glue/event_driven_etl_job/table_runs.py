@@ -20,7 +20,9 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from .arguments import JobArgs
+from .batch_lock import LockLostError
 from .errors import JobInputError
+from .landed import ClaimConflictError, MarkLostError, ObjectHeldError
 from .names import first_line
 from .outcomes import Outcome
 from .report import RunReport, conclude, start_report
@@ -31,11 +33,16 @@ Stages = Callable[[SparkSession, JobArgs], RunReport]
 """One table's run (``job._stages``): raises ``JobInputError`` after landing the good objects."""
 
 
+_CLAIM_ERRORS = (ObjectHeldError, MarkLostError, ClaimConflictError, LockLostError)
+"""A table's run failing on its objects' claims or a batch's lock: that table fails."""
+
+
 def run_tables(spark: SparkSession, job: JobArgs, rule: TableRule, stages: Stages) -> RunReport:
     """Run ``stages`` once per table of ``job``'s objects; report them together.
 
     Raises :class:`JobInputError` (after every table ran and the report is written) when an
-    object was refused or a table's run failed on its input."""
+    object was refused or a table's run failed on its input or on its objects' claims
+    (:data:`_CLAIM_ERRORS`)."""
     storage = Storage(spark)
     overall = start_report(storage, job)
     by_table, unrouted = rule.group(job.uris)
@@ -51,6 +58,11 @@ def run_tables(spark: SparkSession, job: JobArgs, rule: TableRule, stages: Stage
                 reports[table] = error.report
             else:  # the table's run stopped before its report: none of its objects landed
                 failures[table] = first_line(str(error))
+        except _CLAIM_ERRORS as error:
+            # One table's objects held by another batch (or its marks or a batch's lock lost,
+            # or its claims in conflict) fail that table, named in the run's report and
+            # FAILED notification; the other tables still run.
+            failures[table] = f"{type(error).__name__}: {first_line(str(error))}"
     return _finish(
         storage,
         job,
