@@ -16,9 +16,10 @@ So before anything else a run takes ``<output>_runs/_active/<batch_id>.json``
 with the batch lock's conditional writes (``batch_lock.take_lock``), and frees it when it
 ends, failed or not. A run that finds it held by another run asks Glue how that run is
 (``glue:GetJobRun`` on the job, which the job's role may call on its own job): one that
-ended (``SUCCEEDED``, ``FAILED``, ``TIMEOUT``, ``STOPPED``, ``ERROR``, ``EXPIRED``, or gone)
-left it held by crashing, and the lease is taken over at once; one still going is waited
-for (jittered looks, at most 10 s apart), and this run then runs as that run's re-run. The
+ended (``SUCCEEDED``, ``FAILED``, ``ERROR``, ``EXPIRED``, or gone) left it held by crashing,
+and the lease is taken over at once, as it is from one Glue stopped (``TIMEOUT``,
+``STOPPED``) once its teardown margin passed; one still going is waited for (jittered
+looks, at most 10 s apart), and this run then runs as that run's re-run. The
 lease also lapses after the claims' (the job timeout plus margins): a run whose state Glue
 cannot tell is then taken over. A run outside Glue (no ``--JOB_RUN_ID``: a local run, the
 tests) cannot ask: it takes the lease at once, as runs of one process run one batch at a

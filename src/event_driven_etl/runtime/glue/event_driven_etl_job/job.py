@@ -207,8 +207,8 @@ def _keep_marks(
             _withdraw_batch(spark, storage, job, report)
     elif report.files:
         retract_earlier_rows(spark, storage, job, {u: earlier[u] for u in landed if u in earlier})
-    else:
-        withdraw_batch_files(storage, job, report.ingestion_date)
+    else:  # held back, or nothing left to publish: its earlier files go too
+        _withdraw_batch(spark, storage, job, report)
     mark_landed(storage, job, claims, landed, report.ingestion_date)
 
 
