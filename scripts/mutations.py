@@ -126,11 +126,11 @@ MUTATIONS = [
         ("tests/unit/test_trigger_handler.py", "-k", "concurrently"),
     ),
     Mutation(
-        "harness: the Glue script's catalog calls unchecked",
+        "harness: the Glue script's catalog and job-run calls unchecked",
         HARNESS + "_iam/gate.py",
-        '            "glue": self._check_catalog,\n',
+        '            "glue": self._check_glue_call,\n',
         "",
-        (PERMISSIONS, "-k", "catalog_access or own_clients"),
+        (PERMISSIONS, "-k", "catalog_access or own_clients or read_its_job_s_runs"),
     ),
     Mutation(
         "harness: the job-state rule's role unchecked",
