@@ -26,6 +26,7 @@ from ._events import JobStateRule, ObjectCreatedRule
 from ._faults import Faults
 from ._glue_emulation import ACTIVE_JOBS, GlueEmulator, GlueRunner, glue_hooks, modelled_duration
 from ._iam import AccessGate, Policies
+from ._iam.gate import glue_job_arn
 from ._layout import PipelineLayout
 from ._observation import executions
 from ._output import OutputReader
@@ -33,7 +34,7 @@ from ._provision import Emulation, provision
 from ._s3 import SourceUploads
 from ._spark import BucketMirror
 from ._stepfunctions import TASK_GATES
-from ._template import ACCOUNT, REGION, StackTemplate
+from ._template import REGION, StackTemplate
 from ._time import CLOCK, VirtualClock
 from ._trigger import EmulatedTrigger
 from ._webhdfs import S3Gateway
@@ -228,7 +229,7 @@ class Session:
             (layout.maintenance_notifier_id, emulation.maintenance_notifier_arn),
         ):
             if machine_id and arn:
-                gate = access.task_gate(access.role_of(machine_id), _glue_job_arn)
+                gate = access.task_gate(access.role_of(machine_id), glue_job_arn)
                 TASK_GATES[arn] = self._faults.failing_tasks(gate)
         glue_hooks.install()
         if self.glue is not None:
@@ -329,7 +330,3 @@ class Session:
             for machine in machines
             if machine
         )
-
-
-def _glue_job_arn(job_name: str) -> str:
-    return f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{job_name}"

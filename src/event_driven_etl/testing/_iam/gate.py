@@ -26,6 +26,12 @@ _GLUE_JOB_RUN_APIS = frozenset({"GetJobRun", "GetJobRuns", "StartJobRun", "Batch
 """Glue APIs whose resource is the job (``arn:aws:glue:<region>:<account>:job/<name>``:
 https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html)."""
 
+
+def glue_job_arn(job_name: str) -> str:
+    """The ARN IAM checks a job run's calls on (``StartJobRun``, ``GetJobRun``...)."""
+    return f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{job_name}"
+
+
 _S3_OBJECT_ACTIONS = {
     "HeadObject": "s3:GetObject",
     "CopyObject": "s3:PutObject",
@@ -174,8 +180,7 @@ class AccessGate:
     def _check_glue_call(self, principal: Principal, api: str, params: Mapping[str, Any]) -> None:
         """A job run's calls act on the job (``job/<name>``); the others on the catalog."""
         if api in _GLUE_JOB_RUN_APIS:
-            job = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{params.get('JobName', '')}"
-            self.policies.check(principal, f"glue:{api}", job)
+            self.policies.check(principal, f"glue:{api}", glue_job_arn(params.get("JobName", "")))
             return
         self._check_catalog(principal, api, params)
 
